@@ -1,0 +1,13 @@
+import type { ActivityDeps } from './deps.js';
+import { createSmokeActivities } from './smoke.js';
+
+export type { ActivityDeps } from './deps.js';
+
+/** Builds every activity with its dependencies injected (temporalio/samples-typescript `activities-dependency-injection`). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createSmokeActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

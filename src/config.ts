@@ -1,0 +1,135 @@
+/**
+ * Configuration, parsed once from the environment with zod (contract §2). A bad value stops the process with a message
+ * naming the variable; nothing else in the code base reads process.env for settings.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const DEV_KEY_FILE = path.resolve(import.meta.dirname, '..', '.local', 'token-encryption-key');
+
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.url();
+const optionalString = z.string().min(1).optional();
+const base64Key = z
+  .string()
+  .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+    message: 'must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)',
+  });
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('sage-sync'),
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').default('mongodb://127.0.0.1:27017'),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be a plain database name').default('sage_sync'),
+  PORT: port.default(3000),
+  PUBLIC_BASE_URL: url.default('http://localhost:3000').transform((v) => v.replace(/\/+$/, '')),
+  TOKEN_ENCRYPTION_KEY: base64Key.optional(),
+  /** Older keys still accepted for decryption while re-encrypting, `keyId:base64,keyId:base64`. */
+  TOKEN_ENCRYPTION_OLD_KEYS: z.string().optional(),
+  SAGE_ACCOUNTING_CLIENT_ID: optionalString,
+  SAGE_ACCOUNTING_CLIENT_SECRET: optionalString,
+  SAGE_ACCOUNTING_AUTH_URL: url.default('https://www.sageone.com/oauth2/auth/central?filter=apiv3.1'),
+  SAGE_ACCOUNTING_TOKEN_URL: url.default('https://oauth.accounting.sage.com/token'),
+  SAGE_ACCOUNTING_REVOKE_URL: url.default('https://oauth.accounting.sage.com/revoke'),
+  SAGE_ACCOUNTING_API_URL: url.default('https://api.accounting.sage.com/v3.1'),
+  SAGE_ACCOUNTING_SCOPE: z.enum(['full_access', 'readonly']).default('readonly'),
+  SAGE200_CLIENT_ID: optionalString,
+  SAGE200_CLIENT_SECRET: optionalString,
+  SAGE200_SUBSCRIPTION_KEY: optionalString,
+  SAGE200_AUTH_URL: url.default('https://id.sage.com/authorize'),
+  SAGE200_TOKEN_URL: url.default('https://id.sage.com/oauth/token'),
+  SAGE200_REVOKE_URL: url.default('https://id.sage.com/oauth/revoke'),
+  SAGE200_API_URL: url.default('https://api.columbus.sage.com/uk'),
+  SAGE200_AUDIENCE: z.string().min(1).default('s200ukipd/sage200'),
+  NOTIFY_WEBHOOK_URL: url.optional(),
+  NOTIFY_WEBHOOK_SECRET: optionalString,
+  /** Cap on concurrent Sage requests from one worker process across all tenants (Sage allows 150 per app). */
+  SAGE_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(150).default(100),
+  /** How often a full reconciliation (delete detection) runs per partition. */
+  FULL_SYNC_EVERY_HOURS: z.coerce.number().positive().default(24),
+  SIM_PORT: port.default(4010),
+  /** Optional bind address for Prometheus metrics of the worker process (the web server serves its own /metrics). */
+  WORKER_METRICS_PORT: port.optional(),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+export interface Config extends Omit<Env, 'TOKEN_ENCRYPTION_KEY'> {
+  /** The current token/payload encryption key (32 bytes) and its id; always present after loading. */
+  encryptionKey: { id: string; key: Buffer; source: 'env' | 'dev-file' };
+  oldEncryptionKeys: { id: string; key: Buffer }[];
+  redirectUri: string;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly issues: { variable: string; message: string }[]) {
+    super(`Invalid configuration: ${issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Key ids are derived from the key itself so every process agrees without extra configuration. */
+export function keyIdFor(key: Buffer): string {
+  // A short, non-secret fingerprint: the first bytes of SHA-256(key).
+  return `k-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+}
+
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset: `FOO= npm start` should behave like not setting FOO.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => ({ variable: String(i.path[0] ?? '?'), message: i.message })));
+  }
+  const e = parsed.data;
+  const issues: { variable: string; message: string }[] = [];
+  let encryptionKey: Config['encryptionKey'] | undefined;
+  if (e.TOKEN_ENCRYPTION_KEY) {
+    const key = Buffer.from(e.TOKEN_ENCRYPTION_KEY, 'base64');
+    encryptionKey = { id: keyIdFor(key), key, source: 'env' };
+  } else if (e.NODE_ENV !== 'production' && existsSync(DEV_KEY_FILE)) {
+    const key = Buffer.from(readFileSync(DEV_KEY_FILE, 'utf8').trim(), 'base64');
+    if (key.length === 32) encryptionKey = { id: keyIdFor(key), key, source: 'dev-file' };
+  }
+  if (!encryptionKey) {
+    issues.push({
+      variable: 'TOKEN_ENCRYPTION_KEY',
+      message: `required (32 bytes, base64). Generate one with \`openssl rand -base64 32\`; outside production \`npm start\` writes a dev key to ${DEV_KEY_FILE}`,
+    });
+  }
+  const oldEncryptionKeys: Config['oldEncryptionKeys'] = [];
+  for (const part of (e.TOKEN_ENCRYPTION_OLD_KEYS ?? '').split(',').filter(Boolean)) {
+    const key = Buffer.from(part.trim(), 'base64');
+    if (key.length !== 32) issues.push({ variable: 'TOKEN_ENCRYPTION_OLD_KEYS', message: 'each entry must be 32 bytes base64, comma-separated' });
+    else oldEncryptionKeys.push({ id: keyIdFor(key), key });
+  }
+  for (const [id, secret] of [
+    ['SAGE_ACCOUNTING_CLIENT_ID', 'SAGE_ACCOUNTING_CLIENT_SECRET'],
+    ['SAGE200_CLIENT_ID', 'SAGE200_CLIENT_SECRET'],
+  ] as const) {
+    if (Boolean(e[id]) !== Boolean(e[secret])) issues.push({ variable: e[id] ? secret : id, message: `set both ${id} and ${secret}, or neither` });
+  }
+  if (issues.length > 0 || !encryptionKey) throw new ConfigError(issues);
+  const { TOKEN_ENCRYPTION_KEY: _omit, ...rest } = e;
+  return { ...rest, encryptionKey, oldEncryptionKeys, redirectUri: `${e.PUBLIC_BASE_URL}/oauth/callback` };
+}
+
+let cached: Config | undefined;
+/** Parses the process environment once; on a bad value prints the problem naming the variable and exits(78). */
+export function loadConfig(): Config {
+  if (cached) return cached;
+  try {
+    cached = parseConfig(process.env);
+    return cached;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const i of err.issues) process.stderr.write(`config error: ${i.variable}: ${i.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}

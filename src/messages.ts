@@ -1,0 +1,115 @@
+/**
+ * Message definitions shared by clients (web, CLI, activities, tests) and workflows: names, input schemas and result
+ * shapes of contract §3. The string names are a wire contract and never change. This module is imported into the
+ * workflow sandbox, so it may only import pure code (zod, @temporalio/workflow definitions).
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+
+export const PROVIDERS = ['sage-accounting', 'sage-200'] as const;
+export const Provider = z.enum(PROVIDERS);
+export type Provider = z.infer<typeof Provider>;
+
+export const TenantId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenantId must match ^[A-Za-z0-9_.-]{1,64}$');
+
+export const connectionWorkflowId = (provider: Provider, tenantId: string) => `sage-connection:${provider}:${tenantId}`;
+export const syncScheduleId = (provider: Provider, tenantId: string) => `sage-sync:${provider}:${tenantId}`;
+
+/** Input of `tenantConnection`, as typed in the Temporal UI "Start Workflow" form (contract §3). */
+export const TenantConnectionInput = z
+  .object({
+    tenantId: TenantId,
+    provider: Provider,
+    sync: z.object({ intervalMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60) }).strict().default({ intervalMinutes: 60 }),
+    businessIds: z.array(z.string().min(1)).optional(),
+    sage200: z
+      .object({
+        edition: z.enum(['sage200', 'sage200extra']).default('sage200extra'),
+        sites: z.array(z.object({ siteId: z.string().min(1).optional(), companyId: z.string().min(1).optional() }).strict()).optional(),
+      })
+      .strict()
+      .optional(),
+    notifyWebhookUrl: z.url().optional(),
+  })
+  .strict();
+export type TenantConnectionInput = z.input<typeof TenantConnectionInput>;
+
+export const CONNECTION_STATES = ['awaiting_authorization', 'connected', 'reauthorization_required', 'disconnected'] as const;
+export type ConnectionState = (typeof CONNECTION_STATES)[number];
+
+/** A business (Sage Accounting) or company + site (Sage 200) being synced. `id` is the contract's partitionId. */
+export interface Partition {
+  id: string;
+  name: string;
+  /** Sage 200 only: sent as X-Site with every call. */
+  siteId?: string;
+}
+
+export interface PartitionSyncSummary {
+  finishedAt: string;
+  status: 'succeeded' | 'failed' | 'skipped';
+  mode: 'incremental' | 'full';
+  fetched: number;
+  upserted: number;
+  modified: number;
+  deleted: number;
+  quarantined: number;
+  error?: string;
+}
+
+/** Result of the `status` query. Never contains a secret. Dates are ISO strings. */
+export interface ConnectionStatus {
+  tenantId: string;
+  provider: Provider;
+  state: ConnectionState;
+  reason: string | null;
+  authorizationUrl: string | null;
+  tokenVersion: number | null;
+  accessTokenExpiresAt: string | null;
+  refreshTokenExpiresAt: string | null;
+  lastRefreshAt: string | null;
+  refreshCount: number;
+  partitions: Partition[];
+  lastSync: Record<string, PartitionSyncSummary>;
+  lastError?: string | null;
+}
+
+export const CompleteAuthorizationInput = z.object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() }).strict();
+export type CompleteAuthorizationInput = z.infer<typeof CompleteAuthorizationInput>;
+
+export const GetAccessTokenInput = z
+  .object({ minValidSeconds: z.number().int().min(0).max(3600).optional(), rejectedTokenVersion: z.number().int().min(0).optional() })
+  .strict();
+export type GetAccessTokenInput = z.infer<typeof GetAccessTokenInput>;
+export interface AccessTokenLease {
+  tokenVersion: number;
+  expiresAt: string;
+}
+
+export const SyncNowInput = z.object({ mode: z.enum(['incremental', 'full']).optional() }).strict();
+export type SyncNowInput = z.infer<typeof SyncNowInput>;
+export const DisconnectInput = z.object({ revoke: z.boolean().optional() }).strict();
+export type DisconnectInput = z.infer<typeof DisconnectInput>;
+
+export const statusQuery = defineQuery<ConnectionStatus>('status');
+export const completeAuthorizationUpdate = defineUpdate<ConnectionStatus, [CompleteAuthorizationInput]>('completeAuthorization');
+export const getAccessTokenUpdate = defineUpdate<AccessTokenLease, [GetAccessTokenInput]>('getAccessToken');
+export const syncNowSignal = defineSignal<[SyncNowInput]>('syncNow');
+export const disconnectSignal = defineSignal<[DisconnectInput]>('disconnect');
+/** Internal: a finished sync run reports its per-partition summary to the connection so `status.lastSync` is current. */
+export const syncReportSignal = defineSignal<[{ partitionId: string; summary: PartitionSyncSummary }]>('syncReport');
+
+/** Input of `syncCustomers` (started by the schedule; contract §3). */
+export const SyncCustomersInput = z.object({ tenantId: TenantId, provider: Provider, mode: z.enum(['incremental', 'full']).optional() }).strict();
+export type SyncCustomersInput = z.infer<typeof SyncCustomersInput>;
+
+/** Error types (ApplicationFailure.type) that cross process boundaries. */
+export const ErrorTypes = {
+  InvalidInput: 'InvalidInput',
+  ReauthorizationRequired: 'ReauthorizationRequired',
+} as const;
+
+/** Turns a zod error into one line that names each bad field. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`).join('; ');
+}

@@ -1,0 +1,25 @@
+/**
+ * The HTTP server (`npm run web`): OAuth connect/callback, the connections page, the Temporal codec endpoints, health
+ * and metrics. Each concern registers its routes from its own module under `routes/`.
+ */
+import type { Client } from '@temporalio/client';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Mongo } from '../lib/mongo.js';
+import { codecRoutes } from './routes/codec.js';
+import { healthRoutes } from './routes/health.js';
+
+export interface WebDeps {
+  config: Config;
+  client: Client;
+  mongo: Mongo;
+  log: Logger;
+}
+
+export async function buildServer(deps: WebDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, disableRequestLogging: true, trustProxy: true });
+  await app.register(codecRoutes(deps));
+  await app.register(healthRoutes(deps));
+  return app;
+}

@@ -1,0 +1,82 @@
+/**
+ * The Temporal worker (production entry, `npm run worker`). Connects to Temporal and MongoDB from config, registers the
+ * workflows by path (or the prebuilt bundle in production) and the activities built by `createActivities(deps)`, and
+ * shuts down cleanly on SIGINT/SIGTERM (the SDK drains in-flight tasks first).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from './config.js';
+import { createActivities } from './activities/index.js';
+import { logger } from './lib/logger.js';
+import { connectMongo, ensureIndexes, type Mongo } from './lib/mongo.js';
+import { connectClient } from './temporal/client.js';
+import { dataConverter } from './temporal/data-converter.js';
+
+export const WORKFLOWS_PATH = path.join(import.meta.dirname, 'workflows', existsSync(path.join(import.meta.dirname, 'workflows', 'index.ts')) ? 'index.ts' : 'index.js');
+export const WORKFLOW_BUNDLE_PATH = path.join(import.meta.dirname, '..', 'lib', 'workflow-bundle.js');
+
+export interface WorkerDeps {
+  config: Config;
+  connection: NativeConnection;
+  client: Client;
+  mongo: Mongo;
+  log: Logger;
+}
+
+/** Builds a worker; tests call this with their own task queue and a prebuilt bundle to save time. */
+export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
+  const useBundle = deps.config.NODE_ENV === 'production' && existsSync(WORKFLOW_BUNDLE_PATH);
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.config.TEMPORAL_NAMESPACE,
+    taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+    ...(useBundle ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ config: deps.config, mongo: deps.mongo, client: deps.client, log: deps.log }),
+    dataConverter: dataConverter(deps.config),
+    // Long sync activities heartbeat; give them time to record a checkpoint before the process exits.
+    shutdownGraceTime: '10s',
+    ...overrides,
+  });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = logger().child({ component: 'worker' });
+  Runtime.install({
+    logger: new DefaultLogger(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'INFO', (entry) => {
+      const level = entry.level.toLowerCase() as 'info';
+      (log[level] ?? log.info).call(log, { sdk: true, ...entry.meta }, entry.message);
+    }),
+    telemetryOptions: {
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
+      ...(config.WORKER_METRICS_PORT !== undefined
+        ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${config.WORKER_METRICS_PORT}` } } }
+        : {}),
+    },
+  });
+  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-worker' });
+  await ensureIndexes(mongo, (m) => log.warn(m));
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = await connectClient(config);
+  const worker = await createWorker({ config, connection, client, mongo, log });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: config.TEMPORAL_ADDRESS }, 'worker started');
+  try {
+    await worker.run(); // resolves after SIGINT/SIGTERM once in-flight tasks are done
+  } finally {
+    await connection.close();
+    await client.connection.close();
+    await mongo.close();
+    log.info('worker stopped');
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err) => {
+    logger().fatal({ err }, 'worker failed');
+    process.exit(1);
+  });
+}
