@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$here/infra/up.sh" || exit 1
+TEMPORAL_EPHEMERAL="${TEMPORAL_EPHEMERAL:-1}" bash "$here/infra/up.sh" || exit 1
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-$TEMPORAL_HOST:$TEMPORAL_PORT}"
 export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"
 export SAGE_SYNC_TEMPORAL_UI="http://$TEMPORAL_HOST:$TEMPORAL_UI_PORT"

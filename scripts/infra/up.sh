@@ -26,9 +26,12 @@ start_temporal() {
   bash "$here/install.sh" temporal
   local bin; bin="$(temporal_bin)"
   mkdir -p "$DATA_DIR/temporal"
+  # Test runs start from an empty in-memory server (TEMPORAL_EPHEMERAL=1) so no earlier run's schedules or timers linger.
+  local db_args=(--db-filename "$DATA_DIR/temporal/temporal-$TEMPORAL_PORT.db")
+  [ "${TEMPORAL_EPHEMERAL:-0}" = 1 ] && db_args=()
   log "starting Temporal dev server on $TEMPORAL_HOST:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT)"
   setsid "$bin" server start-dev --ip "$TEMPORAL_HOST" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-    --db-filename "$DATA_DIR/temporal/temporal-$TEMPORAL_PORT.db" \
+    "${db_args[@]}" \
     --search-attribute TenantId=Keyword --search-attribute SageProvider=Keyword --search-attribute ConnectionState=Keyword \
     --ui-codec-endpoint "$CODEC_ENDPOINT" --log-level warn \
     >"$RUN_DIR/temporal-$TEMPORAL_PORT.log" 2>&1 < /dev/null &
