@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import { loadConfig, type Config } from './config.js';
 import { createActivities } from './activities/index.js';
 import { logger } from './lib/logger.js';
+import { enableProcessMetrics } from './lib/metrics.js';
+import { sdkMetricsBindAddress, startWorkerMetricsServer } from './lib/metrics-server.js';
 import { connectMongo, ensureIndexes, type Mongo } from './lib/mongo.js';
 import { connectClient } from './temporal/client.js';
 import { dataConverter } from './temporal/data-converter.js';
@@ -54,10 +56,19 @@ async function main(): Promise<void> {
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
       ...(config.WORKER_METRICS_PORT !== undefined
-        ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${config.WORKER_METRICS_PORT}` } } }
+        ? { metrics: { prometheus: { bindAddress: sdkMetricsBindAddress(config.WORKER_METRICS_PORT) } } }
         : {}),
     },
   });
+  // One scrape target per worker: our counters + the SDK runtime metrics (src/lib/metrics-server.ts).
+  const metricsServer =
+    config.WORKER_METRICS_PORT !== undefined
+      ? await startWorkerMetricsServer({
+          port: config.WORKER_METRICS_PORT,
+          sdkMetricsUrl: `http://${sdkMetricsBindAddress(config.WORKER_METRICS_PORT)}/metrics`,
+        })
+      : undefined;
+  enableProcessMetrics();
   const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-worker' });
   await ensureIndexes(mongo, (m) => log.warn(m));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -70,6 +81,7 @@ async function main(): Promise<void> {
     await connection.close();
     await client.connection.close();
     await mongo.close();
+    metricsServer?.close();
     log.info('worker stopped');
   }
 }
