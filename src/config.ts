@@ -52,7 +52,16 @@ const EnvSchema = z.object({
   SAGE_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(150).default(100),
   /** How often a full reconciliation (delete detection) runs per partition. */
   FULL_SYNC_EVERY_HOURS: z.coerce.number().positive().default(24),
+  /** Customer sync: incremental runs re-read this much before the watermark (clock skew, inclusive ties, late commits). */
+  SYNC_OVERLAP_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** Customer sync: heartbeat timeout of the per-partition activity (how soon a killed worker's page loop is resumed). */
+  SYNC_HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(600).default(60),
+  /** Customer sync page sizes: Sage Accounting `items_per_page` (max 200) and Sage 200 `$top` (max 5000). */
+  SAGE_ACCOUNTING_PAGE_SIZE: z.coerce.number().int().min(1).max(200).default(200),
+  SAGE200_PAGE_SIZE: z.coerce.number().int().min(1).max(5000).default(1000),
   SIM_PORT: port.default(4010),
+  /** Where operators open the Temporal Web UI; the connections page and the CLI link workflows there. */
+  TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233').transform((v) => v.replace(/\/+$/, '')),
   /** Optional bind address for Prometheus metrics of the worker process (the web server serves its own /metrics). */
   WORKER_METRICS_PORT: port.optional(),
 });

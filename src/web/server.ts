@@ -9,6 +9,8 @@ import type { Config } from '../config.js';
 import type { Mongo } from '../lib/mongo.js';
 import { codecRoutes } from './routes/codec.js';
 import { healthRoutes } from './routes/health.js';
+import { connectionsPageRoutes } from './routes/connections-page.js';
+import { metricsRoutes } from './routes/metrics.js';
 
 export interface WebDeps {
   config: Config;
@@ -21,5 +23,7 @@ export async function buildServer(deps: WebDeps): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, disableRequestLogging: true, trustProxy: true });
   await app.register(codecRoutes(deps));
   await app.register(healthRoutes(deps));
+  await app.register(connectionsPageRoutes(deps));
+  await app.register(metricsRoutes(deps));
   return app;
 }
