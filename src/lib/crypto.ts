@@ -1,0 +1,43 @@
+/**
+ * AES-256-GCM with a key id, shared by the token store and the Temporal payload codec. Layout of a sealed value:
+ * 12-byte IV | ciphertext | 16-byte tag. The key id travels beside it so keys can rotate without losing old data.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+export interface KeyRing {
+  current: { id: string; key: Buffer };
+  /** Every key that may decrypt, current included. */
+  byId: Map<string, Buffer>;
+}
+
+export function keyRing(current: { id: string; key: Buffer }, old: { id: string; key: Buffer }[] = []): KeyRing {
+  const byId = new Map<string, Buffer>(old.map((k) => [k.id, k.key]));
+  byId.set(current.id, current.key);
+  return { current, byId };
+}
+
+export class DecryptionError extends Error {
+  override name = 'DecryptionError';
+}
+
+export function seal(ring: KeyRing, plaintext: Buffer, aad?: Buffer): { keyId: string; data: Buffer } {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', ring.current.key, iv);
+  if (aad) cipher.setAAD(aad);
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { keyId: ring.current.id, data: Buffer.concat([iv, body, cipher.getAuthTag()]) };
+}
+
+export function open(ring: KeyRing, keyId: string, data: Buffer, aad?: Buffer): Buffer {
+  const key = ring.byId.get(keyId);
+  if (!key) throw new DecryptionError(`no key with id ${keyId} is configured (set TOKEN_ENCRYPTION_OLD_KEYS while rotating)`);
+  if (data.length < 28) throw new DecryptionError('sealed value too short');
+  const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12));
+  if (aad) decipher.setAAD(aad);
+  decipher.setAuthTag(data.subarray(data.length - 16));
+  try {
+    return Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]);
+  } catch {
+    throw new DecryptionError('authentication failed: wrong key or tampered data');
+  }
+}
