@@ -3,6 +3,7 @@
  * shapes of contract §3. The string names are a wire contract and never change. This module is imported into the
  * workflow sandbox, so it may only import pure code (zod, @temporalio/workflow definitions).
  */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 
@@ -72,6 +73,10 @@ export interface ConnectionStatus {
   partitions: Partition[];
   lastSync: Record<string, PartitionSyncSummary>;
   lastError?: string | null;
+  /** Result of the last connection test (partitions listed right after consent and on later checks). */
+  connection?: { available: boolean; reason: string | null; checkedAt: string; leadBusinessId?: string | null } | null;
+  /** When the workflow next wakes on its own (keep-alive refresh, consent URL renewal); null when it only waits. */
+  nextWakeAt?: string | null;
 }
 
 export const CompleteAuthorizationInput = z.object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() }).strict();
@@ -98,6 +103,19 @@ export const syncNowSignal = defineSignal<[SyncNowInput]>('syncNow');
 export const disconnectSignal = defineSignal<[DisconnectInput]>('disconnect');
 /** Internal: a finished sync run reports its per-partition summary to the connection so `status.lastSync` is current. */
 export const syncReportSignal = defineSignal<[{ partitionId: string; summary: PartitionSyncSummary }]>('syncReport');
+
+/**
+ * Internal (web → workflow): mints a fresh consent URL with a new single-use `state` (the `/connect` route calls it so
+ * every click gets its own short-lived state). Not part of the public contract.
+ */
+export const beginAuthorizationUpdate = defineUpdate<{ authorizationUrl: string; expiresAt: string }, [{ country?: string }]>('beginAuthorization');
+/** Internal (web → workflow): Sage redirected back with `?error=` (e.g. `access_denied`) for one of our states. */
+export const authorizationDeniedSignal = defineSignal<[{ state: string; error: string; description?: string }]>('authorizationDenied');
+
+/** Search attributes of contract §3 (Keyword), registered on the namespace by `infra:up`. */
+export const TenantIdSearchAttribute = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
+export const SageProviderSearchAttribute = defineSearchAttributeKey('SageProvider', SearchAttributeType.KEYWORD);
+export const ConnectionStateSearchAttribute = defineSearchAttributeKey('ConnectionState', SearchAttributeType.KEYWORD);
 
 /** Input of `syncCustomers` (started by the schedule; contract §3). */
 export const SyncCustomersInput = z.object({ tenantId: TenantId, provider: Provider, mode: z.enum(['incremental', 'full']).optional() }).strict();

@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './deps.js';
+import { createScheduleActivities } from './schedule.js';
 import { createSmokeActivities } from './smoke.js';
 
 export type { ActivityDeps } from './deps.js';
@@ -7,6 +8,7 @@ export type { ActivityDeps } from './deps.js';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),
+    ...createScheduleActivities(deps),
   };
 }
 

@@ -1,0 +1,83 @@
+/**
+ * How any process gets a usable access token for a connection: ask the connection workflow (`getAccessToken` update),
+ * which refreshes at most once however many callers ask at the same time and answers with a version, then read and
+ * decrypt that version from the token store. No secret ever travels through Temporal.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { isGrpcServiceError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Config } from '../config.js';
+import { ReauthorizationRequiredError } from '../errors.js';
+import type { Mongo } from '../lib/mongo.js';
+import { connectionWorkflowId, ErrorTypes, getAccessTokenUpdate, type Provider } from '../messages.js';
+import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { openTokens, readTokenDoc } from './store.js';
+
+/** gRPC status codes (grpc-js is not a direct dependency). */
+const grpcStatus = { NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8 } as const;
+
+/** Rejections that mean "ask again in a moment" (the workflow is continuing as new, or too many updates are in flight). */
+export const RETRY_LATER_ERROR_TYPE = 'RetryLater';
+/** The token could not be refreshed for a transient reason and the current one is (nearly) expired. */
+export const TOKEN_UNAVAILABLE_ERROR_TYPE = 'TokenUnavailable';
+
+export class TokenUnavailableError extends Error {
+  override name = TOKEN_UNAVAILABLE_ERROR_TYPE;
+}
+
+export interface AccessTokenResult {
+  accessToken: string;
+  tokenVersion: number;
+  expiresAt: string;
+}
+
+function isRetryLater(err: unknown): boolean {
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause.type === RETRY_LATER_ERROR_TYPE;
+  // The server allows 10 updates in flight per workflow; beyond that it answers RESOURCE_EXHAUSTED (the client has
+  // already retried a few times by then). A run that just continued-as-new answers NOT_FOUND for a moment.
+  if (isGrpcServiceError(err)) return err.code === grpcStatus.RESOURCE_EXHAUSTED || err.code === grpcStatus.NOT_FOUND;
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if (cause && isGrpcServiceError(cause)) return cause.code === grpcStatus.RESOURCE_EXHAUSTED;
+  return false;
+}
+
+export async function acquireAccessToken(
+  deps: { client: Client; mongo: Mongo; config: Config },
+  conn: { tenantId: string; provider: Provider },
+  opts: { rejectedTokenVersion?: number; minValidSeconds?: number; deadlineMs?: number } = {},
+): Promise<AccessTokenResult> {
+  const workflowId = connectionWorkflowId(conn.provider, conn.tenantId);
+  const handle = deps.client.workflow.getHandle(workflowId);
+  const args = {
+    ...(opts.minValidSeconds !== undefined ? { minValidSeconds: opts.minValidSeconds } : {}),
+    ...(opts.rejectedTokenVersion !== undefined ? { rejectedTokenVersion: opts.rejectedTokenVersion } : {}),
+  };
+  const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
+  for (let attempt = 0; ; attempt++) {
+    let lease;
+    try {
+      lease = await handle.executeUpdate(getAccessTokenUpdate, { args: [args] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new ReauthorizationRequiredError('connection_not_found', `no connection workflow ${workflowId}`);
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+        if (err.cause.type === ErrorTypes.ReauthorizationRequired) {
+          const reason = typeof err.cause.details?.[0] === 'string' ? (err.cause.details[0] as string) : 'reauthorization_required';
+          throw new ReauthorizationRequiredError(reason, err.cause.message);
+        }
+        if (err.cause.type === TOKEN_UNAVAILABLE_ERROR_TYPE) throw new TokenUnavailableError(err.cause.message);
+      }
+      if (isRetryLater(err) && Date.now() < deadline) {
+        // Jittered backoff so a crowd of callers does not come back in lockstep.
+        await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+        continue;
+      }
+      throw err;
+    }
+    const doc = await readTokenDoc(deps.mongo, workflowId);
+    if (!doc) throw new ReauthorizationRequiredError('tokens_missing', `no stored tokens for ${workflowId}`);
+    // The store can only be ahead of the lease (a newer version is valid too), never behind it.
+    if (doc.version < lease.tokenVersion) throw new Error(`token store for ${workflowId} is at version ${doc.version}, behind lease ${lease.tokenVersion}`);
+    const tokens = openTokens(keyRingFromConfig(deps.config), doc);
+    return { accessToken: tokens.accessToken, tokenVersion: doc.version, expiresAt: doc.accessTokenExpiresAt.toISOString() };
+  }
+}
