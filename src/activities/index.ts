@@ -1,6 +1,7 @@
 import type { ActivityDeps } from './deps.js';
 import { createScheduleActivities } from './schedule.js';
 import { createSmokeActivities } from './smoke.js';
+import { createSyncActivities } from './sync.js';
 
 export type { ActivityDeps } from './deps.js';
 
@@ -9,6 +10,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),
     ...createScheduleActivities(deps),
+    ...createSyncActivities(deps),
   };
 }
 

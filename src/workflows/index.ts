@@ -1,2 +1,3 @@
 // Every workflow the worker runs is exported from here: the worker loads this module by path into its sandbox.
 export * from './smoke.js';
+export * from './sync-customers.js';

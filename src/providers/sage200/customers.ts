@@ -1,0 +1,91 @@
+/**
+ * Sage 200 customers as a `CustomerSource`.
+ *
+ * Paging is keyset-style on `(date_time_updated, id)`: every request carries `$orderby=date_time_updated asc, id asc`
+ * (Sage rejects `$skip` without `$orderby`, and unordered paging is unstable anyway), a `$filter=date_time_updated ge T`
+ * from the last timestamp seen, and `$skip` only for the rows already consumed *at* that timestamp (ties). So a customer
+ * updated during the run moves behind us and is read again instead of shifting every later page by one, which would
+ * make a full reconciliation flag a live customer as deleted. The listing ends when a page has fewer than `$top` rows.
+ * No deletion feed exists for Sage 200: deletions come from full reconciliation only.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+import type { SageHttp } from '../http.js';
+import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext, SyncTarget } from '../types.js';
+import { serverDate } from '../sage-accounting/api.js';
+import { getList, sage200Base, sage200Headers } from './api.js';
+import { mapSage200Customer } from './mapping.js';
+
+/** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
+export const SAGE200_MAX_PAGE = 5000;
+export const ORDER_BY = 'date_time_updated asc, id asc';
+
+const KeysetCursor = z.object({
+  /** ISO timestamp (ms, `Z`) the next page starts at (inclusive), or null for "from the beginning". */
+  from: z.string().nullable(),
+  /** Rows at exactly `from` (in `id asc` order) already consumed. */
+  skip: z.number().int().nonnegative(),
+});
+type KeysetCursor = z.infer<typeof KeysetCursor>;
+
+/** Millisecond ISO form used both in `$filter` and for tie comparison (Sage sends a variable number of fraction digits). */
+export function normalizeTimestamp(value: unknown): string | null {
+  if (typeof value !== 'string' || value.length === 0) return null;
+  const withZone = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`;
+  const d = new Date(withZone);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** Where the next page starts, given the rows of this one (pure; unit-tested). */
+export function advanceKeyset(cursor: KeysetCursor, records: unknown[]): KeysetCursor {
+  let { from, skip } = cursor;
+  for (const r of records) {
+    const ts = normalizeTimestamp((r as { date_time_updated?: unknown } | null)?.date_time_updated);
+    if (ts === null || ts === from) {
+      skip++; // a tie (or an undatable row, which Sage still counted in this position)
+    } else if (from !== null && ts < from) {
+      throw ApplicationFailure.nonRetryable(
+        `Sage 200 returned rows out of order (${ts} after ${from}); $orderby not honoured, refusing to page on`,
+        'SageProtocolError',
+      );
+    } else {
+      from = ts;
+      skip = 1;
+    }
+  }
+  return { from, skip };
+}
+
+export function buildCustomersUrl(base: string, cursor: KeysetCursor, top: number): URL {
+  const url = new URL(`${base}/customers`);
+  url.searchParams.set('$top', String(top));
+  url.searchParams.set('$orderby', ORDER_BY); // always: `$skip` is only valid (and stable) under `$orderby`
+  if (cursor.from) url.searchParams.set('$filter', `date_time_updated ge ${cursor.from}`);
+  if (cursor.skip > 0) url.searchParams.set('$skip', String(cursor.skip));
+  return url;
+}
+
+export function createSage200Source(http: SageHttp, config: Pick<Config, 'SAGE200_API_URL' | 'SAGE200_SUBSCRIPTION_KEY'>): CustomerSource {
+  const key = config.SAGE200_SUBSCRIPTION_KEY;
+  return {
+    provider: 'sage-200',
+    partitionHeaders: (target: SyncTarget) => sage200Headers(target, key),
+
+    startCursor(mode, since) {
+      return { from: mode === 'incremental' && since ? since.toISOString() : null, skip: 0 } satisfies KeysetCursor;
+    },
+
+    async fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<CustomerPage> {
+      const parsed = KeysetCursor.safeParse(cursor);
+      if (!parsed.success) throw ApplicationFailure.nonRetryable('bad Sage 200 cursor', 'InvalidInput');
+      const top = Math.min(SAGE200_MAX_PAGE, Math.max(1, opts.pageSize));
+      const url = buildCustomersUrl(sage200Base(config, ctx.edition), parsed.data, top);
+      const { items, headers } = await getList(http, ctx, url, key);
+      const nextCursor = items.length < top ? null : advanceKeyset(parsed.data, items);
+      return { records: items, nextCursor, serverTime: serverDate(headers) };
+    },
+
+    mapCustomer: mapSage200Customer,
+  };
+}

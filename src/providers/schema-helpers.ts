@@ -1,0 +1,54 @@
+/**
+ * zod building blocks shared by the provider mappings: Sage sends decimals as numbers or as decimal strings
+ * (`"2000.0"`), ids as strings or integers, and free text of any length; these turn all of that into contract types or a
+ * readable rejection reason.
+ */
+import { z } from 'zod';
+
+/** Longest free-text field we store; a longer value is a bad record (quarantined), not something to truncate silently. */
+export const MAX_TEXT = 2_000;
+
+/** Optional free text: `null`/absent → null, an over-long string is rejected. */
+export const text = (max = MAX_TEXT) =>
+  z
+    .string()
+    .max(max, `longer than ${max} characters`)
+    .nullish()
+    .transform((v) => (v === undefined || v === null || v.trim() === '' ? null : v));
+
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+/** A Sage decimal: a JSON number or a decimal string (`"1120.92"`); absent → null; anything else is rejected. */
+export const decimal = z
+  .union([z.number().finite(), z.string().trim().regex(DECIMAL, 'not a decimal number')])
+  .nullish()
+  .transform((v) => (v === undefined || v === null ? null : typeof v === 'number' ? v : Number(v)));
+
+/** An ISO-8601 timestamp with a zone (Sage sends `Z` or `+01:00`), parsed to a Date. */
+export const timestamp = z.iso
+  .datetime({ offset: true, message: 'not an ISO-8601 timestamp with zone' })
+  .transform((v) => new Date(v));
+
+/** An id Sage may send as a string or an integer; stored as a string (contract §7). */
+export const externalId = z.union([
+  z.string().trim().min(1, 'empty id').max(64, 'id longer than 64 characters'),
+  z.number().int().nonnegative().transform(String),
+]);
+
+/** Best-effort id extraction from an item that failed validation, so the quarantine entry still names the record. */
+export function looseId(raw: unknown): string | null {
+  if (raw && typeof raw === 'object' && 'id' in raw) {
+    const id = (raw as { id: unknown }).id;
+    if (typeof id === 'string' && id.length > 0 && id.length <= 64) return id;
+    if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
+  }
+  return null;
+}
+
+/** One line naming every bad field, e.g. `credit_limit: not a decimal number; name: longer than 2000 characters`. */
+export function zodReason(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(record)'}: ${i.message}`)
+    .join('; ');
+}

@@ -1,0 +1,44 @@
+/**
+ * Soft deletes (`deleted: true`, `deletedAt`): from a deletion feed (Sage Accounting `deleted_since`) and from full
+ * reconciliation, which flags what a run that finished WITHOUT error no longer saw. Documents are never removed.
+ */
+import type { Collection } from 'mongodb';
+import { customerId, customerIdPrefix, type CustomerDoc, type PartitionKey } from './documents.js';
+
+/** Flags the given customer `_id`s as deleted, in one unordered bulk; ids that are unknown or already deleted are no-ops. */
+export async function flagDeleted(coll: Collection<CustomerDoc>, ids: string[], now: Date, deletedAt?: (id: string) => Date | null): Promise<number> {
+  if (ids.length === 0) return 0;
+  let flagged = 0;
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
+    const res = await coll.bulkWrite(
+      chunk.map((_id) => ({
+        updateOne: { filter: { _id, deleted: false }, update: { $set: { deleted: true, deletedAt: deletedAt?.(_id) ?? now, syncedAt: now } } },
+      })),
+      { ordered: false },
+    );
+    flagged += res.modifiedCount;
+  }
+  return flagged;
+}
+
+export async function flagDeletedExternal(coll: Collection<CustomerDoc>, k: PartitionKey, refs: { externalId: string; deletedAt: Date | null }[], now: Date): Promise<number> {
+  const at = new Map(refs.map((r) => [customerId(k, r.externalId), r.deletedAt]));
+  return flagDeleted(coll, [...at.keys()], now, (id) => at.get(id) ?? null);
+}
+
+/** `_id`s of the partition's live customers (an `_id` range: the indexed path on FerretDB too). */
+export async function liveCustomerIds(coll: Collection<CustomerDoc>, k: PartitionKey): Promise<string[]> {
+  const prefix = customerIdPrefix(k);
+  const docs = await coll
+    .find({ _id: { $gte: prefix, $lt: `${prefix}\uffff` }, deleted: false }, { projection: { _id: 1 } })
+    .toArray();
+  return docs.map((d) => d._id);
+}
+
+/** Full reconciliation, one pass: every live customer of the partition that the finished run did not see is flagged. */
+export async function reconcileUnseen(coll: Collection<CustomerDoc>, k: PartitionKey, seenExternalIds: Set<string>, now: Date): Promise<number> {
+  const prefix = customerIdPrefix(k);
+  const unseen = (await liveCustomerIds(coll, k)).filter((id) => !seenExternalIds.has(id.slice(prefix.length)));
+  return flagDeleted(coll, unseen, now);
+}

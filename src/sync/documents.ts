@@ -1,0 +1,61 @@
+/**
+ * The MongoDB documents of contract §4 and their deterministic `_id`s. Every write is a point operation on these ids.
+ */
+import type { Provider } from '../messages.js';
+import type { NormalizedCustomer } from '../providers/types.js';
+import { payloadHash } from './hash.js';
+
+export interface PartitionKey {
+  tenantId: string;
+  provider: Provider;
+  partitionId: string;
+}
+
+export const customerId = (k: PartitionKey, externalId: string) => `${k.provider}:${k.tenantId}:${k.partitionId}:${externalId}`;
+/** Prefix shared by every customer `_id` of a partition (for `_id` range scans, the indexed path on FerretDB). */
+export const customerIdPrefix = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}:`;
+export const syncRunId = (syncWorkflowId: string, partitionId: string) => `${syncWorkflowId}:${partitionId}`;
+export const syncStateId = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}`;
+/** A rejected record without a usable id is still keyed per partition; the payload hash keeps entries distinct. */
+export const quarantineId = (k: PartitionKey, externalId: string | null, raw: unknown) =>
+  `${customerId(k, externalId ?? '?')}:${payloadHash(raw)}`;
+
+export interface CustomerDoc extends PartitionKey, NormalizedCustomer {
+  _id: string;
+  deleted: boolean;
+  deletedAt: Date | null;
+  syncedAt: Date;
+  raw: unknown;
+  /** Internal: hash of the raw record, so unchanged records are not rewritten. */
+  contentHash: string;
+}
+
+/**
+ * MongoDB (and FerretDB) refuse field names that start with `$` or contain `.` in stored documents, and Sage sends
+ * `$path` in every item. As MongoDB's documentation recommends, those characters are replaced by their full-width
+ * forms (U+FF04 `＄`, U+FF0E `．`); everything else in `raw` is exactly as received.
+ */
+export function storableRaw(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(storableRaw);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k.replace(/^\$/, '\uFF04').replace(/\./g, '\uFF0E')] = storableRaw(v);
+  }
+  return out;
+}
+
+export function buildCustomerDoc(k: PartitionKey, customer: NormalizedCustomer, raw: unknown, hash: string, now: Date): CustomerDoc {
+  return {
+    _id: customerId(k, customer.externalId),
+    tenantId: k.tenantId,
+    provider: k.provider,
+    partitionId: k.partitionId,
+    ...customer,
+    deleted: false,
+    deletedAt: null,
+    syncedAt: now,
+    raw: storableRaw(raw),
+    contentHash: hash,
+  };
+}

@@ -1,0 +1,238 @@
+/**
+ * One partition's customer sync, outside Temporal: page loop → validate → write → checkpoint, then deletions.
+ * The activity (`src/activities/sync.ts`) wraps it with heartbeats; the benchmark calls it directly.
+ *
+ * After every page the checkpoint (cursor, counts, watermark) is written to `sync_runs` and handed to `onCheckpoint`
+ * (the activity heartbeat), so a killed worker resumes at the page after the last checkpoint. Writes are idempotent by
+ * `_id` and content hash, so the one page that may be re-read after a crash changes nothing twice.
+ */
+import { SageApiError } from '../errors.js';
+import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
+import type { PartitionSyncSummary } from '../messages.js';
+import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
+import { writeCustomers } from './bulk-writer.js';
+import { flagDeletedExternal, reconcileUnseen } from './deletions.js';
+import { buildCustomerDoc, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
+import { contentHash } from './hash.js';
+import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
+import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
+import { clearSeen, loadSeen, recordSeen, type SeenPageDoc } from './seen.js';
+import type { TokenSource } from './tokens.js';
+import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
+
+export const SYNC_STATE_COLLECTION = 'sync_state';
+export const SYNC_SEEN_COLLECTION = 'sync_seen';
+
+export interface PartitionSyncDeps {
+  mongo: Mongo;
+  source: CustomerSource;
+  tokens: TokenSource;
+  pageSize: number;
+  overlapSeconds: number;
+  now?: () => Date;
+  /** Called after each durable checkpoint (the activity heartbeats here). */
+  onCheckpoint?: (cp: Checkpoint) => void | Promise<void>;
+  log?: { info: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void };
+}
+
+export interface PartitionSyncInput {
+  target: SyncTarget;
+  mode: SyncMode;
+  /** Id of the `syncCustomers` workflow run; `sync_runs._id` = `{syncWorkflowId}:{partitionId}`. */
+  syncWorkflowId: string;
+  /** A checkpoint to continue from (heartbeat details of a previous attempt); the newer of it and `sync_runs` wins. */
+  resumeFrom?: Checkpoint | null;
+  attempt?: number;
+}
+
+export interface PartitionSyncResult {
+  partitionId: string;
+  summary: PartitionSyncSummary;
+  checkpoint: Checkpoint;
+}
+
+const PHASE_ORDER: Record<Checkpoint['phase'], number> = { customers: 0, deletions: 1, done: 2 };
+
+/** The further-along of two checkpoints (the heartbeat can lag behind `sync_runs` because heartbeats are throttled). */
+export function laterCheckpoint(a: Checkpoint | null | undefined, b: Checkpoint | null | undefined): Checkpoint | null {
+  if (!a) return b ?? null;
+  if (!b) return a;
+  if (PHASE_ORDER[a.phase] !== PHASE_ORDER[b.phase]) return PHASE_ORDER[a.phase] > PHASE_ORDER[b.phase] ? a : b;
+  return a.counts.pages >= b.counts.pages ? a : b;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyncInput): Promise<PartitionSyncResult> {
+  const now = deps.now ?? (() => new Date());
+  const { target, mode } = input;
+  const key: PartitionKey = { tenantId: target.tenantId, provider: target.provider, partitionId: target.partition.id };
+  const runKey = `${input.syncWorkflowId}:${target.partition.id}`;
+  const customers = deps.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
+  const quarantine = deps.mongo.collection<QuarantineDoc>(COLLECTIONS.quarantine);
+  const runs = deps.mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
+  const stateColl = deps.mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
+  const seenColl = deps.mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION);
+
+  const state = await readState(stateColl, syncStateId(key));
+  const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
+  const run = await startRun(
+    runs,
+    runKey,
+    { ...key, syncWorkflowId: input.syncWorkflowId, mode, watermarkFrom: state?.watermark ? new Date(state.watermark.updatedAt) : null, attempt: input.attempt ?? 1 },
+    now(),
+  );
+  const cp: Checkpoint = structuredClone(
+    laterCheckpoint(input.resumeFrom, run?.checkpoint) ?? {
+      phase: 'customers',
+      cursor: null,
+      counts: zeroCounts(),
+      watermark: null,
+      serverStartedAt: null,
+      deletionPages: 0,
+    },
+  );
+
+  let token: { accessToken: string; tokenVersion: number } | null = null;
+  async function withToken<T>(fn: (ctx: RequestContext) => Promise<T>): Promise<T> {
+    token ??= await deps.tokens.get();
+    try {
+      return await fn({ ...target, accessToken: token.accessToken });
+    } catch (err) {
+      if (!(err instanceof SageApiError) || err.status !== 401) throw err;
+      // Sage rejected the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
+      token = await deps.tokens.get({ rejectedTokenVersion: token.tokenVersion });
+      return fn({ ...target, accessToken: token.accessToken });
+    }
+  }
+
+  async function checkpoint(): Promise<void> {
+    await checkpointRun(runs, runKey, cp, now());
+    await deps.onCheckpoint?.(structuredClone(cp));
+  }
+
+  try {
+    if (cp.phase === 'customers') {
+      let cursor = cp.cursor ?? deps.source.startCursor(mode, since);
+      for (;;) {
+        const page = await withToken((ctx) => deps.source.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
+        const at = now();
+        cp.serverStartedAt ??= (page.serverTime ?? at).toISOString();
+        const docs: CustomerDoc[] = [];
+        const mapped: NormalizedCustomer[] = [];
+        const rejected: Rejected[] = [];
+        const seenIds: string[] = [];
+        for (const raw of page.records) {
+          const r = deps.source.mapCustomer(raw);
+          if (r.ok) {
+            mapped.push(r.customer);
+            seenIds.push(r.customer.externalId);
+            docs.push(buildCustomerDoc(key, r.customer, raw, contentHash(raw), at));
+          } else if (!r.skip) {
+            rejected.push({ externalId: r.externalId, reason: r.reason, raw });
+            // A customer whose latest version is malformed still exists: never reconcile it away.
+            if (r.externalId) seenIds.push(r.externalId);
+          }
+        }
+        const written = await writeCustomers(customers, docs);
+        const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
+        cp.counts.pages += 1;
+        if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
+        cp.counts.fetched += page.records.length;
+        cp.counts.upserted += written.upserted;
+        cp.counts.modified += written.modified;
+        cp.counts.quarantined += quarantined;
+        cp.watermark = advanceWatermark(cp.watermark, mapped);
+        cp.cursor = page.nextCursor;
+        if (!page.nextCursor) cp.phase = 'deletions';
+        await checkpoint();
+        if (!page.nextCursor) break;
+        cursor = page.nextCursor;
+      }
+    }
+
+    if (cp.phase === 'deletions') {
+      if (mode === 'full') {
+        // Only reached when every page was read without error: what was not seen is gone from Sage.
+        const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
+        cp.counts.deleted += await reconcileUnseen(customers, key, seen, now());
+      } else if (deps.source.deletions && state?.deletionsSince) {
+        const feed = deps.source.deletions;
+        let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);
+        for (;;) {
+          const page = await withToken((ctx) => feed.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
+          cp.counts.deleted += await flagDeletedExternal(customers, key, page.deletions, now());
+          cp.counts.pages += 1;
+          cp.deletionPages += 1;
+          cp.cursor = page.nextCursor;
+          if (!page.nextCursor) break;
+          await checkpoint();
+          cursor = page.nextCursor;
+        }
+      }
+      cp.phase = 'done';
+      cp.cursor = null;
+      await checkpoint();
+    }
+
+    const finishedAt = now();
+    const serverStart = cp.serverStartedAt ? new Date(cp.serverStartedAt) : finishedAt;
+    const watermark = maxWatermark(state?.watermark, cp.watermark);
+    await saveState(
+      stateColl,
+      syncStateId(key),
+      {
+        ...key,
+        watermark,
+        // The deletion feed restarts a little before this run started (exclusive bound; flagging twice is a no-op).
+        deletionsSince: new Date(serverStart.getTime() - deps.overlapSeconds * 1000),
+        lastFullSyncAt: mode === 'full' ? serverStart : (state?.lastFullSyncAt ?? null),
+        lastSyncAt: finishedAt,
+      },
+      finishedAt,
+    );
+    await finishRun(runs, runKey, { status: 'succeeded', counts: cp.counts, watermarkTo: watermark ? new Date(watermark.updatedAt) : null, error: null }, finishedAt);
+    if (mode === 'full') await clearSeen(seenColl, runKey, cp.counts.pages);
+    deps.log?.info({ partitionId: key.partitionId, mode, ...cp.counts }, 'partition sync succeeded');
+    return {
+      partitionId: key.partitionId,
+      checkpoint: cp,
+      summary: { finishedAt: finishedAt.toISOString(), status: 'succeeded', mode, ...countsOnly(cp) },
+    };
+  } catch (err) {
+    // Progress so far stays in the checkpoint; the status says `running` until the attempt that gives up marks it.
+    await checkpointRun(runs, runKey, cp, now()).catch(() => {});
+    throw Object.assign(err instanceof Error ? err : new Error(errorText(err)), { checkpoint: cp });
+  }
+}
+
+function countsOnly(cp: Checkpoint) {
+  const { fetched, upserted, modified, deleted, quarantined } = cp.counts;
+  return { fetched, upserted, modified, deleted, quarantined };
+}
+
+/** Marks a run failed for good (after the last retry, or on a non-retryable error). */
+export async function markRunFailed(
+  mongo: Mongo,
+  fields: PartitionKey & { syncWorkflowId: string; mode: SyncMode },
+  error: string,
+  now = new Date(),
+): Promise<RunCounts> {
+  const runs = mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
+  const runKey = `${fields.syncWorkflowId}:${fields.partitionId}`;
+  const doc = await runs.findOne({ _id: runKey });
+  const counts = doc?.checkpoint?.counts ?? zeroCounts();
+  await runs.updateOne(
+    { _id: runKey },
+    {
+      $set: { ...fields, ...counts, status: 'failed', error: error.slice(0, 2000), finishedAt: now, updatedAt: now },
+      $setOnInsert: { startedAt: now, watermarkFrom: null, watermarkTo: null, checkpoint: null, attempt: 0 },
+    },
+    { upsert: true },
+  );
+  return counts;
+}
+
+export type { Checkpoint } from './runs.js';

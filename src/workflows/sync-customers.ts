@@ -1,0 +1,110 @@
+/**
+ * `syncCustomers { tenantId, provider, mode? }` (contract §3), started by the connection's Schedule or by hand.
+ * Plans the partitions (businesses / sites) and their modes, syncs them in parallel (one heartbeating activity each,
+ * resumable from its per-page checkpoint), and reports each partition's summary to the connection workflow
+ * (`syncReport`) so `status.lastSync` is current. Reauthorization ends the run as skipped, not failed-and-retrying.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import {
+  connectionWorkflowId,
+  describeZodError,
+  ErrorTypes,
+  SyncCustomersInput,
+  syncReportSignal,
+  type PartitionSyncSummary,
+} from '../messages.js';
+
+/** Error types after which retrying the same partition run cannot help. */
+const NON_RETRYABLE = [ErrorTypes.ReauthorizationRequired, ErrorTypes.InvalidInput, 'PartitionMismatch', 'SageProtocolError'];
+
+const { planCustomerSync, recordPartitionSyncFailure, clearFullSyncRequest } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export interface SyncCustomersResult {
+  status: 'succeeded' | 'failed' | 'skipped';
+  reason?: string;
+  partitions: Record<string, PartitionSyncSummary>;
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncCustomersResult> {
+  const parsed = SyncCustomersInput.safeParse(rawInput);
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid syncCustomers input: ${describeZodError(parsed.error)}`, ErrorTypes.InvalidInput);
+  const input = parsed.data;
+  const syncWorkflowId = workflowInfo().workflowId;
+
+  const plan = await planCustomerSync(input);
+  if (plan.skipped) {
+    log.info('sync skipped', { reason: plan.skipped });
+    return { status: 'skipped', reason: plan.skipped, partitions: {} };
+  }
+
+  const { syncCustomerPartition } = proxyActivities<Activities>({
+    // A full run of a large partition takes a while; liveness comes from the heartbeat, not from this bound.
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: `${plan.heartbeatTimeoutSeconds} seconds`,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+  const connection = getExternalWorkflowHandle(connectionWorkflowId(input.provider, input.tenantId));
+
+  const results = await Promise.all(
+    plan.partitions.map(async (p): Promise<[string, PartitionSyncSummary]> => {
+      let summary: PartitionSyncSummary;
+      try {
+        summary = await syncCustomerPartition({ ...input, partition: p.partition, mode: p.mode, syncWorkflowId, ...(plan.edition ? { edition: plan.edition } : {}) });
+      } catch (err) {
+        const reauth = failureType(err) === ErrorTypes.ReauthorizationRequired;
+        const error = failureMessage(err);
+        await recordPartitionSyncFailure({ ...input, partitionId: p.partition.id, mode: p.mode, syncWorkflowId, error: reauth ? `skipped: ${error}` : error });
+        summary = {
+          finishedAt: new Date().toISOString(),
+          status: reauth ? 'skipped' : 'failed',
+          mode: p.mode,
+          fetched: 0,
+          upserted: 0,
+          modified: 0,
+          deleted: 0,
+          quarantined: 0,
+          error,
+        };
+      }
+      try {
+        await connection.signal(syncReportSignal, { partitionId: p.partition.id, summary });
+      } catch (err) {
+        // The connection may have ended (disconnect) while we synced; the summary is still in sync_runs.
+        log.warn('syncReport not delivered', { error: failureMessage(err) });
+      }
+      return [p.partition.id, summary];
+    }),
+  );
+
+  const partitions = Object.fromEntries(results);
+  const statuses = results.map(([, s]) => s.status);
+  if (plan.fullSyncRequested && results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full')) await clearFullSyncRequest(input);
+  if (statuses.includes('failed')) {
+    const failed = results.filter(([, s]) => s.status === 'failed').map(([id, s]) => `${id}: ${s.error}`);
+    // Visible as a failed run in the UI; the schedule's next run starts over from each partition's last watermark.
+    throw ApplicationFailure.nonRetryable(`customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`.slice(0, 2000), 'SyncFailed', partitions);
+  }
+  const status = statuses.length > 0 && statuses.every((s) => s === 'skipped') ? 'skipped' : 'succeeded';
+  return { status, partitions };
+}
