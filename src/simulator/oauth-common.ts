@@ -1,0 +1,71 @@
+/** Pieces both providers' OAuth endpoints share: reading client credentials, redirecting with parameters, error pages. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export type Params = Record<string, string | undefined>;
+
+/** Query or body as flat strings (a repeated parameter keeps its first value). */
+export function flat(input: unknown): Params {
+  const out: Params = {};
+  if (!input || typeof input !== 'object') return out;
+  for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+    const first = Array.isArray(v) ? v[0] : v;
+    if (typeof first === 'string') out[k] = first;
+    else if (typeof first === 'number' || typeof first === 'boolean') out[k] = String(first);
+  }
+  return out;
+}
+
+export interface ClientCredentials {
+  clientId?: string;
+  clientSecret?: string;
+  /** Credentials came both in the body and as HTTP Basic and disagree. */
+  conflicting: boolean;
+}
+
+/** Client credentials from the form body (Sage's documented way) or an HTTP Basic header (accepted too). */
+export function clientCredentials(request: FastifyRequest, body: Params): ClientCredentials {
+  let basicId: string | undefined;
+  let basicSecret: string | undefined;
+  const auth = request.headers.authorization;
+  if (auth?.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i >= 0) {
+      basicId = decodeURIComponent(decoded.slice(0, i));
+      basicSecret = decodeURIComponent(decoded.slice(i + 1));
+    }
+  }
+  const clientId = body.client_id ?? basicId;
+  const clientSecret = body.client_secret ?? basicSecret;
+  const conflicting = (basicId !== undefined && body.client_id !== undefined && basicId !== body.client_id) || (basicSecret !== undefined && body.client_secret !== undefined && basicSecret !== body.client_secret);
+  return { clientId, clientSecret, conflicting };
+}
+
+/** `redirect_uri` plus parameters, keeping any query the registered URI already has. */
+export function redirectUrl(base: string, params: Params): string {
+  const url = new URL(base);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.append(k, v);
+  return url.toString();
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** When the redirect URI or client id is bad an OAuth server must not redirect; it shows an error page instead. */
+export function errorPage(reply: FastifyReply, title: string, detail: string): FastifyReply {
+  return reply
+    .code(400)
+    .type('text/html; charset=utf-8')
+    .send(`<!doctype html><html><head><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`);
+}
+
+export function oauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
+  return reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
+}
+
+export function isFormEncoded(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
+}
+
+export function acceptsJson(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').toLowerCase().includes('application/json');
+}
