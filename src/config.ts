@@ -64,6 +64,11 @@ const EnvSchema = z.object({
   TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233').transform((v) => v.replace(/\/+$/, '')),
   /** Optional bind address for Prometheus metrics of the worker process (the web server serves its own /metrics). */
   WORKER_METRICS_PORT: port.optional(),
+  /**
+   * Fault tests only (honoured when NODE_ENV=test): comma-separated crash points at which the worker process SIGKILLs
+   * itself, e.g. `refresh:after-store` (see src/tokens/crash-points.ts).
+   */
+  TEST_CRASH_AT: z.string().optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

@@ -1,7 +1,10 @@
+import { createConnectionActivities } from './connection.js';
 import type { ActivityDeps } from './deps.js';
+import { createNotifyActivities } from './notify.js';
 import { createScheduleActivities } from './schedule.js';
 import { createSmokeActivities } from './smoke.js';
 import { createSyncActivities } from './sync.js';
+import { createTokenActivities } from './tokens.js';
 
 export type { ActivityDeps } from './deps.js';
 
@@ -10,6 +13,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),
     ...createScheduleActivities(deps),
+    ...createTokenActivities(deps),
+    ...createConnectionActivities(deps),
+    ...createNotifyActivities(deps),
     ...createSyncActivities(deps),
   };
 }

@@ -82,16 +82,26 @@ export async function readTokenDoc(mongo: Mongo, id: string): Promise<TokenDoc |
   return tokensCollection(mongo).findOne({ _id: id });
 }
 
-function fieldsFor(ring: KeyRing, id: string, version: number, set: TokenSet, previousRefreshToken: string | null, now: Date) {
-  // Sage 200 (Sage ID) may answer a refresh without a new refresh token: the old one then stays valid.
-  const refreshToken = set.refreshToken ?? previousRefreshToken;
+/** The refresh token in use before a refresh, kept when the answer carries none (with its own expiry). */
+export interface PreviousRefresh {
+  refreshToken: string | null;
+  refreshTokenExpiresAt: Date | null;
+  refreshTokenLifetimeSec: number | null;
+}
+
+function fieldsFor(ring: KeyRing, id: string, version: number, set: TokenSet, previous: PreviousRefresh | null, now: Date) {
+  // Sage 200 (Sage ID) may answer a refresh without a new refresh token: the old one then stays valid, and so does
+  // its expiry (it is not renewed by the refresh).
+  const keepOld = set.refreshToken === null && previous !== null && previous.refreshToken !== null;
+  const refreshToken = keepOld ? previous.refreshToken : set.refreshToken;
+  const refreshTokenExpiresAt = keepOld ? previous.refreshTokenExpiresAt : refreshToken ? new Date(now.getTime() + set.refreshTokenExpiresIn * 1000) : null;
   return {
     version,
     ...sealTokens(ring, id, version, { accessToken: set.accessToken, refreshToken }),
     accessTokenExpiresAt: new Date(now.getTime() + set.expiresIn * 1000),
     accessTokenLifetimeSec: set.expiresIn,
-    refreshTokenExpiresAt: refreshToken ? new Date(now.getTime() + set.refreshTokenExpiresIn * 1000) : null,
-    refreshTokenLifetimeSec: refreshToken ? set.refreshTokenExpiresIn : null,
+    refreshTokenExpiresAt,
+    refreshTokenLifetimeSec: keepOld ? previous.refreshTokenLifetimeSec : refreshToken ? set.refreshTokenExpiresIn : null,
     obtainedAt: now,
     pendingRefresh: null,
     updatedAt: now,
@@ -145,10 +155,10 @@ export async function markRefreshPending(mongo: Mongo, id: string, fromVersion: 
 export async function commitRefresh(
   mongo: Mongo,
   ring: KeyRing,
-  p: { id: string; fromVersion: number; tokens: TokenSet; previousRefreshToken: string | null; now?: Date },
+  p: { id: string; fromVersion: number; tokens: TokenSet; previous: PreviousRefresh; now?: Date },
 ): Promise<{ stored: boolean; doc: TokenDoc }> {
   const coll = tokensCollection(mongo);
-  const fields = fieldsFor(ring, p.id, p.fromVersion + 1, p.tokens, p.previousRefreshToken, p.now ?? new Date());
+  const fields = fieldsFor(ring, p.id, p.fromVersion + 1, p.tokens, p.previous, p.now ?? new Date());
   const res = await coll.updateOne({ _id: p.id, version: p.fromVersion }, { $set: fields });
   const doc = await coll.findOne({ _id: p.id });
   if (!doc) throw new TokenStoreConflictError(`token document ${p.id} disappeared while storing a refresh`);

@@ -1,0 +1,67 @@
+/**
+ * Connection activities: mint a consent URL (random state from the OS, never from the workflow's seeded PRNG), test the
+ * connection (list businesses / sites with the stored token), and mirror the workflow's status into `connections`.
+ */
+import { COLLECTIONS } from '../lib/mongo.js';
+import type { Partition, Provider } from '../messages.js';
+import { createSageHttp, type SageHttp } from '../providers/http.js';
+import { oauthFor } from '../providers/oauth.js';
+import { listSageAccountingBusinesses } from '../providers/sage-accounting/partitions.js';
+import { listSage200Sites } from '../providers/sage200/partitions.js';
+import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { mintState } from '../tokens/oauth-state.js';
+import { openTokens, readTokenDoc } from '../tokens/store.js';
+import type { ConnectionMirror, ConnectionTestResult } from '../workflows/tenant-connection/machine.js';
+import type { ActivityDeps } from './deps.js';
+
+export function createConnectionActivities(deps: ActivityDeps) {
+  const { config, mongo, log } = deps;
+  let http: SageHttp | undefined;
+  const sageHttp = () => (http ??= createSageHttp({ maxConcurrency: 10, retries: 2, timeoutMs: 20_000 }));
+
+  return {
+    async mintConsent(p: { workflowId: string; provider: Provider; country?: string | null; ttlMs: number }): Promise<{ nonce: string; expiresAt: number; url: string }> {
+      const minted = mintState(config, p.workflowId, p.ttlMs);
+      const url = oauthFor(p.provider).authorizationUrl(config, { state: minted.state, ...(p.country ? { country: p.country } : {}) });
+      return { nonce: minted.nonce, expiresAt: minted.expiresAt, url };
+    },
+
+    /** Lists what the consent reaches. Never throws: a failed test is a result the workflow records. */
+    async testConnection(p: { workflowId: string; provider: Provider; edition?: string }): Promise<ConnectionTestResult> {
+      try {
+        const doc = await readTokenDoc(mongo, p.workflowId);
+        if (!doc) return { ok: false, available: [], leadBusinessId: null, error: 'no stored tokens' };
+        const { accessToken } = openTokens(keyRingFromConfig(config), doc);
+        if (p.provider === 'sage-accounting') {
+          const r = await listSageAccountingBusinesses(sageHttp(), config, accessToken);
+          return { ok: true, available: r.businesses, leadBusinessId: r.leadBusinessId };
+        }
+        const sites: Partition[] = await listSage200Sites(sageHttp(), config, accessToken, p.edition);
+        return { ok: true, available: sites, leadBusinessId: null };
+      } catch (err) {
+        log.warn({ err, workflowId: p.workflowId }, 'connection test failed');
+        return { ok: false, available: [], leadBusinessId: null, error: (err as Error).message };
+      }
+    },
+
+    /** Point upsert of the dashboard mirror (contract §4); leaves fields owned by others (e.g. fullSyncRequested) alone. */
+    async mirrorConnection(m: ConnectionMirror): Promise<void> {
+      const date = (v: string | null) => (v ? new Date(v) : null);
+      const { _id, ...rest } = m;
+      await mongo.collection(COLLECTIONS.connections).updateOne(
+        { _id } as never,
+        {
+          $set: {
+            ...rest,
+            accessTokenExpiresAt: date(m.accessTokenExpiresAt),
+            refreshTokenExpiresAt: date(m.refreshTokenExpiresAt),
+            lastRefreshAt: date(m.lastRefreshAt),
+            lastSyncAt: date(m.lastSyncAt),
+            updatedAt: new Date(),
+          },
+        },
+        { upsert: true },
+      );
+    },
+  };
+}

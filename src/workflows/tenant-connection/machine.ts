@@ -1,0 +1,545 @@
+/**
+ * The decision logic of a tenant connection, as pure functions: state + event → state + commands. No Temporal calls,
+ * no I/O, no clocks (time comes in as `now`, epoch ms), so every rule here is unit-tested directly
+ * (test/unit/token-machine.test.ts). The workflow (`workflow.ts`) is a thin shell that feeds events in and carries the
+ * commands out as activities, timers and search-attribute upserts.
+ *
+ * The state never holds a secret: tokens live encrypted in the token store; here we keep versions and expiry times.
+ */
+import { z } from 'zod';
+import {
+  describeZodError,
+  TenantConnectionInput,
+  type AccessTokenLease,
+  type ConnectionState,
+  type ConnectionStatus,
+  type GetAccessTokenInput,
+  type Partition,
+  type PartitionSyncSummary,
+  type Provider,
+} from '../../messages.js';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Tunables (why each value is what it is)
+
+/** Clock-skew floor: never hand out a token with less than this left, and never refresh later than this before expiry. */
+export const SKEW_SECONDS = 30;
+/** Upper bound of the refresh margin: long-lived tokens (Sage 200, hours) are refreshed 15 minutes before expiry. */
+export const MAX_MARGIN_SECONDS = 15 * 60;
+/** Share of an access token's life used as margin: 25% of Sage Accounting's 300 s = 75 s, so not every call refreshes. */
+export const MARGIN_SHARE = 0.25;
+/** Keep-alive: an idle connection refreshes when this share of the refresh token's life remains (31 d → ~6 d ahead). */
+export const KEEP_ALIVE_SHARE = 0.2;
+/** A consent URL in `status` lives a day (renewed by one timer a day); `/connect` mints its own short-lived one. */
+export const STATUS_CONSENT_TTL_MS = 24 * 3600_000;
+export const LINK_CONSENT_TTL_MS = 30 * 60_000;
+/** Outstanding single-use states kept per connection (older ones are dropped). */
+export const MAX_OUTSTANDING_CONSENTS = 5;
+/** Background retry of a failing keep-alive refresh: 30 s doubling up to 30 min. */
+export const RETRY_BASE_MS = 30_000;
+export const RETRY_MAX_MS = 30 * 60_000;
+/** Consecutive transient failures after which an expiring refresh token is flagged `refresh_token_expiring`. */
+export const WARN_AFTER_FAILURES = 3;
+
+/** Machine reason codes (status.reason and the connections document); listed in the README. */
+export const REASONS = {
+  refresh_token_invalid: 'Sage rejected the refresh token (invalid_grant): revoked, expired or already used',
+  refresh_token_expired: 'the refresh token lapsed before a refresh succeeded',
+  refresh_token_expiring: 'refreshing keeps failing and the refresh token expires soon (still connected)',
+  refresh_response_lost: 'a refresh reached Sage but its answer was lost (crash in flight) and Sage rejects the old token',
+  client_invalid: 'Sage rejected the client id/secret (invalid_client)',
+  client_unauthorized: 'the client is not allowed this grant (unauthorized_client / unsupported_grant_type)',
+  consent_denied: 'the user declined consent at Sage (access_denied)',
+  consent_failed: 'Sage redirected back with another error',
+  authorization_code_invalid: 'the code exchange failed (used or expired code, redirect URI or country mismatch)',
+  authorization_failed: 'the code exchange failed for a transient reason; try again',
+  tokens_missing: 'no stored tokens for this connection',
+  token_refresh_failing: 'refreshes fail transiently (network, 5xx, 429); still connected, retrying',
+  no_partitions: 'the user reaches no business/site (connection not available)',
+  partition_not_found: 'a selected business/site is not reachable with this consent',
+  connection_test_failed: 'listing businesses/sites failed; will retry on the next check',
+  lead_business_changed: 'the Sage Accounting lead business changed since the last check',
+  awaiting_consent: 'waiting for the first consent',
+  disconnected: 'disconnected on request',
+} as const;
+export type Reason = keyof typeof REASONS | `oauth_${string}`;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// State
+
+export interface TokenInfo {
+  version: number;
+  accessTokenExpiresAt: number;
+  accessTokenLifetimeSec: number;
+  refreshTokenExpiresAt: number | null;
+  refreshTokenLifetimeSec: number | null;
+  obtainedAt: number;
+}
+
+/** An outstanding single-use OAuth `state`: its random id, expiry and the consent URL carrying it. */
+export interface Consent {
+  nonce: string;
+  expiresAt: number;
+  url: string;
+}
+
+export interface ConnectionTest {
+  available: boolean;
+  reason: string | null;
+  checkedAt: number;
+  leadBusinessId: string | null;
+}
+
+export interface NotificationEvent {
+  id: string;
+  type: 'connection.reauthorization_required' | 'connection.recovered';
+  occurredAt: string;
+  tenantId: string;
+  provider: Provider;
+  workflowId: string;
+  state: ConnectionState;
+  reason: string | null;
+  authorizationUrl: string | null;
+}
+
+export interface Settings {
+  intervalMinutes: number;
+  businessIds?: string[];
+  sage200?: { edition: 'sage200' | 'sage200extra'; sites?: { siteId?: string; companyId?: string }[] };
+  notifyWebhookUrl?: string;
+}
+
+export interface MachineState {
+  workflowId: string;
+  tenantId: string;
+  provider: Provider;
+  settings: Settings;
+  state: ConnectionState;
+  reason: string | null;
+  lastError: string | null;
+  consents: Consent[];
+  country: string | null;
+  token: TokenInfo | null;
+  lastRefreshAt: number | null;
+  refreshCount: number;
+  refreshFailures: number;
+  nextRefreshRetryAt: number | null;
+  partitions: Partition[];
+  connection: ConnectionTest | null;
+  lastSync: Record<string, PartitionSyncSummary>;
+  lastSyncAt: string | null;
+  schedule: 'none' | 'active' | 'paused';
+  notifySeq: number;
+  pendingNotifications: NotificationEvent[];
+}
+
+export type Command =
+  | { type: 'issueConsent'; ttlMs: number }
+  | { type: 'mirror' }
+  | { type: 'ensureSchedule'; paused: boolean }
+  | { type: 'pauseSchedule'; reason: string }
+  | { type: 'resumeSchedule' }
+  | { type: 'notify'; eventType: NotificationEvent['type'] }
+  | { type: 'triggerSync'; mode: 'incremental' | 'full' };
+
+export interface Transition {
+  state: MachineState;
+  commands: Command[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Input
+
+/** Internal fields a continued run (or a test) passes beside the public input. */
+export const WorkflowArgs = TenantConnectionInput.extend({
+  /** State carried across continue-as-new. */
+  __carried: z.unknown().optional(),
+  /** Test knob: continue-as-new once history is longer than this. */
+  __maxHistoryEvents: z.number().int().min(50).optional(),
+});
+export type WorkflowArgs = z.input<typeof WorkflowArgs>;
+
+export type ParsedInput = { ok: true; value: z.output<typeof WorkflowArgs> } | { ok: false; message: string };
+
+export function parseInput(raw: unknown, workflowId: string, expectedId: (p: Provider, t: string) => string): ParsedInput {
+  const parsed = WorkflowArgs.safeParse(raw ?? {});
+  if (!parsed.success) return { ok: false, message: `invalid tenantConnection input: ${describeZodError(parsed.error)}` };
+  const want = expectedId(parsed.data.provider, parsed.data.tenantId);
+  if (workflowId !== want) {
+    return { ok: false, message: `workflowId: this connection must run under the workflow id "${want}" (started as "${workflowId}")` };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: string): MachineState {
+  return {
+    workflowId,
+    tenantId: input.tenantId,
+    provider: input.provider,
+    settings: {
+      intervalMinutes: input.sync.intervalMinutes,
+      ...(input.businessIds ? { businessIds: input.businessIds } : {}),
+      ...(input.sage200 ? { sage200: input.sage200 } : {}),
+      ...(input.notifyWebhookUrl ? { notifyWebhookUrl: input.notifyWebhookUrl } : {}),
+    },
+    state: 'awaiting_authorization',
+    reason: 'awaiting_consent',
+    lastError: null,
+    consents: [],
+    country: null,
+    token: null,
+    lastRefreshAt: null,
+    refreshCount: 0,
+    refreshFailures: 0,
+    nextRefreshRetryAt: null,
+    partitions: [],
+    connection: null,
+    lastSync: {},
+    lastSyncAt: null,
+    schedule: 'none',
+    notifySeq: 0,
+    pendingNotifications: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Token margins
+
+/** Seconds before access-token expiry at which we refresh: derived from the token's own life, never fixed. */
+export function refreshMarginSeconds(lifetimeSec: number): number {
+  const margin = Math.min(MAX_MARGIN_SECONDS, Math.max(SKEW_SECONDS, lifetimeSec * MARGIN_SHARE));
+  // Never more than half the life, or a short-lived token would be refreshed on every call.
+  return Math.min(margin, lifetimeSec / 2);
+}
+
+/** When an idle connection must refresh so its refresh token does not lapse (null: no refresh-token expiry known). */
+export function keepAliveAt(t: TokenInfo): number | null {
+  if (t.refreshTokenExpiresAt === null) return null;
+  const life = (t.refreshTokenLifetimeSec ?? (t.refreshTokenExpiresAt - t.obtainedAt) / 1000) * 1000;
+  return t.refreshTokenExpiresAt - Math.max(10_000, life * KEEP_ALIVE_SHARE);
+}
+
+export type AccessDecision =
+  | { kind: 'lease'; lease: AccessTokenLease }
+  | { kind: 'refresh' }
+  | { kind: 'reject'; reason: string };
+
+const leaseOf = (t: TokenInfo): AccessTokenLease => ({ tokenVersion: t.version, expiresAt: new Date(t.accessTokenExpiresAt).toISOString() });
+
+/**
+ * getAccessToken: hand out the current version, or say a refresh is needed. `rejectedTokenVersion` forces a refresh
+ * only while that version is still the current one (a caller holding an older version just gets the newer one).
+ */
+export function decideAccess(s: MachineState, now: number, req: GetAccessTokenInput): AccessDecision {
+  if (s.state !== 'connected') return { kind: 'reject', reason: s.reason ?? s.state };
+  const t = s.token;
+  if (!t) return { kind: 'reject', reason: 'tokens_missing' };
+  if (req.rejectedTokenVersion !== undefined && req.rejectedTokenVersion === t.version) return { kind: 'refresh' };
+  const remaining = (t.accessTokenExpiresAt - now) / 1000;
+  // A caller may ask for more validity than the margin, but never more than a fresh token could give.
+  const wanted = Math.min(req.minValidSeconds ?? 0, t.accessTokenLifetimeSec - SKEW_SECONDS);
+  const need = Math.max(refreshMarginSeconds(t.accessTokenLifetimeSec), wanted);
+  return remaining > need ? { kind: 'lease', lease: leaseOf(t) } : { kind: 'refresh' };
+}
+
+/** After a refresh attempt failed transiently: the current token is still fine if it outlives the skew floor. */
+export function fallbackLease(s: MachineState, now: number): AccessTokenLease | null {
+  const t = s.token;
+  if (s.state !== 'connected' || !t) return null;
+  return t.accessTokenExpiresAt - now > SKEW_SECONDS * 1000 ? leaseOf(t) : null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Events
+
+const withCommands = (state: MachineState, ...commands: Command[]): Transition => ({ state, commands });
+
+/** A fresh consent URL was minted. Newest first; expired and surplus states are dropped. */
+export function consentIssued(s: MachineState, c: Consent, now: number): MachineState {
+  const consents = [c, ...s.consents.filter((x) => x.expiresAt > now && x.nonce !== c.nonce)].slice(0, MAX_OUTSTANDING_CONSENTS);
+  return { ...s, consents };
+}
+
+/** The state string is `<b64url workflow id>.<nonce>.<expiry>.<mac>`; the workflow needs only the nonce. */
+export function nonceOfState(state: string): string | null {
+  const parts = state.split('.');
+  return parts.length === 4 && parts[1] ? parts[1] : null;
+}
+
+/** Synchronous check for the completeAuthorization validator: null = acceptable, else why not. */
+export function checkConsentState(s: MachineState, state: string, now: number): string | null {
+  if (s.state === 'disconnected') return 'the connection is disconnected';
+  const nonce = nonceOfState(state);
+  const c = nonce ? s.consents.find((x) => x.nonce === nonce) : undefined;
+  if (!c) return 'unknown or already used state';
+  if (c.expiresAt <= now) return 'expired state';
+  return null;
+}
+
+/** A state is single-use: consumed before the code exchange starts, whatever its outcome. */
+export function consentConsumed(s: MachineState, state: string): MachineState {
+  const nonce = nonceOfState(state);
+  return { ...s, consents: s.consents.filter((x) => x.nonce !== nonce) };
+}
+
+function partitionsFrom(s: MachineState, available: Partition[]): { partitions: Partition[]; missing: string[] } {
+  const wantedBusinesses = s.settings.businessIds;
+  const wantedSites = s.settings.sage200?.sites;
+  if (s.provider === 'sage-accounting' && wantedBusinesses?.length) {
+    const partitions = available.filter((p) => wantedBusinesses.includes(p.id));
+    return { partitions, missing: wantedBusinesses.filter((id) => !partitions.some((p) => p.id === id)) };
+  }
+  if (s.provider === 'sage-200' && wantedSites?.length) {
+    const match = (p: Partition, w: { siteId?: string; companyId?: string }) =>
+      (w.siteId === undefined || p.siteId === w.siteId) && (w.companyId === undefined || p.id === w.companyId);
+    const partitions = available.filter((p) => wantedSites.some((w) => match(p, w)));
+    return { partitions, missing: wantedSites.filter((w) => !available.some((p) => match(p, w))).map((w) => w.companyId ?? w.siteId ?? '?') };
+  }
+  return { partitions: available, missing: [] };
+}
+
+export interface ConnectionTestResult {
+  ok: boolean;
+  /** Every business/site the user can reach (empty when `ok` is false). */
+  available: Partition[];
+  leadBusinessId: string | null;
+  error?: string;
+}
+
+/** Records a connection test: partitions (selection ∩ reachable, else all), availability, lead-business drift. */
+export function connectionTested(s: MachineState, r: ConnectionTestResult, now: number): Transition {
+  if (!r.ok) {
+    const connection: ConnectionTest = { available: s.partitions.length > 0, reason: 'connection_test_failed', checkedAt: now, leadBusinessId: s.connection?.leadBusinessId ?? null };
+    return withCommands({ ...s, connection, lastError: r.error ?? s.lastError }, { type: 'mirror' });
+  }
+  const { partitions, missing } = partitionsFrom(s, r.available);
+  const previousLead = s.connection?.leadBusinessId ?? null;
+  const leadChanged = s.provider === 'sage-accounting' && previousLead !== null && r.leadBusinessId !== null && previousLead !== r.leadBusinessId;
+  const reason = partitions.length === 0 ? 'no_partitions' : missing.length ? 'partition_not_found' : leadChanged ? 'lead_business_changed' : null;
+  const connection: ConnectionTest = { available: partitions.length > 0, reason, checkedAt: now, leadBusinessId: r.leadBusinessId };
+  const lastError =
+    reason === 'partition_not_found'
+      ? `not reachable with this consent: ${missing.join(', ')}`
+      : leadChanged
+        ? `lead business changed from ${previousLead} to ${r.leadBusinessId}`
+        : s.lastError;
+  const next: MachineState = { ...s, partitions, connection, lastError, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
+  return withCommands(next, { type: 'mirror' });
+}
+
+export function applyTokenMeta(s: MachineState, t: TokenInfo): MachineState {
+  // Versions only grow: an answer about an older version (a late activity result) changes nothing.
+  if (s.token && t.version <= s.token.version) return s;
+  return { ...s, token: t };
+}
+
+/** The code was exchanged and stored; the connection test result comes with it. Re-consent keeps partitions and sync state. */
+export function consentCompleted(s: MachineState, p: { token: TokenInfo; country: string | null; test: ConnectionTestResult; now: number }): Transition {
+  const wasReauth = s.state === 'reauthorization_required';
+  let next: MachineState = {
+    ...applyTokenMeta(s, p.token),
+    state: 'connected',
+    reason: null,
+    lastError: null,
+    country: p.country ?? s.country,
+    refreshFailures: 0,
+    nextRefreshRetryAt: null,
+    // Any other outstanding consent URL is moot once connected.
+    consents: [],
+  };
+  const tested = connectionTested(next, p.test, p.now);
+  next = tested.state;
+  const commands: Command[] = [...tested.commands, { type: 'ensureSchedule', paused: false }];
+  if (wasReauth) commands.push({ type: 'notify', eventType: 'connection.recovered' });
+  return withCommands({ ...next, schedule: 'active' }, ...dedupe(commands));
+}
+
+/** The code exchange failed: the state stays as it was, with Sage's reason visible, and a fresh consent URL. */
+export function consentFailed(s: MachineState, p: { reason: string; message: string }): Transition {
+  if (s.state === 'connected') return withCommands({ ...s, lastError: p.message });
+  return withCommands({ ...s, reason: p.reason, lastError: p.message }, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
+}
+
+export function refreshSucceeded(s: MachineState, t: TokenInfo, now: number, p: { calledSage: boolean }): Transition {
+  const wasWarning = s.reason === 'refresh_token_expiring' || s.reason === 'token_refresh_failing';
+  const next: MachineState = {
+    ...applyTokenMeta(s, t),
+    lastRefreshAt: p.calledSage ? now : s.lastRefreshAt,
+    refreshCount: s.refreshCount + (p.calledSage ? 1 : 0),
+    refreshFailures: 0,
+    nextRefreshRetryAt: null,
+    reason: wasWarning ? null : s.reason,
+    lastError: wasWarning ? null : s.lastError,
+  };
+  // The refresh activity mirrors token times itself; only a cleared warning needs a mirror from here.
+  return wasWarning ? withCommands(next, { type: 'mirror' }) : withCommands(next);
+}
+
+export interface RefreshFailure {
+  /** invalid_grant / invalid_client / unauthorized_client (after the store showed no lost race). */
+  definitive: boolean;
+  reason: string;
+  message: string;
+}
+
+/** Moves to reauthorization_required: fresh consent URL, schedule paused, notification, mirror. */
+export function requireReauthorization(s: MachineState, reason: string, message: string | null): Transition {
+  if (s.state === 'reauthorization_required' || s.state === 'disconnected') return withCommands({ ...s, lastError: message ?? s.lastError });
+  const next: MachineState = { ...s, state: 'reauthorization_required', reason, lastError: message, refreshFailures: 0, nextRefreshRetryAt: null };
+  const commands: Command[] = [{ type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' }];
+  if (s.schedule !== 'none') commands.push({ type: 'pauseSchedule', reason });
+  commands.push({ type: 'notify', eventType: 'connection.reauthorization_required' });
+  return withCommands({ ...next, schedule: s.schedule === 'none' ? 'none' : 'paused' }, ...commands);
+}
+
+export function refreshFailed(s: MachineState, f: RefreshFailure, now: number): Transition {
+  if (s.state !== 'connected') return withCommands(s);
+  if (f.definitive) return requireReauthorization(s, f.reason, f.message);
+  const t = s.token;
+  if (t?.refreshTokenExpiresAt != null && now >= t.refreshTokenExpiresAt) return requireReauthorization(s, 'refresh_token_expired', f.message);
+  const failures = s.refreshFailures + 1;
+  let delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
+  let reason = s.reason;
+  if (t?.refreshTokenExpiresAt != null) {
+    const left = t.refreshTokenExpiresAt - now;
+    // Keep trying well before the refresh token lapses, however short its life (tests use seconds).
+    delay = Math.max(1_000, Math.min(delay, left / 4));
+    const ka = keepAliveAt(t);
+    const lead = ka === null ? 0 : t.refreshTokenExpiresAt - ka;
+    if (ka !== null && now >= ka && (failures >= WARN_AFTER_FAILURES || left < lead / 2)) reason = 'refresh_token_expiring';
+  }
+  if (reason !== 'refresh_token_expiring') reason = 'token_refresh_failing';
+  const next: MachineState = { ...s, refreshFailures: failures, nextRefreshRetryAt: now + delay, lastError: f.message, reason };
+  return reason !== s.reason ? withCommands(next, { type: 'mirror' }) : withCommands(next);
+}
+
+export function syncReported(s: MachineState, partitionId: string, summary: PartitionSyncSummary): Transition {
+  const lastSyncAt = !s.lastSyncAt || summary.finishedAt > s.lastSyncAt ? summary.finishedAt : s.lastSyncAt;
+  return withCommands({ ...s, lastSync: { ...s.lastSync, [partitionId]: summary }, lastSyncAt }, { type: 'mirror' });
+}
+
+export function syncRequested(s: MachineState, mode: 'incremental' | 'full'): Transition {
+  return s.state === 'connected' ? withCommands(s, { type: 'triggerSync', mode }) : withCommands(s);
+}
+
+/** Sage redirected back with `?error=` for one of our states. */
+export function consentDenied(s: MachineState, p: { state: string; error: string; description?: string }, now: number): Transition {
+  if (checkConsentState(s, p.state, now) !== null) return withCommands(s);
+  const consumed = consentConsumed(s, p.state);
+  const reason = p.error === 'access_denied' ? 'consent_denied' : 'consent_failed';
+  const message = `Sage: ${p.error}${p.description ? ` (${p.description})` : ''}`;
+  if (s.state === 'connected') return withCommands({ ...consumed, lastError: message });
+  return withCommands({ ...consumed, reason, lastError: message }, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
+}
+
+export function notificationQueued(s: MachineState, type: NotificationEvent['type'], occurredAt: number): { state: MachineState; event: NotificationEvent } {
+  const seq = s.notifySeq + 1;
+  const event: NotificationEvent = {
+    id: `${s.workflowId}:${seq}`,
+    type,
+    occurredAt: new Date(occurredAt).toISOString(),
+    tenantId: s.tenantId,
+    provider: s.provider,
+    workflowId: s.workflowId,
+    state: s.state,
+    reason: s.reason,
+    authorizationUrl: currentConsentUrl(s, occurredAt),
+  };
+  return { state: { ...s, notifySeq: seq, pendingNotifications: [...s.pendingNotifications, event] }, event };
+}
+
+export function notificationSettled(s: MachineState, eventId: string): MachineState {
+  return { ...s, pendingNotifications: s.pendingNotifications.filter((e) => e.id !== eventId) };
+}
+
+export function disconnected(s: MachineState): MachineState {
+  return { ...s, state: 'disconnected', reason: 'disconnected', consents: [], token: null, schedule: 'none', nextRefreshRetryAt: null };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Timers: one durable timer to the next deadline, never a polling loop
+
+export type WakeAction = 'keepAliveRefresh' | 'renewConsent';
+
+/** The next moment the workflow must wake by itself, or null (then it only waits for messages). */
+export function nextWake(s: MachineState): { at: number; action: WakeAction } | null {
+  if (s.state === 'connected' && s.token) {
+    const t = s.token;
+    const ka = keepAliveAt(t);
+    if (ka === null || t.refreshTokenExpiresAt === null) return null;
+    if (s.refreshFailures > 0 && s.nextRefreshRetryAt !== null) return { at: Math.max(ka, s.nextRefreshRetryAt), action: 'keepAliveRefresh' };
+    // A refresh that did not renew the refresh token (Sage 200 without rotation: absolute lifetime) cannot be helped by
+    // refreshing again; wait for the expiry itself, where the refresh answer decides, and never loop.
+    if (s.lastRefreshAt !== null && s.lastRefreshAt >= ka) {
+      return s.lastRefreshAt >= t.refreshTokenExpiresAt ? null : { at: t.refreshTokenExpiresAt, action: 'keepAliveRefresh' };
+    }
+    return { at: ka, action: 'keepAliveRefresh' };
+  }
+  if (s.state === 'awaiting_authorization' || s.state === 'reauthorization_required') {
+    if (s.consents.length === 0) return { at: 0, action: 'renewConsent' };
+    return { at: Math.max(...s.consents.map((c) => c.expiresAt)), action: 'renewConsent' };
+  }
+  return null;
+}
+
+export function currentConsentUrl(s: MachineState, now: number): string | null {
+  if (s.state !== 'awaiting_authorization' && s.state !== 'reauthorization_required') return null;
+  const live = s.consents.filter((c) => c.expiresAt > now).sort((a, b) => b.expiresAt - a.expiresAt);
+  return live[0]?.url ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Projection
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+/** The `status` query answer: never a secret (the consent URL carries only a single-use state). */
+export function toStatus(s: MachineState, now: number): ConnectionStatus {
+  const wake = nextWake(s);
+  return {
+    tenantId: s.tenantId,
+    provider: s.provider,
+    state: s.state,
+    reason: s.reason,
+    authorizationUrl: currentConsentUrl(s, now),
+    tokenVersion: s.token?.version ?? null,
+    accessTokenExpiresAt: iso(s.token?.accessTokenExpiresAt),
+    refreshTokenExpiresAt: iso(s.token?.refreshTokenExpiresAt),
+    lastRefreshAt: iso(s.lastRefreshAt),
+    refreshCount: s.refreshCount,
+    partitions: s.partitions,
+    lastSync: s.lastSync,
+    lastError: s.lastError,
+    connection: s.connection ? { ...s.connection, checkedAt: new Date(s.connection.checkedAt).toISOString() } : null,
+    nextWakeAt: wake ? iso(Math.max(wake.at, now)) : null,
+  };
+}
+
+/** What the `connections` document mirrors (contract §4). Dates as ISO strings; the activity turns them into BSON Dates. */
+export function toMirror(s: MachineState) {
+  return {
+    _id: s.workflowId,
+    tenantId: s.tenantId,
+    provider: s.provider,
+    state: s.state,
+    reason: s.reason,
+    partitions: s.partitions,
+    accessTokenExpiresAt: iso(s.token?.accessTokenExpiresAt),
+    refreshTokenExpiresAt: iso(s.token?.refreshTokenExpiresAt),
+    lastRefreshAt: iso(s.lastRefreshAt),
+    lastSyncAt: s.lastSyncAt,
+    lastError: s.lastError,
+    connectionAvailable: s.connection?.available ?? null,
+  };
+}
+export type ConnectionMirror = ReturnType<typeof toMirror>;
+
+function dedupe(commands: Command[]): Command[] {
+  const seen = new Set<string>();
+  return commands.filter((c) => {
+    const key = JSON.stringify(c);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

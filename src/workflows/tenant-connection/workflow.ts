@@ -1,0 +1,387 @@
+/**
+ * `tenantConnection`: the one durable owner of a tenant's Sage tokens (contract §3). A thin Temporal shell around the
+ * pure decision logic in `machine.ts`: handlers feed events in, the main loop carries commands out as activities, and a
+ * single durable timer wakes the workflow at its next deadline (keep-alive refresh, consent-URL renewal). No polling:
+ * an idle connected tenant records a handful of events per refresh-token life, not per day.
+ *
+ * Concurrency: any number of `getAccessToken` callers share ONE in-flight refresh (a promise held by the workflow).
+ * Temporal allows 10 updates in flight and 2,000 per run, so the run continues as new well before that, draining
+ * handlers first and carrying the whole state.
+ */
+import * as wf from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import {
+  authorizationDeniedSignal,
+  beginAuthorizationUpdate,
+  CompleteAuthorizationInput,
+  completeAuthorizationUpdate,
+  connectionWorkflowId,
+  ConnectionStateSearchAttribute,
+  describeZodError,
+  disconnectSignal,
+  DisconnectInput,
+  ErrorTypes,
+  GetAccessTokenInput,
+  getAccessTokenUpdate,
+  SageProviderSearchAttribute,
+  statusQuery,
+  syncNowSignal,
+  SyncNowInput,
+  syncReportSignal,
+  TenantIdSearchAttribute,
+  type ConnectionStatus,
+} from '../../messages.js';
+import * as M from './machine.js';
+
+/** Error types of this workflow's update rejections (besides InvalidInput / ReauthorizationRequired). */
+export const RETRY_LATER = 'RetryLater';
+export const TOKEN_UNAVAILABLE = 'TokenUnavailable';
+export const INVALID_STATE = 'InvalidState';
+
+/** Continue as new past this many history events (the server suggests it near 10 k as well). */
+const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
+/** Temporal rejects updates beyond 2,000 per run; leave room for the ones that arrive while draining. */
+const MAX_UPDATES_PER_RUN = 1_000;
+
+// Refresh: idempotent per source version (see activities/tokens.ts), so Temporal retries are safe. A few attempts,
+// then the failure is classified and the workflow's own backoff takes over.
+const refreshActs = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '90s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
+});
+// Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip, all within the code's life.
+const exchangeActs = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '25s',
+  scheduleToCloseTimeout: '55s',
+  retry: { initialInterval: '1s', maximumAttempts: 2 },
+});
+const quickActs = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 },
+});
+const revokeActs = wf.proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '2s', maximumAttempts: 3 } });
+// Webhooks: retried with backoff (10 s doubling to 30 min) for over 24 hours.
+const notifyActs = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '25h',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '30m' },
+});
+
+const reauthFailure = (workflowId: string, reason: string) =>
+  ApplicationFailure.create({
+    type: ErrorTypes.ReauthorizationRequired,
+    message: `connection ${workflowId} is not connected (${reason}); the tenant must authorize again`,
+    nonRetryable: true,
+    details: [reason],
+  });
+
+function failureDetails(err: unknown): { type: string | null; nonRetryable: boolean; reason: string | null; message: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    const d = cause.details?.[0] as { reason?: string } | undefined;
+    return { type: cause.type ?? null, nonRetryable: cause.nonRetryable === true, reason: d?.reason ?? null, message: cause.message };
+  }
+  return { type: null, nonRetryable: false, reason: null, message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<ConnectionStatus> {
+  const { workflowId } = wf.workflowInfo();
+  const parsed = M.parseInput(rawInput, workflowId, connectionWorkflowId);
+  if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.message, ErrorTypes.InvalidInput);
+  const input = parsed.value;
+  const maxHistoryEvents = input.__maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
+
+  let s: M.MachineState = input.__carried ? (input.__carried as M.MachineState) : M.initialState(input, workflowId);
+  const commands: M.Command[] = [];
+  let executing = false;
+  let draining = false;
+  let authorizing = false;
+  let updatesThisRun = 0;
+  let refreshing: Promise<void> | null = null;
+  let disconnectRequest: { revoke: boolean } | null = null;
+  let publishedState: string | null = null;
+
+  const target = () => ({ tenantId: s.tenantId, provider: s.provider });
+
+  function publishSearchAttributes(): void {
+    if (publishedState === s.state) return;
+    publishedState = s.state;
+    wf.upsertSearchAttributes([
+      { key: TenantIdSearchAttribute, value: s.tenantId },
+      { key: SageProviderSearchAttribute, value: s.provider },
+      { key: ConnectionStateSearchAttribute, value: s.state },
+    ]);
+  }
+
+  function apply(t: M.Transition): void {
+    s = t.state;
+    commands.push(...t.commands);
+    publishSearchAttributes();
+  }
+
+  const shouldContinueAsNew = () => {
+    const info = wf.workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || updatesThisRun >= MAX_UPDATES_PER_RUN;
+  };
+
+  // --- refresh: one in flight, shared by every caller -------------------------------------------------------------
+  async function doRefresh(): Promise<void> {
+    const from = s.token?.version;
+    if (from === undefined) return;
+    try {
+      const r = await refreshActs.refreshAccessToken({ workflowId, provider: s.provider, fromVersion: from });
+      apply(M.refreshSucceeded(s, r.token, Date.now(), { calledSage: r.calledSage }));
+    } catch (err) {
+      const f = failureDetails(err);
+      const definitive = f.type === 'SageOAuthError' && f.nonRetryable;
+      wf.log.warn('token refresh failed', { definitive, reason: f.reason, message: f.message });
+      apply(M.refreshFailed(s, { definitive, reason: f.reason ?? 'refresh_token_invalid', message: f.message }, Date.now()));
+    }
+  }
+  function refreshOnce(): Promise<void> {
+    refreshing ??= doRefresh().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  // --- delivery of notifications in the background (carried across continue-as-new until settled) -----------------
+  function startDelivery(event: M.NotificationEvent): void {
+    notifyActs
+      .deliverNotification({ event, ...(s.settings.notifyWebhookUrl ? { url: s.settings.notifyWebhookUrl } : {}) })
+      .then(
+        () => (s = M.notificationSettled(s, event.id)),
+        (err) => {
+          wf.log.error('webhook notification given up after retries', { eventId: event.id, message: failureDetails(err).message });
+          s = M.notificationSettled(s, event.id);
+        },
+      );
+  }
+
+  // --- commands -----------------------------------------------------------------------------------------------------
+  async function runCommand(c: M.Command): Promise<void> {
+    switch (c.type) {
+      case 'issueConsent': {
+        const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: s.country, ttlMs: c.ttlMs });
+        s = M.consentIssued(s, consent, Date.now());
+        return;
+      }
+      case 'ensureSchedule':
+        await quickActs.ensureSyncSchedule({ ...target(), intervalMinutes: s.settings.intervalMinutes, paused: c.paused });
+        return;
+      case 'pauseSchedule':
+        await quickActs.pauseSyncSchedule({ ...target(), reason: c.reason });
+        return;
+      case 'resumeSchedule':
+        await quickActs.resumeSyncSchedule(target());
+        return;
+      case 'triggerSync':
+        await quickActs.triggerSync({ ...target(), mode: c.mode });
+        return;
+      case 'notify': {
+        const q = M.notificationQueued(s, c.eventType, Date.now());
+        s = q.state;
+        startDelivery(q.event);
+        return;
+      }
+      case 'mirror':
+        return; // coalesced: one mirror after each batch
+    }
+  }
+
+  async function runCommands(): Promise<void> {
+    if (executing) return;
+    executing = true;
+    try {
+      while (commands.length > 0) {
+        const batch = commands.splice(0);
+        for (const c of batch) {
+          try {
+            await runCommand(c);
+          } catch (err) {
+            // Side effects are retried by their activity policy; one that still fails is visible, not fatal.
+            s = { ...s, lastError: `${c.type} failed: ${failureDetails(err).message}` };
+            wf.log.error('connection command failed', { command: c.type, message: failureDetails(err).message });
+          }
+        }
+        // Mirror after every batch that changed anything visible (also covers consent URLs and schedule errors).
+        try {
+          await quickActs.mirrorConnection(M.toMirror(s));
+        } catch (err) {
+          wf.log.error('mirroring the connection failed', { message: failureDetails(err).message });
+        }
+      }
+    } finally {
+      executing = false;
+    }
+  }
+  const commandsSettled = () => commands.length === 0 && !executing;
+
+  // --- handlers -----------------------------------------------------------------------------------------------------
+  wf.setHandler(statusQuery, () => M.toStatus(s, Date.now()));
+
+  wf.setHandler(
+    getAccessTokenUpdate,
+    async (req) => {
+      updatesThisRun++;
+      let refreshed = false;
+      for (;;) {
+        const now = Date.now();
+        if (refreshed && req.rejectedTokenVersion !== undefined && s.token?.version === req.rejectedTokenVersion && s.state === 'connected') {
+          throw ApplicationFailure.create({ type: TOKEN_UNAVAILABLE, nonRetryable: true, message: `refresh failed: ${s.lastError ?? 'unknown error'}` });
+        }
+        const d = M.decideAccess(s, now, refreshed ? { ...(req.minValidSeconds !== undefined ? { minValidSeconds: req.minValidSeconds } : {}) } : req);
+        if (d.kind === 'lease') return d.lease;
+        if (d.kind === 'reject') throw reauthFailure(workflowId, d.reason);
+        if (refreshed) {
+          const fallback = M.fallbackLease(s, now);
+          if (fallback) return fallback;
+          throw ApplicationFailure.create({ type: TOKEN_UNAVAILABLE, nonRetryable: true, message: `refresh failed: ${s.lastError ?? 'unknown error'}` });
+        }
+        await refreshOnce();
+        refreshed = true;
+      }
+    },
+    {
+      validator: (req) => {
+        const r = GetAccessTokenInput.safeParse(req);
+        if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
+        if (s.state !== 'connected') throw reauthFailure(workflowId, s.reason ?? s.state);
+        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+      },
+    },
+  );
+
+  wf.setHandler(
+    completeAuthorizationUpdate,
+    async (req) => {
+      updatesThisRun++;
+      s = M.consentConsumed(s, req.state); // single-use, whatever happens next
+      authorizing = true;
+      try {
+        let token: M.TokenInfo;
+        try {
+          token = await exchangeActs.exchangeAuthorizationCode({ workflowId, tenantId: s.tenantId, provider: s.provider, code: req.code });
+        } catch (err) {
+          const f = failureDetails(err);
+          apply(M.consentFailed(s, { reason: f.reason ?? 'authorization_failed', message: f.message }));
+          await wf.condition(commandsSettled);
+          return M.toStatus(s, Date.now());
+        }
+        const test = await quickActs.testConnection({ workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) });
+        apply(M.consentCompleted(s, { token, country: req.country ?? null, test, now: Date.now() }));
+        // Answer once the schedule exists and the mirror is written, so callers observe a settled connection.
+        await wf.condition(commandsSettled);
+        return M.toStatus(s, Date.now());
+      } finally {
+        authorizing = false;
+      }
+    },
+    {
+      validator: (req) => {
+        const r = CompleteAuthorizationInput.safeParse(req);
+        if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
+        const why = M.checkConsentState(s, req.state, Date.now());
+        if (why) throw ApplicationFailure.nonRetryable(why, INVALID_STATE);
+        if (authorizing) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'another authorization is being completed' });
+        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+      },
+    },
+  );
+
+  wf.setHandler(
+    beginAuthorizationUpdate,
+    async (req) => {
+      updatesThisRun++;
+      const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: req.country ?? s.country, ttlMs: M.LINK_CONSENT_TTL_MS });
+      s = M.consentIssued(s, consent, Date.now());
+      return { authorizationUrl: consent.url, expiresAt: new Date(consent.expiresAt).toISOString() };
+    },
+    {
+      validator: (_req) => {
+        if (s.state === 'disconnected' || disconnectRequest) throw ApplicationFailure.nonRetryable('the connection is disconnected', INVALID_STATE);
+        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+      },
+    },
+  );
+
+  wf.setHandler(syncNowSignal, (req) => {
+    const r = SyncNowInput.safeParse(req ?? {});
+    if (!r.success) return wf.log.warn('ignoring invalid syncNow', { error: describeZodError(r.error) });
+    apply(M.syncRequested(s, r.data.mode ?? 'incremental'));
+  });
+  wf.setHandler(syncReportSignal, (req) => {
+    if (!req || typeof req.partitionId !== 'string' || !req.summary) return wf.log.warn('ignoring invalid syncReport');
+    apply(M.syncReported(s, req.partitionId, req.summary));
+  });
+  wf.setHandler(authorizationDeniedSignal, (req) => {
+    if (!req || typeof req.state !== 'string' || typeof req.error !== 'string') return;
+    apply(M.consentDenied(s, req, Date.now()));
+  });
+  wf.setHandler(disconnectSignal, (req) => {
+    const r = DisconnectInput.safeParse(req ?? {});
+    disconnectRequest = { revoke: r.success ? (r.data.revoke ?? true) : true };
+  });
+
+  // --- main loop ------------------------------------------------------------------------------------------------------
+  async function onWake(action: M.WakeAction): Promise<void> {
+    if (action === 'renewConsent') {
+      commands.push({ type: 'issueConsent', ttlMs: M.STATUS_CONSENT_TTL_MS });
+      return;
+    }
+    // Keep-alive: refresh so the refresh token does not lapse, then re-check what the consent reaches.
+    const before = s.token?.version;
+    await refreshOnce();
+    if (s.state === 'connected' && s.token?.version !== before) {
+      const test = await quickActs.testConnection({ workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) });
+      apply(M.connectionTested(s, test, Date.now()));
+    }
+  }
+
+  async function disconnect(req: { revoke: boolean }): Promise<ConnectionStatus> {
+    apply({ state: M.disconnected(s), commands: [] });
+    await wf.condition(wf.allHandlersFinished);
+    let lastError: string | null = null;
+    if (req.revoke) {
+      try {
+        await revokeActs.revokeTokens({ workflowId, provider: s.provider });
+      } catch (err) {
+        lastError = `revoke at Sage failed: ${failureDetails(err).message}`;
+      }
+    }
+    await quickActs.deleteTokens({ workflowId });
+    await quickActs.deleteSyncSchedule(target());
+    s = { ...s, lastError };
+    await quickActs.mirrorConnection(M.toMirror(s));
+    return M.toStatus(s, Date.now());
+  }
+
+  publishSearchAttributes();
+  for (const e of s.pendingNotifications) startDelivery(e);
+
+  for (;;) {
+    await runCommands();
+    if (disconnectRequest) return disconnect(disconnectRequest);
+    if (shouldContinueAsNew()) {
+      draining = true;
+      while (!(wf.allHandlersFinished() && commands.length === 0)) {
+        await wf.condition(() => wf.allHandlersFinished() || commands.length > 0);
+        await runCommands();
+      }
+      if (disconnectRequest) return disconnect(disconnectRequest);
+      return wf.continueAsNew<typeof tenantConnection>({ ...rawInput, __carried: s });
+    }
+    const now = Date.now();
+    const wake = M.nextWake(s);
+    if (wake && wake.at <= now) {
+      await onWake(wake.action);
+      continue;
+    }
+    const armedAt = wake?.at ?? Infinity;
+    const woken = () =>
+      commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || (M.nextWake(s)?.at ?? Infinity) < armedAt;
+    if (wake) await wf.condition(woken, wake.at - now);
+    else await wf.condition(woken);
+  }
+}
