@@ -135,6 +135,11 @@ export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app
     return sendFault(reply, cls.provider, cls.scope, action.status, action.retryAfterSeconds);
   });
 
+  // Dates the service reads from responses (e.g. as a sync watermark) follow the simulator clock, offset included.
+  app.addHook('onSend', async (request, reply) => {
+    if (!request.url.startsWith('/__admin')) reply.header('date', new Date(state.now()).toUTCString());
+  });
+
   await app.register(sageAccountingOAuth(state), { prefix: '/sage-accounting' });
   await app.register(sageAccountingApi(state), { prefix: '/sage-accounting/v3.1' });
   await app.register(sage200OAuth(state), { prefix: '/sage200' });
