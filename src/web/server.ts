@@ -11,6 +11,7 @@ import { codecRoutes } from './routes/codec.js';
 import { healthRoutes } from './routes/health.js';
 import { connectionsPageRoutes } from './routes/connections-page.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { oauthRoutes } from './routes/oauth.js';
 
 export interface WebDeps {
   config: Config;
@@ -25,5 +26,6 @@ export async function buildServer(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes(deps));
   await app.register(connectionsPageRoutes(deps));
   await app.register(metricsRoutes(deps));
+  await app.register(oauthRoutes(deps));
   return app;
 }
