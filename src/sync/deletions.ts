@@ -27,18 +27,12 @@ export async function flagDeletedExternal(coll: Collection<CustomerDoc>, k: Part
   return flagDeleted(coll, [...at.keys()], now, (id) => at.get(id) ?? null);
 }
 
-/** `_id`s of the partition's live customers (an `_id` range: the indexed path on FerretDB too). */
-export async function liveCustomerIds(coll: Collection<CustomerDoc>, k: PartitionKey): Promise<string[]> {
+/**
+ * Full reconciliation, one pass: every live customer of the partition (`liveIds`, from the run's preloaded view) that
+ * the finished run did not see is flagged.
+ */
+export async function reconcileUnseen(coll: Collection<CustomerDoc>, k: PartitionKey, liveIds: string[], seenExternalIds: Set<string>, now: Date): Promise<number> {
   const prefix = customerIdPrefix(k);
-  const docs = await coll
-    .find({ _id: { $gte: prefix, $lt: `${prefix}\uffff` }, deleted: false }, { projection: { _id: 1 } })
-    .toArray();
-  return docs.map((d) => d._id);
-}
-
-/** Full reconciliation, one pass: every live customer of the partition that the finished run did not see is flagged. */
-export async function reconcileUnseen(coll: Collection<CustomerDoc>, k: PartitionKey, seenExternalIds: Set<string>, now: Date): Promise<number> {
-  const prefix = customerIdPrefix(k);
-  const unseen = (await liveCustomerIds(coll, k)).filter((id) => !seenExternalIds.has(id.slice(prefix.length)));
+  const unseen = liveIds.filter((id) => !seenExternalIds.has(id.slice(prefix.length)));
   return flagDeleted(coll, unseen, now);
 }

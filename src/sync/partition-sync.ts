@@ -10,7 +10,7 @@ import { SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
-import { writeCustomers } from './bulk-writer.js';
+import { PointHashes, PreloadedHashes, writeCustomers, type HashView } from './bulk-writer.js';
 import { flagDeletedExternal, reconcileUnseen } from './deletions.js';
 import { buildCustomerDoc, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
@@ -113,6 +113,10 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     await deps.onCheckpoint?.(structuredClone(cp));
   }
 
+  // Full runs read the partition's stored hashes once (also the deletion candidates); incremental runs look up by `_id`.
+  const preloaded = mode === 'full' && cp.phase !== 'done' ? await PreloadedHashes.load(customers, key) : null;
+  const view: HashView = preloaded ?? new PointHashes(customers);
+
   try {
     if (cp.phase === 'customers') {
       let cursor = cp.cursor ?? deps.source.startCursor(mode, since);
@@ -136,7 +140,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
             if (r.externalId) seenIds.push(r.externalId);
           }
         }
-        const written = await writeCustomers(customers, docs);
+        const written = await writeCustomers(customers, docs, view);
         const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
         cp.counts.pages += 1;
         if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
@@ -157,7 +161,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       if (mode === 'full') {
         // Only reached when every page was read without error: what was not seen is gone from Sage.
         const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
-        cp.counts.deleted += await reconcileUnseen(customers, key, seen, now());
+        cp.counts.deleted += await reconcileUnseen(customers, key, preloaded?.liveIds() ?? [], seen, now());
       } else if (deps.source.deletions && state?.deletionsSince) {
         const feed = deps.source.deletions;
         let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);

@@ -69,13 +69,13 @@ test('quarantine reasons name the field: missing id, mistyped decimal, huge stri
 });
 
 test('Sage 200: the reference sample maps; ids become strings; phone parts joined; e-mail from contacts', () => {
-  const sample = { ...fixture('sage200-customer.json'), id: 27825, reference: 'A1D001', name: 'A1 Design Services', balance: 1120.92, credit_limit: '5000.00', date_time_updated: '2021-08-11T08:51:27.61Z', contacts: [{ is_default: true, email: 'a1@example.com' }], currency: { code: 'GBP' }, main_address: { address_1: '1 Street', address_2: null, city: 'York', postcode: 'YO1 1AA', country_code: 'GB' } };
+  const sample = { ...fixture('sage200-customer.json'), id: 27825, reference: 'A1D001', name: 'A1 Design Services', balance: 1120.92, credit_limit: '5000.00', date_time_updated: '2021-08-11T08:51:27.61Z', contacts: [{ is_default: false, default_email: 'other@example.com' }, { is_default: true, default_email: '', emails: [{ email: 'a1@example.com', is_default: true }] }], currency: { iso_code: 'GBP' }, main_address: { address_1: '1 Street', address_2: null, city: 'York', postcode: 'YO1 1AA', country_code: 'GB' } };
   const r = mapSage200Customer(sample);
   assert.ok(r.ok, !r.ok ? r.reason : '');
   assert.equal(r.customer.externalId, '27825');
   assert.equal(r.customer.creditLimit, 5000);
   assert.equal(r.customer.email, 'a1@example.com');
-  assert.equal(r.customer.phone, 'strin string string');
+  assert.equal(r.customer.phone, 'string string');
   assert.equal(r.customer.currency, 'GBP');
   assert.equal(r.customer.address.country, 'GB');
   assert.equal(r.customer.active, true);

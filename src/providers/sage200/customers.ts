@@ -15,7 +15,7 @@ import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext, SyncTarget } from '../types.js';
 import { serverDate } from '../sage-accounting/api.js';
 import { getList, sage200Base, sage200Headers } from './api.js';
-import { mapSage200Customer } from './mapping.js';
+import { mapSage200Customer, SAGE200_EXPAND } from './mapping.js';
 
 /** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
 export const SAGE200_MAX_PAGE = 5000;
@@ -63,6 +63,7 @@ export function buildCustomersUrl(base: string, cursor: KeysetCursor, top: numbe
   url.searchParams.set('$orderby', ORDER_BY); // always: `$skip` is only valid (and stable) under `$orderby`
   if (cursor.from) url.searchParams.set('$filter', `date_time_updated ge ${cursor.from}`);
   if (cursor.skip > 0) url.searchParams.set('$skip', String(cursor.skip));
+  url.searchParams.set('$expand', SAGE200_EXPAND.join(','));
   return url;
 }
 

@@ -20,13 +20,19 @@ const address = z
 
 const contact = z
   .object({
+    default_email: text(320),
     email: text(320),
-    emails: z.array(z.object({ email: text(320) }).passthrough()).nullish(),
+    emails: z.array(z.object({ email: text(320), is_default: z.boolean().nullish() }).passthrough()).nullish(),
+    default_telephone: text(64),
     is_default: z.boolean().nullish(),
   })
   .passthrough();
 
 const currency = z.object({ code: text(8), iso_code: text(8), symbol: text(8) }).passthrough();
+const countryCode = z.object({ code: text(8) }).passthrough();
+
+/** Nested objects Sage 200 includes only when asked with `$expand` (e-mails live only under `contacts`). */
+export const SAGE200_EXPAND = ['main_address', 'contacts', 'currency', 'country_code'] as const;
 
 export const Sage200Customer = z
   .object({
@@ -42,6 +48,7 @@ export const Sage200Customer = z
     telephone_area_code: text(16),
     telephone_subscriber_number: text(64),
     currency: currency.nullish(),
+    country_code: countryCode.nullish(),
     main_address: address.nullish(),
     contacts: z.array(contact).nullish(),
     date_time_updated: timestamp,
@@ -49,16 +56,21 @@ export const Sage200Customer = z
   .passthrough();
 export type Sage200Customer = z.infer<typeof Sage200Customer>;
 
+function defaultFirst<T extends { is_default?: boolean | null }>(items: T[] | null | undefined): T[] {
+  const all = items ?? [];
+  return [...all.filter((x) => x.is_default), ...all.filter((x) => !x.is_default)];
+}
+
+/** The account's own number (area + subscriber, as printed in the UK), else the default contact's. */
 function phone(c: Sage200Customer): string | null {
-  const parts = [c.telephone_country_code, c.telephone_area_code, c.telephone_subscriber_number].filter((p): p is string => !!p);
-  return parts.length ? parts.join(' ') : null;
+  const parts = [c.telephone_area_code, c.telephone_subscriber_number].filter((p): p is string => !!p);
+  if (parts.length) return parts.join(' ');
+  return defaultFirst(c.contacts).find((x) => x.default_telephone)?.default_telephone ?? null;
 }
 
 function email(c: Sage200Customer): string | null {
-  const contacts = c.contacts ?? [];
-  const ordered = [...contacts.filter((x) => x.is_default), ...contacts.filter((x) => !x.is_default)];
-  for (const x of ordered) {
-    const e = x.email ?? x.emails?.find((m) => m.email)?.email;
+  for (const x of defaultFirst(c.contacts)) {
+    const e = x.default_email ?? x.email ?? defaultFirst(x.emails).find((m) => m.email)?.email;
     if (e) return e;
   }
   return null;
@@ -86,7 +98,8 @@ export function mapSage200Customer(raw: unknown): MapResult {
         line2: a?.address_2 ?? null,
         city: a?.city ?? null,
         postalCode: a?.postcode ?? null,
-        country: a?.country_code ?? a?.country ?? null,
+        // ISO code when the expanded `country_code` gives it; else whatever the address says (a country name).
+        country: c.country_code?.code ?? a?.country_code ?? a?.country ?? null,
       },
       // Sage 200 marks closed accounts by status, not by deletion; "on hold" accounts are still customers.
       active: !c.account_status_type || c.account_status_type === 'AccountStatusActive',
