@@ -71,6 +71,8 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
   };
   const log = createLogger({ level: 'silent' });
   const deps = { config: stack.config, mongo: stack.mongo, client: stack.client, log };
+  const customers = (tenantId: string, provider: Provider, partitionId: string) =>
+    stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, provider, partitionId }).toArray();
   const { worker } = await stack.startWorker({ activities: { ...createActivities(deps), ...createSyncActivities(deps, { tokenSourceFor, http }) } });
 
   return {
@@ -103,12 +105,10 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
       });
       return { ...result, workflowId };
     },
-    async customers(tenantId, provider, partitionId) {
-      return stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, provider, partitionId }).toArray();
-    },
+    customers,
     async diffWithTruth(tenantId, t, partitionId) {
       const truth = sim.admin.truth(t.provider, partitionId, t.userId).customers;
-      const docs = await this.customers(tenantId, t.provider, partitionId);
+      const docs = await customers(tenantId, t.provider, partitionId);
       const diffs: string[] = [];
       const byId = new Map(docs.map((d) => [d.externalId, d]));
       if (byId.size !== docs.length) diffs.push(`duplicate externalIds: ${docs.length} docs, ${byId.size} ids`);
