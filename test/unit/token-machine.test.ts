@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { connectionWorkflowId } from '../../src/messages.js';
+import * as M from '../../src/workflows/tenant-connection/machine.js';
+
+const WF = 'sage-connection:sage-accounting:acme';
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+function base(): M.MachineState {
+  const p = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting' }, WF, connectionWorkflowId);
+  assert.ok(p.ok);
+  return M.initialState(p.value, WF);
+}
+
+function token(version: number, now: number, life = 300, refreshLife = 31 * 86400): M.TokenInfo {
+  return {
+    version,
+    accessTokenExpiresAt: now + life * 1000,
+    accessTokenLifetimeSec: life,
+    refreshTokenExpiresAt: now + refreshLife * 1000,
+    refreshTokenLifetimeSec: refreshLife,
+    obtainedAt: now,
+  };
+}
+
+function connected(now = T0, life = 300): M.MachineState {
+  const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: now + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, now);
+  return M.consentCompleted(s, {
+    token: token(1, now, life),
+    country: 'GB',
+    test: { ok: true, available: [{ id: 'b1', name: 'One' }], leadBusinessId: 'b1' },
+    now,
+  }).state;
+}
+
+describe('input', () => {
+  test('bad input names the field', () => {
+    const r = M.parseInput({ tenantId: 'bad id!', provider: 'sage-accounting' }, WF, connectionWorkflowId);
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.message : '', /tenantId/);
+  });
+  test('a non-canonical workflow id is refused with the right id in the message', () => {
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting' }, 'whatever', connectionWorkflowId);
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.message : '', /sage-connection:sage-accounting:acme/);
+  });
+});
+
+describe('refresh margin is derived from the token life', () => {
+  test('Sage Accounting 300 s tokens: 75 s margin, so a token with 4 minutes left is handed out without a refresh', () => {
+    assert.equal(M.refreshMarginSeconds(300), 75);
+    const s = connected();
+    assert.equal(M.decideAccess(s, T0 + 60_000, {}).kind, 'lease');
+    assert.equal(M.decideAccess(s, T0 + 226_000, {}).kind, 'refresh');
+  });
+  test('Sage 200 8-hour tokens: capped at 15 minutes', () => {
+    assert.equal(M.refreshMarginSeconds(8 * 3600), 900);
+  });
+  test('tiny lifetimes never refresh on every call (margin at most half the life)', () => {
+    assert.equal(M.refreshMarginSeconds(20), 10);
+  });
+  test('minValidSeconds asks for more validity, but never more than a fresh token can give', () => {
+    const s = connected();
+    assert.equal(M.decideAccess(s, T0 + 120_000, { minValidSeconds: 200 }).kind, 'refresh');
+    assert.equal(M.decideAccess(s, T0 + 120_000, {}).kind, 'lease');
+    const fresh = connected(T0);
+    assert.equal(M.decideAccess(fresh, T0 + 1_000, { minValidSeconds: 3600 }).kind, 'lease', 'capped at life - skew');
+  });
+});
+
+describe('rejectedTokenVersion', () => {
+  test('forces a refresh only while that version is current', () => {
+    const s = connected();
+    assert.equal(M.decideAccess(s, T0 + 1000, { rejectedTokenVersion: 1 }).kind, 'refresh');
+    const after = M.refreshSucceeded(s, token(2, T0 + 2000), T0 + 2000, { calledSage: true }).state;
+    const d = M.decideAccess(after, T0 + 3000, { rejectedTokenVersion: 1 });
+    assert.equal(d.kind, 'lease');
+    assert.equal(d.kind === 'lease' && d.lease.tokenVersion, 2);
+  });
+});
+
+describe('failures are classified', () => {
+  test('one definitive failure → reauthorization_required with reason, fresh consent, schedule paused, notification', () => {
+    const s = connected();
+    const t = M.refreshFailed(s, { definitive: true, reason: 'refresh_token_invalid', message: 'invalid_grant' }, T0 + 1000);
+    assert.equal(t.state.state, 'reauthorization_required');
+    assert.equal(t.state.reason, 'refresh_token_invalid');
+    const types = t.commands.map((c) => c.type);
+    assert.deepEqual(types, ['issueConsent', 'mirror', 'pauseSchedule', 'notify']);
+    assert.equal(M.decideAccess(t.state, T0 + 2000, {}).kind, 'reject');
+  });
+  test('transient failures keep the connection connected with the error visible, and back off', () => {
+    const s = connected();
+    const t = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'HTTP 503' }, T0 + 1000);
+    assert.equal(t.state.state, 'connected');
+    assert.equal(t.state.lastError, 'HTTP 503');
+    assert.equal(t.state.reason, 'token_refresh_failing');
+    assert.equal(t.state.nextRefreshRetryAt, T0 + 1000 + M.RETRY_BASE_MS);
+    // the current token still serves callers while it outlives the skew floor
+    assert.ok(M.fallbackLease(t.state, T0 + 200_000));
+    assert.equal(M.fallbackLease(t.state, T0 + 290_000), null);
+  });
+  test('transient failures past refresh-token expiry → refresh_token_expired', () => {
+    const s = connected();
+    const t = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, T0 + 32 * 86400_000);
+    assert.equal(t.state.state, 'reauthorization_required');
+    assert.equal(t.state.reason, 'refresh_token_expired');
+  });
+  test('keep-alive failing near expiry warns refresh_token_expiring', () => {
+    let s = connected();
+    const ka = M.keepAliveAt(s.token!)!;
+    for (let i = 0; i < M.WARN_AFTER_FAILURES; i++) s = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, ka + i * 1000).state;
+    assert.equal(s.reason, 'refresh_token_expiring');
+    assert.equal(s.state, 'connected');
+    const ok = M.refreshSucceeded(s, token(2, ka + 10_000), ka + 10_000, { calledSage: true });
+    assert.equal(ok.state.reason, null);
+    assert.equal(ok.state.refreshFailures, 0);
+  });
+});
+
+describe('keep-alive timer', () => {
+  test('idle connected tenant wakes once, ~20% of the refresh-token life before it lapses', () => {
+    const s = connected();
+    const w = M.nextWake(s);
+    assert.equal(w?.action, 'keepAliveRefresh');
+    assert.equal(w?.at, T0 + 31 * 86400_000 * 0.8);
+  });
+  test('a refresh that did not renew the refresh token does not loop', () => {
+    let s = connected();
+    const ka = M.keepAliveAt(s.token!)!;
+    const t = { ...token(2, ka + 1000), refreshTokenExpiresAt: s.token!.refreshTokenExpiresAt, refreshTokenLifetimeSec: s.token!.refreshTokenLifetimeSec };
+    s = M.refreshSucceeded(s, t, ka + 1000, { calledSage: true }).state;
+    assert.equal(M.nextWake(s)?.at, s.token!.refreshTokenExpiresAt);
+  });
+  test('awaiting authorization with no consent URL mints one at once', () => {
+    assert.deepEqual(M.nextWake(base()), { at: 0, action: 'renewConsent' });
+  });
+});
+
+describe('consent', () => {
+  test('state is single-use and expires', () => {
+    let s = M.consentIssued(base(), { nonce: 'abc', expiresAt: T0 + 1000, url: 'u' }, T0);
+    assert.equal(M.checkConsentState(s, 'd2Y.abc.x.mac', T0), null);
+    assert.equal(M.checkConsentState(s, 'd2Y.abc.x.mac', T0 + 1000), 'expired state');
+    assert.equal(M.checkConsentState(s, 'd2Y.zzz.x.mac', T0), 'unknown or already used state');
+    s = M.consentConsumed(s, 'd2Y.abc.x.mac');
+    assert.equal(M.checkConsentState(s, 'd2Y.abc.x.mac', T0), 'unknown or already used state');
+  });
+  test('at most 5 outstanding states, newest first', () => {
+    let s = base();
+    for (let i = 0; i < 8; i++) s = M.consentIssued(s, { nonce: `n${i}`, expiresAt: T0 + 10_000 + i, url: `u${i}` }, T0);
+    assert.equal(s.consents.length, M.MAX_OUTSTANDING_CONSENTS);
+    assert.equal(M.toStatus(s, T0).authorizationUrl, 'u7');
+  });
+  test('re-consent after reauthorization keeps partitions and sync state, resumes schedule, notifies recovery', () => {
+    let s = connected();
+    s = M.syncReported(s, 'b1', { finishedAt: '2026-01-01T01:00:00.000Z', status: 'succeeded', mode: 'full', fetched: 3, upserted: 3, modified: 0, deleted: 0, quarantined: 0 }).state;
+    s = M.refreshFailed(s, { definitive: true, reason: 'refresh_token_invalid', message: 'x' }, T0 + 1).state;
+    s = M.consentIssued(s, { nonce: 'n2', expiresAt: T0 + 60_000, url: 'u' }, T0 + 2);
+    const t = M.consentCompleted(s, { token: token(2, T0 + 3), country: null, test: { ok: true, available: [{ id: 'b1', name: 'One' }], leadBusinessId: 'b1' }, now: T0 + 3 });
+    assert.equal(t.state.state, 'connected');
+    assert.deepEqual(t.state.partitions, [{ id: 'b1', name: 'One' }]);
+    assert.ok(t.state.lastSync.b1);
+    assert.equal(t.state.country, 'GB');
+    assert.ok(t.commands.some((c) => c.type === 'ensureSchedule' && !c.paused));
+    assert.ok(t.commands.some((c) => c.type === 'notify' && c.eventType === 'connection.recovered'));
+  });
+  test('denied consent records consent_denied and consumes the state', () => {
+    const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: T0 + 60_000, url: 'u' }, T0);
+    const t = M.consentDenied(s, { state: 'x.n1.y.z', error: 'access_denied' }, T0 + 1);
+    assert.equal(t.state.reason, 'consent_denied');
+    assert.equal(t.state.consents.length, 0);
+  });
+});
+
+describe('connection test', () => {
+  test('selection ∩ reachable; missing selection reported; lead business drift detected', () => {
+    let s = base();
+    s = { ...s, state: 'connected', settings: { ...s.settings, businessIds: ['b1', 'b9'] } };
+    let t = M.connectionTested(s, { ok: true, available: [{ id: 'b1', name: 'One' }, { id: 'b2', name: 'Two' }], leadBusinessId: 'b1' }, T0);
+    assert.deepEqual(t.state.partitions.map((p) => p.id), ['b1']);
+    assert.equal(t.state.connection?.reason, 'partition_not_found');
+    s = { ...t.state, settings: { ...t.state.settings, businessIds: undefined } as M.Settings };
+    t = M.connectionTested(s, { ok: true, available: [{ id: 'b1', name: 'One' }, { id: 'b2', name: 'Two' }], leadBusinessId: 'b2' }, T0 + 1);
+    assert.equal(t.state.connection?.reason, 'lead_business_changed');
+    assert.equal(t.state.partitions.length, 2);
+  });
+  test('no reachable partitions → connection not available', () => {
+    const t = M.connectionTested({ ...base(), state: 'connected' }, { ok: true, available: [], leadBusinessId: null }, T0);
+    assert.equal(t.state.connection?.available, false);
+    assert.equal(t.state.connection?.reason, 'no_partitions');
+  });
+  test('Sage 200: partitions are company ids with the site beside them, filtered by the input selection', () => {
+    const p = M.parseInput({ tenantId: 'acme', provider: 'sage-200', sage200: { sites: [{ companyId: '2' }] } }, 'sage-connection:sage-200:acme', connectionWorkflowId);
+    assert.ok(p.ok);
+    const s = { ...M.initialState(p.value, 'sage-connection:sage-200:acme'), state: 'connected' as const };
+    const t = M.connectionTested(s, { ok: true, available: [{ id: '1', name: 'A', siteId: 's' }, { id: '2', name: 'B', siteId: 's' }], leadBusinessId: null }, T0);
+    assert.deepEqual(t.state.partitions, [{ id: '2', name: 'B', siteId: 's' }]);
+  });
+});
+
+describe('status never carries a secret and versions only grow', () => {
+  test('a late answer about an older version changes nothing', () => {
+    const s = connected();
+    const newer = M.refreshSucceeded(s, token(3, T0 + 5), T0 + 5, { calledSage: true }).state;
+    const late = M.applyTokenMeta(newer, token(2, T0 + 6));
+    assert.equal(late.token?.version, 3);
+  });
+  test('status fields', () => {
+    const st = M.toStatus(connected(), T0);
+    assert.equal(st.state, 'connected');
+    assert.equal(st.tokenVersion, 1);
+    assert.equal(st.authorizationUrl, null);
+    assert.equal(st.accessTokenExpiresAt, new Date(T0 + 300_000).toISOString());
+    assert.ok(!JSON.stringify(st).match(/access_token|refresh_token/));
+  });
+});
