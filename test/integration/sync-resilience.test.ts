@@ -1,0 +1,111 @@
+/**
+ * Customer sync under Sage's bad days: 429 storms with and without Retry-After, 5xx, a 401 mid-run, and bad records
+ * (quarantined, the run goes on). Simulator over HTTP, real Temporal and FerretDB.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { createSageHttp } from '../../src/providers/http.js';
+import { customerSourceFor } from '../../src/providers/index.js';
+import type { CustomerSource } from '../../src/providers/types.js';
+import { syncPartition } from '../../src/sync/partition-sync.js';
+import type { QuarantineDoc } from '../../src/sync/quarantine.js';
+import { syncHarness, type SyncHarness } from '../helpers/sync-harness.js';
+import { uniqueName } from '../helpers/env.js';
+
+let h: SyncHarness;
+before(async () => {
+  h = await syncHarness({ SAGE_ACCOUNTING_PAGE_SIZE: '25', SAGE200_PAGE_SIZE: '20' });
+});
+after(async () => h?.close());
+
+async function assertEqualsTruth(tenantId: string, t: Awaited<ReturnType<SyncHarness['createTenant']>>) {
+  for (const p of t.partitions) assert.deepEqual(await h.diffWithTruth(tenantId, t, p.id), [], `partition ${p.id}`);
+}
+
+test('429 storm WITH Retry-After longer than the in-process retries: the activity retry waits it out; result equals truth', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 2, customersPerPartition: 50 });
+  // 6 in a row: got retries 4 times honouring Retry-After, then the activity fails and is retried (nextRetryDelay).
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 429, retryAfterSeconds: 1, count: 6 });
+  const res = await h.runSync(t.tenantId, 'sage-accounting');
+  assert.equal(res.status, 'succeeded');
+  const rules = h.sim.admin.faults().rules;
+  assert.equal(rules[0]?.hits, 6, 'every injected 429 was met');
+  await assertEqualsTruth(t.tenantId, t);
+  h.sim.admin.clearFaults();
+});
+
+test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals truth', async () => {
+  const t = await h.createTenant('sage-200', { partitions: 2, customersPerPartition: 50 });
+  h.sim.admin.addFaults([
+    { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 429, retryAfterSeconds: null, count: 3 },
+    { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 503, count: 2, after: 4 },
+  ]);
+  const res = await h.runSync(t.tenantId, 'sage-200');
+  assert.equal(res.status, 'succeeded');
+  assert.deepEqual(h.sim.admin.faults().rules.map((r) => r.hits), [3, 2]);
+  await assertEqualsTruth(t.tenantId, t);
+  h.sim.admin.clearFaults();
+});
+
+test('a 401 mid-run (access token expired early) asks for a newer token once and retries the page', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 60 });
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 401, count: 1, after: 1 });
+  const res = await h.runSync(t.tenantId, 'sage-accounting');
+  assert.equal(res.status, 'succeeded');
+  await assertEqualsTruth(t.tenantId, t);
+  h.sim.admin.clearFaults();
+});
+
+/** Wraps the real source (over HTTP) and corrupts chosen records as Sage might send them. */
+function corrupting(source: CustomerSource, corrupt: (raw: Record<string, unknown>, i: number) => unknown): CustomerSource {
+  let n = 0;
+  return {
+    ...source,
+    async fetchPage(ctx, cursor, opts) {
+      const page = await source.fetchPage(ctx, cursor, opts);
+      return { ...page, records: page.records.map((r) => corrupt(r as Record<string, unknown>, n++)) };
+    },
+  };
+}
+
+test('bad records (missing id, mistyped decimal, huge string) go to quarantine with a reason; the run goes on', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 40 });
+  const p = t.partitions[0]!;
+  const http = createSageHttp({ maxConcurrency: 4 });
+  const source = corrupting(customerSourceFor('sage-accounting', http, h.stack.config), (raw, i) => {
+    if (i === 3) {
+      const { id: _drop, ...rest } = raw;
+      return rest;
+    }
+    if (i === 7) return { ...raw, balance: 'twelve pounds' };
+    if (i === 11) return { ...raw, name: 'x'.repeat(200_000) };
+    return raw;
+  });
+  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const syncWorkflowId = uniqueName('direct');
+  const run = (mode: 'full' | 'incremental') =>
+    syncPartition(
+      { mongo: h.stack.mongo, source, tokens, pageSize: 25, overlapSeconds: 300 },
+      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode, syncWorkflowId: `${syncWorkflowId}-${mode}` },
+    );
+  const first = await run('full');
+  assert.equal(first.summary.status, 'succeeded');
+  assert.equal(first.summary.fetched, 40);
+  assert.equal(first.summary.quarantined, 3);
+  assert.equal(first.summary.upserted, 37);
+  const q = await h.stack.mongo.collection<QuarantineDoc>(COLLECTIONS.quarantine).find({ tenantId: t.tenantId }).toArray();
+  assert.equal(q.length, 3);
+  const reasons = q.map((d) => d.reason).sort();
+  assert.ok(reasons.some((r) => /^id:/.test(r)), reasons.join(' | '));
+  assert.ok(reasons.some((r) => /balance: not a decimal number/.test(r)));
+  assert.ok(reasons.some((r) => /name: longer than/.test(r)));
+  const huge = q.find((d) => /name: longer/.test(d.reason))!;
+  assert.equal(huge.rawTruncated, true, 'a huge payload is kept truncated, not dropped');
+  for (const d of q) assert.ok(d._id.startsWith(`sage-accounting:${t.tenantId}:${p.id}:`));
+  // The same bad records read again are the same quarantine entries, and a customer whose latest version is bad is
+  // not reconciled away as deleted.
+  const again = await run('full');
+  assert.equal(again.summary.deleted, 0);
+  assert.equal(await h.stack.mongo.collection(COLLECTIONS.quarantine).countDocuments({ tenantId: t.tenantId }), 3);
+});
