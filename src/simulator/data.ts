@@ -149,7 +149,9 @@ export interface CustomerDetails {
 }
 
 function letters(name: string, n: number): string {
-  const l = name.normalize('NFD').replace(/[^A-Za-z]/g, '').toUpperCase();
+  // normalize() is slow; only names with accents need it.
+  const ascii = /^[\x00-\x7f]*$/.test(name) ? name : name.normalize('NFD');
+  const l = ascii.replace(/[^A-Za-z]/g, '').toUpperCase();
   return (l + 'XXXX').slice(0, n);
 }
 

@@ -38,6 +38,7 @@ declare module 'fastify' {
 }
 
 export function sageAccountingApi(state: SimulatorState) {
+  const filterCache = new WeakMap<PartitionData, Map<string, CustomerRecord[]>>();
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.addHook('onRequest', async (request, reply) => {
       reply.header('x_request_id', randomUUID());
@@ -175,8 +176,17 @@ export function sageAccountingApi(state: SimulatorState) {
       }
       return true;
     };
-    // Default order: creation order (Sage documents none and /contacts has no sort parameter).
-    const all = p.records.filter(matches);
+    // Default order: creation order (Sage documents none and /contacts has no sort parameter). The filtered list is
+    // cached per partition version so paging through 100k contacts does not rescan them for every page.
+    const cacheKey = `${p.version}|${p.records.length}|${since}|${deletedSince}|${typeFilter}|${search}`;
+    let perPartition = filterCache.get(p);
+    if (!perPartition) filterCache.set(p, (perPartition = new Map()));
+    let all = perPartition.get(cacheKey);
+    if (!all) {
+      all = p.records.filter(matches);
+      if (perPartition.size > 16) perPartition.clear();
+      perPartition.set(cacheKey, all);
+    }
     const lastPage = Math.max(1, Math.ceil(all.length / ipp));
     const effective = Math.min(page, lastPage); // a page past the end answers the last page again
     const slice = all.slice((effective - 1) * ipp, effective * ipp);
@@ -193,13 +203,17 @@ export function sageAccountingApi(state: SimulatorState) {
   }
 
   function shapeContact(p: PartitionData, r: CustomerRecord, attributes: string[], deletedList: boolean): Record<string, unknown> {
-    const base: Record<string, unknown> = contactBase(p, r);
-    if (deletedList) base.deleted_at = accountingTime(r.deletedAt!);
-    if (attributes.length === 0) return base;
+    if (attributes.length === 0) {
+      const base: Record<string, unknown> = contactBase(p, r);
+      if (deletedList) base.deleted_at = accountingTime(r.deletedAt!);
+      return base;
+    }
     const full = contactFull(p, r);
     if (attributes.includes('all')) return full;
-    for (const a of attributes) if (a in full) base[a] = full[a]; // unknown attribute names are ignored
-    return base;
+    const out: Record<string, unknown> = { id: full.id, displayed_as: full.displayed_as, $path: full.$path };
+    if (deletedList) out.deleted_at = full.deleted_at;
+    for (const a of attributes) if (a in full) out[a] = full[a]; // unknown attribute names are ignored
+    return out;
   }
 }
 
