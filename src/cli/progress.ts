@@ -30,7 +30,10 @@ export class ProgressView {
   private lastPrintAt = 0;
   constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean }) {}
 
+  private last: ProgressSnapshot | null = null;
+
   update(s: ProgressSnapshot): void {
+    this.last = s;
     if (this.out.isTTY) {
       this.out.write(`\r\x1b[2K${renderProgress(s, this.frame++)}`);
       return;
@@ -43,7 +46,9 @@ export class ProgressView {
     }
   }
 
+  /** Ends the progress display; on a pipe, prints the final numbers if the throttle held them back. */
   done(): void {
     if (this.out.isTTY) this.out.write('\n');
+    else if (this.last && renderProgress(this.last, null) !== this.lastLine) this.out.write(`${renderProgress(this.last, null)}\n`);
   }
 }

@@ -1,7 +1,13 @@
-import { TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { queryStatus } from '../../lib/connection-overview.js';
-import { connectionWorkflowId, describeZodError, TenantConnectionInput, type ConnectionStatus } from '../../messages.js';
+import {
+  beginAuthorizationUpdate,
+  connectionWorkflowId,
+  describeZodError,
+  SageProviderSearchAttribute,
+  TenantConnectionInput,
+  TenantIdSearchAttribute,
+} from '../../messages.js';
 import { parseProvider, parseTenant } from '../connection-ref.js';
 import type { CliContext } from '../context.js';
 import { CliExit, EXIT } from '../exit-codes.js';
@@ -15,9 +21,6 @@ export interface ConnectOptions {
   json?: boolean;
   timeout?: string;
 }
-
-const TenantIdKey = defineSearchAttributeKey('TenantId', 'KEYWORD');
-const SageProviderKey = defineSearchAttributeKey('SageProvider', 'KEYWORD');
 
 /** `--site siteId:companyId` (either part may be empty) → the contract's `sage200.sites` entry. */
 function parseSite(s: string): { siteId?: string; companyId?: string } {
@@ -54,27 +57,31 @@ export async function connectCommand(ctx: CliContext, tenant: string, opts: Conn
     // An existing running connection is reused as is: connecting twice must never reset its tokens.
     workflowIdConflictPolicy: 'USE_EXISTING',
     typedSearchAttributes: new TypedSearchAttributes([
-      { key: TenantIdKey, value: tenantId },
-      { key: SageProviderKey, value: provider },
+      { key: TenantIdSearchAttribute, value: tenantId },
+      { key: SageProviderSearchAttribute, value: provider },
     ]),
   });
-  const deadline = Date.now() + Number(opts.timeout ?? 20) * 1000;
-  let status: ConnectionStatus | null = null;
-  while (Date.now() < deadline) {
-    status = await queryStatus(client, workflowId, Math.max(500, deadline - Date.now()));
-    if (status && (status.authorizationUrl || status.state === 'connected' || status.state === 'disconnected')) break;
-    await sleep(250);
-  }
+  const timeoutMs = Number(opts.timeout ?? 20) * 1000;
+  const status = await queryStatus(client, workflowId, timeoutMs);
   if (!status) {
     throw new CliExit(EXIT.failure, `started ${workflowId} (run ${handle.firstExecutionRunId}) but it did not answer the status query; is a worker polling task queue ${ctx.config.TEMPORAL_TASK_QUEUE}?`);
   }
-  if (opts.json) out.write(`${JSON.stringify({ workflowId, ...status }, null, 2)}\n`);
-  else if (status.state === 'connected') out.write(`${tenantId} (${provider}) is already connected (workflow ${workflowId}).\n`);
-  else if (status.authorizationUrl) {
-    out.write(`Workflow ${workflowId} is waiting for consent. Open this URL (or hand it to the customer):\n${status.authorizationUrl}\n`);
-  } else out.write(`Workflow ${workflowId} is ${status.state}${status.reason ? ` (${status.reason})` : ''}.\n`);
-  if (!status.authorizationUrl && status.state !== 'connected') {
-    throw new CliExit(EXIT.failure, `no consent URL yet for ${workflowId} (state ${status.state}); try \`sage-sync status ${tenantId} --provider ${provider}\``);
+  if (status.state === 'connected') {
+    if (opts.json) out.write(`${JSON.stringify({ workflowId, ...status }, null, 2)}\n`);
+    else out.write(`${tenantId} (${provider}) is already connected (workflow ${workflowId}).\n`);
+    return EXIT.ok;
+  }
+  // Each consent link carries its own single-use, short-lived state: ask the workflow to mint one for this request.
+  let consent: { authorizationUrl: string; expiresAt: string };
+  try {
+    consent = await client.withDeadline(Date.now() + timeoutMs, () => handle.executeUpdate(beginAuthorizationUpdate, { args: [{}] }));
+  } catch (err) {
+    throw new CliExit(EXIT.failure, `${workflowId} is ${status.state} but could not mint a consent URL: ${(err as Error).message}`);
+  }
+  if (opts.json) out.write(`${JSON.stringify({ workflowId, ...status, authorizationUrl: consent.authorizationUrl, authorizationUrlExpiresAt: consent.expiresAt }, null, 2)}\n`);
+  else {
+    out.write(`Workflow ${workflowId} is waiting for consent${status.reason ? ` (${status.reason})` : ''}. Open this URL, or hand it to the customer`);
+    out.write(` (valid until ${consent.expiresAt}):\n${consent.authorizationUrl}\n`);
   }
   return EXIT.ok;
 }
