@@ -1,0 +1,102 @@
+/**
+ * The real path: a tenant consents through the connection workflow (simulator approves), the sync Schedule appears,
+ * `syncNow { mode: "full" }` runs `syncCustomers` through the schedule with tokens from `acquireAccessToken`, results
+ * land in MongoDB and in `status.lastSync`; a revoked grant makes the run end as skipped and pauses the schedule;
+ * re-consent resumes it; disconnect deletes it. Simulator over HTTP, real Temporal worker and FerretDB.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import got from 'got';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { completeAuthorizationUpdate, connectionWorkflowId, disconnectSignal, syncNowSignal, syncScheduleId } from '../../src/messages.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import type { CustomerDoc } from '../../src/sync/documents.js';
+import { syncCustomers } from '../../src/workflows/index.js';
+import { connectTenant, waitForStatus } from '../helpers/consent.js';
+import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+
+let sim: RunningSimulator;
+let stack: TestStack;
+before(async () => {
+  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
+  stack = await testStack({ ...sim.env, SAGE_ACCOUNTING_PAGE_SIZE: '20' });
+  await stack.startWorker();
+});
+after(async () => {
+  await stack?.close();
+  await sim?.close();
+});
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+test('schedule created on connect; syncNow full syncs every business through the schedule; paused on reauth (run skipped); resumed; deleted on disconnect', async () => {
+  const provider = 'sage-accounting' as const;
+  const tenantId = uniqueName('conn').replace(/_/g, '-');
+  const user = sim.admin.createUser({ provider, partitions: 2, customersPerPartition: 45 });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
+  assert.equal(status.partitions.length, 2);
+  const schedule = stack.client.schedule.getHandle(syncScheduleId(provider, tenantId));
+  const described = await eventually('schedule', async () => schedule.describe().catch(() => null));
+  assert.equal(described.state.paused, false);
+
+  const conn = stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId));
+  await conn.signal(syncNowSignal, { mode: 'full' });
+  const synced = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 90_000);
+  for (const p of status.partitions) {
+    assert.equal(synced.lastSync[p.id]?.mode, 'full');
+    assert.equal(synced.lastSync[p.id]?.fetched, 45);
+    const truth = sim.admin.truth(provider, p.id, user.id).customers;
+    const docs = await stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, partitionId: p.id }).toArray();
+    assert.deepEqual(docs.map((d) => d.externalId).sort(), truth.map((c) => c.id).sort(), `business ${p.id} equals Sage`);
+  }
+  const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
+  assert.equal(runs.length, 2);
+  assert.ok(runs.every((r) => r.status === 'succeeded' && String(r._id).startsWith('sage-sync-run:')), 'the run was started by the schedule');
+  const mirror = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
+  assert.equal(mirror?.fullSyncRequested, undefined, 'the full-sync request is cleared once done');
+
+  // The user revokes our access in Sage: the next run gets 401, asks for a newer token, the refresh fails for good.
+  sim.admin.revoke({ provider, userId: user.id });
+  const skipped = await stack.client.workflow.execute(syncCustomers, {
+    workflowId: uniqueName('sync-after-revoke'),
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider }],
+  });
+  assert.equal(skipped.status, 'skipped', 'reauthorization ends the run as skipped, not failed-and-retrying');
+  const reauth = await waitForStatus(stack.client, conn.workflowId, (s) => s.state === 'reauthorization_required');
+  assert.ok(reauth.authorizationUrl);
+  await eventually('schedule paused', async () => (await schedule.describe()).state.paused);
+
+  // Re-consent: the simulator approves, the workflow takes the new code, the schedule runs again.
+  await got.post(`${sim.url}/__admin/next-consent`, { json: { provider, userId: user.id } });
+  const back = new URL(String((await got(reauth.authorizationUrl!, { followRedirect: false })).headers.location));
+  const again = await conn.executeUpdate(completeAuthorizationUpdate, {
+    args: [{ code: back.searchParams.get('code')!, state: back.searchParams.get('state')!, ...(back.searchParams.get('country') ? { country: back.searchParams.get('country')! } : {}) }],
+  });
+  assert.equal(again.state, 'connected');
+  await eventually('schedule resumed', async () => !(await schedule.describe()).state.paused);
+
+  await conn.signal(disconnectSignal, { revoke: false });
+  const final = await conn.result();
+  assert.equal(final.state, 'disconnected');
+  await eventually('schedule deleted', async () =>
+    schedule.describe().then(
+      () => false,
+      (err) => err instanceof ScheduleNotFoundError,
+    ),
+  );
+  assert.equal(await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId }), 90, 'synced customers stay after disconnect');
+});
