@@ -11,10 +11,29 @@ import { ReauthorizationRequiredError } from '../errors.js';
 import type { Mongo } from '../lib/mongo.js';
 import { connectionWorkflowId, ErrorTypes, getAccessTokenUpdate, type Provider } from '../messages.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { Semaphore } from '../providers/http.js';
 import { openTokens, readTokenDoc } from './store.js';
 
 /** gRPC status codes (grpc-js is not a direct dependency). */
-const grpcStatus = { NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8 } as const;
+const grpcStatus = { NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
+
+/**
+ * Temporal admits at most 10 updates in flight per workflow and answers RESOURCE_EXHAUSTED beyond that (the client then
+ * backs off for seconds). Callers in one process queue here instead, below that limit; each still sends its own update,
+ * so the workflow (not this queue) is what guarantees a single refresh across processes.
+ */
+const IN_FLIGHT_PER_CONNECTION = 8;
+const limiters = new Map<string, { sem: Semaphore; users: number }>();
+async function limited<T>(workflowId: string, fn: () => Promise<T>): Promise<T> {
+  let entry = limiters.get(workflowId);
+  if (!entry) limiters.set(workflowId, (entry = { sem: new Semaphore(IN_FLIGHT_PER_CONNECTION), users: 0 }));
+  entry.users++;
+  try {
+    return await entry.sem.run(fn);
+  } finally {
+    if (--entry.users === 0) limiters.delete(workflowId);
+  }
+}
 
 /** Rejections that mean "ask again in a moment" (the workflow is continuing as new, or too many updates are in flight). */
 export const RETRY_LATER_ERROR_TYPE = 'RetryLater';
@@ -35,9 +54,11 @@ function isRetryLater(err: unknown): boolean {
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause.type === RETRY_LATER_ERROR_TYPE;
   // The server allows 10 updates in flight per workflow; beyond that it answers RESOURCE_EXHAUSTED (the client has
   // already retried a few times by then). A run that just continued-as-new answers NOT_FOUND for a moment.
-  if (isGrpcServiceError(err)) return err.code === grpcStatus.RESOURCE_EXHAUSTED || err.code === grpcStatus.NOT_FOUND;
+  // "workflow update was aborted" (UNAVAILABLE) happens when the run closes or its task is retried under load.
+  const retryable = new Set<number>([grpcStatus.RESOURCE_EXHAUSTED, grpcStatus.NOT_FOUND, grpcStatus.UNAVAILABLE]);
+  if (isGrpcServiceError(err)) return retryable.has(err.code);
   const cause = (err as { cause?: unknown } | null)?.cause;
-  if (cause && isGrpcServiceError(cause)) return cause.code === grpcStatus.RESOURCE_EXHAUSTED;
+  if (cause && isGrpcServiceError(cause)) return retryable.has(cause.code);
   return false;
 }
 
@@ -56,7 +77,7 @@ export async function acquireAccessToken(
   for (let attempt = 0; ; attempt++) {
     let lease;
     try {
-      lease = await handle.executeUpdate(getAccessTokenUpdate, { args: [args] });
+      lease = await limited(workflowId, () => handle.executeUpdate(getAccessTokenUpdate, { args: [args] }));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new ReauthorizationRequiredError('connection_not_found', `no connection workflow ${workflowId}`);
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {

@@ -1,0 +1,245 @@
+/**
+ * The token lifecycle against the simulator over HTTP, a real worker, Temporal and FerretDB: refresh storms, rejected
+ * versions, a revoked grant, re-consent, continue-as-new, disconnect, and a plaintext-token scan.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ReauthorizationRequiredError } from '../../src/errors.js';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type Provider } from '../../src/messages.js';
+import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
+import { verifySignature } from '../../src/tokens/notify.js';
+import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
+import { uniqueName } from '../helpers/env.js';
+import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
+
+const SECRET = 'webhook-test-secret';
+let h: TokenHarness;
+let hook: Awaited<ReturnType<typeof webhookReceiver>>;
+const workflowIds: string[] = [];
+
+before(async () => {
+  hook = await webhookReceiver({ failFirst: 1 });
+  h = await tokenHarness({ env: { NOTIFY_WEBHOOK_URL: hook.url, NOTIFY_WEBHOOK_SECRET: SECRET } });
+});
+after(async () => {
+  await h?.close();
+  await hook?.close();
+});
+
+async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+const deps = () => ({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config });
+const refreshes = (p: Provider) => h.sim.admin.counters().byProvider[p].refreshes;
+
+async function connect(provider: Provider, prefix: string): Promise<string> {
+  const tenantId = uniqueName(prefix);
+  const res = await h.consent(tenantId, provider);
+  assert.equal(res.status, 200, res.body);
+  workflowIds.push(connectionWorkflowId(provider, tenantId));
+  return tenantId;
+}
+
+test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE refresh at Sage', async () => {
+  // 4-second tokens for the consent, so the first token is soon inside its refresh margin (half of 4 s)...
+  h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 4 } });
+  const tenantId = await connect('sage-accounting', 'storm');
+  // ...and 5-minute tokens afterwards, so the refreshed one outlives the storm.
+  h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 300 } });
+  await new Promise((r) => setTimeout(r, 2_500));
+  const before = refreshes('sage-accounting');
+  const results = await Promise.all(Array.from({ length: 200 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })));
+  const after = refreshes('sage-accounting');
+  console.log(`storm: 200 callers → ${after - before} refresh(es) at the simulator`);
+  assert.equal(after - before, 1);
+  assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([2]));
+  assert.equal(new Set(results.map((r) => r.accessToken)).size, 1);
+  const st = await h.status(tenantId, 'sage-accounting');
+  assert.equal(st.refreshCount, 1);
+  // A fresh 300 s token is handed out without refreshing again (margin 75 s, not "refresh on every call").
+  await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
+  assert.equal(refreshes('sage-accounting'), after);
+  // The token works at Sage.
+  const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, { headers: { authorization: `Bearer ${results[0]!.accessToken}` } });
+  assert.equal(api.status, 200);
+});
+
+test('rejectedTokenVersion: a stale version gets the current token, the current one forces exactly one refresh', async () => {
+  const tenantId = await connect('sage-accounting', 'rej');
+  const first = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
+  assert.equal(first.tokenVersion, 1);
+  const before = refreshes('sage-accounting');
+  // 20 callers all report version 1 as rejected (401): one refresh, everyone gets version 2.
+  const forced = await Promise.all(Array.from({ length: 20 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 })));
+  assert.equal(refreshes('sage-accounting') - before, 1);
+  assert.ok(forced.every((r) => r.tokenVersion === 2));
+  // A late caller still holding version 1: stale, no refresh.
+  const stale = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
+  assert.equal(stale.tokenVersion, 2);
+  assert.equal(refreshes('sage-accounting') - before, 1);
+  // Sage 200 path works the same way.
+  const t2 = await connect('sage-200', 'rej200');
+  const b2 = refreshes('sage-200');
+  const r2 = await acquireAccessToken(deps(), { tenantId: t2, provider: 'sage-200' }, { rejectedTokenVersion: 1 });
+  assert.equal(r2.tokenVersion, 2);
+  assert.equal(refreshes('sage-200') - b2, 1);
+});
+
+test('revoked grant → reauthorization_required after exactly one invalid_grant; signed webhook; re-consent recovers the same workflow', async () => {
+  const tenantId = await connect('sage-accounting', 'revoked');
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  const handle = h.stack.client.workflow.getHandle(id);
+  const { runId } = await handle.describe();
+  await handle.signal(syncReportSignal, {
+    partitionId: (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id,
+    summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 2, upserted: 2, modified: 0, deleted: 0, quarantined: 0 },
+  });
+  const partitionsBefore = (await h.status(tenantId, 'sage-accounting')).partitions;
+  // The user disconnects our app in Sage.
+  const doc = await readTokenDoc(h.stack.mongo, id);
+  const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
+  const grantId = h.sim.state.tokens.get(refreshToken!)?.grantId;
+  const userId = h.sim.admin.grants('sage-accounting').grants.find((g) => g.grantId === grantId)?.userId;
+  assert.ok(userId);
+  h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
+  const invalidBefore = h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants;
+
+  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), (err: unknown) => {
+    assert.ok(err instanceof ReauthorizationRequiredError);
+    assert.equal(err.reason, 'refresh_token_invalid');
+    return true;
+  });
+  assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore, 1, 'exactly one invalid_grant');
+  const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.authorizationUrl !== null);
+  assert.equal(st.state, 'reauthorization_required', JSON.stringify(st));
+  assert.equal(st.reason, 'refresh_token_invalid');
+  // Further callers are refused at once, without calling Sage.
+  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }), ReauthorizationRequiredError);
+  assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore, 1);
+
+  // Side effects run right after the state change (status answers first): poll for them.
+  await eventually(async () => {
+    const sched = await h.stack.client.schedule.getHandle(syncScheduleId('sage-accounting', tenantId)).describe();
+    assert.equal(sched.state.paused, true);
+    const conn = await h.stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+    assert.equal(conn?.state, 'reauthorization_required');
+    assert.equal(conn?.reason, 'refresh_token_invalid');
+  });
+
+  // Webhook: delivered despite a first 503 (retried), signed, with the event id in header and body.
+  const deadline = Date.now() + 60_000;
+  while (!hook.received.some((r) => r.body.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  const got = hook.received.find((r) => r.body.includes(id));
+  assert.ok(got, 'webhook received');
+  const event = JSON.parse(got.body);
+  assert.equal(event.type, 'connection.reauthorization_required');
+  assert.equal(event.reason, 'refresh_token_invalid');
+  assert.equal(got.headers['x-sage-sync-event-id'], event.id);
+  assert.ok(verifySignature(SECRET, got.body, got.headers['x-sage-sync-signature'] as string));
+  assert.ok(event.authorizationUrl, 'the notification carries the fresh consent URL');
+
+  // Re-consent (the same Sage user) through the URL from status: same workflow run, partitions and sync state kept,
+  // schedule resumed.
+  h.sim.admin.nextConsent({ provider: 'sage-accounting', userId });
+  const callback = await h.followConsent(st.authorizationUrl!);
+  const res = await h.callback(callback);
+  assert.equal(res.status, 200, res.body);
+  const back = await h.status(tenantId, 'sage-accounting');
+  assert.equal(back.state, 'connected');
+  assert.equal(back.reason, null);
+  assert.ok(back.tokenVersion! > 1);
+  assert.deepEqual(back.partitions.map((p) => p.id).sort(), partitionsBefore.map((p) => p.id).sort());
+  assert.equal(Object.keys(back.lastSync).length, 1);
+  assert.equal((await handle.describe()).runId, runId);
+  assert.equal((await h.stack.client.schedule.getHandle(syncScheduleId('sage-accounting', tenantId)).describe()).state.paused, false);
+  const ok = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
+  assert.equal(ok.tokenVersion, back.tokenVersion);
+  while (!hook.received.some((r) => r.body.includes('connection.recovered') && r.body.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  assert.ok(hook.received.some((r) => r.body.includes('connection.recovered') && r.body.includes(id)));
+});
+
+test('transient token-endpoint failures (503) keep the connection connected with the error visible', async () => {
+  const tenantId = await connect('sage-accounting', 'transient');
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
+  try {
+    // The caller's version was rejected and no new one can be had right now: a transient error, no reauthorization.
+    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+    const st = await h.status(tenantId, 'sage-accounting');
+    assert.equal(st.state, 'connected');
+    assert.equal(st.reason, 'token_refresh_failing');
+    assert.match(st.lastError ?? '', /503/);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  const r = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
+  assert.equal(r.tokenVersion, 2);
+  assert.equal((await h.status(tenantId, 'sage-accounting')).reason, null);
+});
+
+test('continue-as-new keeps the whole state (tokens, partitions, sync state, counters)', async () => {
+  const tenantId = uniqueName('can');
+  const id = await h.start({ tenantId, provider: 'sage-accounting', __maxHistoryEvents: 60 } as never);
+  workflowIds.push(id);
+  const handle = h.stack.client.workflow.getHandle(id);
+  const firstRun = (await handle.describe()).runId;
+  const res = await h.consent(tenantId, 'sage-accounting');
+  assert.equal(res.status, 200, res.body);
+  const before = await h.status(tenantId, 'sage-accounting');
+  await handle.signal(syncReportSignal, {
+    partitionId: before.partitions[0]!.id,
+    summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 },
+  });
+  let v = 1;
+  for (let i = 0; i < 12; i++) v = (await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v })).tokenVersion;
+  const after = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.tokenVersion === v);
+  assert.notEqual((await handle.describe()).runId, firstRun, 'continued as new');
+  assert.equal(after.state, 'connected');
+  assert.equal(after.refreshCount, 12);
+  assert.deepEqual(after.partitions, before.partitions);
+  assert.equal(Object.keys(after.lastSync).length, 1);
+});
+
+test('disconnect: revoke at Sage, delete tokens and schedule, end as disconnected', async () => {
+  const tenantId = await connect('sage-200', 'bye');
+  const id = connectionWorkflowId('sage-200', tenantId);
+  const revokesBefore = h.sim.admin.counters().byProvider['sage-200'].revokes;
+  const handle = h.stack.client.workflow.getHandle(id);
+  await handle.signal(disconnectSignal, {});
+  const final = await handle.result();
+  assert.equal(final.state, 'disconnected');
+  assert.equal(h.sim.admin.counters().byProvider['sage-200'].revokes - revokesBefore, 1);
+  assert.equal(await readTokenDoc(h.stack.mongo, id), null);
+  await assert.rejects(h.stack.client.schedule.getHandle(syncScheduleId('sage-200', tenantId)).describe());
+  const conn = await h.stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+  assert.equal(conn?.state, 'disconnected');
+  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-200' }), ReauthorizationRequiredError);
+});
+
+test('no plaintext token in any workflow history (raw, as stored) or MongoDB document', async () => {
+  const { tokens, codes } = h.sim.admin.issuedTokens() as { tokens: string[]; codes: string[] };
+  assert.ok(tokens.length > 10);
+  const secrets = [...tokens, ...codes].filter((t) => t.length >= 16);
+  const haystacks: string[] = [];
+  for await (const wf of h.stack.client.workflow.list({ query: `TaskQueue = "${h.stack.config.TEMPORAL_TASK_QUEUE}"` })) {
+    const history = await h.stack.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    haystacks.push(JSON.stringify(history), Buffer.from(JSON.stringify(history)).toString('latin1'));
+  }
+  assert.ok(haystacks.length > 0);
+  for (const name of await h.stack.mongo.db.listCollections().toArray()) {
+    for (const doc of await h.stack.mongo.db.collection(name.name).find({}).toArray()) haystacks.push(JSON.stringify(doc));
+  }
+  const all = haystacks.join('\n');
+  const leaks = secrets.filter((s) => all.includes(s));
+  assert.deepEqual(leaks, [], 'no issued token or code appears in plaintext');
+});
