@@ -129,6 +129,8 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
             onCheckpoint: (cp) => {
               last = cp;
               ctx.heartbeat(cp);
+              // Cancellation (workflow cancelled, or this attempt timed out) arrives with heartbeats: stop between pages.
+              if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('activity cancelled');
             },
             log: { info: (o, m) => ctx.log.info(m, o as Record<string, unknown>), warn: (o, m) => ctx.log.warn(m, o as Record<string, unknown>) },
           },

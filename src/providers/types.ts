@@ -91,6 +91,12 @@ export interface CustomerSource {
     startCursor(since: Date): Cursor;
     fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<DeletionPage>;
   };
+  /**
+   * One customer by id, shaped like a list item, or null when Sage says it does not exist (404). Full reconciliation
+   * uses it to confirm the few customers a listing did not return before flagging them deleted, because offset paging
+   * (Sage Accounting) skips a record whenever an earlier one is deleted mid-run.
+   */
+  fetchOne?(ctx: RequestContext, externalId: string): Promise<unknown | null>;
   /** Validates one raw item (zod) and maps it to the normalized shape, or says why it is rejected. */
   mapCustomer(raw: unknown): MapResult;
 }

@@ -27,12 +27,8 @@ export async function flagDeletedExternal(coll: Collection<CustomerDoc>, k: Part
   return flagDeleted(coll, [...at.keys()], now, (id) => at.get(id) ?? null);
 }
 
-/**
- * Full reconciliation, one pass: every live customer of the partition (`liveIds`, from the run's preloaded view) that
- * the finished run did not see is flagged.
- */
-export async function reconcileUnseen(coll: Collection<CustomerDoc>, k: PartitionKey, liveIds: string[], seenExternalIds: Set<string>, now: Date): Promise<number> {
+/** Full reconciliation: the external ids of live customers (`liveIds`, customer `_id`s) the finished run did not see. */
+export function unseenIds(k: PartitionKey, liveIds: string[], seenExternalIds: Set<string>): string[] {
   const prefix = customerIdPrefix(k);
-  const unseen = liveIds.filter((id) => !seenExternalIds.has(id.slice(prefix.length)));
-  return flagDeleted(coll, unseen, now);
+  return liveIds.map((id) => id.slice(prefix.length)).filter((id) => !seenExternalIds.has(id));
 }

@@ -11,8 +11,8 @@ import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
 import { PointHashes, PreloadedHashes, writeCustomers, type HashView } from './bulk-writer.js';
-import { flagDeletedExternal, reconcileUnseen } from './deletions.js';
-import { buildCustomerDoc, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
+import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
+import { buildCustomerDoc, customerId, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
 import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
 import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
@@ -22,6 +22,8 @@ import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js
 
 export const SYNC_STATE_COLLECTION = 'sync_state';
 export const SYNC_SEEN_COLLECTION = 'sync_seen';
+/** Up to this many unseen customers are confirmed one by one before being flagged deleted; more are flagged as is. */
+export const VERIFY_UNSEEN_LIMIT = 100;
 
 export interface PartitionSyncDeps {
   mongo: Mongo;
@@ -108,6 +110,34 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     }
   }
 
+  /**
+   * Asks Sage about each unseen customer (when there are few): offset paging skips a record whenever an earlier one is
+   * deleted mid-run, and such a record must not be flagged deleted. Found ones are written back; 404s are gone.
+   */
+  async function confirmGone(externalIds: string[]): Promise<string[]> {
+    const fetchOne = deps.source.fetchOne?.bind(deps.source);
+    if (!fetchOne || externalIds.length === 0 || externalIds.length > VERIFY_UNSEEN_LIMIT) return externalIds;
+    const gone: string[] = [];
+    const found: CustomerDoc[] = [];
+    const rejected: Rejected[] = [];
+    for (const id of externalIds) {
+      const raw = await withToken((ctx) => fetchOne(ctx, id));
+      if (raw === null) {
+        gone.push(id);
+        continue;
+      }
+      const r = deps.source.mapCustomer(raw);
+      if (r.ok) found.push(buildCustomerDoc(key, r.customer, raw, contentHash(raw), now()));
+      else if (r.skip) gone.push(id); // no longer a customer (turned into a vendor only)
+      else rejected.push({ externalId: id, reason: r.reason, raw });
+    }
+    const written = await writeCustomers(customers, found, view);
+    cp.counts.upserted += written.upserted;
+    cp.counts.modified += written.modified;
+    cp.counts.quarantined += await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, now());
+    return gone;
+  }
+
   async function checkpoint(): Promise<void> {
     await checkpointRun(runs, runKey, cp, now());
     await deps.onCheckpoint?.(structuredClone(cp));
@@ -161,7 +191,9 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       if (mode === 'full') {
         // Only reached when every page was read without error: what was not seen is gone from Sage.
         const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
-        cp.counts.deleted += await reconcileUnseen(customers, key, preloaded?.liveIds() ?? [], seen, now());
+        const candidates = unseenIds(key, preloaded?.liveIds() ?? [], seen);
+        const gone = await confirmGone(candidates);
+        cp.counts.deleted += await flagDeleted(customers, gone.map((id) => customerId(key, id)), now());
       } else if (deps.source.deletions && state?.deletionsSince) {
         const feed = deps.source.deletions;
         let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);

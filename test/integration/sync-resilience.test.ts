@@ -109,3 +109,28 @@ test('bad records (missing id, mistyped decimal, huge string) go to quarantine w
   assert.equal(again.summary.deleted, 0);
   assert.equal(await h.stack.mongo.collection(COLLECTIONS.quarantine).countDocuments({ tenantId: t.tenantId }), 3);
 });
+
+test('Sage Accounting quirk: offset paging skips a record when an earlier one is deleted mid-run; full reconciliation confirms before flagging', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 40 });
+  const p = t.partitions[0]!;
+  const http = createSageHttp({ maxConcurrency: 4 });
+  const real = customerSourceFor('sage-accounting', http, h.stack.config);
+  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const run = (source: CustomerSource, id: string) =>
+    syncPartition(
+      { mongo: h.stack.mongo, source, tokens, pageSize: 25, overlapSeconds: 300 },
+      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode: 'full', syncWorkflowId: uniqueName(id) },
+    );
+  assert.equal((await run(real, 'first')).summary.upserted, 40);
+  // Second full run: the listing "loses" one live customer (as a mid-run deletion would shift it out of the pages),
+  // and one customer really is deleted in Sage.
+  const live = h.sim.admin.truth('sage-accounting', p.id, t.userId).customers;
+  const skipped = live[30]!.id;
+  const m = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: [live[5]!.id] });
+  const shifting = corrupting(real, (raw) => ((raw as { id?: string }).id === skipped ? { id: skipped, contact_types: [{ id: 'VENDOR' }], updated_at: '2024-01-01T00:00:00Z' } : raw));
+  const res = await run(shifting, 'second');
+  assert.equal(res.summary.deleted, 1, 'only the customer Sage answers 404 for is flagged');
+  const docs = await h.customers(t.tenantId, 'sage-accounting', p.id);
+  assert.equal(docs.find((d) => d.externalId === skipped)?.deleted, false, 'the skipped customer was confirmed by GET and kept');
+  assert.equal(docs.find((d) => d.externalId === m.deleted[0])?.deleted, true);
+});

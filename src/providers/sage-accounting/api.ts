@@ -56,12 +56,7 @@ export function serverDate(headers: Record<string, string | string[] | undefined
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
-/** GETs one list page pinned to the business and checks the envelope and the echoed business. */
-export async function getListPage(http: SageHttp, ctx: RequestContext, url: URL): Promise<{ envelope: SageListEnvelope; serverTime?: Date }> {
-  const businessId = ctx.partition.id;
-  const { body, headers } = await http.getJson<unknown>('sage-accounting', url.toString(), {
-    headers: { authorization: `Bearer ${ctx.accessToken}`, ...businessHeaders(businessId) },
-  });
+function checkBusiness(headers: Record<string, string | string[] | undefined>, businessId: string): void {
   const echoed = headers['x-business'];
   const echoedId = Array.isArray(echoed) ? echoed[0] : echoed;
   if (echoedId !== undefined && echoedId !== businessId) {
@@ -71,6 +66,29 @@ export async function getListPage(http: SageHttp, ctx: RequestContext, url: URL)
       PARTITION_MISMATCH,
     );
   }
+}
+
+/** GETs one object pinned to the business; null on 404. */
+export async function getOne(http: SageHttp, ctx: RequestContext, url: URL): Promise<unknown | null> {
+  try {
+    const { body, headers } = await http.getJson<unknown>('sage-accounting', url.toString(), {
+      headers: { authorization: `Bearer ${ctx.accessToken}`, ...businessHeaders(ctx.partition.id) },
+    });
+    checkBusiness(headers, ctx.partition.id);
+    return body;
+  } catch (err) {
+    if (err instanceof SageApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+/** GETs one list page pinned to the business and checks the envelope and the echoed business. */
+export async function getListPage(http: SageHttp, ctx: RequestContext, url: URL): Promise<{ envelope: SageListEnvelope; serverTime?: Date }> {
+  const businessId = ctx.partition.id;
+  const { body, headers } = await http.getJson<unknown>('sage-accounting', url.toString(), {
+    headers: { authorization: `Bearer ${ctx.accessToken}`, ...businessHeaders(businessId) },
+  });
+  checkBusiness(headers, businessId);
   const parsed = SageListEnvelope.safeParse(body);
   // 502-like: the answer is unusable but may be a proxy hiccup, so it stays retryable.
   if (!parsed.success) throw new SageApiError('sage-accounting', 502, url.pathname, `unexpected list body: ${parsed.error.issues[0]?.message ?? ''}`);

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, DeletionPage, FetchOptions, RequestContext, SyncTarget } from '../types.js';
-import { businessHeaders, getListPage, resolveApiUrl } from './api.js';
+import { businessHeaders, getListPage, getOne, resolveApiUrl } from './api.js';
 import { CONTACT_ATTRIBUTES, mapSageAccountingContact } from './mapping.js';
 
 /** Sage's maximum `items_per_page`. */
@@ -102,6 +102,16 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
         }
         return { deletions, nextCursor, serverTime };
       },
+    },
+
+    async fetchOne(ctx: RequestContext, externalId: string): Promise<unknown | null> {
+      const url = resolveApiUrl(apiBase, `/contacts/${encodeURIComponent(externalId)}`);
+      url.searchParams.set('attributes', CONTACT_ATTRIBUTES.join(','));
+      const item = await getOne(http, ctx, url);
+      if (item === null || typeof item !== 'object') return item;
+      // A single GET may carry every attribute; keep the list item's shape so the content hash stays comparable.
+      const keep = new Set<string>(['id', 'displayed_as', '$path', ...CONTACT_ATTRIBUTES]);
+      return Object.fromEntries(Object.entries(item as Record<string, unknown>).filter(([k]) => keep.has(k)));
     },
 
     mapCustomer: mapSageAccountingContact,

@@ -38,3 +38,16 @@ export async function getList(
   if (!parsed.success) throw new SageApiError('sage-200', 502, url.pathname, 'list body is neither an array nor {value:[...]}');
   return { items: parsed.data, headers };
 }
+
+/** GETs one object; null on 404. */
+export async function getOne(http: SageHttp, ctx: RequestContext, url: URL, subscriptionKey: string | undefined): Promise<unknown | null> {
+  try {
+    const { body } = await http.getJson<unknown>('sage-200', url.toString(), {
+      headers: { authorization: `Bearer ${ctx.accessToken}`, ...sage200Headers(ctx, subscriptionKey) },
+    });
+    return body;
+  } catch (err) {
+    if (err instanceof SageApiError && err.status === 404) return null;
+    throw err;
+  }
+}

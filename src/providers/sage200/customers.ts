@@ -14,7 +14,7 @@ import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext, SyncTarget } from '../types.js';
 import { serverDate } from '../sage-accounting/api.js';
-import { getList, sage200Base, sage200Headers } from './api.js';
+import { getList, getOne, sage200Base, sage200Headers } from './api.js';
 import { mapSage200Customer, SAGE200_EXPAND } from './mapping.js';
 
 /** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
@@ -85,6 +85,12 @@ export function createSage200Source(http: SageHttp, config: Pick<Config, 'SAGE20
       const { items, headers } = await getList(http, ctx, url, key);
       const nextCursor = items.length < top ? null : advanceKeyset(parsed.data, items);
       return { records: items, nextCursor, serverTime: serverDate(headers) };
+    },
+
+    async fetchOne(ctx: RequestContext, externalId: string): Promise<unknown | null> {
+      const url = new URL(`${sage200Base(config, ctx.edition)}/customers/${encodeURIComponent(externalId)}`);
+      url.searchParams.set('$expand', SAGE200_EXPAND.join(','));
+      return getOne(http, ctx, url, key);
     },
 
     mapCustomer: mapSage200Customer,
