@@ -55,7 +55,7 @@ const sections: Section[] = [
     id: 'tokens',
     title: 'refresh rate, refresh storm, history cost',
     needsMs: 5 * 60_000,
-    run: (sim) => tokenSections({ sim, log, budgetMs: Math.min(6 * 60_000, remaining() - 5 * 60_000) }),
+    run: (sim) => tokenSections({ sim, log, budgetMs: num(env.BENCH_TOKENS_MS, Math.min(6 * 60_000, remaining() - 5 * 60_000)) }),
     placeholders: (why) => [
       notMeasured('refresh rate', 'refreshes per hour of continuous use, 300 s tokens', why),
       notMeasured('refresh storm', '1,000 concurrent getAccessToken', why, '1 refresh'),

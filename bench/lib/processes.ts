@@ -126,3 +126,20 @@ export async function startSimulatorProcess(env: Record<string, string> = {}): P
   };
   return { url, port, env: simEnv, admin, child, close: () => child.stop(5_000) };
 }
+
+/** Starts the production worker entry (`src/worker.ts`) with `env`; resolves once it polls its task queue. */
+export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 120_000): Promise<Child> {
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const child = spawnTs('src/worker.ts', { ...env, LOG_LEVEL: 'info' }, { label: 'worker', onLine: (l) => l.includes('worker started') && ready() });
+  const outcome = await Promise.race([
+    isReady.then(() => 'ready' as const),
+    child.exited.then(() => 'exited' as const),
+    sleep(timeoutMs).then(() => 'timeout' as const),
+  ]);
+  if (outcome !== 'ready') {
+    await child.kill();
+    throw new Error(`worker did not start (${outcome}): ${child.tail()}`);
+  }
+  return child;
+}
