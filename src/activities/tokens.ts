@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { activityInfo } from '@temporalio/activity';
+import { activityInfo, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { SageOAuthError, toActivityFailure } from '../errors.js';
 import { COLLECTIONS } from '../lib/mongo.js';
@@ -96,6 +96,50 @@ export function createTokenActivities(deps: ActivityDeps) {
     }
   }
 
+  async function refreshOnceInStore(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
+    const key = `${p.workflowId}#${p.fromVersion}`;
+    let entry = outbox.get(key);
+    if (!entry) {
+      const doc = await readTokenDoc(mongo, p.workflowId);
+      if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
+      if (doc.version > p.fromVersion) return { calledSage: false, token: metaOf(doc) };
+      if (doc.version < p.fromVersion) throw new Error(`token store for ${p.workflowId} is at version ${doc.version}, behind ${p.fromVersion}`);
+      const { refreshToken } = openTokens(ring, doc);
+      if (!refreshToken) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no refresh token stored', details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }] });
+      const earlierAttemptMayHaveCalledSage = doc.pendingRefresh?.fromVersion === p.fromVersion;
+      const attemptId = `${activityInfo().activityId}/${activityInfo().attempt}/${randomUUID()}`;
+      if (!(await markRefreshPending(mongo, p.workflowId, p.fromVersion, attemptId))) {
+        const now = await readTokenDoc(mongo, p.workflowId);
+        if (now && now.version > p.fromVersion) return { calledSage: false, token: metaOf(now) };
+        throw new Error(`token store for ${p.workflowId} changed under the refresh`);
+      }
+      crashPoint(config, 'refresh:before-sage');
+      let tokens: TokenSet;
+      try {
+        tokens = await oauthFor(p.provider).refresh(config, refreshToken);
+      } catch (err) {
+        if (err instanceof SageOAuthError && err.definitive) {
+          // Race check: if the store moved on meanwhile, the rejection is about a token we no longer need.
+          const again = await readTokenDoc(mongo, p.workflowId);
+          if (again && again.version > p.fromVersion) return { calledSage: false, token: metaOf(again) };
+          const lost = earlierAttemptMayHaveCalledSage && err.error === 'invalid_grant';
+          log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost }, 'refresh rejected by Sage');
+          throw oauthFailure(err, lost ? 'refresh_response_lost' : err.reason);
+        }
+        throw toActivityFailure(err);
+      }
+      entry = { tokens, previous: { refreshToken, refreshTokenExpiresAt: doc.refreshTokenExpiresAt, refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec } };
+      outbox.set(key, entry);
+      crashPoint(config, 'refresh:after-sage');
+    }
+    const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
+    outbox.delete(key);
+    crashPoint(config, 'refresh:after-store');
+    if (stored) await mirrorTokenTimes(doc, doc.obtainedAt);
+    log.info({ workflowId: p.workflowId, version: doc.version, stored }, 'access token refreshed');
+    return { calledSage: true, token: metaOf(doc) };
+  }
+
   return {
     async exchangeAuthorizationCode(p: { workflowId: string; tenantId: string; provider: Provider; code: string }): Promise<TokenMeta> {
       let tokens: TokenSet;
@@ -113,47 +157,15 @@ export function createTokenActivities(deps: ActivityDeps) {
     },
 
     async refreshAccessToken(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
-      const key = `${p.workflowId}#${p.fromVersion}`;
-      let entry = outbox.get(key);
-      if (!entry) {
-        const doc = await readTokenDoc(mongo, p.workflowId);
-        if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
-        if (doc.version > p.fromVersion) return { calledSage: false, token: metaOf(doc) };
-        if (doc.version < p.fromVersion) throw new Error(`token store for ${p.workflowId} is at version ${doc.version}, behind ${p.fromVersion}`);
-        const { refreshToken } = openTokens(ring, doc);
-        if (!refreshToken) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no refresh token stored', details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }] });
-        const earlierAttemptMayHaveCalledSage = doc.pendingRefresh?.fromVersion === p.fromVersion;
-        const attemptId = `${activityInfo().activityId}/${activityInfo().attempt}/${randomUUID()}`;
-        if (!(await markRefreshPending(mongo, p.workflowId, p.fromVersion, attemptId))) {
-          const now = await readTokenDoc(mongo, p.workflowId);
-          if (now && now.version > p.fromVersion) return { calledSage: false, token: metaOf(now) };
-          throw new Error(`token store for ${p.workflowId} changed under the refresh`);
-        }
-        crashPoint(config, 'refresh:before-sage');
-        let tokens: TokenSet;
-        try {
-          tokens = await oauthFor(p.provider).refresh(config, refreshToken);
-        } catch (err) {
-          if (err instanceof SageOAuthError && err.definitive) {
-            // Race check: if the store moved on meanwhile, the rejection is about a token we no longer need.
-            const again = await readTokenDoc(mongo, p.workflowId);
-            if (again && again.version > p.fromVersion) return { calledSage: false, token: metaOf(again) };
-            const lost = earlierAttemptMayHaveCalledSage && err.error === 'invalid_grant';
-            log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost }, 'refresh rejected by Sage');
-            throw oauthFailure(err, lost ? 'refresh_response_lost' : err.reason);
-          }
-          throw toActivityFailure(err);
-        }
-        entry = { tokens, previous: { refreshToken, refreshTokenExpiresAt: doc.refreshTokenExpiresAt, refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec } };
-        outbox.set(key, entry);
-        crashPoint(config, 'refresh:after-sage');
+      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout (seconds), not the start-to-close
+      // timeout; the retry on another worker then finds the write-ahead marker or the stored version.
+      heartbeat();
+      const beat = setInterval(() => heartbeat(), 2_000);
+      try {
+        return await refreshOnceInStore(p);
+      } finally {
+        clearInterval(beat);
       }
-      const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
-      outbox.delete(key);
-      crashPoint(config, 'refresh:after-store');
-      if (stored) await mirrorTokenTimes(doc, doc.obtainedAt);
-      log.info({ workflowId: p.workflowId, version: doc.version, stored }, 'access token refreshed');
-      return { calledSage: true, token: metaOf(doc) };
     },
 
     /** Revokes the grant at Sage (disconnect). An already-dead grant counts as revoked. */

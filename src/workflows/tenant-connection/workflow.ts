@@ -48,6 +48,8 @@ const MAX_UPDATES_PER_RUN = 1_000;
 // then the failure is classified and the workflow's own backoff takes over.
 const refreshActs = wf.proxyActivities<Activities>({
   startToCloseTimeout: '90s',
+  // The activity heartbeats every 2 s: a dead worker is noticed in seconds and the retry finds the store's answer.
+  heartbeatTimeout: '8s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
 });
 // Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip, all within the code's life.
