@@ -77,7 +77,7 @@ function actionsCell(c: ConnectionOverview): SafeHtml {
   if (c.state === 'disconnected') {
     parts.push(html`<a class="button" href="${connectHref(c)}" aria-label="Connect ${who} again">Connect again</a>`);
   }
-  if (c.state === 'connected' || c.state === 'reauthorization_required') {
+  if (c.state === 'connected') {
     parts.push(html`<form method="post" action="${actionPath(c, 'sync-now')}" class="inline">
       <label for="mode-${c.workflowId}" class="visually-hidden">Sync mode for ${who}</label>
       <select id="mode-${c.workflowId}" name="mode"><option value="incremental">incremental</option><option value="full">full</option></select>
@@ -119,7 +119,8 @@ h1{font-size:1.6rem;margin:0 0 .25rem} h2{font-size:1.2rem;margin:1.5rem 0 .5rem
 a{color:#0b57d0} a:focus,button:focus,select:focus,input:focus{outline:3px solid #f9a825;outline-offset:2px}
 table{border-collapse:collapse;width:100%;font-size:.92rem} caption{text-align:left;font-weight:600;padding:.4rem 0}
 th,td{border:1px solid #c7c7c7;padding:.45rem .5rem;vertical-align:top;text-align:left} thead th{background:#eef2f7}
-tbody th{font-weight:normal} .tenant{font-weight:600} .num{text-align:right}
+tbody th{font-weight:normal;min-width:12rem} .tenant{font-weight:600;overflow-wrap:anywhere} .num{text-align:right}
+tbody th a{overflow-wrap:anywhere} td time{white-space:nowrap}
 .muted{color:#595959;font-size:.85em} code.reason{background:#fff4e5;color:#7a3e00;padding:0 .2rem}
 .state{font-weight:600;padding:.05rem .35rem;border-radius:.25rem;white-space:nowrap}
 .state-connected{background:#e6f4ea;color:#0d652d} .state-awaiting_authorization{background:#e8f0fe;color:#174ea6}
