@@ -17,7 +17,8 @@ export function healthRoutes(deps: WebDeps): FastifyPluginAsync {
   return async (app) => {
     app.get('/healthz', async (_req, reply) => {
       const checks = await Promise.allSettled([
-        withTimeout((deps.client.connection as Connection).healthService.check({}), 3_000),
+        // The gRPC deadline ends the call itself (nothing left pending after we answer); withTimeout is the backstop.
+        withTimeout((deps.client.connection as Connection).withDeadline(Date.now() + 3_000, () => (deps.client.connection as Connection).healthService.check({})), 3_500),
         withTimeout(pingMongo(deps.mongo), 3_000),
       ]);
       const [temporal, mongo] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : `down: ${(c.reason as Error).message}`));
