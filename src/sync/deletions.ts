@@ -2,29 +2,30 @@
  * Soft deletes (`deleted: true`, `deletedAt`): from a deletion feed (Sage Accounting `deleted_since`) and from full
  * reconciliation, which flags what a run that finished WITHOUT error no longer saw. Documents are never removed.
  */
-import type { Collection } from 'mongodb';
-import { customerId, customerIdPrefix, type CustomerDoc, type PartitionKey } from './documents.js';
+import type { SyncCollections } from './bulk-writer.js';
+import { customerId, customerIdPrefix, type PartitionKey } from './documents.js';
 
 /** Flags the given customer `_id`s as deleted, in one unordered bulk; ids that are unknown or already deleted are no-ops. */
-export async function flagDeleted(coll: Collection<CustomerDoc>, ids: string[], now: Date, deletedAt?: (id: string) => Date | null): Promise<number> {
+export async function flagDeleted(colls: SyncCollections, ids: string[], now: Date, deletedAt?: (id: string) => Date | null): Promise<number> {
   if (ids.length === 0) return 0;
   let flagged = 0;
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
-    const res = await coll.bulkWrite(
+    const res = await colls.customers.bulkWrite(
       chunk.map((_id) => ({
         updateOne: { filter: { _id, deleted: false }, update: { $set: { deleted: true, deletedAt: deletedAt?.(_id) ?? now, syncedAt: now } } },
       })),
       { ordered: false },
     );
+    await colls.hashes.bulkWrite(chunk.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { d: true } } } })), { ordered: false });
     flagged += res.modifiedCount;
   }
   return flagged;
 }
 
-export async function flagDeletedExternal(coll: Collection<CustomerDoc>, k: PartitionKey, refs: { externalId: string; deletedAt: Date | null }[], now: Date): Promise<number> {
+export async function flagDeletedExternal(colls: SyncCollections, k: PartitionKey, refs: { externalId: string; deletedAt: Date | null }[], now: Date): Promise<number> {
   const at = new Map(refs.map((r) => [customerId(k, r.externalId), r.deletedAt]));
-  return flagDeleted(coll, [...at.keys()], now, (id) => at.get(id) ?? null);
+  return flagDeleted(colls, [...at.keys()], now, (id) => at.get(id) ?? null);
 }
 
 /** Full reconciliation: the external ids of live customers (`liveIds`, customer `_id`s) the finished run did not see. */

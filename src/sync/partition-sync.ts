@@ -10,7 +10,7 @@ import { SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
-import { PointHashes, PreloadedHashes, writeCustomers, type HashView } from './bulk-writer.js';
+import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
 import { buildCustomerDoc, customerId, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
@@ -77,6 +77,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const runs = deps.mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
   const stateColl = deps.mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
   const seenColl = deps.mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION);
+  const colls: SyncCollections = { customers, hashes: deps.mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
 
   const state = await readState(stateColl, syncStateId(key));
   const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
@@ -131,7 +132,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       else if (r.skip) gone.push(id); // no longer a customer (turned into a vendor only)
       else rejected.push({ externalId: id, reason: r.reason, raw });
     }
-    const written = await writeCustomers(customers, found, view);
+    const written = await writeCustomers(colls, found, view);
     cp.counts.upserted += written.upserted;
     cp.counts.modified += written.modified;
     cp.counts.quarantined += await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, now());
@@ -144,8 +145,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   }
 
   // Full runs read the partition's stored hashes once (also the deletion candidates); incremental runs look up by `_id`.
-  const preloaded = mode === 'full' && cp.phase !== 'done' ? await PreloadedHashes.load(customers, key) : null;
-  const view: HashView = preloaded ?? new PointHashes(customers);
+  const preloaded = mode === 'full' && cp.phase !== 'done' ? await PreloadedHashes.load(colls.hashes, key) : null;
+  const view: HashView = preloaded ?? new PointHashes(colls.hashes);
 
   try {
     if (cp.phase === 'customers') {
@@ -170,7 +171,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
             if (r.externalId) seenIds.push(r.externalId);
           }
         }
-        const written = await writeCustomers(customers, docs, view);
+        const written = await writeCustomers(colls, docs, view);
         const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
         cp.counts.pages += 1;
         if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
@@ -193,13 +194,13 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
         const candidates = unseenIds(key, preloaded?.liveIds() ?? [], seen);
         const gone = await confirmGone(candidates);
-        cp.counts.deleted += await flagDeleted(customers, gone.map((id) => customerId(key, id)), now());
+        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now());
       } else if (deps.source.deletions && state?.deletionsSince) {
         const feed = deps.source.deletions;
         let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);
         for (;;) {
           const page = await withToken((ctx) => feed.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
-          cp.counts.deleted += await flagDeletedExternal(customers, key, page.deletions, now());
+          cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now());
           cp.counts.pages += 1;
           cp.deletionPages += 1;
           cp.cursor = page.nextCursor;
