@@ -50,6 +50,8 @@ export async function ensureIndexes(mongo: Mongo, log: (msg: string) => void = (
     [COLLECTIONS.customers, { tenantId: 1, provider: 1, partitionId: 1, externalId: 1 }, { unique: true, name: 'customer_key' }],
     [COLLECTIONS.syncRuns, { tenantId: 1, provider: 1, partitionId: 1, startedAt: -1 }, { name: 'runs_by_partition' }],
     [COLLECTIONS.connections, { state: 1 }, { name: 'connections_by_state' }],
+    // Customer sync internals (src/sync/bulk-writer.ts): a full run reads one partition's content hashes at once.
+    ['customer_hashes', { p: 1 }, { name: 'hashes_by_partition' }],
   ];
   for (const [coll, keys, options] of specs) {
     try {
