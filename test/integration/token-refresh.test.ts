@@ -226,6 +226,31 @@ test('disconnect: revoke at Sage, delete tokens and schedule, end as disconnecte
   await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-200' }), ReauthorizationRequiredError);
 });
 
+test('keep-alive: an idle tenant refreshes before its refresh token lapses, woken by one durable timer', async () => {
+  const defaults = h.sim.admin.settings();
+  // A 30-second refresh token for this consent: keep-alive is due 10 s before it lapses (20% of life, 10 s floor).
+  h.sim.admin.settings({ sageAccounting: { refreshTokenTtlSeconds: 30 } });
+  const tenantId = await connect('sage-accounting', 'idle');
+  h.sim.admin.settings({ sageAccounting: { refreshTokenTtlSeconds: defaults.sageAccounting.refreshTokenTtlSeconds } });
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  const handle = h.stack.client.workflow.getHandle(id);
+  const st0 = await h.status(tenantId, 'sage-accounting');
+  assert.equal(Date.parse(st0.nextWakeAt!), Date.parse(st0.refreshTokenExpiresAt!) - 10_000);
+  await new Promise((r) => setTimeout(r, 1_000));
+  const eventsBefore = (await handle.fetchHistory()).events?.length ?? 0;
+  const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.refreshCount === 1, 45_000);
+  assert.equal(st.state, 'connected');
+  assert.ok(Date.parse(st.refreshTokenExpiresAt!) > Date.now() + 30 * 86400_000, 'refresh token renewed for its full life');
+  await new Promise((r) => setTimeout(r, 2_000));
+  const events = (await handle.fetchHistory()).events ?? [];
+  const cycle = events.slice(eventsBefore);
+  const timers = cycle.filter((e) => e.timerStartedEventAttributes).length;
+  const days = (defaults.sageAccounting.refreshTokenTtlSeconds * 0.8) / 86400;
+  console.log(`keep-alive cycle: ${cycle.length} history events, ${timers} timer(s); with Sage Accounting's ${defaults.sageAccounting.refreshTokenTtlSeconds / 86400}-day refresh token one cycle per ${days.toFixed(1)} days → ${(cycle.length / days).toFixed(2)} events per idle tenant-day`);
+  assert.ok(timers <= 2, 'one timer to the next deadline, no polling');
+  assert.ok(cycle.length / days <= 5, 'at most 5 history events per idle tenant-day');
+});
+
 test('no plaintext token in any workflow history (raw, as stored) or MongoDB document', async () => {
   const { tokens, codes } = h.sim.admin.issuedTokens() as { tokens: string[]; codes: string[] };
   assert.ok(tokens.length > 10);
