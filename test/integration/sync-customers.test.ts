@@ -48,8 +48,12 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       }
     });
 
-    test('a second identical run modifies 0 documents (content hash)', async () => {
+    test('a second identical run modifies 0 documents (content hash) and costs ≤ 2 Sage calls per partition', async () => {
+      const before = h.requests.length;
       const res = await h.runSync(tenant.tenantId, provider);
+      // Sage Accounting: one contacts page + one deleted_since page; Sage 200: one customers page.
+      const calls = h.requests.length - before;
+      assert.ok(calls <= (provider === 'sage-accounting' ? 2 : 1) * tenant.partitions.length, `${calls} Sage calls for ${tenant.partitions.length} partitions`);
       for (const p of tenant.partitions) {
         const s = res.partitions[p.id]!;
         assert.equal(s.mode, 'incremental');
