@@ -261,6 +261,8 @@ export async function markRunFailed(
   const runKey = `${fields.syncWorkflowId}:${fields.partitionId}`;
   const doc = await runs.findOne({ _id: runKey });
   const counts = doc?.checkpoint?.counts ?? zeroCounts();
+  // The failed run's seen-id pages are of no further use (the next full run starts over).
+  if (fields.mode === 'full') await clearSeen(mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION), runKey, counts.pages);
   await runs.updateOne(
     { _id: runKey },
     {
