@@ -134,3 +134,18 @@ test('Sage Accounting quirk: offset paging skips a record when an earlier one is
   assert.equal(docs.find((d) => d.externalId === skipped)?.deleted, false, 'the skipped customer was confirmed by GET and kept');
   assert.equal(docs.find((d) => d.externalId === m.deleted[0])?.deleted, true);
 });
+
+test('a definitive Sage error (400) fails the partition at once: sync_runs says failed with the error, the run fails as SyncFailed', async () => {
+  const t = await h.createTenant('sage-200', { partitions: 1, customersPerPartition: 30 });
+  h.sim.admin.addFaults({ provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 400, count: 1 });
+  await assert.rejects(h.runSync(t.tenantId, 'sage-200'), (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed');
+  h.sim.admin.clearFaults();
+  const run = await h.stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId: t.tenantId });
+  assert.equal(run?.status, 'failed');
+  assert.match(String(run?.error), /400/);
+  assert.ok(run?.finishedAt instanceof Date);
+  // The next run starts over (still a first, full sync) and succeeds.
+  const res = await h.runSync(t.tenantId, 'sage-200');
+  assert.equal(res.partitions[t.partitions[0]!.id]?.mode, 'full');
+  await assertEqualsTruth(t.tenantId, t);
+});
