@@ -250,6 +250,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         const r = GetAccessTokenInput.safeParse(req);
         if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
         if (s.state !== 'connected') throw reauthFailure(workflowId, s.reason ?? s.state);
+        if (disconnectRequest) throw reauthFailure(workflowId, 'disconnected');
         if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
       },
     },
@@ -267,14 +268,17 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           token = await exchangeActs.exchangeAuthorizationCode({ workflowId, tenantId: s.tenantId, provider: s.provider, code: req.code });
         } catch (err) {
           const f = failureDetails(err);
+          if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
           apply(M.consentFailed(s, { reason: f.reason ?? 'authorization_failed', message: f.message }));
-          await wf.condition(commandsSettled);
+          await wf.condition(() => commandsSettled() || disconnectRequest !== null);
           return M.toStatus(s, Date.now());
         }
         const test = await quickActs.testConnection({ workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) });
+        // A disconnect that arrived meanwhile wins: its cleanup deletes the tokens just stored.
+        if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
         apply(M.consentCompleted(s, { token, country: req.country ?? null, test, now: Date.now() }));
         // Answer once the schedule exists and the mirror is written, so callers observe a settled connection.
-        await wf.condition(commandsSettled);
+        await wf.condition(() => commandsSettled() || disconnectRequest !== null);
         return M.toStatus(s, Date.now());
       } finally {
         authorizing = false;
@@ -342,6 +346,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   }
 
   async function disconnect(req: { revoke: boolean }): Promise<ConnectionStatus> {
+    commands.splice(0); // whatever was pending (mirror, schedule) is superseded by the cleanup below
     apply({ state: M.disconnected(s), commands: [] });
     await wf.condition(wf.allHandlersFinished);
     let lastError: string | null = null;
