@@ -210,8 +210,8 @@ process.stdout.write(`
     Temporal UI        ${ui}   (task queue ${config.TEMPORAL_TASK_QUEUE}, codec ${config.PUBLIC_BASE_URL}/codec)
     Metrics            ${config.PUBLIC_BASE_URL}/metrics  and worker http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics
 
-  1. Open ${page}, enter a tenant id (e.g. acme), choose a provider and press Connect: ${demo ? 'the simulated Sage approves at once' : 'sign in at Sage and approve'}, and the first full sync starts.
-  2. Watch it sync there or in the Temporal UI (workflow sage-connection:sage-accounting:acme), or run \`npx sage-sync status acme\`; customers land in MongoDB ${config.MONGODB_DB}.customers.
+  1. Open ${page}, enter a tenant id (e.g. acme), choose a provider and press Connect (${demo ? 'the simulated Sage approves at once' : 'sign in at Sage and approve'}), then press Sync now.
+  2. Watch the counts there, in the Temporal UI (workflow sage-connection:sage-accounting:acme) or with \`npx sage-sync status acme\`; customers land in MongoDB ${config.MONGODB_DB}.customers.
   Press Ctrl-C to stop everything npm start started.
 `);
 await new Promise<never>(() => {}); // run until a signal

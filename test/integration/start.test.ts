@@ -1,0 +1,99 @@
+/**
+ * `npm start` (scripts/start.ts) as a user runs it, in demo mode: it reuses the running Temporal and MongoDB-wire servers,
+ * starts the simulator, worker and web server, prints where to go, lets a visitor connect a tenant through the real
+ * consent redirect, and on SIGINT stops its children and leaves the reused servers running.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MongoClient } from 'mongodb';
+import { TEST_ENCRYPTION_KEY, testConfig, uniqueName } from '../helpers/env.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+let proc: ChildProcess | undefined;
+const config = testConfig();
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const listening = (port: number, host = '127.0.0.1') =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+
+after(async () => {
+  if (proc && proc.exitCode === null) proc.kill('SIGKILL');
+  const mongo = await MongoClient.connect(config.MONGODB_URI);
+  await mongo.db(config.MONGODB_DB).dropDatabase().catch(() => {});
+  await mongo.close();
+});
+
+test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what it started', async () => {
+  const [port, simPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${port}`;
+  const { MONGODB_DB, TEMPORAL_TASK_QUEUE, TEMPORAL_ADDRESS, MONGODB_URI } = config;
+  // A clean environment with no Sage credentials: demo mode.
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS,
+    MONGODB_URI,
+    MONGODB_DB,
+    TEMPORAL_TASK_QUEUE,
+    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    PORT: String(port),
+    PUBLIC_BASE_URL: base,
+    SIM_PORT: String(simPort),
+    WORKER_METRICS_PORT: String(metricsPort),
+  };
+  proc = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => proc?.once('exit', (code) => r(code)));
+
+  const deadline = Date.now() + 240_000;
+  while (!out.includes('Press Ctrl-C')) {
+    assert.ok(proc.exitCode === null, `npm start exited early (${proc.exitCode}):\n${out}`);
+    assert.ok(Date.now() < deadline, `no banner within 240 s:\n${out}`);
+    await sleep(500);
+  }
+  assert.match(out, /reusing the running Temporal/);
+  assert.match(out, /demo mode/);
+  assert.match(out, new RegExp(`Connections page\\s+${base}/connections`));
+  assert.match(out, /Temporal UI\s+http:\/\/127\.0\.0\.1:8233/);
+  assert.match(out, /1\. Open .*\n\s+2\. /, 'a two-line walkthrough');
+
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  assert.equal((await fetch(`${base}/connections`)).status, 200);
+  const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  assert.match(workerMetrics, /sage_sync_process_cpu_seconds_total/, 'worker serves our metrics');
+  assert.match(workerMetrics, /^temporal_/m, 'and the SDK runtime metrics');
+
+  // A visitor connects a tenant: /connect → simulated Sage consent → /oauth/callback, all through the started processes.
+  const tenant = uniqueName('start').replace(/_/g, '-');
+  const page = await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`);
+  assert.equal(page.status, 200, await page.clone().text());
+  assert.match(await page.text(), /Connected to Sage/);
+  // Leave nothing running in the shared namespace.
+  await fetch(`${base}/connections/sage-accounting/${tenant}/disconnect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'revoke=true', redirect: 'manual' });
+
+  proc.kill('SIGINT');
+  const code = await Promise.race([exited, sleep(90_000, 'timeout' as const, { ref: false })]);
+  assert.equal(code, 0, `npm start did not stop cleanly:\n${out.slice(-3000)}`);
+  assert.match(out, /\[start\] stopped/);
+  for (const p of [port, simPort, metricsPort]) assert.equal(await listening(p), false, `port ${p} is closed after Ctrl-C`);
+  const [host = '127.0.0.1', tport = '7233'] = TEMPORAL_ADDRESS.split(':');
+  assert.equal(await listening(Number(tport), host), true, 'the reused Temporal server is left running');
+  assert.equal(await listening(Number(new URL(MONGODB_URI).port || 27017)), true, 'the reused MongoDB server is left running');
+});
