@@ -1,0 +1,112 @@
+/**
+ * A worker process for the fault suite: the production wiring (`createWorker` with `createActivities`, same config
+ * loading) but with the prebuilt workflow bundle from WORKFLOW_BUNDLE_PATH, so a worker restarted after a SIGKILL polls
+ * again in ~2 s instead of re-bundling for ~20 s. Run as a child: `node --import tsx test/helpers/fault-worker.ts`.
+ * Also exports `startFaultWorker()` to spawn it and `ensureBundle()` to build the bundle once when `npm test` did not.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+/** Builds the workflow bundle once (test-output/) unless WORKFLOW_BUNDLE_PATH already points at one. */
+export async function ensureBundle(): Promise<string> {
+  const given = process.env.WORKFLOW_BUNDLE_PATH;
+  if (given && existsSync(given)) return given;
+  const out = path.join(ROOT, 'test-output', 'fault-workflow-bundle.js');
+  const { bundleWorkflowCode } = await import('@temporalio/worker');
+  const { WORKFLOWS_PATH } = await import('../../src/worker.js');
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, code);
+  process.env.WORKFLOW_BUNDLE_PATH = out;
+  return out;
+}
+
+export interface FaultWorker {
+  child: ChildProcess;
+  pid: number;
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startFaultWorker(env: Record<string, string>, bundlePath: string, timeoutMs = 90_000): FaultWorker {
+  let out = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'helpers', 'fault-worker.ts')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env, WORKFLOW_BUNDLE_PATH: bundlePath },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fault worker not ready after ${timeoutMs} ms:\n${out.slice(-2000)}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      out = (out + String(d)).slice(-200_000);
+      if (out.includes('fault worker polling')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then((e) => {
+      clearTimeout(timer);
+      reject(new Error(`fault worker exited (${e.code ?? e.signal}) before it was ready:\n${out.slice(-2000)}`));
+    });
+  });
+  ready.catch(() => {});
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  return {
+    child,
+    pid: child.pid!,
+    ready,
+    exited,
+    output: () => out,
+    async kill() {
+      if (!gone()) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (gone()) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { NativeConnection, Runtime, DefaultLogger } = await import('@temporalio/worker');
+  const { loadConfig } = await import('../../src/config.js');
+  const { logger } = await import('../../src/lib/logger.js');
+  const { connectMongo, ensureIndexes } = await import('../../src/lib/mongo.js');
+  const { connectClient } = await import('../../src/temporal/client.js');
+  const { createWorker } = await import('../../src/worker.js');
+  const config = loadConfig();
+  const log = logger().child({ component: 'fault-worker' });
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-fault-worker' });
+  await ensureIndexes(mongo);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = await connectClient(config);
+  const worker = await createWorker({ config, connection, client, mongo, log }, { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } });
+  process.stdout.write('fault worker polling\n');
+  await worker.run();
+  await connection.close();
+  await client.connection.close();
+  await mongo.close();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err) => {
+    process.stderr.write(`fault worker failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
