@@ -46,6 +46,21 @@ describe('input', () => {
   });
 });
 
+describe('connections mirror', () => {
+  test('Sage 200 connections carry their edition (the sync builds its base URL from it)', () => {
+    const wf200 = connectionWorkflowId('sage-200', 'acme');
+    for (const [input, edition] of [
+      [{ tenantId: 'acme', provider: 'sage-200', sage200: { edition: 'sage200' } }, 'sage200'],
+      [{ tenantId: 'acme', provider: 'sage-200' }, 'sage200extra'],
+    ] as const) {
+      const p = M.parseInput(input, wf200, connectionWorkflowId);
+      assert.ok(p.ok);
+      assert.deepEqual(M.toMirror(M.initialState(p.value, wf200)).sage200, { edition });
+    }
+    assert.equal('sage200' in M.toMirror(base()), false, 'Sage Accounting mirrors carry no Sage 200 settings');
+  });
+});
+
 describe('refresh margin is derived from the token life', () => {
   test('Sage Accounting 300 s tokens: 75 s margin, so a token with 4 minutes left is handed out without a refresh', () => {
     assert.equal(M.refreshMarginSeconds(300), 75);

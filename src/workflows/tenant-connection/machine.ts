@@ -530,6 +530,8 @@ export function toMirror(s: MachineState) {
     lastSyncAt: s.lastSyncAt,
     lastError: s.lastError,
     connectionAvailable: s.connection?.available ?? null,
+    // The sync reads the Sage 200 edition from here: without it a Standard (`sage200`) tenant would call the wrong base URL.
+    ...(s.provider === 'sage-200' ? { sage200: { edition: s.settings.sage200?.edition ?? 'sage200extra' } } : {}),
   };
 }
 export type ConnectionMirror = ReturnType<typeof toMirror>;
