@@ -1,0 +1,118 @@
+/**
+ * Fault suite: Sage misbehaving. While the simulator injects storms — 429 (with and without Retry-After), 500/502/503,
+ * dropped connections and added latency — on the data API and on the token endpoint, a connected tenant refreshes
+ * (forced by rejecting the current token version, as a 401 would) and syncs (full, then incremental after changes).
+ * FAULTS=full runs more rounds with higher fault rates.
+ *
+ * Asserted: every sync run ends succeeded, customers match the simulator's truth (0 lost, 0 duplicated, none live that
+ * Sage deleted), 0 reused refresh tokens, the tenant still connected, 0 stuck workflows.
+ * Sage quirks pinned: Sage Accounting sends no Retry-After on its concurrency 429s; Sage 200 (APIM) says "Try again in N
+ * seconds" in the body; a dropped connection gives the client no status at all.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { acquireAccessToken } from '../../src/tokens/access.js';
+import { connectTenant } from '../helpers/consent.js';
+import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { compareWithTruth, describeReport, FULL, size } from '../helpers/faults.js';
+
+const P = 'sage-accounting' as const;
+const ROUNDS = size(2, 6);
+const CUSTOMERS = size(500, 3_000);
+
+let sim: RunningSimulator;
+let stack: TestStack;
+before(async () => {
+  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
+  // Small pages: many requests per run, so the storm has something to hit.
+  stack = await testStack({ ...sim.env, SAGE_ACCOUNTING_PAGE_SIZE: '25' });
+  await stack.startWorker();
+});
+after(async () => {
+  await stack?.close();
+  await sim?.close();
+});
+
+function storm(rate: number) {
+  sim.admin.clearFaults();
+  sim.admin.addFaults([
+    { provider: P, scope: 'api', kind: 'status', status: 429, probability: rate, retryAfterSeconds: null },
+    { provider: P, scope: 'api', kind: 'status', status: 429, probability: rate / 2, retryAfterSeconds: 1 },
+    { provider: P, scope: 'api', kind: 'status', status: 500, probability: rate / 2 },
+    { provider: P, scope: 'api', kind: 'status', status: 502, probability: rate / 4 },
+    { provider: P, scope: 'api', kind: 'status', status: 503, probability: rate / 4, retryAfterSeconds: 1 },
+    { provider: P, scope: 'api', kind: 'drop', probability: rate / 4 },
+    { provider: P, scope: 'api', kind: 'latency', latencyMs: 300, probability: 0.3 },
+    { provider: P, scope: 'token', kind: 'status', status: 503, probability: rate },
+    { provider: P, scope: 'token', kind: 'status', status: 429, probability: rate / 2 },
+    { provider: P, scope: 'token', kind: 'drop', probability: rate / 4 },
+    { provider: P, scope: 'token', kind: 'latency', latencyMs: 500, probability: 0.3 },
+  ]);
+}
+
+test(`fault suite: simulator storms (429, 5xx, dropped connections, latency) over ${ROUNDS} rounds`, async () => {
+  const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: CUSTOMERS });
+  const tenantId = uniqueName('storm');
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider: P, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
+  );
+  const partitionId = status.partitions[0]!.id;
+  const handle = stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId));
+  const runs: { mode: string; status: string; error?: string }[] = [];
+  const tokenErrors: string[] = [];
+  let forcedRefreshes = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    storm(FULL ? 0.25 : 0.15);
+    // A few forced refreshes through the storm on the token endpoint (what a 401 makes a caller do).
+    for (let i = 0; i < 3; i++) {
+      try {
+        const t = await acquireAccessToken(stack, { tenantId, provider: P });
+        await acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: t.tokenVersion, deadlineMs: 120_000 });
+        forcedRefreshes++;
+      } catch (err) {
+        tokenErrors.push(String((err as Error).message).slice(0, 200));
+      }
+    }
+    const mode = round === 0 ? 'full' : round % 2 === 0 ? 'full' : 'incremental';
+    const result = (await stack.client.workflow.execute('syncCustomers', {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: uniqueName(`storm-sync-${round}`),
+      args: [{ tenantId, provider: P, mode }],
+      workflowExecutionTimeout: '10 minutes',
+    })) as { status: string; partitions: Record<string, { status: string; error?: string }> };
+    const s = result.partitions[partitionId];
+    runs.push({ mode, status: s?.status ?? result.status, ...(s?.error ? { error: s.error } : {}) });
+    // Sage changes between runs (no faults on the admin API).
+    sim.admin.mutate({ provider: P, partitionId, update: 20, delete: 5, create: 10 });
+    await sleep(1_100); // the next run must see the changes strictly after its watermark second
+  }
+  // A last full run without faults settles deletions; then compare with the truth.
+  const counters = sim.admin.counters();
+  sim.admin.clearFaults();
+  const last = (await stack.client.workflow.execute('syncCustomers', {
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    workflowId: uniqueName('storm-final'),
+    args: [{ tenantId, provider: P, mode: 'full' }],
+  })) as { status: string };
+  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const conn = await handle.query(statusQuery);
+  const open: string[] = [];
+  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  console.log(
+    `[faults] storms: ${counters.faultsInjected} faults injected (${counters.rateLimited} 429s, ${counters.droppedConnections} drops); runs ${runs.map((r) => `${r.mode}:${r.status}`).join(', ')}; ${forcedRefreshes} forced refreshes ok, ${tokenErrors.length} failed; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}`,
+  );
+  assert.ok(counters.faultsInjected > 20, 'the storm really happened');
+  assert.deepEqual(runs.filter((r) => r.status !== 'succeeded'), [], 'every run under the storm succeeded (retries absorb the faults)');
+  assert.equal(last.status, 'succeeded');
+  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
+  assert.deepEqual(tokenErrors, [], 'token callers got a token through the storm');
+  assert.equal(conn.state, 'connected');
+  assert.deepEqual(report.lost, [], 'customers lost');
+  assert.deepEqual(report.duplicated, [], 'customers duplicated');
+  assert.deepEqual(report.extra, [], 'customers deleted at Sage still live here');
+  assert.deepEqual(open, [], 'stuck sync workflows');
+});
