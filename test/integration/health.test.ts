@@ -1,6 +1,6 @@
 /**
- * `/healthz` (contract §5): 200 only when both Temporal and MongoDB answer; 503 naming the one that is down. The "down"
- * servers are real clients pointed at a port where nothing listens.
+ * `/healthz` (contract §5): 200 only when both Temporal and MongoDB answer; 503 naming the one that is down. MongoDB is
+ * "down" at a port where nothing listens; Temporal goes away behind a relay that is cut after the client connected.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -62,10 +62,42 @@ test('503 naming MongoDB when MongoDB is unreachable', async () => {
   assert.match(r.body.mongodb, /^down: /);
 });
 
-test('503 naming Temporal when Temporal is unreachable', async () => {
-  const connection = Connection.lazy({ address: `127.0.0.1:${await deadPort()}`, connectTimeout: '1s' });
+/**
+ * A TCP relay to the real Temporal server that can be cut: the client connects through it while Temporal is reachable,
+ * then the relay drops every socket and stops listening, as when the server or the network goes away.
+ */
+async function cuttableRelay(target: { host: string; port: number }) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(target);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    async cut() {
+      await new Promise((r) => {
+        server.close(r);
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+}
+
+test('503 naming Temporal when Temporal becomes unreachable', async () => {
+  const [host = '127.0.0.1', port = '7233'] = stack.config.TEMPORAL_ADDRESS.split(':');
+  const relay = await cuttableRelay({ host, port: Number(port) });
+  const connection = await Connection.connect({ address: relay.address, connectTimeout: '5s' });
   closers.push(() => connection.close());
   const client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
+  const up = await healthOf({ config: stack.config, client, mongo: stack.mongo, log });
+  assert.equal(up.status, 200, 'healthy while the relay is up');
+  await relay.cut();
   const r = await healthOf({ config: stack.config, client, mongo: stack.mongo, log });
   assert.equal(r.status, 503);
   assert.match(r.body.temporal, /^down: /);
