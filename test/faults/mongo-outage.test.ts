@@ -1,0 +1,107 @@
+/**
+ * Fault suite: the MongoDB-wire server goes away (FAULTS=full: 60 s; `npm test`: 10 s) in the middle of a full sync
+ * while token callers keep asking and a refresh is forced. Uses a SEPARATE FerretDB (own ports and data directory, via
+ * scripts/infra) and stops only its ferretdb process; the shared server on 27017 is not touched.
+ *
+ * Asserted: the sync resumes and succeeds, customers match the simulator's truth (0 lost, 0 duplicated), 0 reused
+ * refresh tokens, still connected, nothing stuck, the worker did not crash.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from '@temporalio/worker';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { acquireAccessToken } from '../../src/tokens/access.js';
+import { connectTenant } from '../helpers/consent.js';
+import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
+import { separateMongo, type SeparateInfra } from '../helpers/separate-infra.js';
+
+const P = 'sage-accounting' as const;
+const OUTAGE_MS = size(10_000, 60_000);
+
+let sim: RunningSimulator;
+let mongo: SeparateInfra & { uri: string };
+let stack: TestStack;
+let worker: { worker: Worker; done: Promise<void> };
+let workerCrash: unknown = null;
+
+before(async () => {
+  mongo = await separateMongo();
+  await mongo.up();
+  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
+  stack = await testStack({ ...sim.env, MONGODB_URI: mongo.uri, SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' });
+  worker = await stack.startWorker();
+  worker.done.catch((err) => (workerCrash = err));
+});
+after(async () => {
+  await stack?.close().catch(() => {});
+  await sim?.close();
+  await mongo?.destroy();
+});
+
+test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync and refreshes`, async () => {
+  const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
+  const tenantId = uniqueName('outage');
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider: P, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
+  );
+  const partitionId = status.partitions[0]!.id;
+  const handle = stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId));
+  const sync = stack.client.workflow.start('syncCustomers', {
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    workflowId: uniqueName('outage-sync'),
+    args: [{ tenantId, provider: P, mode: 'full' }],
+  });
+  const syncHandle = await sync;
+  // Cut the server once the sync has written a few pages.
+  for (let i = 0; i < 300; i++) {
+    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId });
+    if ((run?.checkpoint?.counts?.pages ?? run?.pages ?? 0) >= 3) break;
+    await sleep(200);
+  }
+  const before = await acquireAccessToken(stack, { tenantId, provider: P });
+  await mongo.stopFerret();
+  const outageStart = Date.now();
+  // During the outage: a forced refresh (as after a 401) and a caller that keeps asking.
+  const forced = acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: before.tokenVersion, deadlineMs: OUTAGE_MS + 180_000 }).then(
+    (t) => ({ ok: true as const, t }),
+    (err: Error) => ({ ok: false as const, err }),
+  );
+  let duringErrors = 0;
+  while (Date.now() - outageStart < OUTAGE_MS) {
+    await acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 2_000 }).catch(() => duringErrors++);
+    await sleep(1_000);
+  }
+  await mongo.up();
+  const outageSecs = (Date.now() - outageStart) / 1000;
+  const forcedResult = await forced;
+  const result = (await syncHandle.result()) as { status: string; partitions: Record<string, { status: string; error?: string }> };
+  const final = (await stack.client.workflow.execute('syncCustomers', {
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    workflowId: uniqueName('outage-final'),
+    args: [{ tenantId, provider: P, mode: 'full' }],
+  })) as { status: string };
+  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const counters = sim.admin.counters();
+  const conn = await handle.query(statusQuery);
+  const open: string[] = [];
+  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  console.log(
+    `[faults] mongo outage: ${outageSecs.toFixed(0)} s; sync during outage ${result.status}; forced refresh ${forcedResult.ok ? `ok (v${forcedResult.t.tokenVersion})` : `failed: ${forcedResult.err.message}`}; ${duringErrors} caller errors during the outage; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
+  );
+  assert.equal(result.status, 'succeeded', JSON.stringify(result));
+  assert.equal(final.status, 'succeeded');
+  assert.ok(forcedResult.ok, 'the refresh forced during the outage completed after it');
+  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
+  assert.equal(conn.state, 'connected');
+  assert.deepEqual(report.lost, [], 'customers lost');
+  assert.deepEqual(report.duplicated, [], 'customers duplicated');
+  assert.deepEqual(report.extra, []);
+  assert.deepEqual(open, [], 'stuck sync workflows');
+  assert.equal(workerCrash, null, 'the worker did not crash');
+  assert.equal(worker.worker.getState(), 'RUNNING');
+});
