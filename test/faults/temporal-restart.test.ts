@@ -1,0 +1,105 @@
+/**
+ * Fault suite: the Temporal server restarts in the middle of a full sync. Uses a SEPARATE dev server (free ports, its
+ * own database file so its state survives the restart, via scripts/infra); the shared one on 7233 is not touched.
+ * The worker and clients keep their connections and must ride it out.
+ *
+ * Asserted: the sync started before the restart finishes as succeeded, the connection workflow is still there and
+ * connected, a token can be had after the restart, customers match the simulator's truth, 0 reused refresh tokens,
+ * nothing stuck, the worker did not crash.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from '@temporalio/worker';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { acquireAccessToken } from '../../src/tokens/access.js';
+import { connectTenant } from '../helpers/consent.js';
+import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
+import { separateTemporal, type SeparateInfra } from '../helpers/separate-infra.js';
+
+const P = 'sage-accounting' as const;
+const DOWN_MS = size(3_000, 20_000);
+
+let sim: RunningSimulator;
+let temporal: SeparateInfra & { address: string };
+let stack: TestStack;
+let worker: { worker: Worker; done: Promise<void> };
+let workerCrash: unknown = null;
+
+before(async () => {
+  temporal = await separateTemporal();
+  await temporal.up();
+  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
+  stack = await testStack({ ...sim.env, TEMPORAL_ADDRESS: temporal.address, SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' });
+  worker = await stack.startWorker();
+  worker.done.catch((err) => (workerCrash = err));
+});
+after(async () => {
+  await stack?.close().catch(() => {});
+  await sim?.close();
+  await temporal?.destroy();
+});
+
+/** Retries a client call through the restart window (UNAVAILABLE while the server is down). */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(1_000);
+    }
+  }
+}
+
+test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during a sync`, async () => {
+  const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
+  const tenantId = uniqueName('restart');
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider: P, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
+  );
+  const partitionId = status.partitions[0]!.id;
+  const connWf = connectionWorkflowId(P, tenantId);
+  const syncId = uniqueName('restart-sync');
+  await stack.client.workflow.start('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: syncId, args: [{ tenantId, provider: P, mode: 'full' }] });
+  for (let i = 0; i < 300; i++) {
+    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId });
+    if ((run?.checkpoint?.counts?.pages ?? 0) >= 3) break;
+    await sleep(200);
+  }
+  const t0 = Date.now();
+  await temporal.down('temporal');
+  await sleep(DOWN_MS);
+  await temporal.up();
+  const restartSecs = (Date.now() - t0) / 1000;
+
+  const result = (await eventually(() => stack.client.workflow.getHandle(syncId).result(), 300_000)) as { status: string };
+  const token = await eventually(() => acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }));
+  const forced = await eventually(() => acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 }));
+  const final = (await eventually(() =>
+    stack.client.workflow.execute('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: uniqueName('restart-final'), args: [{ tenantId, provider: P, mode: 'full' }] }),
+  )) as { status: string };
+  const conn = await eventually(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
+  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const counters = sim.admin.counters();
+  const open: string[] = [];
+  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  console.log(
+    `[faults] temporal restart: down+up ${restartSecs.toFixed(0)} s; sync across the restart ${result.status}; token v${token.tokenVersion} → forced v${forced.tokenVersion}; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
+  );
+  assert.equal(result.status, 'succeeded');
+  assert.equal(final.status, 'succeeded');
+  assert.ok(forced.tokenVersion > token.tokenVersion, 'a refresh works after the restart');
+  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
+  assert.equal(conn.state, 'connected');
+  assert.deepEqual(report.lost, [], 'customers lost');
+  assert.deepEqual(report.duplicated, [], 'customers duplicated');
+  assert.deepEqual(report.extra, []);
+  assert.deepEqual(open, [], 'stuck sync workflows');
+  assert.equal(workerCrash, null, 'the worker did not crash');
+});
