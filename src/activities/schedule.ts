@@ -52,7 +52,8 @@ export function createScheduleActivities(deps: ActivityDeps) {
           spec,
           action: action(p),
           policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-          state: { paused: p.paused ?? false, note },
+          // The first (full) sync runs right after consent instead of one interval later.
+          state: { paused: p.paused ?? false, note, triggerImmediately: !(p.paused ?? false) },
         });
         return 'created';
       } catch (err) {
@@ -106,7 +107,8 @@ export function createScheduleActivities(deps: ActivityDeps) {
           .updateOne({ _id: connectionWorkflowId(p.provider, p.tenantId) } as never, { $set: { fullSyncRequested: true, updatedAt: new Date() } }, { upsert: true });
       }
       try {
-        await handleFor(p).trigger(ScheduleOverlapPolicy.SKIP);
+        // BUFFER_ONE: a "sync now" while a run is in progress runs once more right after it, instead of being dropped.
+        await handleFor(p).trigger(ScheduleOverlapPolicy.BUFFER_ONE);
         return true;
       } catch (err) {
         if (err instanceof ScheduleNotFoundError) return false;

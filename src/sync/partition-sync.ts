@@ -155,6 +155,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         const page = await withToken((ctx) => deps.source.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
         const at = now();
         cp.serverStartedAt ??= (page.serverTime ?? at).toISOString();
+        if (page.total !== undefined) cp.total ??= page.total;
         const docs: CustomerDoc[] = [];
         const mapped: NormalizedCustomer[] = [];
         const rejected: Rejected[] = [];

@@ -31,6 +31,8 @@ export interface Checkpoint {
   serverStartedAt: string | null;
   /** Pages of the deletion feed read (counted in `counts.pages` too). */
   deletionPages: number;
+  /** Sage's `$total` for this listing when it gives one (Sage Accounting), for progress bars; absent otherwise. */
+  total?: number;
 }
 
 export interface SyncRunDoc extends PartitionKey, RunCounts {
@@ -82,6 +84,7 @@ export async function checkpointRun(coll: Collection<SyncRunDoc>, id: string, cp
     {
       $set: {
         ...cp.counts,
+        total: cp.total ?? null,
         watermarkTo: cp.watermark ? new Date(cp.watermark.updatedAt) : null,
         checkpoint: cp,
         updatedAt: now,

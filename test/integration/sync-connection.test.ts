@@ -52,8 +52,8 @@ test('schedule created on connect; syncNow full syncs every business through the
   const described = await eventually('schedule', async () => schedule.describe().catch(() => null));
   assert.equal(described.state.paused, false);
 
+  // The schedule runs the first sync at once (no interval wait), and a connection's first sync is full.
   const conn = stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId));
-  await conn.signal(syncNowSignal, { mode: 'full' });
   const synced = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 90_000);
   for (const p of status.partitions) {
     assert.equal(synced.lastSync[p.id]?.mode, 'full');
@@ -62,11 +62,22 @@ test('schedule created on connect; syncNow full syncs every business through the
     const docs = await stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, partitionId: p.id }).toArray();
     assert.deepEqual(docs.map((d) => d.externalId).sort(), truth.map((c) => c.id).sort(), `business ${p.id} equals Sage`);
   }
-  const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
-  assert.equal(runs.length, 2);
-  assert.ok(runs.every((r) => r.status === 'succeeded' && String(r._id).startsWith('sage-sync-run:')), 'the run was started by the schedule');
-  const mirror = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
-  assert.equal(mirror?.fullSyncRequested, undefined, 'the full-sync request is cleared once done');
+  const firstRuns = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
+  assert.equal(firstRuns.length, 2, 'one run, one sync_runs document per business');
+  assert.ok(firstRuns.every((r) => r.status === 'succeeded' && r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'the run was started by the schedule');
+
+  // syncNow full goes through the schedule too, and the request flag is cleared once it is done.
+  await conn.signal(syncNowSignal, { mode: 'full' });
+  const runs = await eventually('second scheduled run', async () => {
+    const all = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
+    return all.length === 4 && all.every((r) => r.status === 'succeeded') ? all : null;
+  });
+  assert.ok(runs.every((r) => r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'syncNow {mode: full} ran a full sync from the schedule');
+  const mirror = await eventually('full-sync request cleared', async () => {
+    const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
+    return m && m.fullSyncRequested === undefined ? m : null;
+  });
+  assert.equal(mirror.fullSyncRequested, undefined, 'the full-sync request is cleared once done');
 
   // The user revokes our access in Sage: the next run gets 401, asks for a newer token, the refresh fails for good.
   sim.admin.revoke({ provider, userId: user.id });
