@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { activityInfo, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { SageOAuthError, toActivityFailure } from '../errors.js';
+import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, type TokenSet } from '../providers/oauth.js';
@@ -162,7 +163,15 @@ export function createTokenActivities(deps: ActivityDeps) {
       heartbeat();
       const beat = setInterval(() => heartbeat(), 2_000);
       try {
-        return await refreshOnceInStore(p);
+        const result = await refreshOnceInStore(p);
+        countTokenRefresh(p.provider, result.calledSage ? 'refreshed' : 'already_current');
+        return result;
+      } catch (err) {
+        const definitive = err instanceof ApplicationFailure && err.type === OAUTH_FAILURE_TYPE && err.nonRetryable;
+        countTokenRefresh(p.provider, definitive ? 'rejected' : 'failed_transient');
+        // A definitive rejection is what moves the connection to reauthorization_required.
+        if (definitive) countReauthorization(p.provider, (err.details?.[0] as { reason?: string } | undefined)?.reason ?? 'unknown');
+        throw err;
       } finally {
         clearInterval(beat);
       }

@@ -11,6 +11,7 @@ import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
+import { registry } from '../../src/lib/metrics.js';
 import { uniqueName } from '../helpers/env.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 
@@ -51,6 +52,14 @@ async function connect(provider: Provider, prefix: string): Promise<string> {
   return tenantId;
 }
 
+/** A counter's value in this process's registry (the test worker runs in-process, so its activities count here). */
+async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value ?? 0;
+}
+
 test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE refresh at Sage', async () => {
   // 4-second tokens for the consent, so the first token is soon inside its refresh margin (half of 4 s)...
   h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 4 } });
@@ -59,12 +68,18 @@ test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE
   h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 300 } });
   await new Promise((r) => setTimeout(r, 2_500));
   const before = refreshes('sage-accounting');
+  const metricBefore = await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' });
   const started = Date.now();
   const results = await Promise.all(Array.from({ length: 200 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })));
   console.log(`storm: 200 getAccessToken calls answered in ${Date.now() - started} ms`);
   const after = refreshes('sage-accounting');
   console.log(`storm: 200 callers → ${after - before} refresh(es) at the simulator`);
   assert.equal(after - before, 1);
+  assert.equal(
+    (await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' })) - metricBefore,
+    1,
+    'the refresh is counted once in the worker metrics',
+  );
   assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([2]));
   assert.equal(new Set(results.map((r) => r.accessToken)).size, 1);
   const st = await h.status(tenantId, 'sage-accounting');
@@ -116,6 +131,7 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   assert.ok(userId);
   h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
   const invalidBefore = h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants;
+  const reauthMetricBefore = await metricValue('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'refresh_token_invalid' });
 
   await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), (err: unknown) => {
     assert.ok(err instanceof ReauthorizationRequiredError);
@@ -123,6 +139,11 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
     return true;
   });
   assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore, 1, 'exactly one invalid_grant');
+  assert.equal(
+    (await metricValue('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'refresh_token_invalid' })) - reauthMetricBefore,
+    1,
+    'the reauthorization is counted in the worker metrics',
+  );
   const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.authorizationUrl !== null);
   assert.equal(st.state, 'reauthorization_required', JSON.stringify(st));
   assert.equal(st.reason, 'refresh_token_invalid');
