@@ -3,10 +3,8 @@
  * (via `testStack`), and the real web server (fastify `inject`) for `/connect` and `/oauth/callback`. `consent()` walks
  * the browser dance for real: our /connect → the simulator's consent page (which approves at once) → our callback.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import got from 'got';
 import { createLogger } from '../../src/lib/logger.js';
@@ -110,20 +108,4 @@ export async function webhookReceiver(opts: { failFirst?: number } = {}) {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   return { url, received, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-/**
- * Runs the production worker entry (`src/worker.ts`) in a child process with this environment, so a test can SIGKILL
- * it for real. Output is collected for the plaintext-token scan.
- */
-export function spawnWorker(env: Record<string, string | undefined>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '..', '..', 'src', 'worker.ts')], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d) => (out += String(d)));
-  child.stderr?.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return { child, output: () => out, exited };
 }

@@ -11,7 +11,8 @@ import { connectionWorkflowId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { uniqueName } from '../helpers/env.js';
-import { spawnWorker, tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
+import { spawnWorker, workerEnvFor } from '../helpers/spawn-worker.js';
+import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 
 let h: TokenHarness;
 const logs: string[] = [];
@@ -22,19 +23,7 @@ after(async () => h?.close());
 
 function childEnv(crashAt: string): Record<string, string> {
   const c = h.stack.config;
-  return {
-    ...h.sim.env,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'debug',
-    TEMPORAL_ADDRESS: c.TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE: c.TEMPORAL_NAMESPACE,
-    TEMPORAL_TASK_QUEUE: c.TEMPORAL_TASK_QUEUE,
-    MONGODB_URI: c.MONGODB_URI,
-    MONGODB_DB: c.MONGODB_DB,
-    TOKEN_ENCRYPTION_KEY: c.encryptionKey.key.toString('base64'),
-    PUBLIC_BASE_URL: c.PUBLIC_BASE_URL,
-    TEST_CRASH_AT: crashAt,
-  };
+  return workerEnvFor(c, { ...h.sim.env, LOG_LEVEL: 'debug', PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, TEST_CRASH_AT: crashAt });
 }
 
 async function waitForOutput(out: () => string, re: RegExp, timeoutMs = 90_000): Promise<void> {
