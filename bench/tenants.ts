@@ -64,7 +64,9 @@ export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) =
     const finishLag: number[] = [];
     let runs = 0;
     let failedRuns = 0;
-    await pool(ids.slice(0, connected), 8, async (tenantId) => {
+    // A sample of tenants is enough for the distribution, and describing hundreds of schedules is slow on the dev server.
+    const sample = ids.slice(0, Math.min(connected, 40));
+    await pool(sample, 8, async (tenantId) => {
       const sched = await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).describe().catch(() => null);
       for (const a of sched?.info.recentActions ?? []) {
         if (a.scheduledAt.getTime() < observeStart) continue;
@@ -75,14 +77,14 @@ export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) =
         if (d && d.status.name !== 'COMPLETED' && d.status.name !== 'RUNNING') failedRuns++;
       }
     });
-    const expected = Math.floor(observedSecs / 60) * connected;
+    const expected = Math.round((observedSecs / 60) * sample.length);
     return [
       {
         section,
         name: `${connected} connected tenants on one worker, 1-minute schedules (= ${fmt.int(connected * 15)} tenants on 15-minute schedules): schedule lag`,
         ours: finishLag.length ? `run finished p50 ${fmt.ms(percentile(finishLag, 50))}, p99 ${fmt.ms(percentile(finishLag, 99))} after its scheduled time` : '—',
         reference: startLag.length ? `server start lag p50 ${fmt.ms(percentile(startLag, 50))}, p99 ${fmt.ms(percentile(startLag, 99))}` : '—',
-        note: `${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${finishLag.length} finished, ${failedRuns} failed/terminated; each run = plan activity + one partition sync (10 customers, incremental after the first) + getAccessToken + syncReport signal. Connecting ${connected} tenants through consent took ${connectSecs.toFixed(0)} s${connected < tenants ? ` (${tenants} asked; stopped at the time limit)` : ''}. The 1,000-tenant figure is not measured directly: N tenants at 1-minute intervals carry the sync load of 15 × N at 15 minutes, but only N live connection workflows`,
+        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${finishLag.length} finished, ${failedRuns} failed/terminated; each run = plan activity + one partition sync (10 customers, incremental after the first) + getAccessToken + syncReport signal. Connecting ${connected} tenants through consent took ${connectSecs.toFixed(0)} s${connected < tenants ? ` (${tenants} asked; stopped at the time limit)` : ''}. The 1,000-tenant figure is not measured directly: N tenants at 1-minute intervals carry the sync load of 15 × N at 15 minutes, but only N live connection workflows`,
       },
       {
         section,
@@ -93,7 +95,7 @@ export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) =
       },
     ];
   } finally {
-    await worker.stop();
+    await worker.stop(5_000);
     await stack.close();
   }
 }

@@ -190,6 +190,7 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
       .filter(([path]) => /token$/.test(path))
       .reduce((a, [, n]) => a + n, 0);
     const incSummary = inc.result.partitions[p.partitionId];
+    log(`incremental (no changes): ${apiCalls} API calls in ${inc.secs.toFixed(1)} s`);
     figures.push({
       section: 'incremental',
       name: 'Sage calls for an incremental run with no changes, per partition',
@@ -200,7 +201,9 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
       note: `paths: ${Object.entries(counters.requestsByPath).map(([k, v]) => `${k}×${v}`).join(', ')}; run took ${inc.secs.toFixed(1)} s, fetched ${incSummary?.fetched ?? '?'} (the overlap window re-reads records updated in the last SYNC_OVERLAP_SECONDS)`,
     });
   } finally {
+    const t = performance.now();
     await stack.close();
+    log(`throughput: worker stopped and bench database dropped in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
   return figures;
 }

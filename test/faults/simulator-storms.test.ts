@@ -20,7 +20,7 @@ import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 import { compareWithTruth, describeReport, FULL, size } from '../helpers/faults.js';
 
 const P = 'sage-accounting' as const;
-const ROUNDS = size(2, 6);
+const ROUNDS = size(1, 6);
 const CUSTOMERS = size(500, 3_000);
 
 let sim: RunningSimulator;
