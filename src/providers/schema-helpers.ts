@@ -35,11 +35,33 @@ export const externalId = z.union([
   z.number().int().nonnegative().transform(String),
 ]);
 
+/**
+ * Where a payload holds U+0000 (in a key or a string), or null. PostgreSQL's JSONB — under FerretDB — cannot store that
+ * character at all, so such a record is quarantined (its payload kept as escaped JSON text) instead of failing the page.
+ */
+export function nulPath(value: unknown, path = '(record)'): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : null;
+  if (value === null || typeof value !== 'object') return null;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const here = path === '(record)' ? k : `${path}.${k}`;
+    if (k.includes('\u0000')) return here;
+    const found = nulPath(v, here);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** The rejection for a payload holding U+0000, or null when it has none. Both provider mappings check this first. */
+export function rejectNul(raw: unknown): { ok: false; externalId: string | null; reason: string } | null {
+  const at = nulPath(raw);
+  return at ? { ok: false, externalId: looseId(raw), reason: `${at}: contains U+0000 (NUL), which the customer store cannot hold` } : null;
+}
+
 /** Best-effort id extraction from an item that failed validation, so the quarantine entry still names the record. */
 export function looseId(raw: unknown): string | null {
   if (raw && typeof raw === 'object' && 'id' in raw) {
     const id = (raw as { id: unknown }).id;
-    if (typeof id === 'string' && id.length > 0 && id.length <= 64) return id;
+    if (typeof id === 'string' && id.length > 0 && id.length <= 64 && !id.includes('\u0000')) return id;
     if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
   }
   return null;

@@ -156,13 +156,18 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
     if (errors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
     upserted = err.result.insertedCount + err.result.upsertedCount;
     modified = err.result.modifiedCount;
-    // Inserts that met an existing document (view was stale): replace them; count only real changes.
-    const retry = errors.map((e) => ops[e.index]).flatMap((op) => (op && 'insertOne' in op ? [op.insertOne.document as CustomerDoc] : []));
-    const again = await coll.bulkWrite(
-      retry.map((d) => ({ replaceOne: { filter: { _id: d._id, $or: [{ contentHash: { $ne: d.contentHash } }, { deleted: true }] }, replacement: d } })),
-      { ordered: false },
-    );
-    modified += again.modifiedCount;
+    // Inserts that met an existing document (view was stale), or upserts that raced another writer (or a write retried
+    // after a lost connection): the document exists now, so replace it without upsert; count only real changes.
+    const retry = errors
+      .map((e) => ops[e.index])
+      .flatMap((op) => (op && 'insertOne' in op ? [op.insertOne.document as CustomerDoc] : op && 'replaceOne' in op ? [op.replaceOne.replacement as CustomerDoc] : []));
+    if (retry.length > 0) {
+      const again = await coll.bulkWrite(
+        retry.map((d) => ({ replaceOne: { filter: { _id: d._id, $or: [{ contentHash: { $ne: d.contentHash } }, { deleted: true }] }, replacement: d } })),
+        { ordered: false },
+      );
+      modified += again.modifiedCount;
+    }
   }
   await writeHashes(colls.hashes, written, (id) => !stored.has(id));
   view.remember([...byId.values()]);

@@ -4,6 +4,7 @@
  * bad version of it gets its own entry.
  */
 import type { Collection } from 'mongodb';
+import { nulPath } from '../providers/schema-helpers.js';
 import { quarantineId, storableRaw, type PartitionKey } from './documents.js';
 
 /** Payloads larger than this are kept as a truncated JSON string (a "huge string" record must not break the write). */
@@ -31,9 +32,10 @@ export async function writeQuarantine(coll: Collection<QuarantineDoc>, k: Partit
   if (rejected.length === 0) return 0;
   const ops = rejected.map((r) => {
     const json = JSON.stringify(r.raw) ?? 'null';
+    // Too large, or holding U+0000 (which FerretDB's PostgreSQL cannot store): keep it as JSON text, where NUL is escaped.
     const payload =
-      json.length > MAX_QUARANTINED_RAW_CHARS
-        ? { rawJson: json.slice(0, MAX_QUARANTINED_RAW_CHARS), rawTruncated: true }
+      json.length > MAX_QUARANTINED_RAW_CHARS || nulPath(r.raw)
+        ? { rawJson: json.slice(0, MAX_QUARANTINED_RAW_CHARS), rawTruncated: json.length > MAX_QUARANTINED_RAW_CHARS }
         : { raw: storableRaw(r.raw), rawTruncated: false };
     return {
       updateOne: {

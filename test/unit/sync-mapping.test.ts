@@ -68,6 +68,16 @@ test('quarantine reasons name the field: missing id, mistyped decimal, huge stri
   assert.match(reason({ ...contact, is_active: 'yes' }), /is_active/);
 });
 
+test('U+0000 anywhere in a payload (value or key) is quarantined with its path: PostgreSQL under FerretDB cannot store it', () => {
+  const withNul = { ...contact, main_address: { ...contact.main_address, city: 'Le\u0000eds' } };
+  for (const r of [mapSageAccountingContact(withNul), mapSage200Customer({ id: 7, name: 'A', ['ke\u0000y']: 1 })]) {
+    assert.ok(!r.ok && !r.skip, 'expected a rejection');
+    assert.match(r.reason, /contains U\+0000/);
+  }
+  assert.match((mapSageAccountingContact(withNul) as { reason: string }).reason, /^main_address\.city:/);
+  assert.equal((mapSageAccountingContact(withNul) as { externalId: string | null }).externalId, contact.id, 'the quarantine entry still names the record');
+});
+
 test('Sage 200: the reference sample maps; ids become strings; phone parts joined; e-mail from contacts', () => {
   const sample = { ...fixture('sage200-customer.json'), id: 27825, reference: 'A1D001', name: 'A1 Design Services', balance: 1120.92, credit_limit: '5000.00', date_time_updated: '2021-08-11T08:51:27.61Z', contacts: [{ is_default: false, default_email: 'other@example.com' }, { is_default: true, default_email: '', emails: [{ email: 'a1@example.com', is_default: true }] }], currency: { iso_code: 'GBP' }, main_address: { address_1: '1 Street', address_2: null, city: 'York', postcode: 'YO1 1AA', country_code: 'GB' } };
   const r = mapSage200Customer(sample);

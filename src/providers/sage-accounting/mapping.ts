@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { MapResult } from '../types.js';
-import { decimal, externalId, looseId, text, timestamp, zodReason } from '../schema-helpers.js';
+import { decimal, externalId, looseId, rejectNul, text, timestamp, zodReason } from '../schema-helpers.js';
 
 /** The `attributes` list sent with every contacts request. */
 export const CONTACT_ATTRIBUTES = [
@@ -64,6 +64,8 @@ function countryCode(country: z.infer<typeof address>['country']): string | null
 }
 
 export function mapSageAccountingContact(raw: unknown): MapResult {
+  const nul = rejectNul(raw);
+  if (nul) return nul;
   const parsed = SageContact.safeParse(raw);
   if (!parsed.success) return { ok: false, externalId: looseId(raw), reason: zodReason(parsed.error) };
   const c = parsed.data;

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { MapResult } from '../types.js';
-import { decimal, externalId, looseId, text, timestamp, zodReason } from '../schema-helpers.js';
+import { decimal, externalId, looseId, rejectNul, text, timestamp, zodReason } from '../schema-helpers.js';
 
 const address = z
   .object({
@@ -77,6 +77,8 @@ function email(c: Sage200Customer): string | null {
 }
 
 export function mapSage200Customer(raw: unknown): MapResult {
+  const nul = rejectNul(raw);
+  if (nul) return nul;
   const parsed = Sage200Customer.safeParse(raw);
   if (!parsed.success) return { ok: false, externalId: looseId(raw), reason: zodReason(parsed.error) };
   const c = parsed.data;
