@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { connectionWorkflowId } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
-import { connectTenant } from '../helpers/consent.js';
+import { connectTenant, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 import { spawnWorker, workerEnvFor, type SpawnedWorker } from '../helpers/spawn-worker.js';
 
@@ -37,9 +38,13 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
 
   const provider = 'sage-200' as const;
   const tenantId = uniqueName('kill').replace(/_/g, '-');
-  const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: 400 });
+  const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: 0 });
   const status = await connectTenant({ client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` }, { tenantId, provider, userId: user.id });
   const partitionId = status.partitions[0]!.id;
+  // The schedule's first (full) run starts right after consent: let it finish on the still-empty partition, then give
+  // Sage 400 new customers for the measured run to fetch and write.
+  await waitForStatus(stack.client, connectionWorkflowId(provider, tenantId), (s) => s.lastSync[partitionId]?.status === 'succeeded', 90_000);
+  sim.admin.mutate({ provider, partitionId, userId: user.id, create: 400 });
   // Slow pages down so the kill lands mid-run.
   sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/customers', kind: 'latency', latencyMs: 150 });
   sim.admin.resetCounters();
