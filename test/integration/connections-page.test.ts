@@ -133,19 +133,33 @@ test('the connections page drives a connection through its life in a real browse
     assert.ok(await r.getByRole('button', { name: `Disconnect ${tenant} (sage-accounting)` }).isVisible());
   });
 
-  await t.test('Sync now (full): the notice confirms, and the last sync per partition appears with counts', async () => {
+  await t.test('the first sync runs right after consent; Sync now (full) runs another, which changes nothing', async () => {
+    const total = CUSTOMERS_PER_PARTITION * 2;
+    const bothSucceededFull = async () => {
+      const cells = await row(tenant).locator('td').allInnerTexts();
+      return cells[6] === String(total) && (cells[5]?.match(/succeeded full/g) ?? []).length === 2;
+    };
+    await reloadUntil(`customers column shows ${total} and both partitions succeeded`, bothSucceededFull);
+    const firstCell = (await row(tenant).locator('td').allInnerTexts())[5] ?? '';
+    assert.match(firstCell, new RegExp(`fetched ${CUSTOMERS_PER_PARTITION}, upserted ${CUSTOMERS_PER_PARTITION}, modified 0, deleted 0, quarantined 0`));
+
     const r = row(tenant);
     await r.getByLabel(`Sync mode for ${tenant} (sage-accounting)`).selectOption('full');
     await r.getByRole('button', { name: `Sync ${tenant} (sage-accounting) now` }).click();
     await page.waitForURL(/done=sync_requested/);
     assert.match(await page.getByRole('status').innerText(), /Sync requested for/);
-    const total = CUSTOMERS_PER_PARTITION * 2;
-    await reloadUntil(`customers column shows ${total} and both partitions succeeded`, async () => {
+    // Two runs × two businesses; the second full run finds nothing new and rewrites nothing.
+    for (const deadline = Date.now() + 120_000; ; await sleep(500)) {
+      const runs = await stack.mongo.collection('sync_runs').find({ tenantId: tenant }).toArray();
+      if (runs.length === 4 && runs.every((x) => x.status === 'succeeded')) break;
+      assert.ok(Date.now() < deadline, `the requested sync did not finish: ${JSON.stringify(runs.map((x) => [x.status, x.mode]))}`);
+    }
+    await reloadUntil('the second run is shown', async () => {
       const cells = await row(tenant).locator('td').allInnerTexts();
-      return cells[6] === String(total) && (cells[5]?.match(/succeeded full/g) ?? []).length === 2;
+      return (cells[5]?.match(/upserted 0/g) ?? []).length === 2 && (await bothSucceededFull());
     });
     const syncCell = (await row(tenant).locator('td').allInnerTexts())[5] ?? '';
-    assert.match(syncCell, new RegExp(`fetched ${CUSTOMERS_PER_PARTITION}, upserted ${CUSTOMERS_PER_PARTITION}, modified 0, deleted 0, quarantined 0`));
+    assert.match(syncCell, new RegExp(`fetched ${CUSTOMERS_PER_PARTITION}, upserted 0, modified 0, deleted 0, quarantined 0`));
   });
 
   await t.test('a denied consent leaves a second tenant awaiting authorization with its reason and a Reconnect link', async () => {
