@@ -92,7 +92,9 @@ async function cuttableRelay(target: { host: string; port: number }) {
 test('503 naming Temporal when Temporal becomes unreachable', async () => {
   const [host = '127.0.0.1', port = '7233'] = stack.config.TEMPORAL_ADDRESS.split(':');
   const relay = await cuttableRelay({ host, port: Number(port) });
-  const connection = await Connection.connect({ address: relay.address, connectTimeout: '5s' });
+  // No gRPC retry interceptor on this test-only connection: the SDK's default one keeps retrying UNAVAILABLE on timers,
+  // and a retry firing after the test closed the connection throws "Channel has been shut down" into a later test.
+  const connection = await Connection.connect({ address: relay.address, connectTimeout: '5s', interceptors: [] });
   closers.push(() => connection.close());
   const client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
   const up = await healthOf({ config: stack.config, client, mongo: stack.mongo, log });
