@@ -148,7 +148,7 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
         taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
         workflowId: uniqueName(`sync-${mode}`),
         args: [{ tenantId, provider: 'sage-accounting', mode }],
-      })) as { status: string; partitions: Record<string, { fetched: number; upserted: number; quarantined: number; status: string; error?: string }> };
+      })) as { status: string; partitions: Record<string, { fetched: number; upserted: number; modified: number; quarantined: number; status: string; error?: string }> };
       return { result, secs: (performance.now() - started) / 1000 };
     };
     const full = await run('full');
@@ -156,7 +156,8 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
     if (!summary || summary.status !== 'succeeded') throw new Error(`full sync did not succeed: ${JSON.stringify(full.result).slice(0, 500)}`);
     const oursRate = summary.fetched / full.secs;
     log(`ours (Temporal): ${summary.fetched} records in ${full.secs.toFixed(1)} s`);
-    const stored = await stack.mongo.collection(COLLECTIONS.customers).estimatedDocumentCount();
+    // (A count of the collection would take minutes on FerretDB; the run's own summary says what it wrote.)
+    const stored = summary.upserted + summary.modified;
 
     figures.push({
       section: SECTION,
@@ -166,7 +167,7 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
       ratio: fmt.ratio(oursRate / rawRate),
       target: '≥ 0.80× raw',
       met: oursRate / rawRate >= 0.8,
-      note: `raw = got page fetch (200/page, same attributes) + unordered bulkWrite replaceOne upserts by _id; ours stored ${fmt.int(stored)} customer documents, ${summary.quarantined} quarantined`,
+      note: `raw = got page fetch (200/page, same attributes) + unordered bulkWrite replaceOne upserts by _id; ours wrote ${fmt.int(stored)} customer documents, ${summary.quarantined} quarantined`,
     });
     figures.push({
       section: SECTION,
