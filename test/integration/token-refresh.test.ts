@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type Provider } from '../../src/messages.js';
+import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type ConnectionStatus, type Provider } from '../../src/messages.js';
 import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
@@ -50,6 +50,11 @@ async function connect(provider: Provider, prefix: string): Promise<string> {
   assert.equal(res.status, 200, res.body);
   workflowIds.push(connectionWorkflowId(provider, tenantId));
   return tenantId;
+}
+
+/** The schedule's first sync starts right after consent; waits until it has reported every business. */
+async function waitForFirstSync(tenantId: string): Promise<ConnectionStatus> {
+  return h.waitForStatus(tenantId, 'sage-accounting', (s) => s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 90_000);
 }
 
 /** A counter's value in this process's registry (the test worker runs in-process, so its activities count here). */
@@ -118,8 +123,11 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   const id = connectionWorkflowId('sage-accounting', tenantId);
   const handle = h.stack.client.workflow.getHandle(id);
   const { runId } = await handle.describe();
+  // The schedule's first sync starts right after consent: let it report every business, then record a known summary.
+  await waitForFirstSync(tenantId);
+  const reported = (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id;
   await handle.signal(syncReportSignal, {
-    partitionId: (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id,
+    partitionId: reported,
     summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 2, upserted: 2, modified: 0, deleted: 0, quarantined: 0 },
   });
   const partitionsBefore = (await h.status(tenantId, 'sage-accounting')).partitions;
@@ -183,7 +191,8 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   assert.equal(back.reason, null);
   assert.ok(back.tokenVersion! > 1);
   assert.deepEqual(back.partitions.map((p) => p.id).sort(), partitionsBefore.map((p) => p.id).sort());
-  assert.equal(Object.keys(back.lastSync).length, 1);
+  assert.deepEqual(Object.keys(back.lastSync).sort(), partitionsBefore.map((p) => p.id).sort(), 'sync state kept for every business');
+  assert.equal(back.lastSync[reported]?.fetched, 2, 'the last reported summary survived the reauthorization');
   assert.equal((await handle.describe()).runId, runId);
   assert.equal((await h.stack.client.schedule.getHandle(syncScheduleId('sage-accounting', tenantId)).describe()).state.paused, false);
   const ok = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
@@ -218,7 +227,7 @@ test('continue-as-new keeps the whole state (tokens, partitions, sync state, cou
   const firstRun = (await handle.describe()).runId;
   const res = await h.consent(tenantId, 'sage-accounting');
   assert.equal(res.status, 200, res.body);
-  const before = await h.status(tenantId, 'sage-accounting');
+  const before = await waitForFirstSync(tenantId);
   await handle.signal(syncReportSignal, {
     partitionId: before.partitions[0]!.id,
     summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 },
@@ -230,7 +239,8 @@ test('continue-as-new keeps the whole state (tokens, partitions, sync state, cou
   assert.equal(after.state, 'connected');
   assert.equal(after.refreshCount, 12);
   assert.deepEqual(after.partitions, before.partitions);
-  assert.equal(Object.keys(after.lastSync).length, 1);
+  assert.deepEqual(Object.keys(after.lastSync).sort(), before.partitions.map((p) => p.id).sort(), 'sync state carried for every business');
+  assert.equal(after.lastSync[before.partitions[0]!.id]?.fetched, 1, 'the last reported summary carried across continue-as-new');
 });
 
 test('disconnect: revoke at Sage, delete tokens and schedule, end as disconnected', async () => {
