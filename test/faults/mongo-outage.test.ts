@@ -60,7 +60,7 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   const syncHandle = await sync;
   // Cut the server once the sync has written a few pages.
   for (let i = 0; i < 300; i++) {
-    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId });
+    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId: syncHandle.workflowId });
     if ((run?.checkpoint?.counts?.pages ?? run?.pages ?? 0) >= 3) break;
     await sleep(200);
   }

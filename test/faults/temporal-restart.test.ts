@@ -68,7 +68,7 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
   const syncId = uniqueName('restart-sync');
   await stack.client.workflow.start('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: syncId, args: [{ tenantId, provider: P, mode: 'full' }] });
   for (let i = 0; i < 300; i++) {
-    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId });
+    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId: syncId });
     if ((run?.checkpoint?.counts?.pages ?? 0) >= 3) break;
     await sleep(200);
   }
