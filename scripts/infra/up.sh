@@ -8,11 +8,15 @@ mkdir -p "$RUN_DIR"
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-wait_for() { # wait_for <what> <seconds> <command...>
+wait_for() { # wait_for <what> <seconds> <command...>; on timeout prints the tail of the newest log in $RUN_DIR
   local what="$1" secs="$2"; shift 2
   local deadline=$((SECONDS + secs))
   until "$@"; do
-    [ $SECONDS -lt $deadline ] || die "$what did not become ready within ${secs}s (logs in $RUN_DIR)"
+    if [ $SECONDS -ge $deadline ]; then
+      local latest; latest="$(ls -t "$RUN_DIR"/*.log 2>/dev/null | head -n 1)"
+      [ -n "$latest" ] && { log "last lines of $latest:"; tail -n 20 "$latest" >&2; }
+      die "$what did not become ready within ${secs}s (logs in $RUN_DIR)"
+    fi
     sleep 0.5
   done
 }
@@ -71,12 +75,24 @@ start_mongo() {
     bash "$here/install.sh" ferretdb
     start_postgres
     mkdir -p "$DATA_DIR/ferretdb-$MONGO_PORT"
-    log "starting FerretDB (PostgreSQL backend) on 127.0.0.1:$MONGO_PORT"
-    setsid "$BIN_DIR/ferretdb" --handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb" \
-      --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$FERRET_DEBUG_PORT" \
-      --state-dir="$DATA_DIR/ferretdb-$MONGO_PORT" --telemetry=disable --log-level=warn \
-      >"$RUN_DIR/mongo-$MONGO_PORT.log" 2>&1 < /dev/null &
-    echo $! > "$RUN_DIR/mongo-$MONGO_PORT.pid"
+    # One retry: a FerretDB that exits during start-up (e.g. its debug port was taken meanwhile) gets a second chance
+    # with the debug listener on a kernel-chosen port.
+    local attempt
+    for attempt in 1 2; do
+      log "starting FerretDB (PostgreSQL backend) on 127.0.0.1:$MONGO_PORT"
+      setsid "$BIN_DIR/ferretdb" --handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb" \
+        --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$FERRET_DEBUG_PORT" \
+        --state-dir="$DATA_DIR/ferretdb-$MONGO_PORT" --telemetry=disable --log-level=warn \
+        >"$RUN_DIR/mongo-$MONGO_PORT.log" 2>&1 < /dev/null &
+      local pid=$!
+      echo "$pid" > "$RUN_DIR/mongo-$MONGO_PORT.pid"
+      local deadline=$((SECONDS + 60))
+      while ! port_open 127.0.0.1 "$MONGO_PORT" && kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+      port_open 127.0.0.1 "$MONGO_PORT" && return
+      kill -0 "$pid" 2>/dev/null || { log "FerretDB exited during start-up:"; tail -n 20 "$RUN_DIR/mongo-$MONGO_PORT.log" >&2; }
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      FERRET_DEBUG_PORT=0
+    done
   fi
   wait_for "MongoDB-wire server" 60 port_open 127.0.0.1 "$MONGO_PORT"
 }
