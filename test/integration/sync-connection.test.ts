@@ -29,12 +29,12 @@ after(async () => {
   await sim?.close();
 });
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+async function eventually<T>(what: string | (() => string), fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await sleep(200);
   }
 }
@@ -49,7 +49,13 @@ test('schedule created on connect; syncNow full syncs every business through the
   );
   assert.equal(status.partitions.length, 2);
   const schedule = stack.client.schedule.getHandle(syncScheduleId(provider, tenantId));
-  const described = await eventually('schedule', async () => schedule.describe().catch(() => null));
+  let describeError = '';
+  const described = await eventually(() => `schedule (last describe error: ${describeError || 'none'})`, async () =>
+    schedule.describe().catch((err: Error) => {
+      describeError = `${err.name}: ${err.message}`;
+      return null;
+    }),
+  );
   assert.equal(described.state.paused, false);
 
   // The schedule runs the first sync at once (no interval wait), and a connection's first sync is full.
