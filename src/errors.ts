@@ -57,6 +57,80 @@ export class SageApiError extends Error {
   }
 }
 
+/**
+ * Why Sage refused a partition although the grant is fine (contract: `sync_runs.reason`, `status.lastSync[p].reason`).
+ * These are access problems of one business/site, not token problems: refreshing cannot fix them.
+ */
+export const ACCESS_REASONS = [
+  'subscription_inactive',
+  'business_access_denied',
+  'site_access_denied',
+  'subscription_key_invalid',
+  'edition_mismatch',
+  'token_rejected',
+] as const;
+export type AccessReason = (typeof ACCESS_REASONS)[number];
+
+/** The error type of an access problem in Temporal (non-retryable: the next scheduled run tries again). */
+export const ACCESS_DENIED_ERROR_TYPE = 'SageAccessDenied';
+
+/** Sage refused one partition for a reason a token refresh cannot fix; the message names the cause for the operator. */
+export class SageAccessDeniedError extends Error {
+  override name = ACCESS_DENIED_ERROR_TYPE;
+  constructor(
+    public readonly provider: Provider,
+    public readonly reason: AccessReason,
+    public readonly status: number,
+    message: string,
+  ) {
+    super(`${reason}: ${redactText(message)}`);
+  }
+}
+
+/** Sage Accounting's error array `[{ $severity, $dataCode, $message, $source }]`, or null when the body is not one. */
+export function sageErrorItems(detail: string): { dataCode: string; message: string }[] | null {
+  try {
+    const body = JSON.parse(detail) as unknown;
+    if (!Array.isArray(body)) return null;
+    return body
+      .filter((x): x is Record<string, unknown> => !!x && typeof x === 'object')
+      .map((x) => ({ dataCode: typeof x.$dataCode === 'string' ? x.$dataCode : '', message: typeof x.$message === 'string' ? x.$message : '' }));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A 401/403 whose answer itself names an access problem (so no refresh is tried), or null when it may be the token:
+ * - Sage Accounting 401 `AuthorizationFailure` / a `$message` naming the subscription → `subscription_inactive`
+ *   ("No active subscription. (MSE)": trial ended or subscription cancelled);
+ * - Sage Accounting 403 (`BusinessAccessDenied`, `MultiUserAccessDenied`: the user may not use that business/module)
+ *   → `business_access_denied`;
+ * - Sage 200 401 from API Management about the subscription key → `subscription_key_invalid`;
+ * - Sage 200 403 → `site_access_denied`.
+ * A Sage 200 401 with an empty body is ambiguous (expired token or unreachable site): one refresh decides.
+ */
+export function accessProblem(err: SageApiError): SageAccessDeniedError | null {
+  if (err.status !== 401 && err.status !== 403) return null;
+  if (err.provider === 'sage-accounting') {
+    const items = sageErrorItems(err.detail) ?? [];
+    const subscription = items.find((i) => i.dataCode === 'AuthorizationFailure' || /subscription/i.test(i.message));
+    if (err.status === 401 && subscription) {
+      return new SageAccessDeniedError(err.provider, 'subscription_inactive', 401, `Sage Accounting says the business has no active subscription (${subscription.dataCode}: ${subscription.message}); the tenant must renew it in Sage`);
+    }
+    if (err.status === 403) {
+      const first = items[0];
+      return new SageAccessDeniedError(err.provider, 'business_access_denied', 403, `Sage Accounting refused access to this business (${first ? `${first.dataCode}: ${first.message}` : 'HTTP 403'}); the consenting user lacks access or the role`);
+    }
+    return null;
+  }
+  if (err.status === 401 && /subscription key/i.test(err.detail)) {
+    return new SageAccessDeniedError(err.provider, 'subscription_key_invalid', 401, `Sage 200 API Management rejected the subscription key (${err.detail.slice(0, 200)}); check SAGE200_SUBSCRIPTION_KEY`);
+  }
+  if (err.status === 403) return new SageAccessDeniedError(err.provider, 'site_access_denied', 403, 'Sage 200 refused access to this site/company (HTTP 403)');
+  return null;
+}
+
 /** The network failed before Sage answered (reset, timeout, refused). Always transient. */
 export class SageNetworkError extends Error {
   override name = 'SageNetworkError';
@@ -89,6 +163,9 @@ export function toActivityFailure(err: unknown): unknown {
   }
   if (err instanceof InvalidInputError) {
     return ApplicationFailure.create({ type: ErrorTypes.InvalidInput, message: err.message, nonRetryable: true });
+  }
+  if (err instanceof SageAccessDeniedError) {
+    return ApplicationFailure.create({ type: ACCESS_DENIED_ERROR_TYPE, message: err.message, nonRetryable: true, details: [{ reason: err.reason, status: err.status }] });
   }
   if (err instanceof SageOAuthError) {
     return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: err.definitive, details: [{ error: err.error, reason: err.reason }] });

@@ -56,6 +56,8 @@ export interface PartitionSyncSummary {
   deleted: number;
   quarantined: number;
   error?: string;
+  /** Machine code of why a failed partition was refused by Sage (e.g. `subscription_inactive`); absent when it synced. */
+  reason?: string;
 }
 
 /** Result of the `status` query. Never contains a secret. Dates are ISO strings. */

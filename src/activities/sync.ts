@@ -6,7 +6,7 @@ import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { toActivityFailure } from '../errors.js';
 import { COLLECTIONS } from '../lib/mongo.js';
-import { countSyncRecords, countSyncRun, observeSageResponse, recordSyncSucceeded } from '../lib/metrics.js';
+import { countSyncAccessDenied, countSyncRecords, countSyncRun, observeSageResponse, recordSyncSucceeded } from '../lib/metrics.js';
 import { connectionWorkflowId, statusQuery, type ConnectionState, type Partition, type PartitionSyncSummary, type Provider } from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
 import { customerSourceFor, pageSizeFor } from '../providers/index.js';
@@ -155,12 +155,15 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     },
 
     /** Marks a partition's run failed (or skipped for reauthorization) in `sync_runs` once the workflow gives up on it. */
-    async recordPartitionSyncFailure(input: SyncTargetInput & { partitionId: string; mode: SyncMode; syncWorkflowId: string; error: string }): Promise<void> {
+    async recordPartitionSyncFailure(input: SyncTargetInput & { partitionId: string; mode: SyncMode; syncWorkflowId: string; error: string; reason?: string }): Promise<void> {
       countSyncRun(input.provider, input.mode, 'failed');
+      if (input.reason) countSyncAccessDenied(input.provider, input.reason);
       await markRunFailed(
         mongo,
         { tenantId: input.tenantId, provider: input.provider, partitionId: input.partitionId, syncWorkflowId: input.syncWorkflowId, mode: input.mode },
         input.error,
+        new Date(),
+        input.reason ?? null,
       );
     },
 

@@ -110,6 +110,18 @@ export function countSyncRecords(provider: Provider, n: { fetched?: number; upse
   if (n.quarantined) recordsQuarantined.inc({ provider }, n.quarantined);
 }
 
+/** Partitions Sage refused for an access reason (lapsed subscription, lost site, bad APIM key, wrong edition, …). */
+export const syncAccessDenied = new Counter({
+  name: `${PREFIX}sync_access_denied_total`,
+  help: 'Partition sync runs refused by Sage for an access reason (not the token), by provider and reason.',
+  labelNames: ['provider', 'reason'] as const,
+  registers: [registry],
+});
+
+export function countSyncAccessDenied(provider: Provider, reason: string): void {
+  syncAccessDenied.inc({ provider, reason });
+}
+
 export function countSyncRun(provider: Provider, mode: string, status: string): void {
   syncRuns.inc({ provider, mode, status });
 }

@@ -24,10 +24,47 @@ export const decimal = z
   .nullish()
   .transform((v) => (v === undefined || v === null ? null : typeof v === 'number' ? v : Number(v)));
 
-/** An ISO-8601 timestamp with a zone (Sage sends `Z` or `+01:00`), parsed to a Date. */
+/** An ISO-8601 timestamp with a zone (Sage Accounting sends `Z` or `+01:00`), parsed to a Date. */
 export const timestamp = z.iso
   .datetime({ offset: true, message: 'not an ISO-8601 timestamp with zone' })
   .transform((v) => new Date(v));
+
+/** `2016-07-08T15:28:48.66`, with or without a fraction (any number of digits), with or without a zone. */
+const SAGE200_DATETIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?)(Z|[+-]\d{2}:?\d{2})?$/i;
+
+/**
+ * Sage 200 date-time → Date, or null when it is not one. Sage 200 writes these without a zone (Sage's own customer
+ * sample: `"date_time_updated": "2016-07-08T15:28:48.66"`) and its Swagger describes them as "(UTC)", so a zone-less
+ * value is read as UTC; a value that does carry `Z` or an offset is honoured. Used by the mapping, the keyset cursor
+ * and the watermark alike, so all three agree on the instant.
+ */
+export function parseSage200DateTime(value: unknown): Date | null {
+  if (typeof value !== 'string') return null;
+  const m = SAGE200_DATETIME.exec(value.trim());
+  if (!m) return null;
+  // JavaScript's Date takes at most millisecond precision: cut longer fractions (.NET writes up to 7 digits).
+  const local = m[1]!.replace(/\.(\d{3})\d+$/, '.$1');
+  const d = new Date(`${local}${m[2] ?? 'Z'}`);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** zod form of `parseSage200DateTime`. */
+export const sage200Timestamp = z.string().transform((v, ctx) => {
+  const d = parseSage200DateTime(v);
+  if (!d) {
+    ctx.addIssue({ code: 'custom', message: 'not a Sage 200 date-time (YYYY-MM-DDThh:mm:ss[.fff][zone])' });
+    return z.NEVER;
+  }
+  return d;
+});
+
+/**
+ * The documented form of Sage Accounting date parameters (`updated_or_created_since`, `deleted_since`):
+ * `YYYY-MM-DDThh:mm:ss(+|-)hh:mm`. Whole seconds, rounded down: both bounds then read a little more, never less.
+ */
+export function sageAccountingDateParam(d: Date): string {
+  return `${new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString().slice(0, 19)}+00:00`;
+}
 
 /** An id Sage may send as a string or an integer; stored as a string (contract §7). */
 export const externalId = z.union([

@@ -6,6 +6,7 @@
  * the activity heartbeat and in `sync_runs` after every page.
  */
 import type { Partition, Provider } from '../messages.js';
+import type { SageAccessDeniedError } from '../errors.js';
 
 /** What a partition sync is about: one tenant, one provider, one business (Sage Accounting) or company+site (Sage 200). */
 export interface SyncTarget {
@@ -97,6 +98,11 @@ export interface CustomerSource {
    * (Sage Accounting) skips a record whenever an earlier one is deleted mid-run.
    */
   fetchOne?(ctx: RequestContext, externalId: string): Promise<unknown | null>;
+  /**
+   * Explains a 401 that persisted on a freshly refreshed token (so the token is not the problem): which access problem
+   * it is, in the operator's terms. Absent → a generic `token_rejected`.
+   */
+  explainUnauthorized?(ctx: RequestContext): Promise<SageAccessDeniedError>;
   /** Validates one raw item (zod) and maps it to the normalized shape, or says why it is rejected. */
   mapCustomer(raw: unknown): MapResult;
 }

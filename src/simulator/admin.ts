@@ -61,6 +61,8 @@ export const Schemas = {
     })
     .strict(),
   expireAccessTokens: z.object({ provider: ProviderField.optional(), grantId: z.string().optional() }).strict(),
+  subscription: z.object({ businessId: z.string().min(1), active: z.boolean() }).strict(),
+  siteAccess: z.object({ userId: z.string().min(1), companyId: z.union([z.string(), z.number()]).transform(String), reachable: z.boolean() }).strict(),
 };
 
 export class SimulatorAdmin {
@@ -172,6 +174,26 @@ export class SimulatorAdmin {
     return { expired };
   }
 
+  /** Lapses (or restores) a Sage Accounting business's subscription: its calls answer 401 `AuthorizationFailure`. */
+  subscription(input: z.input<typeof Schemas.subscription>) {
+    const { businessId, active } = Schemas.subscription.parse(input);
+    if (!this.state.businesses.has(businessId)) throw new SimError(404, `unknown business ${businessId}`);
+    if (active) this.state.lapsedBusinesses.delete(businessId);
+    else this.state.lapsedBusinesses.add(businessId);
+    return { businessId, active };
+  }
+
+  /** Takes a Sage 200 site/company out of (or back into) a user's reach: gone from `/sites`, data calls answer 401. */
+  siteAccess(input: z.input<typeof Schemas.siteAccess>) {
+    const { userId, companyId, reachable } = Schemas.siteAccess.parse(input);
+    const u = this.state.user(userId, 'sage-200');
+    if (!u.partitionIds.includes(companyId)) throw new SimError(404, `user ${userId} never had company ${companyId}`);
+    const key = `${userId}:${companyId}`;
+    if (reachable) this.state.removedSites.delete(key);
+    else this.state.removedSites.add(key);
+    return { userId, companyId, reachable };
+  }
+
   addFaults(input: FaultRuleInput | FaultRuleInput[] | { rules: FaultRuleInput[] }): { rules: FaultRule[] } {
     const list = Array.isArray(input) ? input : 'rules' in input ? input.rules : [input];
     return { rules: list.map((r) => this.state.faults.add(r)) };
@@ -228,6 +250,8 @@ export function adminRoutes(admin: SimulatorAdmin) {
         'GET|POST /__admin/clock {offsetSeconds? | advanceSeconds?}',
         'GET|POST /__admin/settings {sageAccounting?: {...}, sage200?: {...}}',
         'POST /__admin/expire-access-tokens {provider?, grantId?}',
+        'POST /__admin/subscription {businessId, active} (Sage Accounting: lapse / restore a subscription)',
+        'POST /__admin/site-access {userId, companyId, reachable} (Sage 200: remove / restore a site from a user)',
         'GET|POST|DELETE /__admin/faults, DELETE /__admin/faults/:id',
         'GET /__admin/counters, POST /__admin/counters/reset',
         'GET /__admin/issued-tokens',
@@ -251,6 +275,8 @@ export function adminRoutes(admin: SimulatorAdmin) {
     app.get('/settings', async () => admin.settings());
     app.post('/settings', async (r) => admin.settings(body(r.body)));
     app.post('/expire-access-tokens', async (r) => admin.expireAccessTokens(body(r.body)));
+    app.post('/subscription', async (r) => admin.subscription(body(r.body)));
+    app.post('/site-access', async (r) => admin.siteAccess(body(r.body)));
     app.get('/faults', async () => admin.faults());
     app.post('/faults', async (r) => admin.addFaults(body(r.body)));
     app.delete('/faults', async () => admin.clearFaults());

@@ -150,6 +150,7 @@ export interface TruthCustomer {
   email: string | null;
   currency: string;
   balance: number;
+  address: { line1: string; line2: string | null; city: string; postalCode: string; country: string };
   creditLimit: number;
   created_at: string;
   updated_at: string;
@@ -179,15 +180,19 @@ export function accountingTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Sage 200 shows a variable fraction without trailing zeros: `2021-08-11T08:51:27.61Z`, `…:27.6Z`, `…:27Z`. */
+/**
+ * Sage 200 on the wire: no zone at all (UTC meant, Swagger says "(UTC)") and a variable fraction without trailing zeros,
+ * as in Sage's own customer sample `"2016-07-08T15:28:48.66"`: `…:27.61`, `…:27.6`, `…:27`.
+ */
 export function sage200Time(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, (_, f: string) => {
     const t = f.replace(/0+$/, '');
-    return t ? `.${t}Z` : 'Z';
+    return t ? `.${t}` : '';
   });
 }
 
-export const formatTime = (p: SimProvider, ms: number) => (p === 'sage-accounting' ? accountingTime(ms) : sage200Time(ms));
+/** Ground-truth timestamps (admin API) are unambiguous ISO-8601 UTC, not the wire form. */
+export const formatTime = (p: SimProvider, ms: number) => (p === 'sage-accounting' ? accountingTime(ms) : new Date(ms).toISOString());
 
 function base64url(buf: Buffer | string): string {
   return Buffer.from(buf).toString('base64url');
@@ -212,6 +217,10 @@ export class SimulatorState {
   /** Every access / refresh token ever issued, for leak scans. */
   issuedTokens: string[] = [];
   issuedCodes: string[] = [];
+  /** Sage Accounting businesses whose subscription has lapsed: every call for them answers 401 "No active subscription". */
+  lapsedBusinesses = new Set<string>();
+  /** Sage 200 `userId:companyId` pairs taken out of the user's reach (no longer in `/sites`; data calls answer 401). */
+  removedSites = new Set<string>();
   private consentPlans: Record<SimProvider, ConsentPlan[]> = { 'sage-accounting': [], 'sage-200': [] };
   private userCount: Record<SimProvider, number> = { 'sage-accounting': 0, 'sage-200': 0 };
   private nextCompanyId = 100;
@@ -256,6 +265,8 @@ export class SimulatorState {
     this.users.clear();
     this.businesses.clear();
     this.sites.clear();
+    this.lapsedBusinesses.clear();
+    this.removedSites.clear();
     this.partitions.clear();
     this.grants.clear();
     this.codes.clear();
@@ -544,6 +555,7 @@ export class SimulatorState {
         email: d.email,
         currency: d.currency.code,
         balance: d.balance,
+        address: { line1: d.address.line1, line2: d.address.line2 ?? null, city: d.address.city, postalCode: d.address.postalCode, country: d.address.country },
         creditLimit: d.creditLimit,
         created_at: formatTime(provider, r.createdAt),
         updated_at: formatTime(provider, r.updatedAt),

@@ -6,7 +6,7 @@
  * (the activity heartbeat), so a killed worker resumes at the page after the last checkpoint. Writes are idempotent by
  * `_id` and content hash, so the one page that may be re-read after a crash changes nothing twice.
  */
-import { SageApiError } from '../errors.js';
+import { accessProblem, SageAccessDeniedError, SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
@@ -99,16 +99,34 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   );
 
   let token: { accessToken: string; tokenVersion: number } | null = null;
+  /** At most one forced refresh per partition run; the token it yields is "just refreshed" and never rejected again. */
+  let forcedRefresh = false;
   async function withToken<T>(fn: (ctx: RequestContext) => Promise<T>): Promise<T> {
     token ??= await deps.tokens.get();
     try {
       return await fn({ ...target, accessToken: token.accessToken });
     } catch (err) {
-      if (!(err instanceof SageApiError) || err.status !== 401) throw err;
-      // Sage rejected the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
+      if (!(err instanceof SageApiError) || (err.status !== 401 && err.status !== 403)) throw err;
+      // A 401/403 whose body names the cause (lapsed subscription, business/site access, APIM key) is not the token.
+      const named = accessProblem(err);
+      if (named) throw named;
+      if (err.status === 403 || forcedRefresh) throw await unauthorizedOnFreshToken(err);
+      // Possibly the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
+      forcedRefresh = true;
       token = await deps.tokens.get({ rejectedTokenVersion: token.tokenVersion });
-      return fn({ ...target, accessToken: token.accessToken });
+      try {
+        return await fn({ ...target, accessToken: token.accessToken });
+      } catch (again) {
+        if (!(again instanceof SageApiError) || (again.status !== 401 && again.status !== 403)) throw again;
+        throw accessProblem(again) ?? (await unauthorizedOnFreshToken(again));
+      }
     }
+  }
+
+  /** A 401 that a fresh token did not cure: an access problem of this partition, explained by the source when it can. */
+  async function unauthorizedOnFreshToken(err: SageApiError): Promise<SageAccessDeniedError> {
+    const explained = await deps.source.explainUnauthorized?.({ ...target, accessToken: token!.accessToken }).catch(() => null);
+    return explained ?? new SageAccessDeniedError(target.provider, 'token_rejected', err.status, `Sage rejects a freshly refreshed token for this partition (HTTP ${err.status} on ${err.path})`);
   }
 
   /**
@@ -257,6 +275,8 @@ export async function markRunFailed(
   fields: PartitionKey & { syncWorkflowId: string; mode: SyncMode },
   error: string,
   now = new Date(),
+  /** Why Sage refused the partition (`subscription_inactive`, …), or null for any other failure. */
+  reason: string | null = null,
 ): Promise<RunCounts> {
   const runs = mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
   const runKey = `${fields.syncWorkflowId}:${fields.partitionId}`;
@@ -267,7 +287,7 @@ export async function markRunFailed(
   await runs.updateOne(
     { _id: runKey },
     {
-      $set: { ...fields, ...counts, status: 'failed', error: error.slice(0, 2000), finishedAt: now, updatedAt: now },
+      $set: { ...fields, ...counts, status: 'failed', error: error.slice(0, 2000), reason, finishedAt: now, updatedAt: now },
       $setOnInsert: { startedAt: now, watermarkFrom: null, watermarkTo: null, checkpoint: null, attempt: 0 },
     },
     { upsert: true },

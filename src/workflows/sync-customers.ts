@@ -23,7 +23,7 @@ import {
 } from '../messages.js';
 
 /** Error types after which retrying the same partition run cannot help. */
-const NON_RETRYABLE = [ErrorTypes.ReauthorizationRequired, ErrorTypes.InvalidInput, 'PartitionMismatch', 'SageProtocolError'];
+const NON_RETRYABLE = [ErrorTypes.ReauthorizationRequired, ErrorTypes.InvalidInput, 'PartitionMismatch', 'SageProtocolError', 'SageAccessDenied'];
 
 const { planCustomerSync, recordPartitionSyncFailure, clearFullSyncRequest } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -39,6 +39,14 @@ export interface SyncCustomersResult {
 function failureType(err: unknown): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+/** The access-problem code a partition failure carries (`SageAccessDenied` details), if any. */
+function failureReason(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== 'SageAccessDenied') return undefined;
+  const d = cause.details?.[0] as { reason?: unknown } | undefined;
+  return typeof d?.reason === 'string' ? d.reason : undefined;
 }
 
 function failureMessage(err: unknown): string {
@@ -74,7 +82,8 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
       } catch (err) {
         const reauth = failureType(err) === ErrorTypes.ReauthorizationRequired;
         const error = failureMessage(err);
-        await recordPartitionSyncFailure({ ...input, partitionId: p.partition.id, mode: p.mode, syncWorkflowId, error: reauth ? `skipped: ${error}` : error });
+        const reason = failureReason(err);
+        await recordPartitionSyncFailure({ ...input, partitionId: p.partition.id, mode: p.mode, syncWorkflowId, error: reauth ? `skipped: ${error}` : error, ...(reason ? { reason } : {}) });
         summary = {
           finishedAt: new Date().toISOString(),
           status: reauth ? 'skipped' : 'failed',
@@ -85,6 +94,7 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
           deleted: 0,
           quarantined: 0,
           error,
+          ...(reason ? { reason } : {}),
         };
       }
       try {

@@ -12,7 +12,8 @@ import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, DeletionPage, FetchOptions, RequestContext, SyncTarget } from '../types.js';
 import { businessHeaders, getListPage, getOne, resolveApiUrl } from './api.js';
-import { CONTACT_ATTRIBUTES, mapSageAccountingContact } from './mapping.js';
+import { CONTACT_ATTRIBUTES, contactQuery, mapSageAccountingContact } from './mapping.js';
+import { sageAccountingDateParam } from '../schema-helpers.js';
 
 /** Sage's maximum `items_per_page`. */
 export const SAGE_ACCOUNTING_MAX_PAGE = 200;
@@ -38,8 +39,8 @@ function startListCursor(params: Record<string, string>): Cursor {
   return { next: `/contacts?${qs}`, params, pages: 0 } satisfies ListCursor;
 }
 
-/** Sage timestamps with offset; we send UTC `Z` (documented as accepted). */
-const iso = (d: Date) => d.toISOString();
+/** Date parameters in the documented `YYYY-MM-DDThh:mm:ss(+|-)hh:mm` form (Swagger, `/contacts` GET). */
+const iso = sageAccountingDateParam;
 
 async function fetchList(http: SageHttp, apiBase: string, ctx: RequestContext, cursor: Cursor, pageSize: number) {
   const c = parseCursor(cursor);
@@ -75,7 +76,7 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
       const params: Record<string, string> = {
         contact_type_id: 'CUSTOMER',
         items_per_page: String(SAGE_ACCOUNTING_MAX_PAGE),
-        attributes: CONTACT_ATTRIBUTES.join(','),
+        ...contactQuery(),
       };
       if (mode === 'incremental' && since) params.updated_or_created_since = iso(since);
       return startListCursor(params);
@@ -106,11 +107,11 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
 
     async fetchOne(ctx: RequestContext, externalId: string): Promise<unknown | null> {
       const url = resolveApiUrl(apiBase, `/contacts/${encodeURIComponent(externalId)}`);
-      url.searchParams.set('attributes', CONTACT_ATTRIBUTES.join(','));
+      for (const [k, v] of Object.entries(contactQuery())) url.searchParams.set(k, v);
       const item = await getOne(http, ctx, url);
       if (item === null || typeof item !== 'object') return item;
       // A single GET may carry every attribute; keep the list item's shape so the content hash stays comparable.
-      const keep = new Set<string>(['id', 'displayed_as', '$path', ...CONTACT_ATTRIBUTES]);
+      const keep = new Set<string>(['id', 'displayed_as', '$path', 'balance', ...CONTACT_ATTRIBUTES]);
       return Object.fromEntries(Object.entries(item as Record<string, unknown>).filter(([k]) => keep.has(k)));
     },
 

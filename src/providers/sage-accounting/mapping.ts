@@ -7,12 +7,14 @@ import { z } from 'zod';
 import type { MapResult } from '../types.js';
 import { decimal, externalId, looseId, rejectNul, text, timestamp, zodReason } from '../schema-helpers.js';
 
-/** The `attributes` list sent with every contacts request. */
+/**
+ * The `attributes` list sent with every contacts request (names of `Contact` properties in Sage's Swagger). `balance` is
+ * not among them: Sage shows it only with `show_balance=true` (Swagger, `/contacts` GET), which we always send.
+ */
 export const CONTACT_ATTRIBUTES = [
   'name',
   'reference',
   'email',
-  'balance',
   'credit_limit',
   'currency',
   'main_address',
@@ -23,6 +25,18 @@ export const CONTACT_ATTRIBUTES = [
   'updated_at',
   'deleted_at',
 ] as const;
+
+/**
+ * `nested_attributes`: what the mapping reads from nested entities. Without it Sage gives nested objects (`main_address`,
+ * `main_contact_person`, `currency`, …) only their base attributes (`id`, `displayed_as`, `$path`), so the address, the
+ * contact person's e-mail and phone would all be null. Names of `Address` / `ContactPerson` properties in the Swagger.
+ */
+export const CONTACT_NESTED_ATTRIBUTES = ['address_line_1', 'address_line_2', 'city', 'postal_code', 'country', 'email', 'telephone', 'mobile'] as const;
+
+/** The query parameters every contacts read carries (list pages and single GETs alike). */
+export function contactQuery(): Record<string, string> {
+  return { attributes: CONTACT_ATTRIBUTES.join(','), nested_attributes: CONTACT_NESTED_ATTRIBUTES.join(','), show_balance: 'true' };
+}
 
 const link = z.object({ id: z.string().nullish(), displayed_as: z.string().nullish() }).passthrough();
 

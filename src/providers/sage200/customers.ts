@@ -14,7 +14,10 @@ import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext, SyncTarget } from '../types.js';
 import { serverDate } from '../sage-accounting/api.js';
-import { getList, getOne, sage200Base, sage200Headers } from './api.js';
+import { DEFAULT_EDITION, getList, getOne, sage200Base, sage200Headers } from './api.js';
+import { listSage200Sites } from './partitions.js';
+import { SageAccessDeniedError, SageApiError } from '../../errors.js';
+import { parseSage200DateTime } from '../schema-helpers.js';
 import { mapSage200Customer, SAGE200_EXPAND } from './mapping.js';
 
 /** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
@@ -31,10 +34,8 @@ type KeysetCursor = z.infer<typeof KeysetCursor>;
 
 /** Millisecond ISO form used both in `$filter` and for tie comparison (Sage sends a variable number of fraction digits). */
 export function normalizeTimestamp(value: unknown): string | null {
-  if (typeof value !== 'string' || value.length === 0) return null;
-  const withZone = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`;
-  const d = new Date(withZone);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+  // Sage 200 date-times carry no zone and mean UTC (see `parseSage200DateTime`); `$filter` wants them ending in `Z`.
+  return parseSage200DateTime(value)?.toISOString() ?? null;
 }
 
 /** Where the next page starts, given the rows of this one (pure; unit-tested). */
@@ -91,6 +92,32 @@ export function createSage200Source(http: SageHttp, config: Pick<Config, 'SAGE20
       const url = new URL(`${sage200Base(config, ctx.edition)}/customers/${encodeURIComponent(externalId)}`);
       url.searchParams.set('$expand', SAGE200_EXPAND.join(','));
       return getOne(http, ctx, url, key);
+    },
+
+    async explainUnauthorized(ctx: RequestContext): Promise<SageAccessDeniedError> {
+      // With a token that was just refreshed, a 401 means access, not the token. `/sites` tells which: if even it is
+      // refused under this edition, the tenant's sites live on the other edition (Standard `sage200` vs
+      // Professional `sage200extra`); if it answers without this company, the user lost the site.
+      const edition = ctx.edition ?? DEFAULT_EDITION;
+      let listed: boolean | null = null;
+      try {
+        const sites = await listSage200Sites(http, config, ctx.accessToken, ctx.edition);
+        listed = sites.some((s) => s.id === ctx.partition.id);
+      } catch (err) {
+        if (!(err instanceof SageApiError) || err.status !== 401) throw err;
+      }
+      if (listed === null) {
+        const other = edition === 'sage200' ? 'sage200extra' : 'sage200';
+        return new SageAccessDeniedError('sage-200', 'edition_mismatch', 401, `Sage 200 refuses a freshly refreshed token for every call under edition ${edition} (even /sites): the tenant's sites are likely on ${other}; reconnect with that edition`);
+      }
+      return new SageAccessDeniedError(
+        'sage-200',
+        'site_access_denied',
+        401,
+        listed
+          ? `Sage 200 answered 401 for company ${ctx.partition.id} (site ${ctx.partition.siteId ?? '?'}) with a freshly refreshed token: the user cannot reach this site/company`
+          : `Sage 200 no longer lists company ${ctx.partition.id} among the user's sites: the user lost access to this site/company`,
+      );
     },
 
     mapCustomer: mapSage200Customer,

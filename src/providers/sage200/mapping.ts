@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { MapResult } from '../types.js';
-import { decimal, externalId, looseId, rejectNul, text, timestamp, zodReason } from '../schema-helpers.js';
+import { decimal, externalId, looseId, rejectNul, sage200Timestamp, text, zodReason } from '../schema-helpers.js';
 
 const address = z
   .object({
@@ -28,7 +28,30 @@ const contact = z
   })
   .passthrough();
 
-const currency = z.object({ code: text(8), iso_code: text(8), symbol: text(8) }).passthrough();
+/**
+ * The expanded `currency`. No public Sage sample shows one; the field list mirrored by integrators (CData, Zynk) is
+ * `id, symbol, name, core_currency_rate, euro_currency_rate, currency_iso_code_id, is_base_currency, …`, i.e. the ISO
+ * code sits behind `currency_iso_code_id` on a separate `currency_iso_codes` entity. So we read an ISO code only where one
+ * is actually present (a nested `currency_iso_code.code`, or a string `currency_iso_code` / `iso_code` / `code`) and
+ * otherwise store null rather than guess from the symbol or the name (README: open question).
+ */
+const isoCodeHolder = z.object({ code: text(8) }).passthrough();
+const currency = z
+  .object({
+    currency_iso_code: z.union([isoCodeHolder, z.string()]).nullish().catch(null),
+    iso_code: text(8).catch(null),
+    code: text(8).catch(null),
+    symbol: text(8).catch(null),
+    name: text(64).catch(null),
+  })
+  .passthrough();
+
+function isoCurrency(c: z.infer<typeof currency> | null | undefined): string | null {
+  if (!c) return null;
+  const nested = c.currency_iso_code;
+  const candidates = [typeof nested === 'string' ? nested : nested?.code, c.iso_code, c.code];
+  return candidates.find((v): v is string => typeof v === 'string' && /^[A-Z]{3}$/.test(v.trim()))?.trim() ?? null;
+}
 const countryCode = z.object({ code: text(8) }).passthrough();
 
 /** Nested objects Sage 200 includes only when asked with `$expand` (e-mails live only under `contacts`). */
@@ -51,7 +74,7 @@ export const Sage200Customer = z
     country_code: countryCode.nullish(),
     main_address: address.nullish(),
     contacts: z.array(contact).nullish(),
-    date_time_updated: timestamp,
+    date_time_updated: sage200Timestamp,
   })
   .passthrough();
 export type Sage200Customer = z.infer<typeof Sage200Customer>;
@@ -83,7 +106,6 @@ export function mapSage200Customer(raw: unknown): MapResult {
   if (!parsed.success) return { ok: false, externalId: looseId(raw), reason: zodReason(parsed.error) };
   const c = parsed.data;
   const a = c.main_address;
-  const code = c.currency?.code ?? c.currency?.iso_code ?? null;
   return {
     ok: true,
     customer: {
@@ -92,7 +114,7 @@ export function mapSage200Customer(raw: unknown): MapResult {
       name: c.name ?? c.short_name,
       email: email(c),
       phone: phone(c),
-      currency: code && /^[A-Z]{3}$/.test(code) ? code : null,
+      currency: isoCurrency(c.currency),
       balance: c.balance,
       creditLimit: c.credit_limit,
       address: {

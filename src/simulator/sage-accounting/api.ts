@@ -95,7 +95,9 @@ export function sageAccountingApi(state: SimulatorState) {
       if (!p) return reply;
       const rec = p.byId.get(request.params.id);
       if (!rec || rec.deletedAt !== null) return sageError(reply, 404, 'RecordNotFound', 'Resource not found.');
-      return contactFull(p, rec);
+      // A single GET shows every attribute, but nested entities and the balance follow the same switches as the list.
+      const q = flat(request.query);
+      return shapeContact(p, rec, ['all'], false, nestedAttributes(q.nested_attributes), q.show_balance === 'true');
     });
   };
 
@@ -120,7 +122,11 @@ export function sageAccountingApi(state: SimulatorState) {
       website: null,
       is_demo: false,
       ni_based: false,
-      subscriptions: [{ id: 'ACCOUNTING', displayed_as: 'Accounting', $path: '/subscriptions/ACCOUNTING', active: true, status: 'paying' }],
+      subscriptions: [
+        state.lapsedBusinesses.has(id)
+          ? { id: 'ACCOUNTING', displayed_as: 'Accounting', $path: '/subscriptions/ACCOUNTING', active: false, status: 'cancelled' }
+          : { id: 'ACCOUNTING', displayed_as: 'Accounting', $path: '/subscriptions/ACCOUNTING', active: true, status: 'paying' },
+      ],
     };
   }
 
@@ -132,6 +138,13 @@ export function sageAccountingApi(state: SimulatorState) {
     const id = asked?.trim() || u.partitionIds[0]!;
     if (!u.partitionIds.includes(id)) {
       sageError(reply, 403, 'BusinessAccessDenied', 'The current user does not have access to the requested business.', 'X-Business');
+      return undefined;
+    }
+    if (state.lapsedBusinesses.has(id)) {
+      // Sage's answer for a business whose trial ended or subscription was cancelled (frequently raised errors page;
+      // fixture sage-accounting-error-401-no-subscription.json): a 401 although the token is fine.
+      state.counters.inc('apiUnauthorized', PROVIDER);
+      sageError(reply, 401, 'AuthorizationFailure', 'No active subscription. (MSE)');
       return undefined;
     }
     reply.header('X-Business', id);
@@ -191,7 +204,9 @@ export function sageAccountingApi(state: SimulatorState) {
     const effective = Math.min(page, lastPage); // a page past the end answers the last page again
     const slice = all.slice((effective - 1) * ipp, effective * ipp);
     const attributes = (q.attributes ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-    const items = slice.map((r) => shapeContact(p, r, attributes, deletedSince !== null));
+    const nested = nestedAttributes(q.nested_attributes);
+    const showBalance = q.show_balance === 'true';
+    const items = slice.map((r) => shapeContact(p, r, attributes, deletedSince !== null, nested, showBalance));
     return {
       $total: all.length,
       $page: effective,
@@ -202,20 +217,51 @@ export function sageAccountingApi(state: SimulatorState) {
     };
   }
 
-  function shapeContact(p: PartitionData, r: CustomerRecord, attributes: string[], deletedList: boolean): Record<string, unknown> {
+  function shapeContact(
+    p: PartitionData,
+    r: CustomerRecord,
+    attributes: string[],
+    deletedList: boolean,
+    nested: NestedAttributes = [],
+    showBalance = false,
+  ): Record<string, unknown> {
     if (attributes.length === 0) {
       const base: Record<string, unknown> = contactBase(p, r);
       if (deletedList) base.deleted_at = accountingTime(r.deletedAt!);
+      if (showBalance) base.balance = contactFull(p, r).balance;
       return base;
     }
     const full = contactFull(p, r);
-    if (attributes.includes('all')) return full;
     const out: Record<string, unknown> = { id: full.id, displayed_as: full.displayed_as, $path: full.$path };
     if (deletedList) out.deleted_at = full.deleted_at;
-    for (const a of attributes) if (a in full) out[a] = full[a]; // unknown attribute names are ignored
+    const wanted = attributes.includes('all') ? Object.keys(full) : attributes;
+    for (const a of wanted) if (a in full) out[a] = nestedView(full[a], nested); // unknown attribute names are ignored
+    // Swagger: `show_balance` — "Use this to display the balance for a contact"; without it there is no balance.
+    if (showBalance) out.balance = full.balance;
+    else delete out.balance;
     return out;
   }
 }
+
+/** `nested_attributes`: `all`, or a list of attribute names shown on nested entities in addition to their base ones. */
+type NestedAttributes = 'all' | string[];
+
+function nestedAttributes(raw: string | undefined): NestedAttributes {
+  const list = (raw ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  return list.includes('all') ? 'all' : list;
+}
+
+/** A nested entity (object with an `id`, or a list of them) cut to its base attributes plus the ones asked for. */
+function nestedView(value: unknown, nested: NestedAttributes): unknown {
+  if (nested === 'all' || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => nestedView(v, nested));
+  const entity = value as Record<string, unknown>;
+  if (!('id' in entity)) return value;
+  const out: Record<string, unknown> = { id: entity.id, displayed_as: entity.displayed_as, $path: entity.$path };
+  for (const a of nested) if (a in entity) out[a] = entity[a];
+  return out;
+}
+
 
 /** `$next`/`$back`: the path without `/v3.1`, keeping the caller's parameters, `page` first. */
 function pagePath(request: FastifyRequest, page: number): string {

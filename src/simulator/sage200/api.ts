@@ -65,7 +65,9 @@ export function sage200Api(state: SimulatorState) {
           const company = header(request, 'x-company');
           const site = header(request, 'x-site');
           const s = company ? state.sites.get(company) : undefined;
-          if (!s || !check.user.partitionIds.includes(company!) || s.siteId.toLowerCase() !== (site ?? '').toLowerCase()) {
+          const reachable = !!s && check.user.partitionIds.includes(company!) && !state.removedSites.has(`${check.user.id}:${company}`);
+          if (!reachable || s!.siteId.toLowerCase() !== (site ?? '').toLowerCase()) {
+            // Sage 200 answers an unreachable (or missing) site/company with 401 and an empty body, token valid or not.
             state.counters.inc('apiUnauthorized', PROVIDER);
             return reply.code(401).send();
           }
@@ -73,7 +75,7 @@ export function sage200Api(state: SimulatorState) {
         });
 
         edition.get('/sites', async (request) =>
-          request.simUser!.partitionIds.map((pid) => {
+          request.simUser!.partitionIds.filter((pid) => !state.removedSites.has(`${request.simUser!.id}:${pid}`)).map((pid) => {
             const s = state.sites.get(pid)!;
             return { company_id: s.companyId, company_name: s.companyName, tenant_id: s.tenantId, site_id: s.siteId, site_name: s.siteName, site_short_name: s.siteShortName };
           }),

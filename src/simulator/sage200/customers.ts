@@ -1,6 +1,6 @@
 /**
  * How a Sage 200 customer looks on the wire (fields after the Sage reference sample; numbers as JSON numbers,
- * empty strings rather than nulls, timestamps `2021-08-11T08:51:27.61Z`). E-mail addresses live only under
+ * empty strings rather than nulls, timestamps without a zone `2016-07-08T15:28:48.66` as in Sage's sample). E-mail addresses live only under
  * `contacts[]`, which (like `main_address`, `currency`, `country_code`) appears only with `$expand`.
  */
 import { COUNTRIES, customerDetails, type CustomerDetails, type CustomerRecord, type PartitionData } from '../data.js';
@@ -157,7 +157,19 @@ export function customerJson(p: PartitionData, rec: CustomerRecord, expand: read
     ];
   }
   if (expand.includes('currency')) {
-    out.currency = { id: d.currency.sage200Id, symbol: { GBP: '£', EUR: '€', USD: '$' }[d.currency.code], name: d.currency.name, iso_code: d.currency.code };
+    // The currency entity's fields as integrators mirror Sage's reference (CData "Currencies", Zynk "Currency XML"): the
+    // ISO code is not among them, only `currency_iso_code_id` pointing at a separate `currency_iso_codes` entity.
+    out.currency = {
+      id: d.currency.sage200Id,
+      symbol: { GBP: '£', EUR: '€', USD: '$' }[d.currency.code] ?? '',
+      name: d.currency.name,
+      core_currency_rate: d.currency.code === 'GBP' ? 1 : 1.17,
+      euro_currency_rate: d.currency.code === 'EUR' ? 1 : 0.86,
+      currency_iso_code_id: { GBP: 49, EUR: 46, USD: 150 }[d.currency.code] ?? 0,
+      is_base_currency: d.currency.code === 'GBP',
+      is_euro_currency: d.currency.code === 'EUR',
+      date_time_updated: sage200Time(rec.createdAt),
+    };
   }
   if (expand.includes('country_code')) out.country_code = { id: country?.sage200Id ?? 0, code: d.address.country, name: country?.name ?? d.address.country };
   return out;
