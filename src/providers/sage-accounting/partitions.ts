@@ -18,7 +18,9 @@ export async function listSageAccountingBusinesses(
 ): Promise<{ businesses: Partition[]; leadBusinessId: string | null }> {
   const headers = { authorization: `Bearer ${accessToken}` };
   const businesses: Partition[] = [];
-  let next: string | null = '/businesses?items_per_page=200';
+  // No parameters: Sage's user/business spec defines none for `/businesses`, and its own example answers every business
+  // in one page (`$items_per_page: 2147483647`); `$next` is still followed should it ever page.
+  let next: string | null = '/businesses';
   for (let page = 0; next && page < 50; page++) {
     const { body } = await http.getJson<unknown>('sage-accounting', resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, next).toString(), { headers });
     const env = SageListEnvelope.parse(body);
