@@ -369,12 +369,80 @@ describe('Sage Accounting simulator', () => {
       const named = await json(await api('/contacts?items_per_page=5&attributes=reference,credit_limit', t.access_token));
       assert.deepEqual(Object.keys(named.$items[0]).sort(), ['$path', 'credit_limit', 'displayed_as', 'id', 'reference']);
       const all = await json(await api('/contacts?items_per_page=5&attributes=all', t.access_token));
-      for (const k of ['name', 'reference', 'email', 'balance', 'credit_limit', 'currency', 'main_address', 'contact_types', 'updated_at', 'created_at']) assert.ok(k in all.$items[0], k);
+      for (const k of ['name', 'reference', 'email', 'credit_limit', 'currency', 'main_address', 'contact_types', 'updated_at', 'created_at']) assert.ok(k in all.$items[0], k);
+    });
+
+    it('quirk: balance only with show_balance=true (Swagger: "Use this to display the balance for a contact"), even with attributes=all', async () => {
+      const t = await connect();
+      const without = await json(await api('/contacts?items_per_page=20&attributes=all', t.access_token));
+      for (const item of without.$items) assert.equal('balance' in item, false);
+      const named = await json(await api('/contacts?items_per_page=20&attributes=balance,name', t.access_token));
+      for (const item of named.$items) assert.equal('balance' in item, false, 'naming balance in attributes is not enough');
+      const withBalance = await json(await api('/contacts?items_per_page=20&attributes=name&show_balance=true', t.access_token));
+      for (const item of withBalance.$items) assert.match(item.balance, /^-?\d+\.\d{1,2}$/);
+    });
+
+    it('a client that ignores show_balance gets no balance at all', async () => {
+      const t = await connect();
+      const body = await json(await api('/contacts?items_per_page=40&attributes=name,balance,credit_limit', t.access_token));
+      assert.ok(body.$items.length > 0);
+      assert.ok(body.$items.every((i: Record<string, unknown>) => i.balance === undefined));
+    });
+
+    it('quirk: nested entities carry only their base attributes (id, displayed_as, $path) unless nested_attributes asks', async () => {
+      const t = await connect();
+      const base = await json(await api('/contacts?items_per_page=10&attributes=main_address,main_contact_person,currency', t.access_token));
+      for (const item of base.$items) {
+        for (const k of ['main_address', 'main_contact_person', 'currency']) assert.deepEqual(Object.keys(item[k]).sort(), ['$path', 'displayed_as', 'id'], k);
+      }
+      const named = await json(await api('/contacts?items_per_page=10&attributes=main_address,main_contact_person&nested_attributes=city,postal_code,email', t.access_token));
+      const a = named.$items[0].main_address;
+      assert.deepEqual(Object.keys(a).sort(), ['$path', 'city', 'displayed_as', 'id', 'postal_code']);
+      assert.deepEqual(Object.keys(named.$items[0].main_contact_person).sort(), ['$path', 'displayed_as', 'email', 'id']);
+      const all = await json(await api('/contacts?items_per_page=10&attributes=main_address&nested_attributes=all', t.access_token));
+      for (const k of ['address_line_1', 'city', 'postal_code', 'country', 'address_type']) assert.ok(k in all.$items[0].main_address, k);
+    });
+
+    it('a client that ignores nested_attributes gets no address lines, city, postcode or contact e-mail', async () => {
+      const t = await connect();
+      const body = await json(await api('/contacts?items_per_page=20&attributes=main_address,main_contact_person', t.access_token));
+      for (const item of body.$items) {
+        assert.equal(item.main_address.address_line_1, undefined);
+        assert.equal(item.main_address.city, undefined);
+        assert.equal(item.main_contact_person.email, undefined);
+      }
+    });
+
+    it('quirk: a lapsed subscription answers 401 AuthorizationFailure "No active subscription. (MSE)" with a valid token; /businesses still works', async () => {
+      const t = await connect();
+      const user = await userFor(t.requested_by_id);
+      const [lapsed, other] = user.partitions.map((p: { businessId: string }) => p.businessId);
+      await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: false });
+      const res = await api('/contacts?items_per_page=5', t.access_token, { 'x-business': lapsed });
+      assert.equal(res.status, 401);
+      assert.deepEqual(await json(res), [{ $severity: 'error', $dataCode: 'AuthorizationFailure', $message: 'No active subscription. (MSE)', $source: '' }]);
+      assert.equal((await api('/contacts?items_per_page=5', t.access_token, { 'x-business': other })).status, 200, 'other businesses of the same token are fine');
+      assert.equal((await api('/businesses', t.access_token)).status, 200);
+      const b = await json(await api(`/businesses/${lapsed}`, t.access_token));
+      assert.equal(b.subscriptions[0].active, false);
+      await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: true });
+      assert.equal((await api('/contacts?items_per_page=5', t.access_token, { 'x-business': lapsed })).status, 200, 'restored');
+    });
+
+    it('a client that treats the lapsed-subscription 401 as an expired token refreshes for nothing (still 401) and burns its refresh token', async () => {
+      const t = await connect();
+      const user = await userFor(t.requested_by_id);
+      const lapsed = user.partitions[0].businessId;
+      await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: false });
+      const refreshed = await json(await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token }));
+      assert.ok(refreshed.access_token);
+      assert.equal((await api('/contacts', refreshed.access_token, { 'x-business': lapsed })).status, 401, 'a fresh token does not help');
+      assert.equal((await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).status, 400, 'and the old refresh token is gone');
     });
 
     it('quirk: decimals come as strings (credit_limit "2000.0", balance "123.45")', async () => {
       const t = await connect();
-      const body = await json(await api('/contacts?items_per_page=40&attributes=balance,credit_limit', t.access_token));
+      const body = await json(await api('/contacts?items_per_page=40&attributes=credit_limit&show_balance=true', t.access_token));
       for (const item of body.$items) {
         assert.equal(typeof item.balance, 'string');
         assert.match(item.credit_limit, /^-?\d+\.\d{1,2}$/);

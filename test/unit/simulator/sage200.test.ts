@@ -234,11 +234,13 @@ describe('Sage 200 simulator', () => {
       const c = mint();
       const all = await json(await api(`/customers${q({ $orderby: 'date_time_updated asc, id asc', $top: '5000' })}`, c));
       const pivot = all[20];
-      const gt = await json(await api(`/customers${q({ $filter: `date_time_updated gt ${pivot.date_time_updated}`, $top: '5000' })}`, c));
-      const ge = await json(await api(`/customers${q({ $filter: `date_time_updated ge ${pivot.date_time_updated}`, $top: '5000' })}`, c));
+      // The wire value has no zone (UTC meant); a $filter datetime must end in Z.
+      const at_ = `${pivot.date_time_updated}Z`;
+      const gt = await json(await api(`/customers${q({ $filter: `date_time_updated gt ${at_}`, $top: '5000' })}`, c));
+      const ge = await json(await api(`/customers${q({ $filter: `date_time_updated ge ${at_}`, $top: '5000' })}`, c));
       const at = all.filter((x: any) => x.date_time_updated === pivot.date_time_updated).length;
       assert.equal(ge.length - gt.length, at);
-      const combo = await json(await api(`/customers${q({ $filter: `(date_time_updated eq ${pivot.date_time_updated} and id ge ${pivot.id}) or id eq ${all[0].id}`, $top: '5000' })}`, c));
+      const combo = await json(await api(`/customers${q({ $filter: `(date_time_updated eq ${at_} and id ge ${pivot.id}) or id eq ${all[0].id}`, $top: '5000' })}`, c));
       assert.ok(combo.some((x: any) => x.id === pivot.id) && combo.some((x: any) => x.id === all[0].id));
     });
 
@@ -247,7 +249,60 @@ describe('Sage 200 simulator', () => {
       const all = await json(await api(`/customers${q({ $top: '5000' })}`, c));
       const stamps = all.map((x: any) => x.date_time_updated);
       assert.ok(new Set(stamps).size < stamps.length);
-      assert.ok(stamps.every((s: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,2})?Z$/.test(s)));
+      assert.ok(stamps.every((s: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,2})?$/.test(s)));
+    });
+
+    it('quirk: date-times carry no zone (UTC meant) and a variable fraction, as in Sage\'s own sample "2016-07-08T15:28:48.66"', async () => {
+      const c = mint();
+      const all = await json(await api(`/customers${q({ $top: '5000', $expand: 'currency' })}`, c));
+      const stamps: string[] = all.flatMap((x: any) => [x.date_time_updated, x.date_time_created, x.currency.date_time_updated]);
+      assert.ok(stamps.every((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?$/.test(s)), 'no Z, no offset');
+      assert.ok(new Set(stamps.map((s) => (s.split('.')[1] ?? '').length)).size > 1, 'fractions of different lengths');
+      const truth = sim.admin.truth('sage-200', c.site.companyId).customers;
+      const byId = new Map(truth.map((t) => [t.id, t]));
+      // Read as UTC, each wire value is the true instant.
+      for (const x of all) assert.equal(new Date(`${x.date_time_updated}Z`).toISOString(), new Date(byId.get(String(x.id))!.updated_at).toISOString());
+    });
+
+    it('quirk: a site removed from the user\'s reach answers 401 with an empty body for a valid token, and leaves /sites', async () => {
+      const c = mint();
+      assert.equal((await api('/customers', c)).status, 200);
+      await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: false });
+      const res = await api('/customers', c);
+      assert.equal(res.status, 401);
+      assert.equal(await res.text(), '');
+      const sites = await json(await api('/sites', c));
+      assert.equal(sites.some((s: any) => String(s.company_id) === c.site.companyId), false);
+      assert.ok(sites.length > 0, 'the user\'s other sites stay');
+      await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: true });
+      assert.equal((await api('/customers', c)).status, 200, 'restored');
+    });
+
+    it('a client that treats the unreachable-site 401 as an expired token refreshes for nothing: a fresh token still gets 401', async () => {
+      const c = mint();
+      await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: false });
+      const refreshed = await json(await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }));
+      assert.ok(refreshed.access_token);
+      assert.equal((await api('/customers', { ...c, token: refreshed })).status, 401);
+    });
+
+    it('quirk: a missing or wrong APIM subscription key answers 401 with API Management\'s message (not the token)', async () => {
+      const c = mint();
+      const missing = await api('/customers', c, { 'ocp-apim-subscription-key': undefined });
+      assert.equal(missing.status, 401);
+      assert.match((await json(missing)).message, /missing subscription key/);
+      const wrong = await api('/customers', c, { 'ocp-apim-subscription-key': 'not-the-key' });
+      assert.equal(wrong.status, 401);
+      assert.match((await json(wrong)).message, /invalid subscription key/);
+    });
+
+    it('a client that ignores the zone-less quirk (demands a zone, or echoes the wire value into $filter) fails', async () => {
+      const c = mint();
+      const [first] = await json(await api(`/customers${q({ $top: '1', $orderby: 'date_time_updated asc, id asc' })}`, c));
+      assert.equal(Number.isNaN(Date.parse(first.date_time_updated)) ? 'invalid' : 'parsed', 'parsed', 'JS Date parses it, but as local time');
+      assert.equal(/(Z|[+-]\d\d:\d\d)$/.test(first.date_time_updated), false, 'a parser demanding a zone rejects every customer');
+      const echoed = await api(`/customers${q({ $filter: `date_time_updated gt ${first.date_time_updated}` })}`, c);
+      assert.equal(echoed.status, 400, 'the wire value echoed into $filter is refused: it must end in Z');
     });
 
     it('a client ignoring the ties quirk (paging by "date_time_updated gt <last seen>") misses customers', async () => {
@@ -260,7 +315,7 @@ describe('Sage 200 simulator', () => {
         const page = await json(await api(`/customers${q(params)}`, c));
         for (const x of page) seen.add(x.id);
         if (page.length < 3) break;
-        last = page[page.length - 1].date_time_updated;
+        last = `${page[page.length - 1].date_time_updated}Z`;
       }
       assert.ok(seen.size < 60, `naive gt paging saw ${seen.size} of 60`);
     });
