@@ -48,7 +48,8 @@ export function connectionDetails(c: ConnectionOverview): string {
       id,
       dash(p?.name),
       dash(p?.siteId),
-      s ? s.status : 'not synced',
+      // A partition Sage refused names why (e.g. `failed (subscription_inactive)`), as the page shows the error text.
+      s ? (s.reason ? `${s.status} (${s.reason})` : s.status) : 'not synced',
       dash(s?.mode),
       when(s?.finishedAt ?? null),
       s ? String(s.fetched) : '-',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { mapSageAccountingContact } from '../../src/providers/sage-accounting/mapping.js';
+import { sageAccountingDateParam } from '../../src/providers/schema-helpers.js';
 import { mapSage200Customer } from '../../src/providers/sage200/mapping.js';
 import { advanceKeyset, buildCustomersUrl, normalizeTimestamp } from '../../src/providers/sage200/customers.js';
 import { resolveApiUrl, SageListEnvelope } from '../../src/providers/sage-accounting/api.js';
@@ -125,4 +126,25 @@ test('Sage Accounting: `$next` paths resolve under /v3.1; other origins are refu
   assert.throws(() => resolveApiUrl(base, 'https://evil.example/contacts'), /another origin/);
   assert.equal(SageListEnvelope.parse(fixture('sage-accounting-businesses-page.json')).$items_per_page, 2147483647);
   assert.equal(SageListEnvelope.parse(fixture('sage-accounting-contacts-page.json')).$itemsPerPage, 20);
+});
+
+test('Sage 200 currency: an ISO code only where one is present (nested currency_iso_code, or a 3-letter code field); never guessed', () => {
+  const base = { id: 1, date_time_updated: '2016-07-08T15:28:48.66' };
+  const currencyOf = (currency: unknown) => {
+    const r = mapSage200Customer({ ...base, currency });
+    assert.ok(r.ok, !r.ok ? r.reason : '');
+    return r.customer.currency;
+  };
+  assert.equal(currencyOf({ id: 2103, currency_iso_code: { id: 49, code: 'GBP', name: 'Pound Sterling' } }), 'GBP');
+  assert.equal(currencyOf({ id: 2103, currency_iso_code: 'EUR' }), 'EUR');
+  assert.equal(currencyOf({ id: 2103, iso_code: 'USD' }), 'USD');
+  // What integrators' field lists show (CData, Zynk): no ISO code string at all → null, not "£" or "Pound Sterling".
+  assert.equal(currencyOf({ id: 2103, symbol: '£', name: 'Pound Sterling', currency_iso_code_id: 49, is_base_currency: true }), null);
+  assert.equal(currencyOf({ id: 2103, code: 'gbp' }), null, 'not an ISO 4217 code');
+  assert.equal(currencyOf(undefined), null);
+});
+
+test('Sage Accounting date parameters: documented YYYY-MM-DDThh:mm:ss(+|-)hh:mm, whole seconds rounded down (reads more, never less)', () => {
+  assert.equal(sageAccountingDateParam(new Date('2024-03-01T10:21:33.999Z')), '2024-03-01T10:21:33+00:00');
+  assert.equal(sageAccountingDateParam(new Date('2024-03-01T00:00:00.000Z')), '2024-03-01T00:00:00+00:00');
 });

@@ -51,3 +51,19 @@ describe('Sage 200 401 explained', () => {
     assert.equal(accessProblem(new SageApiError('sage-accounting', 403, '/v3.1/contacts', body))?.reason, 'business_access_denied');
   });
 });
+
+describe('the reason reaches the operator', () => {
+  it('sage-sync status shows a refused partition as "failed (<reason>)"', async () => {
+    const { connectionDetails } = await import('../../../src/cli/format.js');
+    const summary = { finishedAt: '2026-12-01T21:00:00.000Z', mode: 'incremental' as const, fetched: 0, upserted: 0, modified: 0, deleted: 0, quarantined: 0 };
+    const out = connectionDetails({
+      workflowId: 'w', tenantId: 't', provider: 'sage-accounting', state: 'connected', reason: null, authorizationUrl: null, tokenVersion: 1,
+      accessTokenExpiresAt: null, refreshTokenExpiresAt: null, lastRefreshAt: null, refreshCount: 0,
+      partitions: [{ id: 'b1', name: 'One' }, { id: 'b2', name: 'Two' }],
+      lastSync: { b1: { ...summary, status: 'failed', reason: 'subscription_inactive', error: 'subscription_inactive: no active subscription' }, b2: { ...summary, status: 'succeeded' } },
+      lastSyncAt: null, updatedAt: null, source: 'workflow', customers: null,
+    });
+    assert.match(out, /failed \(subscription_inactive\)/);
+    assert.doesNotMatch(out, /succeeded \(/);
+  });
+});
