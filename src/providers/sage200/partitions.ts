@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Partition } from '../../messages.js';
 import type { SageHttp } from '../http.js';
-import { sage200Base } from './api.js';
+import { DEFAULT_EDITION, sage200Base } from './api.js';
+import { SageApiError } from '../../errors.js';
 
 const Site = z
   .object({
@@ -27,7 +28,19 @@ export async function listSage200Sites(
 ): Promise<Partition[]> {
   const headers: Record<string, string> = { authorization: `Bearer ${accessToken}` };
   if (config.SAGE200_SUBSCRIPTION_KEY) headers['ocp-apim-subscription-key'] = config.SAGE200_SUBSCRIPTION_KEY;
-  const { body } = await http.getJson<unknown>('sage-200', `${sage200Base(config, edition)}/sites`, { headers });
+  const url = `${sage200Base(config, edition)}/sites`;
+  let body: unknown;
+  try {
+    ({ body } = await http.getJson<unknown>('sage-200', url, { headers }));
+  } catch (err) {
+    // `/sites` needs no site or company, so a 401 here with a token Sage ID just issued means this edition does not know
+    // the user: say so, instead of leaving a bare 401 that reads like a token problem.
+    if (err instanceof SageApiError && err.status === 401 && !/subscription key/i.test(err.detail)) {
+      const ed = edition ?? DEFAULT_EDITION;
+      throw new SageApiError('sage-200', 401, err.path, `${err.detail ? `${err.detail} ` : ''}(/sites refused under edition ${ed}: with a fresh token this means the tenant's sites are on the other edition, ${ed === 'sage200' ? 'sage200extra' : 'sage200'})`, err.retryAfterMs);
+    }
+    throw err;
+  }
   const items = SitesBody.parse(body);
   const out: Partition[] = [];
   for (const item of items) {

@@ -33,6 +33,12 @@ describe('Sage 200 401 explained', () => {
     assert.ok(why instanceof SageAccessDeniedError);
     assert.equal(why.reason, 'edition_mismatch');
     assert.match(why.message, /sage200\b/);
+    // At connect time the connection test reads /sites: its error names the edition, not just "401".
+    const { listSage200Sites } = await import('../../../src/providers/sage200/partitions.js');
+    await assert.rejects(
+      listSage200Sites(createSageHttp({ maxConcurrency: 1, retries: 0 }), { SAGE200_API_URL: sim.env.SAGE200_API_URL!, SAGE200_SUBSCRIPTION_KEY: sim.env.SAGE200_SUBSCRIPTION_KEY }, ctx.accessToken, 'sage200extra'),
+      (e: Error) => e instanceof SageApiError && /edition sage200extra.*other edition, sage200\b/.test(e.message),
+    );
     // The right edition works with the same token: it was never the token.
     const page = await source.fetchPage({ ...ctx, edition: 'sage200' }, source.startCursor('full', null), { pageSize: 5 });
     assert.ok(page.records.length > 0);
