@@ -27,7 +27,7 @@ let workers: FaultWorker[] = [];
 before(async () => {
   h = await tokenHarness({ worker: false });
   const bundle = await ensureBundle();
-  const env = workerEnvFor(h.stack.config, { ...h.sim.env, PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL });
+  const env = workerEnvFor(h.stack.config, { ...h.sim.env, PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL, FAULT_WORKER_MAX_ACTIVITIES: '1' });
   workers = [startFaultWorker(env, bundle), startFaultWorker(env, bundle)];
   await Promise.all(workers.map((w) => w.ready));
 });
@@ -39,12 +39,13 @@ after(async () => {
   await h?.close();
 });
 
+let lastSeen: unknown;
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen ${JSON.stringify(lastSeen)}`);
     await sleep(250);
   }
 }
@@ -78,6 +79,7 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
       'attempt 2 of the refresh',
       async () => {
         const a = (await handle.describe()).raw.pendingActivities?.find((x) => x.activityType?.name === 'refreshAccessToken');
+        lastSeen = { attempt: a?.attempt, state: a?.state, worker: a?.lastWorkerIdentity, failure: a?.lastFailure?.message, held: h.sim.admin.faults().rules.map((r) => r.hits) };
         return a && (a.attempt ?? 0) >= 2 && a.lastWorkerIdentity && !a.lastWorkerIdentity.startsWith(`${stalled.pid}@`) ? a : undefined;
       },
       90_000,

@@ -96,7 +96,13 @@ async function main(): Promise<void> {
   await ensureIndexes(mongo);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = await connectClient(config);
-  const worker = await createWorker({ config, connection, client, mongo, log }, { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } });
+  // FAULT_WORKER_MAX_ACTIVITIES=1: a worker busy with one activity has no activity poll outstanding, so a test that
+  // freezes it (SIGSTOP) knows the retry cannot be handed to the frozen process.
+  const maxActivities = Number(process.env.FAULT_WORKER_MAX_ACTIVITIES ?? 0);
+  const worker = await createWorker(
+    { config, connection, client, mongo, log },
+    { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! }, ...(maxActivities > 0 ? { maxConcurrentActivityTaskExecutions: maxActivities } : {}) },
+  );
   process.stdout.write('fault worker polling\n');
   await worker.run();
   await connection.close();
