@@ -47,8 +47,12 @@ export interface RefreshLease {
   doubt?: boolean;
 }
 
-/** How long a lease protects a Sage call: the token call's own timeout plus generous slack for a slow process. */
-export const REFRESH_LEASE_MS = 45_000;
+/**
+ * How long a lease protects a Sage call: far beyond the token call's own 20 s timeout, because the case it exists for
+ * is a process that stalled mid-call (GC pause, frozen VM) and was timed out by Temporal: its retry must wait for it.
+ * The price: a retry after a worker that died mid-call waits up to this long before calling Sage again.
+ */
+export const REFRESH_LEASE_MS = 90_000;
 
 export type LeaseState = { kind: 'free'; doubt: boolean; attemptId: string | null } | { kind: 'live'; lease: RefreshLease; endsAt: Date };
 

@@ -51,9 +51,9 @@ const refreshActs = wf.proxyActivities<Activities>({
   // also rides in the heartbeat details, for a retry on another worker).
   startToCloseTimeout: '10m',
   // The activity heartbeats every second and the worker caps the SDK's throttle (0.8 × this timeout by default) at 2 s,
-  // so a live attempt reaches the server every ~2 s: 18 s of slack before a stall counts as death. A timed-out attempt
+  // so a live attempt reaches the server every ~2 s: 13 s of slack before a stall counts as death. A timed-out attempt
   // that is only stalled still holds the refresh lease, so its retry waits instead of presenting the same token.
-  heartbeatTimeout: '20s',
+  heartbeatTimeout: '15s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
 });
 // Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip, all within the code's life.
