@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type ConnectionStatus, type Provider } from '../../src/messages.js';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { EncryptionCodec } from '../../src/temporal/codec.js';
 import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
@@ -217,6 +219,53 @@ test('transient token-endpoint failures (503) keep the connection connected with
   const r = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
   assert.equal(r.tokenVersion, 2);
   assert.equal((await h.status(tenantId, 'sage-accounting')).reason, null);
+});
+
+test('history holds no plaintext failure: a Sage error text from a failed refresh is encrypted, and the codec decodes it', async () => {
+  const tenantId = await connect('sage-accounting', 'failure-text');
+  const sageText = 'The authorization server could not handle the request.';
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
+  try {
+    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  const handle = h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId));
+  const history = await handle.fetchHistory();
+  const failures = (history.events ?? []).flatMap((e) => (e.activityTaskFailedEventAttributes?.failure ? [e.activityTaskFailedEventAttributes.failure] : []));
+  assert.ok(failures.length > 0, 'the refresh activity failed in history');
+  const raw = JSON.stringify(history);
+  assert.ok(!raw.includes(sageText), "Sage's error text is not in the stored history");
+  assert.ok(!raw.includes('API 503 on'), 'nor our message around it');
+  // What an operator sees through the codec (the Temporal UI's codec endpoint does the same): the full message.
+  const codec = new EncryptionCodec(keyRingFromConfig(h.stack.config));
+  const [decoded] = await codec.decode([failures[0]!.encodedAttributes!]);
+  const attrs = defaultPayloadConverter.fromPayload<{ message: string; stack_trace: string }>(decoded!);
+  assert.match(attrs.message, /503/);
+  assert.ok(attrs.message.includes(sageText), attrs.message);
+});
+
+test('a refresh that failed without reaching Sage (429) leaves no doubt: a later real revocation reads as refresh_token_invalid, not refresh_response_lost', async () => {
+  const tenantId = await connect('sage-accounting', 'stale-lease');
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 429, retryAfterSeconds: 1 });
+  try {
+    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  const doc = await readTokenDoc(h.stack.mongo, id);
+  assert.equal(doc?.version, 1);
+  // The user then really disconnects our app in Sage.
+  const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
+  h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
+  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1, deadlineMs: 120_000 }), (err: unknown) => {
+    assert.ok(err instanceof ReauthorizationRequiredError, String(err));
+    assert.equal(err.reason, 'refresh_token_invalid');
+    return true;
+  });
+  const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.state === 'reauthorization_required');
+  assert.equal(st.reason, 'refresh_token_invalid');
 });
 
 test('continue-as-new keeps the whole state (tokens, partitions, sync state, counters)', async () => {
