@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DataConverter } from '@temporalio/common';
 import type { Config } from '../config.js';
-import { keyRing, type KeyRing } from '../lib/crypto.js';
+import { derivedKeyRing, type KeyRing } from '../lib/crypto.js';
 import { EncryptionCodec } from './codec.js';
 
 /** `failure-converter.cts` from source (tsx), `failure-converter.cjs` once compiled; also given to the workflow bundler. */
@@ -11,10 +11,18 @@ export const FAILURE_CONVERTER_PATH = fileURLToPath(
   new URL(`./failure-converter.${path.extname(fileURLToPath(import.meta.url)) === '.ts' ? 'cts' : 'cjs'}`, import.meta.url),
 );
 
-export function keyRingFromConfig(config: Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>): KeyRing {
-  return keyRing(config.encryptionKey, config.oldEncryptionKeys);
+type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
+
+/** The token store's keys (sealed tokens at rest, and refresh answers carried in heartbeat details). */
+export function keyRingFromConfig(config: KeyConfig): KeyRing {
+  return derivedKeyRing('tokenStore', config.encryptionKey, config.oldEncryptionKeys);
 }
 
-export function dataConverter(config: Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(keyRingFromConfig(config))], failureConverterPath: FAILURE_CONVERTER_PATH };
+/** The payload codec's keys (worker, clients, replayer, codec server): separate from the token store's. */
+export function codecKeyRingFromConfig(config: KeyConfig): KeyRing {
+  return derivedKeyRing('payloadCodec', config.encryptionKey, config.oldEncryptionKeys);
+}
+
+export function dataConverter(config: KeyConfig): DataConverter {
+  return { payloadCodecs: [new EncryptionCodec(codecKeyRingFromConfig(config))], failureConverterPath: FAILURE_CONVERTER_PATH };
 }

@@ -9,7 +9,7 @@ import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type ConnectionStatus, type Provider } from '../../src/messages.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { EncryptionCodec } from '../../src/temporal/codec.js';
-import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
@@ -238,7 +238,7 @@ test('history holds no plaintext failure: a Sage error text from a failed refres
   assert.ok(!raw.includes(sageText), "Sage's error text is not in the stored history");
   assert.ok(!raw.includes('API 503 on'), 'nor our message around it');
   // What an operator sees through the codec (the Temporal UI's codec endpoint does the same): the full message.
-  const codec = new EncryptionCodec(keyRingFromConfig(h.stack.config));
+  const codec = new EncryptionCodec(codecKeyRingFromConfig(h.stack.config));
   const [decoded] = await codec.decode([failures[0]!.encodedAttributes!]);
   const attrs = defaultPayloadConverter.fromPayload<{ message: string; stack_trace: string }>(decoded!);
   assert.match(attrs.message, /503/);
