@@ -167,7 +167,13 @@ export function createTokenActivities(deps: ActivityDeps) {
   async function refreshOnceInStore(p: { workflowId: string; provider: Provider; fromVersion: number }, carry: (c: CarriedAnswer) => void): Promise<RefreshResult> {
     const key = `${p.workflowId}#${p.fromVersion}`;
     // An earlier attempt (maybe on a worker that died) may have got Sage's answer without storing it.
-    let entry: Answer | null | undefined = openCarriedAnswer(ring, p.workflowId, p.fromVersion, activityInfo().heartbeatDetails);
+    let entry: Answer | null | undefined = null;
+    try {
+      entry = openCarriedAnswer(ring, p.workflowId, p.fromVersion, activityInfo().heartbeatDetails);
+    } catch (err) {
+      // Unreadable (e.g. its key was dropped): fall back to the store and the lease, which stay correct without it.
+      log.warn({ err, workflowId: p.workflowId, fromVersion: p.fromVersion }, 'could not open the refresh answer carried in heartbeat details');
+    }
     if (entry) {
       log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion }, 'storing the refresh answer carried from an earlier attempt (Sage is not called again)');
       carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
