@@ -208,8 +208,8 @@ export function createTokenActivities(deps: ActivityDeps) {
       }
       entry = { tokens, previous: { refreshToken, refreshTokenExpiresAt: doc.refreshTokenExpiresAt, refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec } };
       outbox.set(key, entry);
-      carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
       crashPoint(config, 'refresh:after-sage');
+      carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
     }
     const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
     outbox.delete(key);
