@@ -116,10 +116,18 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
   }
   const oldEncryptionKeys: Config['oldEncryptionKeys'] = [];
-  for (const part of (e.TOKEN_ENCRYPTION_OLD_KEYS ?? '').split(',').filter(Boolean)) {
-    const key = Buffer.from(part.trim(), 'base64');
-    if (key.length !== 32) issues.push({ variable: 'TOKEN_ENCRYPTION_OLD_KEYS', message: 'each entry must be 32 bytes base64, comma-separated' });
-    else oldEncryptionKeys.push({ id: keyIdFor(key), key });
+  for (const part of (e.TOKEN_ENCRYPTION_OLD_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    // `keyId:base64` as documented (base64 has no ':'); a bare base64 key is still accepted. Data sealed with a key
+    // carries its fingerprint id, so the key is known under that id too.
+    const colon = part.indexOf(':');
+    const givenId = colon >= 0 ? part.slice(0, colon).trim() : null;
+    const key = Buffer.from(part.slice(colon + 1).trim(), 'base64');
+    if (key.length !== 32 || givenId === '') {
+      issues.push({ variable: 'TOKEN_ENCRYPTION_OLD_KEYS', message: 'each entry must be keyId:base64 (or base64) of a 32-byte key, comma-separated' });
+      continue;
+    }
+    oldEncryptionKeys.push({ id: keyIdFor(key), key });
+    if (givenId && givenId !== keyIdFor(key)) oldEncryptionKeys.push({ id: givenId, key });
   }
   for (const [id, secret] of [
     ['SAGE_ACCOUNTING_CLIENT_ID', 'SAGE_ACCOUNTING_CLIENT_SECRET'],

@@ -41,6 +41,9 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
     dataConverter: dataConverter(deps.config),
     // Long sync activities heartbeat; give them time to record a checkpoint before the process exits.
     shutdownGraceTime: '10s',
+    // The SDK sends heartbeats at most every 0.8 × heartbeatTimeout: with that, one slow gRPC call times a live attempt
+    // out. A 2 s cap leaves the refresh activity (15 s timeout) real slack, and its sealed answer reaches the server fast.
+    maxHeartbeatThrottleInterval: '2s',
     ...overrides,
   });
 }

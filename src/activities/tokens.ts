@@ -4,17 +4,20 @@
  *
  * - A refresh is idempotent per source version. If the store already holds a newer version (an earlier attempt stored
  *   it, then the worker died before reporting back), it is returned without calling Sage.
- * - Before calling Sage a write-ahead marker (`pendingRefresh`) is stored, so a later attempt knows an earlier one may
- *   have reached Sage; an `invalid_grant` then is reported as `refresh_response_lost`, not as a revoked grant.
- * - A token answer from Sage is never thrown away: it goes to an in-process outbox first, and if storing fails the
- *   store is retried (in this attempt and by later attempts in this process), never the Sage call.
+ * - Before calling Sage the attempt takes a refresh lease (compare-and-set, owner + expiry, `store.ts`). An attempt
+ *   that finds a live lease (an earlier attempt timed out by Temporal but still in its Sage call: a stalled process)
+ *   waits for that owner's stored answer or the lease's end instead of presenting the same refresh token. A lease that
+ *   ended without an answer leaves `doubt`, so a later `invalid_grant` is reported as `refresh_response_lost`.
+ * - A token answer from Sage is never thrown away: it is sealed into the activity's heartbeat details (a retry on
+ *   another worker stores it) and kept in an in-process outbox; storing is retried for the attempt's whole life.
+ * - The Sage call gets the activity's cancellation signal.
  * - `invalid_grant` / `invalid_client` / `unauthorized_client` are definitive unless the store shows a lost race.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { activityInfo, heartbeat } from '@temporalio/activity';
+import { activityInfo, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { SageOAuthError, toActivityFailure } from '../errors.js';
+import { SageApiError, SageNetworkError, SageOAuthError, toActivityFailure } from '../errors.js';
 import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
@@ -22,22 +25,43 @@ import { oauthFor, type TokenSet } from '../providers/oauth.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { crashPoint } from '../tokens/crash-points.js';
 import {
+  acquireRefreshLease,
   commitRefresh,
   deleteTokenDoc,
-  markRefreshPending,
+  leaseState,
   metaOf,
+  openCarriedAnswer,
   openTokens,
   readTokenDoc,
+  releaseRefreshLease,
+  sealCarriedAnswer,
   storeConsentTokens,
+  type CarriedAnswer,
   type PreviousRefresh,
+  type RefreshLease,
   type TokenDoc,
   type TokenMeta,
 } from '../tokens/store.js';
 import type { ActivityDeps } from './deps.js';
 
+/** Network failures that prove the request never left us (so the refresh token was not presented). */
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Whether a failed token call may have made Sage rotate the refresh token. An OAuth error body or a 429 is Sage saying
+ * "no" before it rotated; a refused connection never reached it. Timeouts, resets, aborts, 5xx and unreadable 200s
+ * may have come after the rotation.
+ */
+export function mayHaveReachedSage(err: unknown): boolean {
+  if (err instanceof SageOAuthError) return false;
+  if (err instanceof SageApiError) return err.status !== 429 && !(err.status >= 300 && err.status < 400);
+  if (err instanceof SageNetworkError) return !NEVER_SENT_CODES.has(err.code);
+  return true;
+}
+
 export const OAUTH_FAILURE_TYPE = 'SageOAuthError';
 
-/** Sage answers that arrived but are not stored yet, by `workflowId#fromVersion`. Lives as long as the process. */
+/** Sage answers that arrived but are not stored yet, by `workflowId#fromVersion`, for later attempts in this process. */
 const outbox = new Map<string, { tokens: TokenSet; previous: PreviousRefresh }>();
 
 export interface RefreshResult {
@@ -81,15 +105,22 @@ export function createTokenActivities(deps: ActivityDeps) {
     }
   }
 
-  /** Retries the store (not Sage) until it succeeds or this attempt has spent its budget. */
-  async function storeWithRetry(workflowId: string, fromVersion: number, entry: { tokens: TokenSet; previous: PreviousRefresh }) {
+  type Answer = { tokens: TokenSet; previous: PreviousRefresh };
+  /** When this attempt must be done: its start-to-close timeout, less a margin to report back. */
+  function attemptDeadline(): number {
+    const info = activityInfo();
+    return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - 5_000;
+  }
+
+  /** Retries the store (never Sage) for the attempt's whole life: MongoDB may be down for minutes. */
+  async function storeWithRetry(workflowId: string, fromVersion: number, entry: Answer) {
     let delay = 250;
-    const deadline = Date.now() + 30_000;
+    const deadline = attemptDeadline();
     for (;;) {
       try {
         return await commitRefresh(mongo, ring, { id: workflowId, fromVersion, ...entry });
       } catch (err) {
-        if (Date.now() > deadline) throw err;
+        if (Date.now() + delay > deadline) throw err;
         log.warn({ err, workflowId, fromVersion }, 'storing refreshed tokens failed; retrying the store (not the Sage call)');
         await sleep(delay);
         delay = Math.min(delay * 2, 5_000);
@@ -97,33 +128,79 @@ export function createTokenActivities(deps: ActivityDeps) {
     }
   }
 
-  async function refreshOnceInStore(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
-    const key = `${p.workflowId}#${p.fromVersion}`;
-    let entry = outbox.get(key);
-    if (!entry) {
-      const doc = await readTokenDoc(mongo, p.workflowId);
-      if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
-      if (doc.version > p.fromVersion) return { calledSage: false, token: metaOf(doc) };
+  /** Reads the token document; a store that cannot be read is a transient failure (the attempt is retried). */
+  async function readDoc(workflowId: string): Promise<TokenDoc> {
+    const doc = await readTokenDoc(mongo, workflowId);
+    if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
+    return doc;
+  }
+
+  /**
+   * Waits until the refresh lease on `fromVersion` is ours, or the store moved on (then returns that document). While
+   * another attempt's lease is live, only the store is polled: that owner may still get Sage's answer and store it.
+   */
+  async function leaseOrNewer(p: { workflowId: string; fromVersion: number }): Promise<{ lease: RefreshLease; doc: TokenDoc } | { newer: TokenDoc }> {
+    const attemptId = `${activityInfo().activityId}/${activityInfo().attempt}/${randomUUID()}`;
+    const signal = Context.current().cancellationSignal;
+    let waitedFor: string | null = null;
+    for (;;) {
+      const doc = await readDoc(p.workflowId);
+      if (doc.version > p.fromVersion) return { newer: doc };
       if (doc.version < p.fromVersion) throw new Error(`token store for ${p.workflowId} is at version ${doc.version}, behind ${p.fromVersion}`);
+      const state = leaseState(doc, p.fromVersion, new Date());
+      if (state.kind === 'live') {
+        if (waitedFor !== state.lease.attemptId) {
+          waitedFor = state.lease.attemptId;
+          log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, owner: state.lease.attemptId, endsAt: state.endsAt }, 'another attempt holds the refresh lease; waiting for its answer instead of calling Sage');
+        }
+        if (signal.aborted) throw signal.reason;
+        if (Date.now() > attemptDeadline()) throw ApplicationFailure.retryable('refresh lease still held by another attempt', 'RefreshLeaseHeld');
+        await sleep(Math.min(1_000, Math.max(50, state.endsAt.getTime() - Date.now())));
+        continue;
+      }
+      const lease = await acquireRefreshLease(mongo, { id: p.workflowId, fromVersion: p.fromVersion, attemptId, seen: doc });
+      if (lease) return { lease, doc };
+      // Someone changed the document between our read and our write: read again.
+    }
+  }
+
+  async function refreshOnceInStore(p: { workflowId: string; provider: Provider; fromVersion: number }, carry: (c: CarriedAnswer) => void): Promise<RefreshResult> {
+    const key = `${p.workflowId}#${p.fromVersion}`;
+    // An earlier attempt (maybe on a worker that died) may have got Sage's answer without storing it.
+    let entry: Answer | null | undefined = null;
+    try {
+      entry = openCarriedAnswer(ring, p.workflowId, p.fromVersion, activityInfo().heartbeatDetails);
+    } catch (err) {
+      // Unreadable (e.g. its key was dropped): fall back to the store and the lease, which stay correct without it.
+      log.warn({ err, workflowId: p.workflowId, fromVersion: p.fromVersion }, 'could not open the refresh answer carried in heartbeat details');
+    }
+    if (entry) {
+      log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion }, 'storing the refresh answer carried from an earlier attempt (Sage is not called again)');
+      carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
+    } else entry = outbox.get(key);
+    if (!entry) {
+      const got = await leaseOrNewer(p);
+      if ('newer' in got) return { calledSage: false, token: metaOf(got.newer) };
+      const { lease, doc } = got;
       const { refreshToken } = openTokens(ring, doc);
-      if (!refreshToken) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no refresh token stored', details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }] });
-      const earlierAttemptMayHaveCalledSage = doc.pendingRefresh?.fromVersion === p.fromVersion;
-      const attemptId = `${activityInfo().activityId}/${activityInfo().attempt}/${randomUUID()}`;
-      if (!(await markRefreshPending(mongo, p.workflowId, p.fromVersion, attemptId))) {
-        const now = await readTokenDoc(mongo, p.workflowId);
-        if (now && now.version > p.fromVersion) return { calledSage: false, token: metaOf(now) };
-        throw new Error(`token store for ${p.workflowId} changed under the refresh`);
+      if (!refreshToken) {
+        await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: false }).catch(() => {});
+        throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no refresh token stored', details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }] });
       }
       crashPoint(config, 'refresh:before-sage');
       let tokens: TokenSet;
       try {
-        tokens = await oauthFor(p.provider).refresh(config, refreshToken);
+        tokens = await oauthFor(p.provider).refresh(config, refreshToken, { signal: Context.current().cancellationSignal });
       } catch (err) {
+        // The call is over without an answer: nobody needs to wait for this lease any more.
+        await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: mayHaveReachedSage(err) }).catch((e: unknown) =>
+          log.warn({ err: e, workflowId: p.workflowId }, 'could not release the refresh lease (it will expire)'),
+        );
         if (err instanceof SageOAuthError && err.definitive) {
           // Race check: if the store moved on meanwhile, the rejection is about a token we no longer need.
           const again = await readTokenDoc(mongo, p.workflowId);
           if (again && again.version > p.fromVersion) return { calledSage: false, token: metaOf(again) };
-          const lost = earlierAttemptMayHaveCalledSage && err.error === 'invalid_grant';
+          const lost = lease.doubt === true && err.error === 'invalid_grant';
           log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost }, 'refresh rejected by Sage');
           throw oauthFailure(err, lost ? 'refresh_response_lost' : err.reason);
         }
@@ -132,6 +209,7 @@ export function createTokenActivities(deps: ActivityDeps) {
       entry = { tokens, previous: { refreshToken, refreshTokenExpiresAt: doc.refreshTokenExpiresAt, refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec } };
       outbox.set(key, entry);
       crashPoint(config, 'refresh:after-sage');
+      carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
     }
     const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
     outbox.delete(key);
@@ -158,12 +236,18 @@ export function createTokenActivities(deps: ActivityDeps) {
     },
 
     async refreshAccessToken(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
-      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout (seconds), not the start-to-close
-      // timeout; the retry on another worker then finds the write-ahead marker or the stored version.
-      heartbeat();
-      const beat = setInterval(() => heartbeat(), 2_000);
+      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the start-to-close timeout; the
+      // retry on another worker then finds the lease, the stored version, or (in the details) Sage's sealed answer.
+      // The worker caps its heartbeat throttle (worker.ts), so the server hears one every few seconds.
+      let details: CarriedAnswer | undefined;
+      const beat = () => Context.current().heartbeat(details);
+      beat();
+      const timer = setInterval(beat, 1_000);
       try {
-        const result = await refreshOnceInStore(p);
+        const result = await refreshOnceInStore(p, (c) => {
+          details = c;
+          beat();
+        });
         countTokenRefresh(p.provider, result.calledSage ? 'refreshed' : 'already_current');
         return result;
       } catch (err) {
@@ -173,7 +257,7 @@ export function createTokenActivities(deps: ActivityDeps) {
         if (definitive) countReauthorization(p.provider, (err.details?.[0] as { reason?: string } | undefined)?.reason ?? 'unknown');
         throw err;
       } finally {
-        clearInterval(beat);
+        clearInterval(timer);
       }
     },
 

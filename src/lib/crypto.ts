@@ -1,8 +1,9 @@
 /**
- * AES-256-GCM with a key id, shared by the token store and the Temporal payload codec. Layout of a sealed value:
- * 12-byte IV | ciphertext | 16-byte tag. The key id travels beside it so keys can rotate without losing old data.
+ * AES-256-GCM with a key id, used by the token store and the Temporal payload codec, each with its own key derived from
+ * `TOKEN_ENCRYPTION_KEY` (HKDF-SHA256, see `derivedKeyRing`). Layout of a sealed value: 12-byte IV | ciphertext |
+ * 16-byte tag. The key id travels beside it so keys can rotate without losing old data.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 export interface KeyRing {
   current: { id: string; key: Buffer };
@@ -14,6 +15,27 @@ export function keyRing(current: { id: string; key: Buffer }, old: { id: string;
   const byId = new Map<string, Buffer>(old.map((k) => [k.id, k.key]));
   byId.set(current.id, current.key);
   return { current, byId };
+}
+
+/** What each derived key is for: the HKDF `info`, and the suffix of its key id. */
+export const KEY_PURPOSES = {
+  tokenStore: { info: 'sage-tenant-sync/token-store/v1', suffix: 'ts1' },
+  payloadCodec: { info: 'sage-tenant-sync/payload-codec/v1', suffix: 'pc1' },
+} as const;
+export type KeyPurpose = keyof typeof KEY_PURPOSES;
+
+export function deriveKey(master: Buffer, purpose: KeyPurpose): Buffer {
+  return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), KEY_PURPOSES[purpose].info, 32));
+}
+
+/**
+ * The ring for one purpose: seals with the key derived from the current master key (id `<master id>.<suffix>`), opens
+ * with that, with the keys derived from older master keys, and with the raw master keys themselves under their own
+ * ids, because everything sealed before keys were derived (stored tokens, saved histories) used the raw key.
+ */
+export function derivedKeyRing(purpose: KeyPurpose, current: { id: string; key: Buffer }, old: { id: string; key: Buffer }[] = []): KeyRing {
+  const derived = (k: { id: string; key: Buffer }) => ({ id: `${k.id}.${KEY_PURPOSES[purpose].suffix}`, key: deriveKey(k.key, purpose) });
+  return keyRing(derived(current), [...old.flatMap((k) => [k, derived(k)]), current]);
 }
 
 export class DecryptionError extends Error {

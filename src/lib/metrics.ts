@@ -100,8 +100,23 @@ export function countTokenRefresh(provider: Provider, outcome: string): void {
   tokenRefreshes.inc({ provider, outcome });
 }
 
+/**
+ * The reasons a reauthorization can be counted under. Reasons are derived from Sage's `error` strings, which Sage (or
+ * anyone answering in its place) chooses: only this bounded set becomes a label value, anything else is `other`.
+ */
+export const REAUTHORIZATION_REASONS = new Set([
+  'refresh_token_invalid',
+  'refresh_response_lost',
+  'refresh_token_expired',
+  'client_invalid',
+  'client_unauthorized',
+  'consent_denied',
+  'tokens_missing',
+  'unknown',
+]);
+
 export function countReauthorization(provider: Provider, reason: string): void {
-  reauthorizations.inc({ provider, reason });
+  reauthorizations.inc({ provider, reason: REAUTHORIZATION_REASONS.has(reason) ? reason : 'other' });
 }
 
 export function countSyncRecords(provider: Provider, n: { fetched?: number; upserted?: number; quarantined?: number }): void {

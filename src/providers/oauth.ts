@@ -29,9 +29,14 @@ export interface ProviderOAuth {
   provider: Provider;
   authorizationUrl(config: Config, p: { state: string; country?: string }): string;
   exchangeCode(config: Config, p: { code: string }): Promise<TokenSet>;
-  refresh(config: Config, refreshToken: string): Promise<TokenSet>;
+  /** `signal`: the activity's cancellation; aborts the call when Temporal has given up on this attempt. */
+  refresh(config: Config, refreshToken: string, opts?: CallOptions): Promise<TokenSet>;
   /** Revokes the grant (refresh token) at Sage. */
   revoke(config: Config, refreshToken: string): Promise<void>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
 }
 
 export function oauthFor(provider: Provider): ProviderOAuth {
@@ -59,7 +64,13 @@ export const TOKEN_CALL_TIMEOUT_MS = 20_000;
  * POSTs a form to a Sage OAuth endpoint once (no automatic retry) and returns the parsed JSON body, or throws
  * `SageOAuthError` (an `{error}` body), `SageApiError` (5xx/429/other without an OAuth error) or `SageNetworkError`.
  */
-export async function postForm(provider: Provider, url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<unknown> {
+export async function postForm(
+  provider: Provider,
+  url: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+  opts: CallOptions = {},
+): Promise<unknown> {
   const path = new URL(url).pathname;
   try {
     const res = await got.post(url, {
@@ -67,9 +78,14 @@ export async function postForm(provider: Provider, url: string, form: Record<str
       headers: { accept: 'application/json', 'user-agent': 'sage-tenant-sync', ...headers },
       retry: { limit: 0 },
       timeout: { request: TOKEN_CALL_TIMEOUT_MS },
+      // The form carries the client secret and a refresh token (and Sage 200 calls a subscription key): never re-send
+      // them to wherever a `Location` points. A redirect from a token endpoint is an error, not a new address.
+      followRedirect: false,
+      ...(opts.signal ? { signal: opts.signal } : {}),
       responseType: 'text',
       throwHttpErrors: true,
     });
+    if (res.statusCode >= 300) throw new SageApiError(provider, res.statusCode, path, 'redirect refused (token and revoke calls never follow redirects)');
     try {
       return res.body ? JSON.parse(res.body) : {};
     } catch {

@@ -121,8 +121,9 @@ export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app
       state.counters.inc('rateLimited', cls.provider);
       return sendFault(reply, cls.provider, cls.scope, 429, state.settings[settingsKey(cls.provider)].concurrencyRetryAfterSeconds);
     }
-    const { latencyMs, action } = state.faults.evaluate(cls.provider, cls.scope, path);
+    const { latencyMs, action, held } = state.faults.evaluate(cls.provider, cls.scope, path);
     if (latencyMs > 0) await sleep(latencyMs);
+    if (held.length > 0) await Promise.all(held);
     if (!action) return;
     state.counters.inc('faultsInjected', cls.provider);
     if (action.kind === 'drop') {

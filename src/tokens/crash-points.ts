@@ -8,7 +8,10 @@ import type { Config } from '../config.js';
 export const CRASH_POINTS = [
   /** After the write-ahead marker, before Sage is called. */
   'refresh:before-sage',
-  /** Sage rotated the tokens and answered; nothing stored yet. The one window no client can close (see README). */
+  /**
+   * Sage rotated the tokens and answered; nothing stored yet, not even sealed in heartbeat details. The one window no
+   * client can close (see README): the answer dies with the process.
+   */
   'refresh:after-sage',
   /** The new version is stored; the activity has not reported back to the workflow. */
   'refresh:after-store',

@@ -24,9 +24,48 @@ export interface TokenDoc {
   refreshTokenExpiresAt: Date | null;
   refreshTokenLifetimeSec: number | null;
   obtainedAt: Date;
-  /** Write-ahead marker: a refresh from this version may have reached Sage (set before every refresh call). */
-  pendingRefresh: { fromVersion: number; attemptId: string; startedAt: Date } | null;
+  /** Write-ahead lease: the refresh from `fromVersion` that may call Sage now (see `RefreshLease`). */
+  pendingRefresh: RefreshLease | null;
   updatedAt: Date;
+}
+
+/**
+ * A refresh lease, taken by compare-and-set before a refresh calls Sage. While it is live (not released, not expired)
+ * no other attempt calls Sage for this version: it waits for the owner's stored answer or the lease's end. The owner
+ * releases it when its call ended without an answer, saying whether that call may have reached Sage; a lease that
+ * simply expires is treated as "may have reached Sage" (the owner died or stalled mid-call). `doubt` carries that
+ * knowledge to later owners, so an `invalid_grant` after it is reported honestly as a possibly lost answer.
+ * Documents written before leases existed have only `fromVersion`, `attemptId` and `startedAt`.
+ */
+export interface RefreshLease {
+  fromVersion: number;
+  attemptId: string;
+  startedAt: Date;
+  expiresAt?: Date;
+  released?: boolean;
+  /** An earlier call with this version's refresh token may have reached Sage and its answer was never stored. */
+  doubt?: boolean;
+}
+
+/**
+ * How long a lease protects a Sage call: far beyond the token call's own 20 s timeout, because the case it exists for
+ * is a process that stalled mid-call (GC pause, frozen VM) and was timed out by Temporal: its retry must wait for it.
+ * The price: a retry after a worker that died mid-call waits up to this long before calling Sage again.
+ */
+export const REFRESH_LEASE_MS = 90_000;
+
+export type LeaseState = { kind: 'free'; doubt: boolean; attemptId: string | null } | { kind: 'live'; lease: RefreshLease; endsAt: Date };
+
+/** What a lease on `fromVersion` in `doc` means at `now`: someone else's live call, or free (with what is known). */
+export function leaseState(doc: Pick<TokenDoc, 'pendingRefresh'>, fromVersion: number, now: Date): LeaseState {
+  const l = doc.pendingRefresh;
+  if (!l) return { kind: 'free', doubt: false, attemptId: null };
+  if (l.fromVersion !== fromVersion) return { kind: 'free', doubt: false, attemptId: l.attemptId };
+  if (l.released) return { kind: 'free', doubt: l.doubt === true, attemptId: l.attemptId };
+  const endsAt = l.expiresAt ?? new Date(l.startedAt.getTime() + REFRESH_LEASE_MS);
+  if (endsAt.getTime() > now.getTime()) return { kind: 'live', lease: l, endsAt };
+  // Expired without a word from its owner: its call may have reached Sage.
+  return { kind: 'free', doubt: true, attemptId: l.attemptId };
 }
 
 /** Non-secret facts about the current tokens: this is all the workflow keeps. Dates as epoch ms. */
@@ -138,14 +177,40 @@ export async function storeConsentTokens(
   throw new TokenStoreConflictError(`token document ${p.id} kept changing while storing consent tokens`);
 }
 
-/** Write-ahead: records that a refresh from `fromVersion` is about to call Sage. False when the store moved on. */
-export async function markRefreshPending(mongo: Mongo, id: string, fromVersion: number, attemptId: string): Promise<boolean> {
+/**
+ * Takes the refresh lease on `fromVersion` if it is free as seen in `seen` (compare-and-set on the version and the
+ * previous lease's owner). Returns the lease, or null when someone else changed the document first (read again).
+ */
+export async function acquireRefreshLease(
+  mongo: Mongo,
+  p: { id: string; fromVersion: number; attemptId: string; seen: Pick<TokenDoc, 'pendingRefresh'>; now?: Date; leaseMs?: number },
+): Promise<RefreshLease | null> {
+  const now = p.now ?? new Date();
+  const state = leaseState(p.seen, p.fromVersion, now);
+  if (state.kind === 'live') return null;
+  const lease: RefreshLease = {
+    fromVersion: p.fromVersion,
+    attemptId: p.attemptId,
+    startedAt: now,
+    expiresAt: new Date(now.getTime() + (p.leaseMs ?? REFRESH_LEASE_MS)),
+    released: false,
+    doubt: state.doubt,
+  };
+  const previousOwner = state.attemptId === null ? { pendingRefresh: null } : { 'pendingRefresh.attemptId': state.attemptId };
+  const res = await tokensCollection(mongo).updateOne({ _id: p.id, version: p.fromVersion, ...previousOwner } as never, { $set: { pendingRefresh: lease, updatedAt: now } });
+  return res.matchedCount === 1 ? lease : null;
+}
+
+/**
+ * Ends our lease after a Sage call that brought no answer, so the next attempt need not wait for it to expire.
+ * `mayHaveReachedSage`: the call could have rotated the token (timeout, reset, 5xx), kept as `doubt` for later owners.
+ */
+export async function releaseRefreshLease(mongo: Mongo, p: { id: string; lease: RefreshLease; mayHaveReachedSage: boolean }): Promise<void> {
   const now = new Date();
-  const res = await tokensCollection(mongo).updateOne(
-    { _id: id, version: fromVersion },
-    { $set: { pendingRefresh: { fromVersion, attemptId, startedAt: now }, updatedAt: now } },
+  await tokensCollection(mongo).updateOne(
+    { _id: p.id, version: p.lease.fromVersion, 'pendingRefresh.attemptId': p.lease.attemptId } as never,
+    { $set: { 'pendingRefresh.released': true, 'pendingRefresh.expiresAt': now, 'pendingRefresh.doubt': p.lease.doubt === true || p.mayHaveReachedSage, updatedAt: now } },
   );
-  return res.matchedCount === 1;
 }
 
 /**
@@ -169,4 +234,47 @@ export async function commitRefresh(
 
 export async function deleteTokenDoc(mongo: Mongo, id: string): Promise<void> {
   await tokensCollection(mongo).deleteOne({ _id: id });
+}
+
+/**
+ * A Sage answer that is not stored yet, sealed for the activity's heartbeat details, so a retry on another worker can
+ * store it instead of calling Sage again (MongoDB down, worker killed). Encrypted with the token key; the AAD binds it
+ * to the connection and the source version, so it cannot be replayed into another connection or version. Temporal's
+ * payload codec encrypts the details again on top.
+ */
+export interface CarriedAnswer {
+  carried: 'refresh-answer/1';
+  fromVersion: number;
+  keyId: string;
+  sealed: string;
+}
+
+const CarriedPlain = z
+  .object({
+    tokens: z.object({
+      accessToken: z.string(),
+      refreshToken: z.string().nullable(),
+      expiresIn: z.number(),
+      refreshTokenExpiresIn: z.number(),
+      scope: z.string().optional(),
+    }),
+    previous: z.object({ refreshToken: z.string().nullable(), refreshTokenExpiresAt: z.coerce.date().nullable(), refreshTokenLifetimeSec: z.number().nullable() }),
+  })
+  .strict();
+
+const carriedAad = (id: string, fromVersion: number) => Buffer.from(`${id}#${fromVersion}#carried-refresh-answer`);
+
+export function sealCarriedAnswer(ring: KeyRing, id: string, fromVersion: number, answer: { tokens: TokenSet; previous: PreviousRefresh }): CarriedAnswer {
+  const { keyId, data } = seal(ring, Buffer.from(JSON.stringify(answer)), carriedAad(id, fromVersion));
+  return { carried: 'refresh-answer/1', fromVersion, keyId, sealed: data.toString('base64') };
+}
+
+/** The answer carried in heartbeat details for this connection and version, or null (none, other version, not ours). */
+export function openCarriedAnswer(ring: KeyRing, id: string, fromVersion: number, details: unknown): { tokens: TokenSet; previous: PreviousRefresh } | null {
+  const d = details as Partial<CarriedAnswer> | null | undefined;
+  if (!d || d.carried !== 'refresh-answer/1' || d.fromVersion !== fromVersion || typeof d.keyId !== 'string' || typeof d.sealed !== 'string') return null;
+  const plain = open(ring, d.keyId, Buffer.from(d.sealed, 'base64'), carriedAad(id, fromVersion));
+  const p = CarriedPlain.parse(JSON.parse(plain.toString('utf8')));
+  const tokens: TokenSet = { ...p.tokens, ...(p.tokens.scope === undefined ? {} : { scope: p.tokens.scope }) };
+  return { tokens, previous: p.previous };
 }

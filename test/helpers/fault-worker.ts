@@ -19,7 +19,8 @@ export async function ensureBundle(): Promise<string> {
   const out = path.join(ROOT, 'test-output', 'fault-workflow-bundle.js');
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { WORKFLOWS_PATH } = await import('../../src/worker.js');
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const { FAILURE_CONVERTER_PATH } = await import('../../src/temporal/data-converter.js');
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, logger: undefined });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, code);
   process.env.WORKFLOW_BUNDLE_PATH = out;
@@ -96,7 +97,13 @@ async function main(): Promise<void> {
   await ensureIndexes(mongo);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = await connectClient(config);
-  const worker = await createWorker({ config, connection, client, mongo, log }, { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } });
+  // FAULT_WORKER_MAX_ACTIVITIES=1: a worker busy with one activity has no activity poll outstanding, so a test that
+  // freezes it (SIGSTOP) knows the retry cannot be handed to the frozen process.
+  const maxActivities = Number(process.env.FAULT_WORKER_MAX_ACTIVITIES ?? 0);
+  const worker = await createWorker(
+    { config, connection, client, mongo, log },
+    { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! }, ...(maxActivities > 0 ? { maxConcurrentActivityTaskExecutions: maxActivities } : {}) },
+  );
   process.stdout.write('fault worker polling\n');
   await worker.run();
   await connection.close();

@@ -7,7 +7,9 @@ import { after, before, test } from 'node:test';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type ConnectionStatus, type Provider } from '../../src/messages.js';
-import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { EncryptionCodec } from '../../src/temporal/codec.js';
+import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
@@ -66,13 +68,18 @@ async function metricValue(name: string, labels: Record<string, string>): Promis
 }
 
 test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE refresh at Sage', async () => {
-  // 4-second tokens for the consent, so the first token is soon inside its refresh margin (half of 4 s)...
-  h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 4 } });
   const tenantId = await connect('sage-accounting', 'storm');
+  // The schedule's first sync starts at consent and asks for tokens too: let it finish, so the storm is the only caller.
+  await waitForFirstSync(tenantId);
+  // A 4-second token, so it is soon inside its refresh margin (half of 4 s)...
+  h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 4 } });
+  const current = (await h.status(tenantId, 'sage-accounting')).tokenVersion!;
+  await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: current });
   // ...and 5-minute tokens afterwards, so the refreshed one outlives the storm.
   h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 300 } });
   await new Promise((r) => setTimeout(r, 2_500));
   const before = refreshes('sage-accounting');
+  const expected = current + 2;
   const metricBefore = await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' });
   const started = Date.now();
   const results = await Promise.all(Array.from({ length: 200 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })));
@@ -85,10 +92,10 @@ test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE
     1,
     'the refresh is counted once in the worker metrics',
   );
-  assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([2]));
+  assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([expected]));
   assert.equal(new Set(results.map((r) => r.accessToken)).size, 1);
   const st = await h.status(tenantId, 'sage-accounting');
-  assert.equal(st.refreshCount, 1);
+  assert.equal(st.tokenVersion, expected);
   // A fresh 300 s token is handed out without refreshing again (margin 75 s, not "refresh on every call").
   await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
   assert.equal(refreshes('sage-accounting'), after);
@@ -217,6 +224,53 @@ test('transient token-endpoint failures (503) keep the connection connected with
   const r = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
   assert.equal(r.tokenVersion, 2);
   assert.equal((await h.status(tenantId, 'sage-accounting')).reason, null);
+});
+
+test('history holds no plaintext failure: a Sage error text from a failed refresh is encrypted, and the codec decodes it', async () => {
+  const tenantId = await connect('sage-accounting', 'failure-text');
+  const sageText = 'The authorization server could not handle the request.';
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
+  try {
+    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  const handle = h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId));
+  const history = await handle.fetchHistory();
+  const failures = (history.events ?? []).flatMap((e) => (e.activityTaskFailedEventAttributes?.failure ? [e.activityTaskFailedEventAttributes.failure] : []));
+  assert.ok(failures.length > 0, 'the refresh activity failed in history');
+  const raw = JSON.stringify(history);
+  assert.ok(!raw.includes(sageText), "Sage's error text is not in the stored history");
+  assert.ok(!raw.includes('API 503 on'), 'nor our message around it');
+  // What an operator sees through the codec (the Temporal UI's codec endpoint does the same): the full message.
+  const codec = new EncryptionCodec(codecKeyRingFromConfig(h.stack.config));
+  const [decoded] = await codec.decode([failures[0]!.encodedAttributes!]);
+  const attrs = defaultPayloadConverter.fromPayload<{ message: string; stack_trace: string }>(decoded!);
+  assert.match(attrs.message, /503/);
+  assert.ok(attrs.message.includes(sageText), attrs.message);
+});
+
+test('a refresh that failed without reaching Sage (429) leaves no doubt: a later real revocation reads as refresh_token_invalid, not refresh_response_lost', async () => {
+  const tenantId = await connect('sage-accounting', 'stale-lease');
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 429, retryAfterSeconds: 1 });
+  try {
+    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  const doc = await readTokenDoc(h.stack.mongo, id);
+  assert.equal(doc?.version, 1);
+  // The user then really disconnects our app in Sage.
+  const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
+  h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
+  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1, deadlineMs: 120_000 }), (err: unknown) => {
+    assert.ok(err instanceof ReauthorizationRequiredError, String(err));
+    assert.equal(err.reason, 'refresh_token_invalid');
+    return true;
+  });
+  const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.state === 'reauthorization_required');
+  assert.equal(st.reason, 'refresh_token_invalid');
 });
 
 test('continue-as-new keeps the whole state (tokens, partitions, sync state, counters)', async () => {

@@ -25,6 +25,17 @@ const value = async (name: string, labels: Record<string, string>) => {
   return m?.value ?? 0;
 };
 
+test('reauthorization reasons are a bounded label set: a reason built from an unexpected Sage error string counts as other', async () => {
+  const before = await value('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'other' });
+  countReauthorization('sage-accounting', 'oauth_made_up_by_a_hostile_endpoint_1');
+  countReauthorization('sage-accounting', 'oauth_made_up_by_a_hostile_endpoint_2');
+  countReauthorization('sage-accounting', 'refresh_response_lost');
+  assert.equal(await value('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'other' }), before + 2);
+  assert.equal(await value('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'refresh_response_lost' }), 1);
+  const labels = (await registry.getSingleMetric('sage_sync_reauthorizations_required_total')!.get()).values.map((v) => String(v.labels.reason));
+  assert.deepEqual(labels.filter((l) => l.startsWith('oauth_made_up')), []);
+});
+
 test('counters by provider and outcome', async () => {
   countTokenRefresh('sage-accounting', 'success');
   countTokenRefresh('sage-accounting', 'invalid_grant');

@@ -34,14 +34,14 @@ export const sageAccountingOAuth: ProviderOAuth = {
     });
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },
-  async refresh(config, refreshToken) {
+  async refresh(config, refreshToken, opts = {}) {
     const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
     const body = await postForm('sage-accounting', config.SAGE_ACCOUNTING_TOKEN_URL, {
       client_id: clientId,
       client_secret: clientSecret,
       grant_type: 'refresh_token',
       refresh_token: refreshToken,
-    });
+    }, {}, opts);
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async revoke(config, refreshToken) {

@@ -37,13 +37,14 @@ export const sage200OAuth: ProviderOAuth = {
     );
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);
   },
-  async refresh(config, refreshToken) {
+  async refresh(config, refreshToken, opts = {}) {
     const { clientId, clientSecret } = clientCredentials(config, 'sage-200');
     const body = await postForm(
       'sage-200',
       config.SAGE200_TOKEN_URL,
       { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, client_secret: clientSecret },
       subscriptionHeader(config),
+      opts,
     );
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);
   },

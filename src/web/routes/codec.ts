@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { EncryptionCodec } from '../../temporal/codec.js';
-import { keyRingFromConfig } from '../../temporal/data-converter.js';
+import { codecKeyRingFromConfig } from '../../temporal/data-converter.js';
 import type { WebDeps } from '../server.js';
 
 const WirePayloads = z.object({
@@ -16,7 +16,7 @@ const fromB64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 const toB64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 export function codecRoutes(deps: WebDeps): FastifyPluginAsync {
-  const codec = new EncryptionCodec(keyRingFromConfig(deps.config));
+  const codec = new EncryptionCodec(codecKeyRingFromConfig(deps.config));
   return async (app) => {
     app.addHook('onRequest', async (req, reply) => {
       if (!req.url.startsWith('/codec/')) return;

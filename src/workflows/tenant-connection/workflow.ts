@@ -47,9 +47,13 @@ const MAX_UPDATES_PER_RUN = 1_000;
 // Refresh: idempotent per source version (see activities/tokens.ts), so Temporal retries are safe. A few attempts,
 // then the failure is classified and the workflow's own backoff takes over.
 const refreshActs = wf.proxyActivities<Activities>({
-  startToCloseTimeout: '90s',
-  // The activity heartbeats every 2 s: a dead worker is noticed in seconds and the retry finds the store's answer.
-  heartbeatTimeout: '8s',
+  // Long enough to keep retrying the store through a MongoDB outage of minutes with Sage's answer in hand (the answer
+  // also rides in the heartbeat details, for a retry on another worker).
+  startToCloseTimeout: '10m',
+  // The activity heartbeats every second and the worker caps the SDK's throttle (0.8 × this timeout by default) at 2 s,
+  // so a live attempt reaches the server every ~2 s: 13 s of slack before a stall counts as death. A timed-out attempt
+  // that is only stalled still holds the refresh lease, so its retry waits instead of presenting the same token.
+  heartbeatTimeout: '15s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
 });
 // Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip, all within the code's life.

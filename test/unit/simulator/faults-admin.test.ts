@@ -34,6 +34,18 @@ describe('simulator faults, counters and admin API', () => {
     assert.equal(c.faultsInjected, 2);
   });
 
+  it('fault: hold keeps matching requests waiting until the rule is removed, then answers them normally', async () => {
+    const get = accounting();
+    const { rules } = await admin<{ rules: { id: string }[] }>(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', kind: 'hold' });
+    let settled = false;
+    const pending = get('/contacts').then((r) => ((settled = true), r));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, 'held');
+    assert.equal(sim.admin.faults().rules[0]!.hits, 1);
+    await admin(sim, 'DELETE', `/faults/${rules[0]!.id}`);
+    assert.equal((await pending).status, 200);
+  });
+
   it('fault: 429 without Retry-After, 500 and 503, scoped by provider and endpoint', async () => {
     const get = accounting();
     sim.admin.addFaults([

@@ -1,0 +1,113 @@
+/**
+ * Fault suite: the worker running a refresh stalls (SIGSTOP, like a long GC pause or a frozen VM) while its token call
+ * is held open at Sage, long enough for Temporal to time the attempt out on its heartbeat and start attempt 2 on the
+ * other worker. Attempt 2 must find the refresh lease of attempt 1 and wait for it instead of presenting the same
+ * refresh token; once Sage answers and the stalled worker wakes up (SIGCONT), it stores the answer and attempt 2 returns
+ * that version. Sage quirk pinned here: Sage Accounting refresh tokens are strictly single-use, so a second presentation
+ * would burn the grant (the simulator counts it as a reused refresh token).
+ *
+ * Asserted: Sage saw exactly one refresh call during the stall (attempt 2 never called it), 0 reused refresh tokens,
+ * exactly one new version (2), still `connected`, and the rotated pair keeps working.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectionWorkflowId } from '../../src/messages.js';
+import { acquireAccessToken } from '../../src/tokens/access.js';
+import { readTokenDoc } from '../../src/tokens/store.js';
+import { uniqueName } from '../helpers/env.js';
+import { ensureBundle, startFaultWorker, type FaultWorker } from '../helpers/fault-worker.js';
+import { workerEnvFor } from '../helpers/spawn-worker.js';
+import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
+
+const P = 'sage-accounting' as const;
+let h: TokenHarness;
+let workers: FaultWorker[] = [];
+
+before(async () => {
+  h = await tokenHarness({ worker: false });
+  const bundle = await ensureBundle();
+  const env = workerEnvFor(h.stack.config, { ...h.sim.env, PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL, FAULT_WORKER_MAX_ACTIVITIES: '1' });
+  workers = [startFaultWorker(env, bundle), startFaultWorker(env, bundle)];
+  await Promise.all(workers.map((w) => w.ready));
+});
+after(async () => {
+  for (const w of workers) {
+    w.child.kill('SIGCONT');
+    await w.kill();
+  }
+  await h?.close();
+});
+
+let lastSeen: unknown;
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen ${JSON.stringify(lastSeen)}`);
+    await sleep(250);
+  }
+}
+
+test('a refresh attempt stalled past its heartbeat timeout with its Sage call in flight: attempt 2 waits on the lease, 0 reused tokens', async () => {
+  const tenantId = uniqueName('lease-stall');
+  const res = await h.consent(tenantId, P);
+  assert.equal(res.status, 200, res.body);
+  const id = connectionWorkflowId(P, tenantId);
+  const handle = h.stack.client.workflow.getHandle(id);
+  const before = h.sim.admin.counters().byProvider[P];
+
+  // Sage receives the refresh and sits on it until the hold is removed.
+  const [hold] = h.sim.admin.addFaults({ provider: P, scope: 'token', kind: 'hold' }).rules;
+  const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
+  const forced = acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 1, deadlineMs: 240_000 });
+  forced.catch(() => {});
+  await until('the refresh call to reach Sage', () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined), 60_000);
+  const attempt1 = await until(
+    'the refresh activity to show its worker',
+    async () => (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity),
+    30_000,
+  );
+  const stalled = workers.find((w) => attempt1.lastWorkerIdentity!.startsWith(`${w.pid}@`));
+  assert.ok(stalled, `attempt 1 ran on one of our workers (${attempt1.lastWorkerIdentity})`);
+  stalled.child.kill('SIGSTOP');
+  const stalledAt = Date.now();
+  try {
+    // Temporal times attempt 1 out on its heartbeat and starts attempt 2 on the other worker.
+    await until(
+      'attempt 2 of the refresh',
+      async () => {
+        const a = (await handle.describe()).raw.pendingActivities?.find((x) => x.activityType?.name === 'refreshAccessToken');
+        lastSeen = { attempt: a?.attempt, state: a?.state, worker: a?.lastWorkerIdentity, failure: a?.lastFailure?.message, held: h.sim.admin.faults().rules.map((r) => r.hits) };
+        return a && (a.attempt ?? 0) >= 2 && a.lastWorkerIdentity && !a.lastWorkerIdentity.startsWith(`${stalled.pid}@`) ? a : undefined;
+      },
+      90_000,
+    );
+    // Give attempt 2 time to do the wrong thing (present the same refresh token).
+    await sleep(4_000);
+    const holdNow = h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!;
+    console.log(`[faults] lease stall: attempt 2 started ${((Date.now() - stalledAt) / 1000).toFixed(1)} s after the stall; token calls held at Sage: ${holdNow.hits}`);
+    assert.equal(holdNow.hits, 1, 'attempt 2 did not call Sage while attempt 1 held the lease');
+    // Sage answers attempt 1 (rotating the pair), then the stalled worker wakes up and reads that answer.
+    h.sim.admin.clearFaults(hold!.id);
+    await until('Sage to rotate the pair', () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined), 10_000);
+  } finally {
+    stalled.child.kill('SIGCONT');
+  }
+  const got = await forced;
+  const after = h.sim.admin.counters().byProvider[P];
+  const doc = await readTokenDoc(h.stack.mongo, id);
+  const st = await h.status(tenantId, P);
+  console.log(`[faults] lease stall: refreshes at Sage ${after.refreshes - before.refreshes}, reused ${after.reusedRefreshTokens - before.reusedRefreshTokens}, stored v${doc?.version}, state ${st.state}`);
+  assert.equal(after.reusedRefreshTokens - before.reusedRefreshTokens, 0, 'no refresh token presented twice');
+  assert.equal(after.refreshes - before.refreshes, 1, 'exactly one rotation at Sage');
+  assert.equal(got.tokenVersion, 2);
+  assert.equal(doc?.version, 2, 'exactly one new version stored');
+  assert.equal(doc?.pendingRefresh, null, 'the lease is gone once the answer is stored');
+  assert.equal(st.state, 'connected');
+  assert.equal(st.tokenVersion, 2);
+  const next = await acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 2, deadlineMs: 120_000 });
+  assert.equal(next.tokenVersion, 3, 'the rotated pair keeps working');
+  assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
+});
