@@ -338,6 +338,10 @@ describe('issue 12: re-consent safety (item 7)', () => {
       unreachablePartitions: ['b2'],
     });
     assert.equal(M.toMirror(next).sageUserId, 'user-b');
+    // The colleague's lead business differs too: unreachable partitions still decide the reason.
+    const led = M.consentCompleted(s, { token: token(2, T0 + 1), country: null, test: { ...test, leadBusinessId: 'elsewhere' }, now: T0 + 1, reconsent: v }).state;
+    assert.equal(led.reason, 'partition_not_found');
+    assert.match(led.lastError ?? '', /b2.*lead business changed/);
   });
   test('a first consent (no partitions yet) needs no check', () => {
     assert.equal(M.needsReconsentCheck(base()), false);

@@ -521,9 +521,12 @@ export function consentCompleted(
   if (p.reconsent) {
     const record = reconsentRecord(s, p.test, p.reconsent, p.now);
     next = { ...next, lastReconsent: record };
-    // Report the connection's partitions this grant does not reach (the others keep syncing).
-    if (p.reconsent.unreachable.length && next.reason === null) {
-      next = { ...next, reason: 'partition_not_found', lastError: `not reachable with this consent: ${p.reconsent.unreachable.join(', ')}` };
+    // Report the connection's partitions this grant does not reach (the others keep syncing); that outranks a changed
+    // lead business, which stays visible in lastError.
+    if (p.reconsent.unreachable.length && next.reason !== 'no_partitions') {
+      const unreachable = `not reachable with this consent: ${p.reconsent.unreachable.join(', ')}`;
+      const lead = next.reason === 'lead_business_changed' && next.lastError ? `; ${next.lastError}` : '';
+      next = { ...next, reason: 'partition_not_found', lastError: `${unreachable}${lead}` };
     }
   }
   const commands: Command[] = [...tested.commands, { type: 'ensureSchedule', paused: false }];
