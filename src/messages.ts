@@ -22,15 +22,16 @@ export const TenantConnectionInput = z
     tenantId: TenantId,
     provider: Provider,
     sync: z.object({ intervalMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60) }).strict().default({ intervalMinutes: 60 }),
-    businessIds: z.array(z.string().min(1)).optional(),
+    // Bounded like the state they end up in (carried across continue-as-new and validated there again).
+    businessIds: z.array(z.string().min(1).max(256)).max(1_000).optional(),
     sage200: z
       .object({
         edition: z.enum(['sage200', 'sage200extra']).default('sage200extra'),
-        sites: z.array(z.object({ siteId: z.string().min(1).optional(), companyId: z.string().min(1).optional() }).strict()).optional(),
+        sites: z.array(z.object({ siteId: z.string().min(1).max(256).optional(), companyId: z.string().min(1).max(256).optional() }).strict()).max(1_000).optional(),
       })
       .strict()
       .optional(),
-    notifyWebhookUrl: z.url().optional(),
+    notifyWebhookUrl: z.url().max(2_048).optional(),
   })
   .strict();
 export type TenantConnectionInput = z.input<typeof TenantConnectionInput>;

@@ -6,12 +6,12 @@ import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, statusQuery, syncScheduleId } from '../../src/messages.js';
+import { connectionWorkflowId, disconnectSignal, statusQuery, syncScheduleId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
 import { tenantConnection } from '../../src/workflows/index.js';
 import { uniqueName } from '../helpers/env.js';
-import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
+import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 
 let h: TokenHarness;
 before(async () => {
@@ -273,4 +273,37 @@ test('carried state is input too: a malformed __carried fails the workflow at on
     assert.match(err.cause.message, /__carried/);
     return true;
   });
+});
+
+test('event ids are never reused: the first reauthorization alert after disconnect + restart under the same id gets a new id', async () => {
+  const hook = await webhookReceiver();
+  try {
+    const tenantId = uniqueName('evid');
+    const id = connectionWorkflowId('sage-accounting', tenantId);
+    const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
+    const alerts = () => hook.received.map((r) => JSON.parse(r.body) as { id: string; type: string; workflowId: string }).filter((e) => e.workflowId === id && e.type === 'connection.reauthorization_required');
+    async function connectThenLoseGrant(): Promise<void> {
+      const owner = sageUser();
+      await h.start({ tenantId, provider: 'sage-accounting', notifyWebhookUrl: hook.url });
+      assert.equal((await consentAs(tenantId, owner.id)).status, 200);
+      const n = alerts().length;
+      h.sim.admin.revoke({ provider: 'sage-accounting', userId: owner.id });
+      const v = (await h.status(tenantId, 'sage-accounting')).tokenVersion!;
+      await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(() => {});
+      const deadline = Date.now() + 60_000;
+      while (alerts().length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      assert.equal(alerts().length, n + 1, 'one reauthorization alert');
+    }
+    await connectThenLoseGrant();
+    const handle = h.stack.client.workflow.getHandle(id);
+    await handle.signal(disconnectSignal, { revoke: false });
+    await handle.result();
+    await connectThenLoseGrant(); // a closed connection started again under the same workflow id
+    const [first, second] = alerts();
+    assert.ok(first && second);
+    assert.notEqual(second.id, first.id, 'a receiver deduplicating by id would drop the second alert');
+    assert.equal(new Set(hook.received.map((r) => r.headers['x-sage-sync-event-id'])).size, hook.received.length, 'no id delivered twice');
+  } finally {
+    await hook.close();
+  }
 });

@@ -271,6 +271,11 @@ describe('issue 12: carried state is input too (item 6)', () => {
     const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: old }, WF, connectionWorkflowId);
     assert.ok(r.ok, !r.ok ? r.message : '');
   });
+  test('our own long texts are cut, not refused: a carried state always parses in the next run', () => {
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastError: 'x'.repeat(50_000) } }, WF, connectionWorkflowId);
+    assert.ok(r.ok, !r.ok ? r.message : '');
+    assert.ok((r.value.__carried?.lastError?.length ?? 0) <= 2_001);
+  });
   test('syncReport payloads are validated, and a report for an unknown partition does not grow the state', async () => {
     const { SyncReportInput } = await import('../../src/messages.js');
     const summary = { finishedAt: new Date(T0).toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };

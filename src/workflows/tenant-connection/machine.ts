@@ -173,7 +173,9 @@ export const MAX_PARTITIONS = 1_000;
 export const MAX_PENDING_NOTIFICATIONS = 100;
 const Epoch = z.number().finite();
 const IdText = z.string().max(MAX_ID);
-const ShortText = z.string().max(MAX_TEXT);
+// Free text we produce ourselves (error messages, Sage's business names) is cut, never refused: a carried state must
+// always parse in the next run, or the connection would fail on its own continue-as-new.
+const ShortText = z.string().transform((t) => (t.length > MAX_TEXT ? `${t.slice(0, MAX_TEXT)}…` : t));
 const PartitionSchema = z.object({ id: z.string().min(1).max(MAX_ID), name: ShortText, siteId: IdText.optional() }).strict();
 const TokenInfoSchema = z
   .object({
