@@ -259,8 +259,10 @@ test('Temporal UI: current details show state, reason and, while awaiting consen
   assert.ok(!d2.includes(awaiting.authorizationUrl!), 'no stale link once connected');
 });
 
-test('carried state is input too: a malformed __carried fails the workflow at once with InvalidInput naming it', async () => {
+// Before the fix the workflow task failed forever (the run never ended): the timeout turns that into a failure.
+test('carried state is input too: a malformed __carried fails the workflow at once with InvalidInput naming it', { timeout: 60_000 }, async (t) => {
   const tenantId = uniqueName('carried');
+  t.after(() => h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId)).terminate('test over').catch(() => {}));
   const run = h.stack.client.workflow.execute(tenantConnection, {
     workflowId: connectionWorkflowId('sage-accounting', tenantId),
     taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
