@@ -309,3 +309,23 @@ test('event ids are never reused: the first reauthorization alert after disconne
     await hook.close();
   }
 });
+
+test('Sage 200: a re-consent by a Sage ID user who reaches none of the sites is refused and revoked; sites and tokens kept', async () => {
+  const tenantId = uniqueName('s2take');
+  const owner = h.sim.admin.createUser({ provider: 'sage-200' });
+  h.sim.admin.nextConsent({ provider: 'sage-200', userId: owner.id });
+  assert.equal((await h.consent(tenantId, 'sage-200')).status, 200);
+  const before = await h.status(tenantId, 'sage-200');
+  const intruder = h.sim.admin.createUser({ provider: 'sage-200' });
+  h.sim.admin.nextConsent({ provider: 'sage-200', userId: intruder.id });
+  const res = await h.consent(tenantId, 'sage-200');
+  assert.equal(res.status, 403, res.body);
+  assert.match(res.body, /reconsent_no_partitions/);
+  const st = await h.status(tenantId, 'sage-200');
+  assert.equal(st.state, 'connected');
+  assert.equal(st.tokenVersion, before.tokenVersion);
+  assert.deepEqual(st.partitions, before.partitions);
+  assert.equal(st.lastReconsent?.outcome, 'refused');
+  assert.ok(h.sim.admin.grants('sage-200', intruder.id).grants.every((g) => g.revoked), 'the refused Sage ID grant is revoked');
+  assert.ok(h.sim.admin.grants('sage-200', owner.id).grants.every((g) => !g.revoked));
+});
