@@ -348,6 +348,10 @@ describe('issue 12: re-consent safety (item 7)', () => {
     assert.equal(led.reason, 'partition_not_found');
     assert.match(led.lastError ?? '', /b2.*lead business changed/);
   });
+  test('a connection made before the Sage user was recorded learns it on its next check', () => {
+    const legacy = { ...connected(), sageUserId: null };
+    assert.equal(M.connectionTested(legacy, test0(['b1'], 'user-a'), T0).state.sageUserId, 'user-a');
+  });
   test('a first consent (no partitions yet) needs no check', () => {
     assert.equal(M.needsReconsentCheck(base()), false);
   });

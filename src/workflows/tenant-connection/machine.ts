@@ -441,7 +441,9 @@ export function connectionTested(s: MachineState, r: ConnectionTestResult, now: 
       : leadChanged
         ? `lead business changed from ${previousLead} to ${r.leadBusinessId}`
         : s.lastError;
-  const next: MachineState = { ...s, partitions, connection, lastError, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
+  // A connection made before the Sage user was recorded learns it on its next check (the grant is the same one).
+  const sageUserId = s.sageUserId ?? r.sageUserId ?? null;
+  const next: MachineState = { ...s, partitions, connection, lastError, sageUserId, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
   return withCommands(next, { type: 'mirror' });
 }
 
