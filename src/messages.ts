@@ -73,7 +73,8 @@ export const PartitionSyncSummarySchema = z
     // Long error texts are cut rather than refused: the summary is still worth showing.
     error: z.string().transform((e) => (e.length > 1_000 ? `${e.slice(0, 1_000)}…` : e)).optional(),
   })
-  .strict();
+  // Unknown keys are stripped, not refused: a sync that reports more counts later still updates lastSync.
+  .strip();
 export const SyncReportInput = z.object({ partitionId: z.string().min(1).max(256), summary: PartitionSyncSummarySchema }).strict();
 export type SyncReportInput = z.infer<typeof SyncReportInput>;
 
