@@ -22,15 +22,16 @@ export const TenantConnectionInput = z
     tenantId: TenantId,
     provider: Provider,
     sync: z.object({ intervalMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60) }).strict().default({ intervalMinutes: 60 }),
-    businessIds: z.array(z.string().min(1)).optional(),
+    // Bounded like the state they end up in (carried across continue-as-new and validated there again).
+    businessIds: z.array(z.string().min(1).max(256)).max(1_000).optional(),
     sage200: z
       .object({
         edition: z.enum(['sage200', 'sage200extra']).default('sage200extra'),
-        sites: z.array(z.object({ siteId: z.string().min(1).optional(), companyId: z.string().min(1).optional() }).strict()).optional(),
+        sites: z.array(z.object({ siteId: z.string().min(1).max(256).optional(), companyId: z.string().min(1).max(256).optional() }).strict()).max(1_000).optional(),
       })
       .strict()
       .optional(),
-    notifyWebhookUrl: z.url().optional(),
+    notifyWebhookUrl: z.url().max(2_048).optional(),
   })
   .strict();
 export type TenantConnectionInput = z.input<typeof TenantConnectionInput>;
@@ -60,6 +61,39 @@ export interface PartitionSyncSummary {
   reason?: string;
 }
 
+/** Validates `syncReport` payloads (a signal is input: bounded strings and counts). */
+export const PartitionSyncSummarySchema = z
+  .object({
+    finishedAt: z.string().max(64),
+    status: z.enum(['succeeded', 'failed', 'skipped']),
+    mode: z.enum(['incremental', 'full']),
+    fetched: z.number().int().min(0),
+    upserted: z.number().int().min(0),
+    modified: z.number().int().min(0),
+    deleted: z.number().int().min(0),
+    quarantined: z.number().int().min(0),
+    // Long error texts are cut rather than refused: the summary is still worth showing.
+    error: z.string().transform((e) => (e.length > 1_000 ? `${e.slice(0, 1_000)}…` : e)).optional(),
+  })
+  // Unknown keys are stripped, not refused: a sync that reports more counts later still updates lastSync.
+  .strip();
+export const SyncReportInput = z.object({ partitionId: z.string().min(1).max(256), summary: PartitionSyncSummarySchema }).strict();
+export type SyncReportInput = z.infer<typeof SyncReportInput>;
+
+/**
+ * The last re-consent of a connection that already had partitions. `userChanged`: a different Sage user granted it
+ * (known when Sage names the user). `unreachablePartitions`: the connection's partitions the new grant does not reach.
+ */
+export interface ReconsentRecord {
+  at: string;
+  outcome: 'accepted' | 'refused';
+  reason: string | null;
+  previousSageUserId: string | null;
+  sageUserId: string | null;
+  userChanged: boolean;
+  unreachablePartitions: string[];
+}
+
 /** Result of the `status` query. Never contains a secret. Dates are ISO strings. */
 export interface ConnectionStatus {
   tenantId: string;
@@ -79,6 +113,10 @@ export interface ConnectionStatus {
   connection?: { available: boolean; reason: string | null; checkedAt: string; leadBusinessId?: string | null } | null;
   /** When the workflow next wakes on its own (keep-alive refresh, consent URL renewal); null when it only waits. */
   nextWakeAt?: string | null;
+  /** The Sage user who granted the current consent, when Sage names it (Sage Accounting). */
+  sageUserId?: string | null;
+  /** The last re-consent of a connection that already had partitions (accepted or refused, by which user). */
+  lastReconsent?: ReconsentRecord | null;
 }
 
 export const CompleteAuthorizationInput = z.object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() }).strict();
@@ -104,7 +142,7 @@ export const getAccessTokenUpdate = defineUpdate<AccessTokenLease, [GetAccessTok
 export const syncNowSignal = defineSignal<[SyncNowInput]>('syncNow');
 export const disconnectSignal = defineSignal<[DisconnectInput]>('disconnect');
 /** Internal: a finished sync run reports its per-partition summary to the connection so `status.lastSync` is current. */
-export const syncReportSignal = defineSignal<[{ partitionId: string; summary: PartitionSyncSummary }]>('syncReport');
+export const syncReportSignal = defineSignal<[SyncReportInput]>('syncReport');
 
 /**
  * Internal (web → workflow): mints a fresh consent URL with a new single-use `state` (the `/connect` route calls it so
@@ -127,6 +165,11 @@ export type SyncCustomersInput = z.infer<typeof SyncCustomersInput>;
 export const ErrorTypes = {
   InvalidInput: 'InvalidInput',
   ReauthorizationRequired: 'ReauthorizationRequired',
+  /**
+   * `completeAuthorization` refused a re-consent (details[0] = `{ reason }`, e.g. `reconsent_no_partitions`): the new
+   * grant was revoked at Sage and the connection kept its previous grant, tokens and partitions.
+   */
+  ReconsentRefused: 'ReconsentRefused',
 } as const;
 
 /** Turns a zod error into one line that names each bad field. */

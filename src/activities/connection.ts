@@ -10,7 +10,9 @@ import { listSageAccountingBusinesses } from '../providers/sage-accounting/parti
 import { listSage200Sites } from '../providers/sage200/partitions.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { mintState } from '../tokens/oauth-state.js';
-import { openTokens, readTokenDoc } from '../tokens/store.js';
+import { openCandidate, readConsentDoc } from '../tokens/consent-store.js';
+import { openTokens } from '../tokens/store.js';
+import { resolveApiUrl } from '../providers/sage-accounting/api.js';
 import type { ConnectionMirror, ConnectionTestResult } from '../workflows/tenant-connection/machine.js';
 import type { ActivityDeps } from './deps.js';
 
@@ -19,6 +21,20 @@ export function createConnectionActivities(deps: ActivityDeps) {
   let http: SageHttp | undefined;
   const sageHttp = () => (http ??= createSageHttp({ maxConcurrency: 10, retries: 2, timeoutMs: 20_000 }));
 
+  /** `GET /user` (Sage Accounting core API): the id of the user the token belongs to; null when it cannot be read. */
+  async function sageAccountingUserId(accessToken: string): Promise<string | null> {
+    try {
+      const { body } = await sageHttp().getJson<unknown>('sage-accounting', resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/user').toString(), {
+        headers: { authorization: `Bearer ${accessToken}` },
+      });
+      const id = (body as { id?: unknown } | null)?.id;
+      return typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : null;
+    } catch (err) {
+      log.warn({ err }, 'could not read the Sage user of a grant');
+      return null;
+    }
+  }
+
   return {
     async mintConsent(p: { workflowId: string; provider: Provider; country?: string | null; ttlMs: number }): Promise<{ nonce: string; expiresAt: number; url: string }> {
       const minted = mintState(config, p.workflowId, p.ttlMs);
@@ -26,15 +42,20 @@ export function createConnectionActivities(deps: ActivityDeps) {
       return { nonce: minted.nonce, expiresAt: minted.expiresAt, url };
     },
 
-    /** Lists what the consent reaches. Never throws: a failed test is a result the workflow records. */
-    async testConnection(p: { workflowId: string; provider: Provider; edition?: string }): Promise<ConnectionTestResult> {
+    /**
+     * Lists what the consent reaches (`candidate`: the staged re-consent's grant, not the current one) and, for Sage
+     * Accounting, which Sage user it belongs to. Never throws: a failed test is a result the workflow records.
+     */
+    async testConnection(p: { workflowId: string; provider: Provider; edition?: string; candidate?: boolean }): Promise<ConnectionTestResult> {
       try {
-        const doc = await readTokenDoc(mongo, p.workflowId);
+        const doc = await readConsentDoc(mongo, p.workflowId);
         if (!doc) return { ok: false, available: [], leadBusinessId: null, error: 'no stored tokens' };
-        const { accessToken } = openTokens(keyRingFromConfig(config), doc);
+        const ring = keyRingFromConfig(config);
+        if (p.candidate && !doc.consentCandidate) return { ok: false, available: [], leadBusinessId: null, error: 'no staged re-consent' };
+        const { accessToken } = p.candidate && doc.consentCandidate ? openCandidate(ring, p.workflowId, doc.consentCandidate) : openTokens(ring, doc);
         if (p.provider === 'sage-accounting') {
           const r = await listSageAccountingBusinesses(sageHttp(), config, accessToken);
-          return { ok: true, available: r.businesses, leadBusinessId: r.leadBusinessId };
+          return { ok: true, available: r.businesses, leadBusinessId: r.leadBusinessId, sageUserId: await sageAccountingUserId(accessToken) };
         }
         const sites: Partition[] = await listSage200Sites(sageHttp(), config, accessToken, p.edition);
         return { ok: true, available: sites, leadBusinessId: null };

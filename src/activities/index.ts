@@ -1,4 +1,5 @@
 import { createConnectionActivities } from './connection.js';
+import { createConsentActivities } from './consent.js';
 import type { ActivityDeps } from './deps.js';
 import { createNotifyActivities } from './notify.js';
 import { createScheduleActivities } from './schedule.js';
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSmokeActivities(deps),
     ...createScheduleActivities(deps),
     ...createTokenActivities(deps),
+    ...createConsentActivities(deps),
     ...createConnectionActivities(deps),
     ...createNotifyActivities(deps),
     ...createSyncActivities(deps),

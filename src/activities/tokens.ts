@@ -1,5 +1,5 @@
 /**
- * Token activities: code exchange, crash-safe refresh, revoke, delete. The workflow decides *when*; these decide *how*,
+ * Token activities: crash-safe refresh, revoke, delete (the code exchange is in `consent.ts`). The workflow decides *when*; these decide *how*,
  * with the token store as the source of truth:
  *
  * - A refresh is idempotent per source version. If the store already holds a newer version (an earlier attempt stored
@@ -35,7 +35,6 @@ import {
   readTokenDoc,
   releaseRefreshLease,
   sealCarriedAnswer,
-  storeConsentTokens,
   type CarriedAnswer,
   type PreviousRefresh,
   type RefreshLease,
@@ -220,21 +219,6 @@ export function createTokenActivities(deps: ActivityDeps) {
   }
 
   return {
-    async exchangeAuthorizationCode(p: { workflowId: string; tenantId: string; provider: Provider; code: string }): Promise<TokenMeta> {
-      let tokens: TokenSet;
-      try {
-        tokens = await oauthFor(p.provider).exchangeCode(config, { code: p.code });
-      } catch (err) {
-        if (err instanceof SageOAuthError) throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
-        throw toActivityFailure(err);
-      }
-      const doc = await storeConsentTokens(mongo, ring, { id: p.workflowId, tenantId: p.tenantId, provider: p.provider, tokens });
-      crashPoint(config, 'exchange:after-store');
-      await mirrorTokenTimes(doc, doc.obtainedAt);
-      log.info({ workflowId: p.workflowId, version: doc.version }, 'authorization code exchanged');
-      return metaOf(doc);
-    },
-
     async refreshAccessToken(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the start-to-close timeout; the
       // retry on another worker then finds the lease, the stored version, or (in the details) Sage's sealed answer.

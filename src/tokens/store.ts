@@ -147,35 +147,7 @@ function fieldsFor(ring: KeyRing, id: string, version: number, set: TokenSet, pr
   };
 }
 
-/**
- * Stores the tokens of a fresh consent as the next version (after whatever is stored, so versions only grow across
- * re-consents). Compare-and-set on the version read; retried on a lost race.
- */
-export async function storeConsentTokens(
-  mongo: Mongo,
-  ring: KeyRing,
-  p: { id: string; tenantId: string; provider: Provider; tokens: TokenSet; now?: Date },
-): Promise<TokenDoc> {
-  const coll = tokensCollection(mongo);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const now = p.now ?? new Date();
-    const existing = await coll.findOne({ _id: p.id });
-    const version = (existing?.version ?? 0) + 1;
-    const doc: TokenDoc = { _id: p.id, tenantId: p.tenantId, provider: p.provider, ...fieldsFor(ring, p.id, version, p.tokens, null, now) };
-    if (!existing) {
-      try {
-        await coll.insertOne(doc);
-        return doc;
-      } catch (err) {
-        if (err instanceof MongoServerError && err.code === 11000) continue; // someone inserted first: read again
-        throw err;
-      }
-    }
-    const res = await coll.updateOne({ _id: p.id, version: existing.version }, { $set: doc });
-    if (res.matchedCount === 1) return doc;
-  }
-  throw new TokenStoreConflictError(`token document ${p.id} kept changing while storing consent tokens`);
-}
+// Consent writes (code exchange, staged re-consent) live in `consent-store.ts`.
 
 /**
  * Takes the refresh lease on `fromVersion` if it is free as seen in `seen` (compare-and-set on the version and the

@@ -3,6 +3,9 @@
  * grant, re-consent, a syncReport, continue-as-new and disconnect; plus one that failed on bad input.
  * Run when the workflow changes on purpose: `node --import tsx test/helpers/record-token-histories.ts`
  * (needs the local Temporal + MongoDB-wire servers). Payloads stay encrypted with the fixed test key.
+ * `RECORD_AS=tenant-connection-<name>` records beside the existing files instead of over them, so histories of older
+ * workflow code keep being replayed too (e.g. `tenant-connection-reconsent-*`: the staged re-consent path).
+ * `RECORD_BAD_INPUT=0` skips the bad-input history.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +18,8 @@ import { tenantConnection } from '../../src/workflows/index.js';
 import { tokenHarness } from './token-harness.js';
 
 const out = path.join(import.meta.dirname, '..', 'histories');
+const prefix = process.env.RECORD_AS ?? 'tenant-connection';
+if (!prefix.startsWith('tenant-connection')) throw new Error('RECORD_AS must start with tenant-connection (the replay test picks files by that prefix)');
 /**
  * Saved as JSON wrapping the binary History protobuf (base64). Why not the CLI's proto-JSON: with SDK 1.24.0,
  * `historyFromJSON` mixes protobufjs 8 (its protojson ext) with @temporalio/proto's protobufjs 7 types and throws
@@ -59,16 +64,19 @@ try {
   if (!runs.some((r) => r.runId === firstRunId)) console.warn('visibility does not list the first run yet');
   let n = 0;
   for (const { runId } of runs) {
-    writeFileSync(path.join(out, `tenant-connection-run${++n}.json`), await show(id, runId));
+    writeFileSync(path.join(out, `${prefix}-run${++n}.json`), await show(id, runId));
   }
-  const badTenant = `replay-bad-${Date.now().toString(36)}`;
-  const badId = connectionWorkflowId('sage-200', badTenant);
-  await h.stack.client.workflow
-    .execute(tenantConnection, { workflowId: badId, taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId: badTenant, provider: 'sage-200', sync: { intervalMinutes: -1 } }] })
-    .catch(() => {});
-  const badRun = (await h.stack.client.workflow.getHandle(badId).describe()).runId;
-  writeFileSync(path.join(out, 'tenant-connection-bad-input.json'), await show(badId, badRun));
-  console.log(`recorded ${n + 1} histories into ${out}`);
+  if (process.env.RECORD_BAD_INPUT !== '0') {
+    const badTenant = `replay-bad-${Date.now().toString(36)}`;
+    const badId = connectionWorkflowId('sage-200', badTenant);
+    await h.stack.client.workflow
+      .execute(tenantConnection, { workflowId: badId, taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId: badTenant, provider: 'sage-200', sync: { intervalMinutes: -1 } }] })
+      .catch(() => {});
+    const badRun = (await h.stack.client.workflow.getHandle(badId).describe()).runId;
+    writeFileSync(path.join(out, `${prefix}-bad-input.json`), await show(badId, badRun));
+    n++;
+  }
+  console.log(`recorded ${n} histories into ${out}`);
 } finally {
   await h.close();
 }

@@ -6,11 +6,12 @@ import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, statusQuery, syncScheduleId } from '../../src/messages.js';
+import { connectionWorkflowId, disconnectSignal, statusQuery, syncScheduleId } from '../../src/messages.js';
+import { acquireAccessToken } from '../../src/tokens/access.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
 import { tenantConnection } from '../../src/workflows/index.js';
 import { uniqueName } from '../helpers/env.js';
-import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
+import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 
 let h: TokenHarness;
 before(async () => {
@@ -149,4 +150,182 @@ test('bad input and a non-canonical workflow id fail the workflow at once with a
     assert.match(err.cause.message, /sage-connection:sage-200:acme/);
     return true;
   });
+});
+
+// --- issue 12 -----------------------------------------------------------------------------------------------------
+
+/** A Sage user of the simulator, and a consent of `tenantId` by that user through the real routes. */
+function sageUser() {
+  return h.sim.admin.createUser({ provider: 'sage-accounting' });
+}
+async function consentAs(tenantId: string, userId: string) {
+  h.sim.admin.nextConsent({ provider: 'sage-accounting', userId });
+  return h.consent(tenantId, 'sage-accounting');
+}
+
+test('re-consent whose new grant reaches none of the partitions: refused (4xx naming the reason), revoked at Sage, previous grant, tokens and partitions kept', async () => {
+  const tenantId = uniqueName('takeover');
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  const owner = sageUser();
+  assert.equal((await consentAs(tenantId, owner.id)).status, 200);
+  const before = await h.status(tenantId, 'sage-accounting');
+  assert.equal(before.sageUserId, owner.uuid, 'the granting Sage user is recorded');
+
+  // Someone else consents with their own Sage account (their own businesses only).
+  const intruder = sageUser();
+  const res = await consentAs(tenantId, intruder.id);
+  assert.equal(res.status, 403, res.body);
+  assert.match(res.body, /reconsent_no_partitions/);
+
+  const st = await h.status(tenantId, 'sage-accounting');
+  assert.equal(st.state, 'connected');
+  assert.equal(st.tokenVersion, before.tokenVersion, 'the new tokens never became the current version');
+  assert.deepEqual(st.partitions, before.partitions);
+  assert.equal(st.sageUserId, owner.uuid);
+  assert.equal(st.lastReconsent?.outcome, 'refused');
+  assert.equal(st.lastReconsent?.reason, 'reconsent_no_partitions');
+  assert.equal(st.lastReconsent?.userChanged, true);
+  assert.equal(st.lastReconsent?.sageUserId, intruder.uuid);
+  assert.deepEqual([...(st.lastReconsent?.unreachablePartitions ?? [])].sort(), before.partitions.map((p) => p.id).sort());
+
+  // Revoked at Sage: the intruder's grant is dead, the owner's is live.
+  const intruderGrants = h.sim.admin.grants('sage-accounting', intruder.id).grants;
+  assert.equal(intruderGrants.length, 1);
+  assert.equal(intruderGrants[0]!.revoked, true, 'the refused grant is revoked at Sage');
+  assert.ok(h.sim.admin.grants('sage-accounting', owner.id).grants.every((g) => !g.revoked));
+  const tok = await h.stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: id } as never);
+  assert.equal(tok?.version, before.tokenVersion);
+  assert.equal(tok?.consentCandidate ?? null, null, 'the staged grant is dropped');
+  const conn = await h.stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+  assert.equal(conn?.lastReconsent?.outcome, 'refused');
+  assert.equal(conn?.lastReconsent?.userChanged, true);
+  assert.equal(conn?.state, 'connected');
+
+  // The previous grant keeps working: a refresh rotates it.
+  const lease = await acquireAccessToken({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config }, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: before.tokenVersion! });
+  assert.equal(lease.tokenVersion, before.tokenVersion! + 1);
+});
+
+test('re-consent reaching only some partitions is accepted and reports the others; a different Sage user is recorded in status and connections', async () => {
+  const tenantId = uniqueName('partial');
+  const id = connectionWorkflowId('sage-accounting', tenantId);
+  const owner = sageUser();
+  assert.equal((await consentAs(tenantId, owner.id)).status, 200);
+  const before = await h.status(tenantId, 'sage-accounting');
+  assert.ok(before.partitions.length >= 2);
+  // A colleague invited to the first business only (simulator state edited in-process: an invited user).
+  const colleague = sageUser();
+  const shared = before.partitions[0]!.id;
+  h.sim.state.user(colleague.id).partitionIds.push(shared);
+  const res = await consentAs(tenantId, colleague.id);
+  assert.equal(res.status, 200, res.body);
+
+  const st = await h.status(tenantId, 'sage-accounting');
+  assert.equal(st.state, 'connected');
+  assert.equal(st.tokenVersion, before.tokenVersion! + 1);
+  assert.equal(st.reason, 'partition_not_found');
+  const others = before.partitions.slice(1).map((p) => p.id);
+  for (const p of others) assert.ok(st.lastError?.includes(p), `unreachable ${p} reported: ${st.lastError}`);
+  assert.ok(st.partitions.some((p) => p.id === shared));
+  assert.equal(st.sageUserId, colleague.uuid);
+  assert.deepEqual(st.lastReconsent && { ...st.lastReconsent, at: 'x' }, {
+    at: 'x',
+    outcome: 'accepted',
+    reason: 'partition_not_found',
+    previousSageUserId: owner.uuid,
+    sageUserId: colleague.uuid,
+    userChanged: true,
+    unreachablePartitions: others,
+  });
+  const conn = await h.stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+  assert.equal(conn?.sageUserId, colleague.uuid);
+  assert.equal(conn?.lastReconsent?.userChanged, true);
+  assert.deepEqual(conn?.lastReconsent?.unreachablePartitions, others);
+});
+
+test('Temporal UI: current details show state, reason and, while awaiting consent, the consent link; updated on connect', async () => {
+  const tenantId = uniqueName('ui');
+  const id = await h.start({ tenantId, provider: 'sage-accounting' });
+  const handle = h.stack.client.workflow.getHandle(id);
+  const awaiting = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.authorizationUrl !== null);
+  const meta = async () => (await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+  const d1 = await meta();
+  assert.match(d1, /awaiting_authorization/);
+  assert.match(d1, /awaiting_consent/);
+  assert.ok(d1.includes(awaiting.authorizationUrl!), 'the consent link is in the details');
+  assert.equal((await h.callback(await h.followConsent(awaiting.authorizationUrl!))).status, 200);
+  const d2 = await meta();
+  assert.match(d2, /`connected`/);
+  assert.ok(!d2.includes(awaiting.authorizationUrl!), 'no stale link once connected');
+});
+
+// Before the fix the workflow task failed forever (the run never ended): the timeout turns that into a failure.
+test('carried state is input too: a malformed __carried fails the workflow at once with InvalidInput naming it', { timeout: 60_000 }, async (t) => {
+  const tenantId = uniqueName('carried');
+  t.after(() => h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId)).terminate('test over').catch(() => {}));
+  const run = h.stack.client.workflow.execute(tenantConnection, {
+    workflowId: connectionWorkflowId('sage-accounting', tenantId),
+    taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider: 'sage-accounting', __carried: {} } as never],
+    workflowTaskTimeout: '5s',
+  });
+  await assert.rejects(run, (err: unknown) => {
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, 'InvalidInput');
+    assert.match(err.cause.message, /__carried/);
+    return true;
+  });
+});
+
+test('event ids are never reused: the first reauthorization alert after disconnect + restart under the same id gets a new id', async () => {
+  const hook = await webhookReceiver();
+  try {
+    const tenantId = uniqueName('evid');
+    const id = connectionWorkflowId('sage-accounting', tenantId);
+    const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
+    const alerts = () => hook.received.map((r) => JSON.parse(r.body) as { id: string; type: string; workflowId: string }).filter((e) => e.workflowId === id && e.type === 'connection.reauthorization_required');
+    async function connectThenLoseGrant(): Promise<void> {
+      const owner = sageUser();
+      await h.start({ tenantId, provider: 'sage-accounting', notifyWebhookUrl: hook.url });
+      assert.equal((await consentAs(tenantId, owner.id)).status, 200);
+      const n = alerts().length;
+      h.sim.admin.revoke({ provider: 'sage-accounting', userId: owner.id });
+      const v = (await h.status(tenantId, 'sage-accounting')).tokenVersion!;
+      await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(() => {});
+      const deadline = Date.now() + 60_000;
+      while (alerts().length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      assert.equal(alerts().length, n + 1, 'one reauthorization alert');
+    }
+    await connectThenLoseGrant();
+    const handle = h.stack.client.workflow.getHandle(id);
+    await handle.signal(disconnectSignal, { revoke: false });
+    await handle.result();
+    await connectThenLoseGrant(); // a closed connection started again under the same workflow id
+    const [first, second] = alerts();
+    assert.ok(first && second);
+    assert.notEqual(second.id, first.id, 'a receiver deduplicating by id would drop the second alert');
+    assert.equal(new Set(hook.received.map((r) => r.headers['x-sage-sync-event-id'])).size, hook.received.length, 'no id delivered twice');
+  } finally {
+    await hook.close();
+  }
+});
+
+test('Sage 200: a re-consent by a Sage ID user who reaches none of the sites is refused and revoked; sites and tokens kept', async () => {
+  const tenantId = uniqueName('s2take');
+  const owner = h.sim.admin.createUser({ provider: 'sage-200' });
+  h.sim.admin.nextConsent({ provider: 'sage-200', userId: owner.id });
+  assert.equal((await h.consent(tenantId, 'sage-200')).status, 200);
+  const before = await h.status(tenantId, 'sage-200');
+  const intruder = h.sim.admin.createUser({ provider: 'sage-200' });
+  h.sim.admin.nextConsent({ provider: 'sage-200', userId: intruder.id });
+  const res = await h.consent(tenantId, 'sage-200');
+  assert.equal(res.status, 403, res.body);
+  assert.match(res.body, /reconsent_no_partitions/);
+  const st = await h.status(tenantId, 'sage-200');
+  assert.equal(st.state, 'connected');
+  assert.equal(st.tokenVersion, before.tokenVersion);
+  assert.deepEqual(st.partitions, before.partitions);
+  assert.equal(st.lastReconsent?.outcome, 'refused');
+  assert.ok(h.sim.admin.grants('sage-200', intruder.id).grants.every((g) => g.revoked), 'the refused Sage ID grant is revoked');
+  assert.ok(h.sim.admin.grants('sage-200', owner.id).grants.every((g) => !g.revoked));
 });

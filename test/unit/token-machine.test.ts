@@ -230,3 +230,142 @@ describe('status never carries a secret and versions only grow', () => {
     assert.ok(!JSON.stringify(st).match(/access_token|refresh_token/));
   });
 });
+
+describe('issue 12: unique event ids (item 4)', () => {
+  test('ids never repeat across a closed-then-restarted workflow with the same id, and stay put across continue-as-new', () => {
+    const input = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting' }, WF, connectionWorkflowId);
+    assert.ok(input.ok);
+    // Two executions chains of the same workflow id (disconnect, then /connect starts it again): different first run ids.
+    const first = M.notificationQueued(M.startingState(input.value, WF, 'run-a'), 'connection.reauthorization_required', T0).event;
+    const second = M.notificationQueued(M.startingState(input.value, WF, 'run-b'), 'connection.reauthorization_required', T0).event;
+    assert.notEqual(first.id, second.id, 'the first alert after a reconnect must not reuse an id that was already delivered');
+    // Continue-as-new carries the state: the next id keeps the prefix and counts on.
+    const q1 = M.notificationQueued(M.startingState(input.value, WF, 'run-a'), 'connection.reauthorization_required', T0);
+    const carried = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: q1.state }, WF, connectionWorkflowId);
+    assert.ok(carried.ok, !carried.ok ? carried.message : '');
+    const next = M.notificationQueued(M.startingState(carried.value, WF, 'run-a'), 'connection.recovered', T0).event;
+    assert.notEqual(next.id, q1.event.id);
+    assert.ok(next.id.startsWith(`${WF}:run-a:`));
+  });
+});
+
+describe('issue 12: carried state is input too (item 6)', () => {
+  test('a malformed __carried is bad input naming the field, not a workflow task that fails forever', () => {
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: {} }, WF, connectionWorkflowId);
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.message : '', /__carried/);
+  });
+  test('a carried state of another connection is refused', () => {
+    const other = { ...connected(), workflowId: 'sage-connection:sage-accounting:evil', tenantId: 'evil' };
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: other }, WF, connectionWorkflowId);
+    assert.equal(r.ok, false);
+  });
+  test('carried state is bounded: an oversized lastSync is refused', () => {
+    const summary = { finishedAt: new Date(T0).toISOString(), status: 'succeeded', mode: 'full', fetched: 0, upserted: 0, modified: 0, deleted: 0, quarantined: 0 } as const;
+    const lastSync = Object.fromEntries(Array.from({ length: M.MAX_PARTITIONS + 1 }, (_, i) => [`p${i}`, summary]));
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastSync } }, WF, connectionWorkflowId);
+    assert.equal(r.ok, false);
+  });
+  test('a valid carried state (also one from before new fields existed) parses', () => {
+    const { sageUserId: _u, lastReconsent: _r, eventIdPrefix: _e, ...old } = connected();
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: old }, WF, connectionWorkflowId);
+    assert.ok(r.ok, !r.ok ? r.message : '');
+  });
+  test('our own long texts are cut, not refused: a carried state always parses in the next run', () => {
+    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastError: 'x'.repeat(50_000) } }, WF, connectionWorkflowId);
+    assert.ok(r.ok, !r.ok ? r.message : '');
+    assert.ok((r.value.__carried?.lastError?.length ?? 0) <= 2_001);
+  });
+  test('syncReport payloads are validated, and a report for an unknown partition does not grow the state', async () => {
+    const { SyncReportInput } = await import('../../src/messages.js');
+    const summary = { finishedAt: new Date(T0).toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };
+    assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary }).success, true);
+    assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary: { ...summary, fetched: 'lots' } }).success, false);
+    assert.equal(SyncReportInput.safeParse({ partitionId: 'x'.repeat(10_000), summary }).success, false);
+    assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary, extra: 1 }).success, false);
+    const s = connected();
+    assert.deepEqual(Object.keys(M.syncReported(s, 'not-a-partition', summary as never).state.lastSync), []);
+    assert.deepEqual(Object.keys(M.syncReported(s, 'b1', summary as never).state.lastSync), ['b1']);
+  });
+});
+
+describe('issue 12: re-consent safety (item 7)', () => {
+  const test0 = (ids: string[], sageUserId: string | null = 'user-a'): M.ConnectionTestResult => ({
+    ok: true,
+    available: ids.map((id) => ({ id, name: id })),
+    leadBusinessId: ids[0] ?? null,
+    sageUserId,
+  });
+  function twoPartitions(): M.MachineState {
+    const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, T0);
+    return M.consentCompleted(s, { token: token(1, T0), country: 'GB', test: test0(['b1', 'b2']), now: T0 }).state;
+  }
+  test('a new grant reaching none of the partitions is refused, state, tokens and partitions kept', () => {
+    const s = twoPartitions();
+    assert.equal(M.needsReconsentCheck(s), true);
+    const v = M.reconsentVerdict(s, test0(['other'], 'user-b'));
+    assert.equal(v.accept, false);
+    assert.ok(!v.accept);
+    assert.equal(v.reason, 'reconsent_no_partitions');
+    const t = M.reconsentRefused(s, { test: test0(['other'], 'user-b'), verdict: v, now: T0 + 1 });
+    assert.equal(t.state.state, 'connected');
+    assert.deepEqual(t.state.token, s.token);
+    assert.deepEqual(t.state.partitions, s.partitions);
+    assert.equal(t.state.sageUserId, 'user-a');
+    assert.equal(t.state.lastReconsent?.outcome, 'refused');
+    assert.equal(t.state.lastReconsent?.userChanged, true);
+    assert.match(M.reconsentRefusalMessage(v, true), /reconsent_no_partitions/);
+    assert.equal(M.toStatus(t.state, T0).lastReconsent?.sageUserId, 'user-b');
+    assert.equal(M.toMirror(t.state).lastReconsent?.outcome, 'refused');
+  });
+  test('a new grant that cannot be checked is refused too (reconsent_unverified)', () => {
+    const v = M.reconsentVerdict(twoPartitions(), { ok: false, available: [], leadBusinessId: null, error: 'boom' });
+    assert.equal(!v.accept && v.reason, 'reconsent_unverified');
+  });
+  test('a new grant reaching only some partitions is accepted and reports the others; a different user is recorded', () => {
+    const s = twoPartitions();
+    const test = test0(['b1'], 'user-b');
+    const v = M.reconsentVerdict(s, test);
+    assert.ok(v.accept);
+    assert.deepEqual(v.unreachable, ['b2']);
+    const next = M.consentCompleted(s, { token: token(2, T0 + 1), country: null, test, now: T0 + 1, reconsent: v }).state;
+    assert.equal(next.state, 'connected');
+    assert.equal(next.reason, 'partition_not_found');
+    assert.match(next.lastError ?? '', /b2/);
+    assert.equal(next.sageUserId, 'user-b');
+    assert.deepEqual(next.lastReconsent, {
+      at: new Date(T0 + 1).toISOString(),
+      outcome: 'accepted',
+      reason: 'partition_not_found',
+      previousSageUserId: 'user-a',
+      sageUserId: 'user-b',
+      userChanged: true,
+      unreachablePartitions: ['b2'],
+    });
+    assert.equal(M.toMirror(next).sageUserId, 'user-b');
+    // The colleague's lead business differs too: unreachable partitions still decide the reason.
+    const led = M.consentCompleted(s, { token: token(2, T0 + 1), country: null, test: { ...test, leadBusinessId: 'elsewhere' }, now: T0 + 1, reconsent: v }).state;
+    assert.equal(led.reason, 'partition_not_found');
+    assert.match(led.lastError ?? '', /b2.*lead business changed/);
+  });
+  test('a connection made before the Sage user was recorded learns it on its next check', () => {
+    const legacy = { ...connected(), sageUserId: null };
+    assert.equal(M.connectionTested(legacy, test0(['b1'], 'user-a'), T0).state.sageUserId, 'user-a');
+  });
+  test('a first consent (no partitions yet) needs no check', () => {
+    assert.equal(M.needsReconsentCheck(base()), false);
+  });
+});
+
+describe('issue 12: Temporal UI current details', () => {
+  test('state, reason and, while awaiting consent, the consent link', () => {
+    const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, T0);
+    const d = M.currentDetails(s, T0);
+    assert.match(d, /awaiting_authorization/);
+    assert.match(d, /awaiting_consent/);
+    assert.ok(d.includes('https://sage/x?state=a.n1.b.c'));
+    const c = M.currentDetails(connected(), T0);
+    assert.match(c, /`connected`/);
+    assert.ok(!c.includes('https://sage/x'), 'no consent link once connected');
+  });
+});

@@ -104,6 +104,11 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
         if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+          // [workflow engineer, issue 12 item 7 — minimal edit] a refused re-consent: 403 naming the reason (contract §5).
+          if (err.cause.type === 'ReconsentRefused') {
+            const reason = (err.cause.details?.[0] as { reason?: string } | undefined)?.reason ?? null;
+            return page(reply, 403, 'Re-consent refused', html`<p>Reason: <code>${reasonText(reason)}</code></p><p>${err.cause.message}.</p>`);
+          }
           const retry = err.cause.type === 'RetryLater';
           return page(reply, retry ? 409 : 400, retry ? 'Busy' : 'Invalid or used link', html`<p>${err.cause.message}. Nothing was changed.</p>`);
         }

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import {
   describeZodError,
+  PartitionSyncSummarySchema,
   TenantConnectionInput,
   type AccessTokenLease,
   type ConnectionState,
@@ -17,6 +18,7 @@ import {
   type Partition,
   type PartitionSyncSummary,
   type Provider,
+  type ReconsentRecord,
 } from '../../messages.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -60,6 +62,8 @@ export const REASONS = {
   connection_test_failed: 'listing businesses/sites failed; will retry on the next check',
   lead_business_changed: 'the Sage Accounting lead business changed since the last check',
   awaiting_consent: 'waiting for the first consent',
+  reconsent_no_partitions: "a re-consent was refused: the new grant reaches none of the connection's businesses/sites (it was revoked at Sage; the previous grant is kept)",
+  reconsent_unverified: 'a re-consent was refused: what the new grant reaches could not be checked (it was revoked at Sage; try again)',
   disconnected: 'disconnected on request',
 } as const;
 export type Reason = keyof typeof REASONS | `oauth_${string}`;
@@ -130,7 +134,17 @@ export interface MachineState {
   lastSyncAt: string | null;
   schedule: 'none' | 'active' | 'paused';
   notifySeq: number;
+  /**
+   * Prefix of notification event ids: `{workflowId}:{firstExecutionRunId}`. The run id of the chain's first execution is
+   * deterministic (it is in history), stays the same across continue-as-new and differs for a closed-then-restarted
+   * workflow with the same id, so `{prefix}:{seq}` is never reused (contract §5: ids are never reused across reconnects).
+   */
+  eventIdPrefix: string;
   pendingNotifications: NotificationEvent[];
+  /** The Sage user who granted the current consent, when Sage tells us (Sage Accounting: `GET /user`). */
+  sageUserId: string | null;
+  /** The last re-consent of a connection that already had partitions: accepted or refused, same user or not. */
+  lastReconsent: ReconsentRecord | null;
 }
 
 export type Command =
@@ -150,10 +164,97 @@ export interface Transition {
 // ---------------------------------------------------------------------------------------------------------------------
 // Input
 
+// Carried state is input too: a continued run (or anyone who starts the workflow by hand) hands it in, so it is
+// validated like any input, with bounds, instead of being trusted. Fields added later get defaults, so a state carried
+// by an older run still parses.
+const MAX_ID = 256;
+const MAX_TEXT = 2_000;
+export const MAX_PARTITIONS = 1_000;
+export const MAX_PENDING_NOTIFICATIONS = 100;
+const Epoch = z.number().finite();
+const IdText = z.string().max(MAX_ID);
+// Free text we produce ourselves (error messages, Sage's business names) is cut, never refused: a carried state must
+// always parse in the next run, or the connection would fail on its own continue-as-new.
+const ShortText = z.string().transform((t) => (t.length > MAX_TEXT ? `${t.slice(0, MAX_TEXT)}…` : t));
+const PartitionSchema = z.object({ id: z.string().min(1).max(MAX_ID), name: ShortText, siteId: IdText.optional() }).strict();
+const TokenInfoSchema = z
+  .object({
+    version: z.number().int().min(0),
+    accessTokenExpiresAt: Epoch,
+    accessTokenLifetimeSec: z.number().positive(),
+    refreshTokenExpiresAt: Epoch.nullable(),
+    refreshTokenLifetimeSec: z.number().positive().nullable(),
+    obtainedAt: Epoch,
+  })
+  .strict();
+const States = z.enum(['awaiting_authorization', 'connected', 'reauthorization_required', 'disconnected']);
+const NotificationEventSchema = z
+  .object({
+    id: IdText,
+    type: z.enum(['connection.reauthorization_required', 'connection.recovered']),
+    occurredAt: z.string().max(64),
+    tenantId: IdText,
+    provider: z.enum(['sage-accounting', 'sage-200']),
+    workflowId: IdText,
+    state: States,
+    reason: IdText.nullable(),
+    authorizationUrl: z.string().max(8_192).nullable(),
+  })
+  .strict();
+export const ReconsentRecordSchema = z
+  .object({
+    at: z.string().max(64),
+    outcome: z.enum(['accepted', 'refused']),
+    reason: IdText.nullable(),
+    previousSageUserId: IdText.nullable(),
+    sageUserId: IdText.nullable(),
+    userChanged: z.boolean(),
+    unreachablePartitions: z.array(IdText).max(MAX_PARTITIONS),
+  })
+  .strict();
+export const MachineStateSchema = z
+  .object({
+    workflowId: IdText,
+    tenantId: IdText,
+    provider: z.enum(['sage-accounting', 'sage-200']),
+    settings: z
+      .object({
+        intervalMinutes: z.number().int().min(1),
+        businessIds: z.array(IdText).max(MAX_PARTITIONS).optional(),
+        sage200: z
+          .object({ edition: z.enum(['sage200', 'sage200extra']), sites: z.array(z.object({ siteId: IdText.optional(), companyId: IdText.optional() }).strict()).max(MAX_PARTITIONS).optional() })
+          .strict()
+          .optional(),
+        notifyWebhookUrl: z.string().max(2_048).optional(),
+      })
+      .strict(),
+    state: States,
+    reason: IdText.nullable(),
+    lastError: ShortText.nullable(),
+    consents: z.array(z.object({ nonce: IdText, expiresAt: Epoch, url: z.string().max(8_192) }).strict()).max(MAX_OUTSTANDING_CONSENTS),
+    country: z.string().max(16).nullable(),
+    token: TokenInfoSchema.nullable(),
+    lastRefreshAt: Epoch.nullable(),
+    refreshCount: z.number().int().min(0),
+    refreshFailures: z.number().int().min(0),
+    nextRefreshRetryAt: Epoch.nullable(),
+    partitions: z.array(PartitionSchema).max(MAX_PARTITIONS),
+    connection: z.object({ available: z.boolean(), reason: IdText.nullable(), checkedAt: Epoch, leadBusinessId: IdText.nullable() }).strict().nullable(),
+    lastSync: z.record(z.string().min(1).max(MAX_ID), PartitionSyncSummarySchema).refine((r) => Object.keys(r).length <= MAX_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`),
+    lastSyncAt: z.string().max(64).nullable(),
+    schedule: z.enum(['none', 'active', 'paused']),
+    notifySeq: z.number().int().min(0),
+    eventIdPrefix: IdText.optional(),
+    pendingNotifications: z.array(NotificationEventSchema).max(MAX_PENDING_NOTIFICATIONS),
+    sageUserId: IdText.nullable().default(null),
+    lastReconsent: ReconsentRecordSchema.nullable().default(null),
+  })
+  .strict();
+
 /** Internal fields a continued run (or a test) passes beside the public input. */
 export const WorkflowArgs = TenantConnectionInput.extend({
-  /** State carried across continue-as-new. */
-  __carried: z.unknown().optional(),
+  /** State carried across continue-as-new: validated and bounded like the rest of the input. */
+  __carried: MachineStateSchema.optional(),
   /** Test knob: continue-as-new once history is longer than this. */
   __maxHistoryEvents: z.number().int().min(50).optional(),
 });
@@ -168,10 +269,22 @@ export function parseInput(raw: unknown, workflowId: string, expectedId: (p: Pro
   if (workflowId !== want) {
     return { ok: false, message: `workflowId: this connection must run under the workflow id "${want}" (started as "${workflowId}")` };
   }
+  const c = parsed.data.__carried;
+  if (c && (c.workflowId !== workflowId || c.tenantId !== parsed.data.tenantId || c.provider !== parsed.data.provider)) {
+    return { ok: false, message: 'invalid tenantConnection input: __carried: belongs to another connection' };
+  }
   return { ok: true, value: parsed.data };
 }
 
-export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: string): MachineState {
+/** The state to start from: the carried one (validated by `parseInput`) or a fresh one. */
+export function startingState(input: z.output<typeof WorkflowArgs>, workflowId: string, firstExecutionRunId: string): MachineState {
+  const eventIdPrefix = `${workflowId}:${firstExecutionRunId}`;
+  if (!input.__carried) return initialState(input, workflowId, eventIdPrefix);
+  // A state carried by a run older than eventIdPrefix: same chain, so the same prefix (its seq keeps counting).
+  return { ...input.__carried, eventIdPrefix: input.__carried.eventIdPrefix ?? eventIdPrefix };
+}
+
+export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: string, eventIdPrefix = workflowId): MachineState {
   return {
     workflowId,
     tenantId: input.tenantId,
@@ -198,7 +311,10 @@ export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: s
     lastSyncAt: null,
     schedule: 'none',
     notifySeq: 0,
+    eventIdPrefix,
     pendingNotifications: [],
+    sageUserId: null,
+    lastReconsent: null,
   };
 }
 
@@ -304,6 +420,8 @@ export interface ConnectionTestResult {
   available: Partition[];
   leadBusinessId: string | null;
   error?: string;
+  /** The Sage user the tested grant belongs to, when Sage names it (Sage Accounting `GET /user`); else absent/null. */
+  sageUserId?: string | null;
 }
 
 /** Records a connection test: partitions (selection ∩ reachable, else all), availability, lead-business drift. */
@@ -323,7 +441,9 @@ export function connectionTested(s: MachineState, r: ConnectionTestResult, now: 
       : leadChanged
         ? `lead business changed from ${previousLead} to ${r.leadBusinessId}`
         : s.lastError;
-  const next: MachineState = { ...s, partitions, connection, lastError, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
+  // A connection made before the Sage user was recorded learns it on its next check (the grant is the same one).
+  const sageUserId = s.sageUserId ?? r.sageUserId ?? null;
+  const next: MachineState = { ...s, partitions, connection, lastError, sageUserId, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
   return withCommands(next, { type: 'mirror' });
 }
 
@@ -333,8 +453,61 @@ export function applyTokenMeta(s: MachineState, t: TokenInfo): MachineState {
   return { ...s, token: t };
 }
 
+// ---------------------------------------------------------------------------------------------------------------------
+// Re-consent safety: a new grant replaces the current one only once we know it reaches the connection's partitions.
+
+export type ReconsentVerdict =
+  | { accept: true; unreachable: string[] }
+  | { accept: false; reason: 'reconsent_no_partitions' | 'reconsent_unverified'; unreachable: string[] };
+
+/** Whether the consent just exchanged must be checked against the partitions before it replaces the current grant. */
+export const needsReconsentCheck = (s: MachineState): boolean => s.partitions.length > 0;
+
+/** Does the new grant (tested with its own access token) reach the connection's partitions? None → refuse. */
+export function reconsentVerdict(s: MachineState, test: ConnectionTestResult): ReconsentVerdict {
+  const previous = s.partitions.map((p) => p.id);
+  if (!test.ok) return { accept: false, reason: 'reconsent_unverified', unreachable: previous };
+  const reachable = new Set(test.available.map((p) => p.id));
+  const unreachable = previous.filter((id) => !reachable.has(id));
+  if (unreachable.length === previous.length) return { accept: false, reason: 'reconsent_no_partitions', unreachable };
+  return { accept: true, unreachable };
+}
+
+function reconsentRecord(s: MachineState, test: ConnectionTestResult, v: ReconsentVerdict, now: number): ReconsentRecord {
+  const sageUserId = test.sageUserId ?? null;
+  return {
+    at: new Date(now).toISOString(),
+    outcome: v.accept ? 'accepted' : 'refused',
+    reason: v.accept ? (v.unreachable.length ? 'partition_not_found' : null) : v.reason,
+    previousSageUserId: s.sageUserId,
+    sageUserId,
+    userChanged: s.sageUserId !== null && sageUserId !== null && s.sageUserId !== sageUserId,
+    unreachablePartitions: v.unreachable,
+  };
+}
+
+/** Human text of a refusal (the callback page and `lastError`); names the reason code. */
+export function reconsentRefusalMessage(v: Extract<ReconsentVerdict, { accept: false }>, userChanged: boolean): string {
+  const who = userChanged ? ' (granted by a different Sage user)' : '';
+  return `re-consent refused (${v.reason})${who}: the new grant reaches none of the connection's partitions (${v.unreachable.join(', ')}); it was revoked at Sage and the connection keeps its previous grant`;
+}
+
+/**
+ * A re-consent was refused (its grant already revoked at Sage): grant, tokens, partitions and state stay as they were;
+ * the refusal is recorded. A connection still waiting for reauthorization gets a fresh consent URL (the state is used).
+ */
+export function reconsentRefused(s: MachineState, p: { test: ConnectionTestResult; verdict: Extract<ReconsentVerdict, { accept: false }>; now: number }): Transition {
+  const record = reconsentRecord(s, p.test, p.verdict, p.now);
+  const next: MachineState = { ...s, lastReconsent: record, lastError: reconsentRefusalMessage(p.verdict, record.userChanged) };
+  if (s.state === 'connected') return withCommands(next, { type: 'mirror' });
+  return withCommands(next, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
+}
+
 /** The code was exchanged and stored; the connection test result comes with it. Re-consent keeps partitions and sync state. */
-export function consentCompleted(s: MachineState, p: { token: TokenInfo; country: string | null; test: ConnectionTestResult; now: number }): Transition {
+export function consentCompleted(
+  s: MachineState,
+  p: { token: TokenInfo; country: string | null; test: ConnectionTestResult; now: number; reconsent?: Extract<ReconsentVerdict, { accept: true }> },
+): Transition {
   const wasReauth = s.state === 'reauthorization_required';
   let next: MachineState = {
     ...applyTokenMeta(s, p.token),
@@ -348,7 +521,18 @@ export function consentCompleted(s: MachineState, p: { token: TokenInfo; country
     consents: [],
   };
   const tested = connectionTested(next, p.test, p.now);
-  next = tested.state;
+  next = { ...tested.state, sageUserId: p.test.sageUserId ?? s.sageUserId };
+  if (p.reconsent) {
+    const record = reconsentRecord(s, p.test, p.reconsent, p.now);
+    next = { ...next, lastReconsent: record };
+    // Report the connection's partitions this grant does not reach (the others keep syncing); that outranks a changed
+    // lead business, which stays visible in lastError.
+    if (p.reconsent.unreachable.length && next.reason !== 'no_partitions') {
+      const unreachable = `not reachable with this consent: ${p.reconsent.unreachable.join(', ')}`;
+      const lead = next.reason === 'lead_business_changed' && next.lastError ? `; ${next.lastError}` : '';
+      next = { ...next, reason: 'partition_not_found', lastError: `${unreachable}${lead}` };
+    }
+  }
   const commands: Command[] = [...tested.commands, { type: 'ensureSchedule', paused: false }];
   if (wasReauth) commands.push({ type: 'notify', eventType: 'connection.recovered' });
   return withCommands({ ...next, schedule: 'active' }, ...dedupe(commands));
@@ -413,7 +597,9 @@ export function refreshFailed(s: MachineState, f: RefreshFailure, now: number): 
   return reason !== s.reason ? withCommands(next, { type: 'mirror' }) : withCommands(next);
 }
 
+/** A sync run's per-partition summary (validated by the signal handler). Unknown partitions are ignored: bounded state. */
 export function syncReported(s: MachineState, partitionId: string, summary: PartitionSyncSummary): Transition {
+  if (!s.partitions.some((p) => p.id === partitionId)) return withCommands(s);
   const lastSyncAt = !s.lastSyncAt || summary.finishedAt > s.lastSyncAt ? summary.finishedAt : s.lastSyncAt;
   return withCommands({ ...s, lastSync: { ...s.lastSync, [partitionId]: summary }, lastSyncAt }, { type: 'mirror' });
 }
@@ -435,7 +621,7 @@ export function consentDenied(s: MachineState, p: { state: string; error: string
 export function notificationQueued(s: MachineState, type: NotificationEvent['type'], occurredAt: number): { state: MachineState; event: NotificationEvent } {
   const seq = s.notifySeq + 1;
   const event: NotificationEvent = {
-    id: `${s.workflowId}:${seq}`,
+    id: `${s.eventIdPrefix}:${seq}`,
     type,
     occurredAt: new Date(occurredAt).toISOString(),
     tenantId: s.tenantId,
@@ -445,7 +631,9 @@ export function notificationQueued(s: MachineState, type: NotificationEvent['typ
     reason: s.reason,
     authorizationUrl: currentConsentUrl(s, occurredAt),
   };
-  return { state: { ...s, notifySeq: seq, pendingNotifications: [...s.pendingNotifications, event] }, event };
+  // Bounded: a webhook that stays down for weeks must not grow the carried state without end (oldest dropped).
+  const pendingNotifications = [...s.pendingNotifications, event].slice(-MAX_PENDING_NOTIFICATIONS);
+  return { state: { ...s, notifySeq: seq, pendingNotifications }, event };
 }
 
 export function notificationSettled(s: MachineState, eventId: string): MachineState {
@@ -512,7 +700,21 @@ export function toStatus(s: MachineState, now: number): ConnectionStatus {
     lastError: s.lastError,
     connection: s.connection ? { ...s.connection, checkedAt: new Date(s.connection.checkedAt).toISOString() } : null,
     nextWakeAt: wake ? iso(Math.max(wake.at, now)) : null,
+    sageUserId: s.sageUserId,
+    lastReconsent: s.lastReconsent,
   };
+}
+
+/**
+ * The workflow's "current details" (markdown, shown by the Temporal UI on the workflow page): state, reason and, while
+ * awaiting (re)authorization, the consent link, so an operator needs no query to find it. Never a secret.
+ */
+export function currentDetails(s: MachineState, now: number): string {
+  const url = currentConsentUrl(s, now);
+  const lines = [`**State:** \`${s.state}\``, `**Reason:** ${s.reason ? `\`${s.reason}\`` : '–'}`];
+  if (url) lines.push(`**Consent link:** [open to authorize at Sage](${url})`, '', url);
+  if (s.state === 'connected') lines.push(`**Partitions:** ${s.partitions.map((p) => p.id).join(', ') || '–'}`);
+  return lines.join('\n');
 }
 
 /** What the `connections` document mirrors (contract §4). Dates as ISO strings; the activity turns them into BSON Dates. */
@@ -530,6 +732,8 @@ export function toMirror(s: MachineState) {
     lastSyncAt: s.lastSyncAt,
     lastError: s.lastError,
     connectionAvailable: s.connection?.available ?? null,
+    sageUserId: s.sageUserId,
+    lastReconsent: s.lastReconsent,
     // The sync reads the Sage 200 edition from here: without it a Standard (`sage200`) tenant would call the wrong base URL.
     ...(s.provider === 'sage-200' ? { sage200: { edition: s.settings.sage200?.edition ?? 'sage200extra' } } : {}),
   };

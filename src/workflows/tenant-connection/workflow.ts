@@ -28,6 +28,7 @@ import {
   statusQuery,
   syncNowSignal,
   SyncNowInput,
+  SyncReportInput,
   syncReportSignal,
   TenantIdSearchAttribute,
   type ConnectionStatus,
@@ -56,12 +57,17 @@ const refreshActs = wf.proxyActivities<Activities>({
   heartbeatTimeout: '15s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
 });
-// Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip, all within the code's life.
+// Code exchange: Sage's code lives 60 s and is single-use; one retry for a network blip or a dead worker, all within
+// the code's life. The activity records the exchange by a hash of the code, so the retry after a crash returns the
+// stored tokens instead of presenting the code again; heartbeats let that retry start seconds after a worker dies.
 const exchangeActs = wf.proxyActivities<Activities>({
   startToCloseTimeout: '25s',
   scheduleToCloseTimeout: '55s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumAttempts: 2 },
 });
+/** Marks the re-consent check (new grant staged, checked against the partitions, then promoted or revoked). */
+const RECONSENT_CHECK_PATCH = 'reconsent-checks-partitions';
 const quickActs = wf.proxyActivities<Activities>({
   startToCloseTimeout: '60s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 },
@@ -98,7 +104,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   const input = parsed.value;
   const maxHistoryEvents = input.__maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
 
-  let s: M.MachineState = input.__carried ? (input.__carried as M.MachineState) : M.initialState(input, workflowId);
+  let s: M.MachineState = M.startingState(input, workflowId, wf.workflowInfo().firstExecutionRunId);
   const commands: M.Command[] = [];
   let executing = false;
   let draining = false;
@@ -120,10 +126,16 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     ]);
   }
 
+  /** The Temporal UI shows these on the workflow page (state, reason, consent link): kept current on every change. */
+  function showDetails(): void {
+    wf.setCurrentDetails(M.currentDetails(s, Date.now()));
+  }
+
   function apply(t: M.Transition): void {
     s = t.state;
     commands.push(...t.commands);
     publishSearchAttributes();
+    showDetails();
   }
 
   const shouldContinueAsNew = () => {
@@ -171,6 +183,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       case 'issueConsent': {
         const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: s.country, ttlMs: c.ttlMs });
         s = M.consentIssued(s, consent, Date.now());
+        showDetails();
         return;
       }
       case 'ensureSchedule':
@@ -265,11 +278,16 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     async (req) => {
       updatesThisRun++;
       s = M.consentConsumed(s, req.state); // single-use, whatever happens next
+      showDetails();
       authorizing = true;
       try {
-        let token: M.TokenInfo;
+        // Re-consent of a connection with partitions: the new tokens are staged beside the current ones, tested with
+        // their own access token and only then promoted, so a grant that reaches none of the partitions never
+        // replaces the current one (and is revoked at Sage). Older histories ran without the check.
+        const check = M.needsReconsentCheck(s) && wf.patched(RECONSENT_CHECK_PATCH);
+        let exchanged: Awaited<ReturnType<typeof exchangeActs.exchangeAuthorizationCode>>;
         try {
-          token = await exchangeActs.exchangeAuthorizationCode({ workflowId, tenantId: s.tenantId, provider: s.provider, code: req.code });
+          exchanged = await exchangeActs.exchangeAuthorizationCode({ workflowId, tenantId: s.tenantId, provider: s.provider, code: req.code, ...(check ? { stage: true } : {}) });
         } catch (err) {
           const f = failureDetails(err);
           if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
@@ -277,10 +295,35 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           await wf.condition(() => commandsSettled() || disconnectRequest !== null);
           return M.toStatus(s, Date.now());
         }
-        const test = await quickActs.testConnection({ workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) });
+        const staged = exchanged.staged === true;
+        const testArgs = { workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) };
+        const test = await quickActs.testConnection(staged ? { ...testArgs, candidate: true } : testArgs);
         // A disconnect that arrived meanwhile wins: its cleanup deletes the tokens just stored.
         if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
-        apply(M.consentCompleted(s, { token, country: req.country ?? null, test, now: Date.now() }));
+        let token: M.TokenInfo = exchanged;
+        let reconsent: Extract<M.ReconsentVerdict, { accept: true }> | undefined;
+        if (staged) {
+          const verdict = M.reconsentVerdict(s, test);
+          if (!verdict.accept) {
+            try {
+              await revokeActs.discardConsentCandidate({ workflowId, provider: s.provider, exchangeId: exchanged.exchangeId });
+            } catch (err) {
+              // Still refused: the current grant is untouched; the staged one stays unused (the next consent replaces it).
+              wf.log.error('revoking a refused re-consent failed', { message: failureDetails(err).message });
+            }
+            apply(M.reconsentRefused(s, { test, verdict, now: Date.now() }));
+            await wf.condition(() => commandsSettled() || disconnectRequest !== null);
+            throw ApplicationFailure.create({
+              type: ErrorTypes.ReconsentRefused,
+              nonRetryable: true,
+              message: M.reconsentRefusalMessage(verdict, s.lastReconsent?.userChanged ?? false),
+              details: [{ reason: verdict.reason, unreachablePartitions: verdict.unreachable }],
+            });
+          }
+          token = await quickActs.promoteConsentCandidate({ workflowId, exchangeId: exchanged.exchangeId });
+          reconsent = verdict;
+        }
+        apply(M.consentCompleted(s, { token, country: req.country ?? null, test, now: Date.now(), ...(reconsent ? { reconsent } : {}) }));
         // Answer once the schedule exists and the mirror is written, so callers observe a settled connection.
         await wf.condition(() => commandsSettled() || disconnectRequest !== null);
         return M.toStatus(s, Date.now());
@@ -306,6 +349,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       updatesThisRun++;
       const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: req.country ?? s.country, ttlMs: M.LINK_CONSENT_TTL_MS });
       s = M.consentIssued(s, consent, Date.now());
+      showDetails();
       return { authorizationUrl: consent.url, expiresAt: new Date(consent.expiresAt).toISOString() };
     },
     {
@@ -322,8 +366,10 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     apply(M.syncRequested(s, r.data.mode ?? 'incremental'));
   });
   wf.setHandler(syncReportSignal, (req) => {
-    if (!req || typeof req.partitionId !== 'string' || !req.summary) return wf.log.warn('ignoring invalid syncReport');
-    apply(M.syncReported(s, req.partitionId, req.summary));
+    // A signal is input like any other: validated and bounded (unknown partitions are not added to carried state).
+    const r = SyncReportInput.safeParse(req);
+    if (!r.success) return wf.log.warn('ignoring invalid syncReport', { error: describeZodError(r.error) });
+    apply(M.syncReported(s, r.data.partitionId, r.data.summary));
   });
   wf.setHandler(authorizationDeniedSignal, (req) => {
     if (!req || typeof req.state !== 'string' || typeof req.error !== 'string') return;
@@ -364,11 +410,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     await quickActs.deleteTokens({ workflowId });
     await quickActs.deleteSyncSchedule(target());
     s = { ...s, lastError };
+    showDetails();
     await quickActs.mirrorConnection(M.toMirror(s));
     return M.toStatus(s, Date.now());
   }
 
   publishSearchAttributes();
+  showDetails();
   for (const e of s.pendingNotifications) startDelivery(e);
 
   for (;;) {
@@ -389,6 +437,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       await onWake(wake.action);
       continue;
     }
+    showDetails(); // consent links expire and are renewed: show the current one before waiting
     const armedAt = wake?.at ?? Infinity;
     const woken = () =>
       commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || (M.nextWake(s)?.at ?? Infinity) < armedAt;

@@ -1,0 +1,144 @@
+/**
+ * Consent activities: exchange the authorization code (idempotently: recorded by a hash of the code, see
+ * `tokens/consent-store.ts`), and, for a re-consent, promote the staged grant or revoke and drop it.
+ */
+import { heartbeat } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { SageOAuthError, toActivityFailure } from '../errors.js';
+import { COLLECTIONS } from '../lib/mongo.js';
+import type { Provider } from '../messages.js';
+import { oauthFor, type TokenSet } from '../providers/oauth.js';
+import { keyRingFromConfig } from '../temporal/data-converter.js';
+import {
+  consentExchangeId,
+  dropConsentCandidate,
+  openCandidate,
+  promoteConsentCandidate,
+  readConsentDoc,
+  stageConsentCandidate,
+  storeConsentTokens,
+  type ConsentCandidate,
+} from '../tokens/consent-store.js';
+import { crashPoint } from '../tokens/crash-points.js';
+import { metaOf, type TokenDoc, type TokenMeta } from '../tokens/store.js';
+import type { ActivityDeps } from './deps.js';
+import { OAUTH_FAILURE_TYPE } from './tokens.js';
+
+/** What the workflow learns from an exchange: non-secret times, the exchange id (a hash), and whether it was staged. */
+export interface ExchangeResult extends TokenMeta {
+  exchangeId: string;
+  /** True: a re-consent stored beside the current tokens (`version` is the one it would get); promote or discard it. */
+  staged?: boolean;
+}
+
+function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: OAUTH_FAILURE_TYPE,
+    message: err.message,
+    nonRetryable: err.definitive,
+    details: [{ error: err.error, reason, description: err.description ?? null }],
+  });
+}
+
+const candidateMeta = (c: ConsentCandidate, currentVersion: number): TokenMeta => ({
+  version: currentVersion + 1,
+  accessTokenExpiresAt: c.accessTokenExpiresAt.getTime(),
+  accessTokenLifetimeSec: c.accessTokenLifetimeSec,
+  refreshTokenExpiresAt: c.refreshTokenExpiresAt?.getTime() ?? null,
+  refreshTokenLifetimeSec: c.refreshTokenLifetimeSec,
+  obtainedAt: c.obtainedAt.getTime(),
+});
+
+export function createConsentActivities(deps: ActivityDeps) {
+  const { config, mongo, log } = deps;
+  const ring = keyRingFromConfig(config);
+
+  async function mirrorTokenTimes(doc: TokenDoc): Promise<void> {
+    try {
+      await mongo.collection(COLLECTIONS.connections).updateOne(
+        { _id: doc._id } as never,
+        {
+          $set: {
+            tenantId: doc.tenantId,
+            provider: doc.provider,
+            accessTokenExpiresAt: doc.accessTokenExpiresAt,
+            refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
+            lastRefreshAt: doc.obtainedAt,
+            updatedAt: new Date(),
+          },
+        },
+        { upsert: true },
+      );
+    } catch (err) {
+      log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');
+    }
+  }
+
+  return {
+    /**
+     * Exchanges a single-use code. `stage`: a re-consent, stored beside the current tokens until promoted. A retry that
+     * finds its own exchange (by the code's hash) in the store returns it without calling Sage.
+     */
+    async exchangeAuthorizationCode(p: { workflowId: string; tenantId: string; provider: Provider; code: string; stage?: boolean }): Promise<ExchangeResult> {
+      const exchangeId = consentExchangeId(p.workflowId, p.code);
+      const existing = await readConsentDoc(mongo, p.workflowId);
+      if (existing?.consentExchangeId === exchangeId) {
+        log.info({ workflowId: p.workflowId, version: existing.version }, 'authorization code already exchanged; returning the stored version');
+        return { ...metaOf(existing), exchangeId };
+      }
+      if (existing?.consentCandidate?.exchangeId === exchangeId) {
+        log.info({ workflowId: p.workflowId }, 'authorization code already exchanged; returning the staged re-consent');
+        return { ...candidateMeta(existing.consentCandidate, existing.version), exchangeId, staged: true };
+      }
+      heartbeat();
+      const beat = setInterval(() => heartbeat(), 2_000);
+      let tokens: TokenSet;
+      try {
+        tokens = await oauthFor(p.provider).exchangeCode(config, { code: p.code });
+      } catch (err) {
+        if (err instanceof SageOAuthError) throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
+        throw toActivityFailure(err);
+      } finally {
+        clearInterval(beat);
+      }
+      if (p.stage && existing) {
+        const c = await stageConsentCandidate(mongo, ring, { id: p.workflowId, tokens, exchangeId });
+        crashPoint(config, 'exchange:after-store');
+        log.info({ workflowId: p.workflowId }, 'authorization code exchanged; re-consent staged until its partitions are checked');
+        return { ...candidateMeta(c, existing.version), exchangeId, staged: true };
+      }
+      const doc = await storeConsentTokens(mongo, ring, { id: p.workflowId, tenantId: p.tenantId, provider: p.provider, tokens, exchangeId });
+      crashPoint(config, 'exchange:after-store');
+      await mirrorTokenTimes(doc);
+      log.info({ workflowId: p.workflowId, version: doc.version }, 'authorization code exchanged');
+      return { ...metaOf(doc), exchangeId };
+    },
+
+    /** The re-consent passed its partitions check: its tokens become the next current version. Idempotent. */
+    async promoteConsentCandidate(p: { workflowId: string; exchangeId: string }): Promise<TokenMeta> {
+      const doc = await promoteConsentCandidate(mongo, ring, { id: p.workflowId, exchangeId: p.exchangeId });
+      if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'the staged re-consent is gone', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
+      await mirrorTokenTimes(doc);
+      log.info({ workflowId: p.workflowId, version: doc.version }, 're-consent promoted to the current tokens');
+      return metaOf(doc);
+    },
+
+    /** The re-consent was refused: revoke its grant at Sage (an already dead grant counts), then drop it. Idempotent. */
+    async discardConsentCandidate(p: { workflowId: string; provider: Provider; exchangeId: string }): Promise<'revoked' | 'nothing_to_revoke' | 'already_invalid'> {
+      const doc = await readConsentDoc(mongo, p.workflowId);
+      const c = doc?.consentCandidate;
+      if (!c || c.exchangeId !== p.exchangeId) return 'nothing_to_revoke';
+      const { refreshToken, accessToken } = openCandidate(ring, p.workflowId, c);
+      let outcome: 'revoked' | 'already_invalid' = 'revoked';
+      try {
+        await oauthFor(p.provider).revoke(config, refreshToken ?? accessToken);
+      } catch (err) {
+        if (!(err instanceof SageOAuthError && err.error === 'invalid_grant')) throw toActivityFailure(err);
+        outcome = 'already_invalid';
+      }
+      await dropConsentCandidate(mongo, { id: p.workflowId, exchangeId: p.exchangeId });
+      log.info({ workflowId: p.workflowId, outcome }, 'refused re-consent revoked at Sage and dropped');
+      return outcome;
+    },
+  };
+}

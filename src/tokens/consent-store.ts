@@ -1,0 +1,139 @@
+/**
+ * Consent writes to the token store (the refresh side lives in `store.ts`). Two guarantees:
+ *
+ * - **Idempotent code exchange.** Every stored consent records `consentExchangeId`, a SHA-256 of the workflow id and the
+ *   code (never the code itself; Sage's codes are single-use random strings, so the hash reveals nothing). A retry after a
+ *   crash finds its own exchange by that hash and returns the stored version instead of presenting the code again.
+ * - **Re-consent is staged.** A re-consent of a connection that already has partitions is stored as a `consentCandidate`
+ *   beside the current tokens, sealed under its own AAD. It becomes the current version only when the workflow promotes
+ *   it (after checking what it reaches); a refused one is revoked at Sage and dropped. Refreshes meanwhile keep working
+ *   on the current version (`commitRefresh` `$set`s its own fields and leaves the candidate alone).
+ */
+import { createHash } from 'node:crypto';
+import { type Binary, MongoServerError } from 'mongodb';
+import type { KeyRing } from '../lib/crypto.js';
+import type { Mongo } from '../lib/mongo.js';
+import type { Provider } from '../messages.js';
+import type { TokenSet } from '../providers/oauth.js';
+import { openTokens, sealTokens, tokensCollection, TokenStoreConflictError, type PlainTokens, type TokenDoc } from './store.js';
+
+/** Hash naming one code exchange (what the store records instead of the code). */
+export function consentExchangeId(workflowId: string, code: string): string {
+  return createHash('sha256').update(`sage-sync consent\n${workflowId}\n${code}`).digest('hex');
+}
+
+/** A staged re-consent: sealed tokens and their absolute expiry times, not yet the current version. */
+export interface ConsentCandidate {
+  exchangeId: string;
+  keyId: string;
+  sealed: Binary;
+  accessTokenExpiresAt: Date;
+  accessTokenLifetimeSec: number;
+  refreshTokenExpiresAt: Date | null;
+  refreshTokenLifetimeSec: number | null;
+  obtainedAt: Date;
+}
+
+export type ConsentTokenDoc = TokenDoc & { consentExchangeId?: string | null; consentCandidate?: ConsentCandidate | null };
+
+const candidateAadId = (id: string, exchangeId: string) => `${id}#candidate#${exchangeId}`;
+
+function timesOf(set: TokenSet, now: Date) {
+  return {
+    accessTokenExpiresAt: new Date(now.getTime() + set.expiresIn * 1000),
+    accessTokenLifetimeSec: set.expiresIn,
+    refreshTokenExpiresAt: set.refreshToken ? new Date(now.getTime() + set.refreshTokenExpiresIn * 1000) : null,
+    refreshTokenLifetimeSec: set.refreshToken ? set.refreshTokenExpiresIn : null,
+    obtainedAt: now,
+  };
+}
+
+export async function readConsentDoc(mongo: Mongo, id: string): Promise<ConsentTokenDoc | null> {
+  return (await tokensCollection(mongo).findOne({ _id: id })) as ConsentTokenDoc | null;
+}
+
+/** The fields of a current version `version` holding `plain` (sealed under the version's AAD). */
+function currentFields(ring: KeyRing, id: string, version: number, plain: PlainTokens, times: ReturnType<typeof timesOf>, exchangeId: string, now: Date) {
+  return { version, ...sealTokens(ring, id, version, plain), ...times, pendingRefresh: null, consentExchangeId: exchangeId, consentCandidate: null, updatedAt: now };
+}
+
+/** Compare-and-set on the version read; retried a few times when a refresh moved the store on meanwhile. */
+async function writeNextVersion(mongo: Mongo, id: string, build: (existing: ConsentTokenDoc | null) => ConsentTokenDoc | 'done'): Promise<ConsentTokenDoc> {
+  const coll = tokensCollection(mongo);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const existing = await readConsentDoc(mongo, id);
+    const doc = build(existing);
+    if (doc === 'done') return existing!;
+    if (!existing) {
+      try {
+        await coll.insertOne(doc);
+        return doc;
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === 11000) continue; // someone inserted first: read again
+        throw err;
+      }
+    }
+    const res = await coll.updateOne({ _id: id, version: existing.version }, { $set: doc });
+    if (res.matchedCount === 1) return doc;
+  }
+  throw new TokenStoreConflictError(`token document ${id} kept changing while storing consent tokens`);
+}
+
+/**
+ * Stores the tokens of a fresh consent as the next version (after whatever is stored, so versions only grow across
+ * re-consents), recording the exchange id.
+ */
+export async function storeConsentTokens(
+  mongo: Mongo,
+  ring: KeyRing,
+  p: { id: string; tenantId: string; provider: Provider; tokens: TokenSet; exchangeId: string; now?: Date },
+): Promise<ConsentTokenDoc> {
+  return writeNextVersion(mongo, p.id, (existing) => {
+    const now = p.now ?? new Date();
+    const version = (existing?.version ?? 0) + 1;
+    const plain = { accessToken: p.tokens.accessToken, refreshToken: p.tokens.refreshToken };
+    return { _id: p.id, tenantId: p.tenantId, provider: p.provider, ...currentFields(ring, p.id, version, plain, timesOf(p.tokens, now), p.exchangeId, now) };
+  });
+}
+
+/** Stages a re-consent beside the current tokens (replacing any earlier candidate). Needs an existing document. */
+export async function stageConsentCandidate(mongo: Mongo, ring: KeyRing, p: { id: string; tokens: TokenSet; exchangeId: string; now?: Date }): Promise<ConsentCandidate> {
+  const now = p.now ?? new Date();
+  const candidate: ConsentCandidate = {
+    exchangeId: p.exchangeId,
+    ...sealTokens(ring, candidateAadId(p.id, p.exchangeId), 0, { accessToken: p.tokens.accessToken, refreshToken: p.tokens.refreshToken }),
+    ...timesOf(p.tokens, now),
+  };
+  const res = await tokensCollection(mongo).updateOne({ _id: p.id }, { $set: { consentCandidate: candidate, updatedAt: now } as never });
+  if (res.matchedCount !== 1) throw new TokenStoreConflictError(`token document ${p.id} is missing; cannot stage a re-consent`);
+  return candidate;
+}
+
+export function openCandidate(ring: KeyRing, id: string, c: ConsentCandidate): PlainTokens {
+  return openTokens(ring, { _id: candidateAadId(id, c.exchangeId), version: 0, keyId: c.keyId, sealed: c.sealed });
+}
+
+/**
+ * Makes the staged candidate the next current version. Idempotent: if the exchange is already the current one, that
+ * document is returned. Null when there is no such candidate (dropped, or replaced by a newer consent).
+ */
+export async function promoteConsentCandidate(mongo: Mongo, ring: KeyRing, p: { id: string; exchangeId: string; now?: Date }): Promise<ConsentTokenDoc | null> {
+  let missing = false;
+  const doc = await writeNextVersion(mongo, p.id, (existing) => {
+    if (existing?.consentExchangeId === p.exchangeId) return 'done';
+    const c = existing?.consentCandidate;
+    if (!existing || !c || c.exchangeId !== p.exchangeId) {
+      missing = true;
+      return 'done';
+    }
+    const now = p.now ?? new Date();
+    const { exchangeId: _e, keyId: _k, sealed: _s, ...times } = c;
+    return { ...existing, ...currentFields(ring, p.id, existing.version + 1, openCandidate(ring, p.id, c), times, p.exchangeId, now) };
+  });
+  return missing ? null : doc;
+}
+
+/** Drops the candidate of this exchange (after it was revoked at Sage). */
+export async function dropConsentCandidate(mongo: Mongo, p: { id: string; exchangeId: string }): Promise<void> {
+  await tokensCollection(mongo).updateOne({ _id: p.id, 'consentCandidate.exchangeId': p.exchangeId } as never, { $set: { consentCandidate: null, updatedAt: new Date() } as never });
+}
