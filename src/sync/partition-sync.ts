@@ -17,7 +17,7 @@ import { contentHash } from './hash.js';
 import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
 import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
 import { clearSeen, loadSeen, recordSeen, type SeenPageDoc } from './seen.js';
-import type { TokenSource } from './tokens.js';
+import { renewingTokenSource, type TokenSource } from './tokens.js';
 import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
 
 export const SYNC_STATE_COLLECTION = 'sync_state';
@@ -98,15 +98,16 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     },
   );
 
-  let token: { accessToken: string; tokenVersion: number } | null = null;
+  // Renews ahead of the token's known expiry (the workflow's margin), so a long run does not wait for a 401.
+  const tokens = renewingTokenSource(deps.tokens);
   async function withToken<T>(fn: (ctx: RequestContext) => Promise<T>): Promise<T> {
-    token ??= await deps.tokens.get();
+    let token = await tokens.get();
     try {
       return await fn({ ...target, accessToken: token.accessToken });
     } catch (err) {
       if (!(err instanceof SageApiError) || err.status !== 401) throw err;
       // Sage rejected the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
-      token = await deps.tokens.get({ rejectedTokenVersion: token.tokenVersion });
+      token = await tokens.get({ rejectedTokenVersion: token.tokenVersion });
       return fn({ ...target, accessToken: token.accessToken });
     }
   }
