@@ -37,7 +37,7 @@ async function connect(prefix: string, provider: Provider = 'sage-accounting'): 
     tenantId,
     provider,
     (s: ConnectionStatus) => s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
-    90_000,
+    240_000, // generous: the machine is shared, and a first sync was seen to take over 90 s under load
   );
   return tenantId;
 }
@@ -58,10 +58,10 @@ test('500 concurrent callers of a valid token: served from the store, 0 Temporal
   const eventsBefore = await settledHistoryLength(tenantId);
   const refreshesBefore = counters('sage-accounting').refreshes;
   const results = await Promise.all(Array.from({ length: 500 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { minValidSeconds: 60 })));
+  assert.equal(await settledHistoryLength(tenantId), eventsBefore, 'no history event: no update reached the workflow');
+  assert.equal(counters('sage-accounting').refreshes - refreshesBefore, 0, 'no refresh at Sage');
   assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([1]));
   assert.deepEqual(new Set(results.map((r) => r.servedBy)), new Set(['store']));
-  assert.equal(counters('sage-accounting').refreshes - refreshesBefore, 0, 'no refresh at Sage');
-  assert.equal(await settledHistoryLength(tenantId), eventsBefore, 'no history event: no update reached the workflow');
   // The token is the real one and works at Sage.
   const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, { headers: { authorization: `Bearer ${results[0]!.accessToken}` } });
   assert.equal(api.status, 200);
