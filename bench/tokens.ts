@@ -18,7 +18,7 @@ import { isGrpcServiceError, WorkflowUpdateFailedError, type Client } from '@tem
 import { ApplicationFailure } from '@temporalio/common';
 import got from 'got';
 import { connectionWorkflowId, getAccessTokenUpdate, type ConnectionStatus } from '../src/messages.js';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { acquireAccessToken } from '../src/tokens/access.js';
 import { openTokens, readTokenDoc } from '../src/tokens/store.js';
 import { keyRingFromConfig } from '../src/temporal/data-converter.js';
@@ -89,7 +89,7 @@ async function eventTypesSince(client: Client, workflowId: string, from: number)
   const hist = await client.workflow.getHandle(workflowId).fetchHistory();
   const counts = new Map<string, number>();
   for (const e of (hist.events ?? []).slice(from)) {
-    const name = (temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '').toLowerCase();
+    const name = (proto.temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '').toLowerCase();
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   return [...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
