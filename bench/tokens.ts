@@ -335,6 +335,7 @@ export async function tokenSections(opts: { sim: SimProcess; log: (m: string) =>
       { client: idleStack.client, taskQueue: idleStack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${idleSim.url}/__admin` },
       { tenantId: idleTenant, provider: P, userId: idleUser, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
     );
+    await firstSyncReported(idleStack.client, idleWf);
     const idleStart = await totalEvents(idleStack.client, idleWf);
     const idleT0 = Date.now();
 
