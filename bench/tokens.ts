@@ -337,6 +337,7 @@ export async function tokenSections(opts: { sim: SimProcess; log: (m: string) =>
     );
     await firstSyncReported(idleStack.client, idleWf);
     const idleStart = await totalEvents(idleStack.client, idleWf);
+    const idleRefreshesBefore = await refreshesOfUser(idleSim, idleUser);
     const idleT0 = Date.now();
 
     // --- continuous use: ours vs the 15-minute policy, same window
@@ -402,7 +403,7 @@ export async function tokenSections(opts: { sim: SimProcess; log: (m: string) =>
     // --- idle tenant: events per keep-alive cycle, scaled to 31-day refresh tokens
     const idleEvents = (await totalEvents(idleStack.client, idleWf)) - idleStart;
     const idleSecs = (Date.now() - idleT0) / 1000;
-    const idleRefreshes = await refreshesOfUser(idleSim, idleUser);
+    const idleRefreshes = (await refreshesOfUser(idleSim, idleUser)) - idleRefreshesBefore;
     if (idleRefreshes > 0) {
       const perCycle = idleEvents / idleRefreshes;
       const cycleDays = 31 * (1 - 0.2); // keep-alive when 20% of the refresh token's life is left
