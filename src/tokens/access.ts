@@ -75,15 +75,16 @@ interface StoreSnapshot {
 }
 const inFlightReads = new Map<string, Promise<StoreSnapshot>>();
 function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSnapshot> {
-  let p = inFlightReads.get(workflowId);
+  const key = `${deps.mongo.db.databaseName}/${workflowId}`;
+  let p = inFlightReads.get(key);
   if (!p) {
     p = Promise.all([
       readTokenDoc(deps.mongo, workflowId),
       deps.mongo.collection<{ _id: string; state?: string }>(COLLECTIONS.connections).findOne({ _id: workflowId }, { projection: { state: 1 } }),
     ])
       .then(([doc, connection]): StoreSnapshot => ({ doc, connection }))
-      .finally(() => inFlightReads.delete(workflowId));
-    inFlightReads.set(workflowId, p);
+      .finally(() => inFlightReads.delete(key));
+    inFlightReads.set(key, p);
   }
   return p;
 }

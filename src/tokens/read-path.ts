@@ -5,6 +5,7 @@
  * the read path never decides to refresh and never hands out a token the workflow would have refreshed first.
  *
  * Why each condition sends the caller to the workflow instead:
+ * - input the update's validator refuses: the caller gets the workflow's InvalidInput, not a token.
  * - `rejectedTokenVersion`: Sage said no; only the workflow decides whether that means one refresh (current version)
  *   or just the newer version (a stale one).
  * - no document / no `connected` mirror: not connected (awaiting consent, `reauthorization_required`, disconnected),
@@ -15,7 +16,7 @@
  *   only a moment later, so this marker is what closes that window.
  * - inside the refresh margin, or shorter than `minValidSeconds`: the workflow refreshes (once, for all callers).
  */
-import type { Provider } from '../messages.js';
+import { GetAccessTokenInput, type Provider } from '../messages.js';
 import { decideAccess, type MachineState } from '../workflows/tenant-connection/machine.js';
 import type { TokenDoc } from './store.js';
 
@@ -33,6 +34,8 @@ export function decideReadPath(
   req: { minValidSeconds?: number; rejectedTokenVersion?: number },
   conn: { workflowId: string; tenantId: string; provider: Provider },
 ): ReadPathDecision {
+  // Input the workflow's validator would refuse (negative, fractional, huge) is refused there, with its InvalidInput.
+  if (!GetAccessTokenInput.safeParse(req).success) return { use: 'workflow', why: 'invalid_input' };
   if (req.rejectedTokenVersion !== undefined) return { use: 'workflow', why: 'rejected_version' };
   if (!doc) return { use: 'workflow', why: 'no_token_doc' };
   if (connection?.state !== 'connected') return { use: 'workflow', why: `connection_${connection?.state ?? 'unknown'}` };

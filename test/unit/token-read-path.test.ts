@@ -48,6 +48,12 @@ describe('decideReadPath', () => {
     // A marker left from an older version is history: the stored version was committed after it.
     assert.equal(decideReadPath(doc({ pending: 2 }), connected, T0 + 1_000, {}, conn).use, 'store');
   });
+  test('input the update validator refuses (negative, fractional, huge, NaN minValidSeconds) is left to the workflow to refuse', () => {
+    for (const minValidSeconds of [-1, 1.5, 5_000, Number.NaN]) {
+      assert.deepEqual(decideReadPath(doc(), connected, T0 + 1_000, { minValidSeconds }, conn), { use: 'workflow', why: 'invalid_input' }, String(minValidSeconds));
+    }
+    assert.equal(decideReadPath(doc(), connected, T0 + 1_000, { rejectedTokenVersion: -1 }, conn).use, 'workflow');
+  });
   test('inside the refresh margin, or shorter than minValidSeconds, goes to the workflow', () => {
     assert.equal(decideReadPath(doc(), connected, T0 + 226_000, {}, conn).use, 'workflow');
     assert.equal(decideReadPath(doc(), connected, T0 + 120_000, { minValidSeconds: 200 }, conn).use, 'workflow');
