@@ -55,7 +55,11 @@ export async function tenantsSection(opts: {
     await pool(ids, 12, async (tenantId) => {
       if (Date.now() > connectDeadline) return;
       const u = (await sim.admin.post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } }).json()) as { id: string };
-      await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
+      try {
+        await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
+      } catch (err) {
+        throw new Error(`connecting ${tenantId} failed: ${(err as Error).message}; worker output: ${worker.tail().slice(-1500)}`);
+      }
       connected++;
     });
     const connectSecs = (Date.now() - t0) / 1000;
