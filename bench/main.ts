@@ -8,7 +8,7 @@
  * the full run):
  *   BENCH_CUSTOMERS (100000), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (1000), BENCH_TENANT_INTERVAL_MIN (5),
  *   BENCH_TENANT_OBSERVE_S (600), BENCH_READ_WINDOW_S (900), BENCH_READERS (1000), BENCH_STORM_CALLERS (1000),
- *   BENCH_BUDGET_MIN (55), BENCH_ONLY (comma list of sections: throughput,tokens,tenants),
+ *   BENCH_TENANT_WORKER (production; `dev` = in-process bundling), BENCH_BUDGET_MIN (55), BENCH_ONLY (comma list of sections: throughput,tokens,tenants),
  *   BENCH_OUT (BENCHMARKS.md; `-` = stdout only).
  * A small proof run (about 6 minutes): BENCH_CUSTOMERS=2000 BENCH_NAIVE_SAMPLE=500 BENCH_TENANTS=20
  *   BENCH_TENANT_OBSERVE_S=120 BENCH_TENANT_INTERVAL_MIN=1 BENCH_READ_WINDOW_S=60 BENCH_READERS=200
