@@ -1,28 +1,40 @@
 /**
- * `npm run bench`: measures the figures of issue 8 against real parts (Temporal dev server, the MongoDB-wire server,
- * the Sage simulator in its own process, production worker code), prints a table and writes BENCHMARKS.md.
+ * `npm run bench`: measures the figures of issues 8 and 14 against real parts (Temporal dev server, the MongoDB-wire
+ * server, the Sage simulator in its own process, production worker code), prints a table and writes BENCHMARKS.md.
  *
- * Bounded: every section has a share of a 15-minute budget; a section that cannot run (a missing piece, an error, no
- * time left) reports "not measured: <why>" instead of a number. Knobs (environment):
- *   BENCH_CUSTOMERS (100000), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (200), BENCH_ONLY (comma list of sections),
+ * Bounded: the run has a 55-minute budget (issue 14 asks for a 15-minute uncompressed read window and 1,000 tenants
+ * connected through consent, which the old 15-minute budget could not hold); a section that cannot run (a missing
+ * piece, an error, no time left) reports "not measured: <why>" instead of a number. Knobs (environment; defaults =
+ * the full run):
+ *   BENCH_CUSTOMERS (100000), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (1000), BENCH_TENANT_INTERVAL_MIN (5),
+ *   BENCH_TENANT_OBSERVE_S (600), BENCH_READ_WINDOW_S (900), BENCH_READERS (1000), BENCH_STORM_CALLERS (1000),
+ *   BENCH_TENANT_WORKER (production; `dev` = in-process bundling), BENCH_BUDGET_MIN (55), BENCH_ONLY (comma list of sections: throughput,tokens,tenants),
  *   BENCH_OUT (BENCHMARKS.md; `-` = stdout only).
+ * A small proof run (about 6 minutes): BENCH_CUSTOMERS=2000 BENCH_NAIVE_SAMPLE=500 BENCH_TENANTS=20
+ *   BENCH_TENANT_OBSERVE_S=120 BENCH_TENANT_INTERVAL_MIN=1 BENCH_READ_WINDOW_S=60 BENCH_READERS=200
+ *   BENCH_STORM_CALLERS=100 BENCH_OUT=- npm run bench
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { machineInfo, markdownTable, notMeasured, textTable, versionOf, type Figure } from './lib/report.js';
+import { fmt, machineInfo, markdownTable, notMeasured, textTable, versionOf, type Figure } from './lib/report.js';
 import { REPO_ROOT, startSimulatorProcess, type SimProcess } from './lib/processes.js';
 import { throughputSection } from './throughput.js';
 import { tokenSections } from './tokens.js';
 import { tenantsSection } from './tenants.js';
 
 const started = Date.now();
-const BUDGET_MS = 15 * 60_000;
 const env = process.env;
 const num = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
+const BUDGET_MS = num(env.BENCH_BUDGET_MIN, 55) * 60_000;
+const readWindowMs = num(env.BENCH_READ_WINDOW_S, 900) * 1000;
+const readers = num(env.BENCH_READERS, 1000);
+const stormCallers = num(env.BENCH_STORM_CALLERS, 1000);
+const tenantIntervalMin = num(env.BENCH_TENANT_INTERVAL_MIN, 5);
+const tenantObserveMs = num(env.BENCH_TENANT_OBSERVE_S, 600) * 1000;
 const customers = num(env.BENCH_CUSTOMERS, 100_000);
 const naiveSample = num(env.BENCH_NAIVE_SAMPLE, 5_000);
-const tenants = num(env.BENCH_TENANTS, 200);
+const tenants = num(env.BENCH_TENANTS, 1000);
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
 const out = env.BENCH_OUT ?? path.join(REPO_ROOT, 'BENCHMARKS.md');
 
@@ -53,10 +65,13 @@ const sections: Section[] = [
   },
   {
     id: 'tokens',
-    title: 'refresh rate, refresh storm, history cost',
-    needsMs: 5 * 60_000,
-    run: (sim) => tokenSections({ sim, log, budgetMs: num(env.BENCH_TOKENS_MS, Math.min(6 * 60_000, remaining() - 5 * 60_000)) }),
+    title: 'read storm, refresh storm, refresh rate, history cost',
+    needsMs: readWindowMs + 2 * 60_000,
+    run: (sim) => tokenSections({ sim, log, readWindowMs, readers, stormCallers }),
     placeholders: (why) => [
+      notMeasured('read storm', `${readers} concurrent callers, valid token: p99 vs uncontended`, why, '≤ 3×'),
+      notMeasured('temporal cost', 'history events per token read, 1 read/s for 15 min', why, '≤ 0.2'),
+      notMeasured('temporal cost', 'connection-workflow events per hourly-synced tenant-day', why, '≤ 480'),
       notMeasured('refresh rate', 'refreshes per hour of continuous use, 300 s tokens', why),
       notMeasured('refresh storm', '1,000 concurrent getAccessToken', why, '1 refresh'),
       notMeasured('temporal cost', 'history events per idle tenant-day', why, '≤ 5'),
@@ -65,9 +80,12 @@ const sections: Section[] = [
   {
     id: 'tenants',
     title: 'many tenants on one worker',
-    needsMs: 3 * 60_000,
-    run: (sim) => tenantsSection({ sim, log, tenants, budgetMs: Math.max(2 * 60_000, remaining() - 30_000) }),
-    placeholders: (why) => [notMeasured('tenants', `${tenants} connected tenants, schedule lag / RSS / CPU`, why)],
+    needsMs: tenantObserveMs + 3 * 60_000,
+    run: (sim) => tenantsSection({ sim, log, tenants, intervalMinutes: tenantIntervalMin, observeMs: tenantObserveMs, connectBudgetMs: Math.max(60_000, remaining() - tenantObserveMs - 90_000) }),
+    placeholders: (why) => [
+      notMeasured('tenants', `${tenants} tenants on one worker: schedule lag p99 beyond the server's start lag`, why, '≤ 60 s'),
+      notMeasured('tenants', `${tenants} tenants on one worker: worker RSS`, why, '≤ 512 MB'),
+    ],
   },
 ];
 
@@ -90,7 +108,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const temporalBin = [env.TEMPORAL_CLI, `${env.SAGE_SYNC_CACHE ?? `${env.HOME}/.cache/sage-sync`}/bin/temporal`, 'temporal'].find(Boolean)!;
   const info = machineInfo(await mongoServerVersion(), versionOf(temporalBin, ['--version']));
-  log(`machine: ${info.cpus}, ${info.memory}; budget 15 min`);
+  log(`machine: ${info.cpus}, ${info.memory}; budget ${Math.round(BUDGET_MS / 60_000)} min`);
   for (const s of sections) {
     if (only && !only.has(s.id)) continue;
     if (remaining() < s.needsMs) {
@@ -126,7 +144,8 @@ async function main(): Promise<void> {
     `- machine: ${info.cpus}, ${info.memory} RAM, ${info.os}`,
     `- Node ${info.node}; Temporal SDK ${info.temporalSdk}; Temporal CLI/dev server ${info.temporalCli}`,
     `- MongoDB driver ${info.mongoDriver}; server ${info.mongoServer}`,
-    `- commit ${info.commit}; total bench time ${total} s (budget 900 s)`,
+    `- commit ${info.commit}; total bench time ${total} s (budget ${Math.round(BUDGET_MS / 1000)} s)`,
+    `- scale: ${fmt.int(customers)} customers, ${fmt.int(tenants)} tenants every ${tenantIntervalMin} min observed ${Math.round(tenantObserveMs / 1000)} s, read window ${Math.round(readWindowMs / 1000)} s, ${fmt.int(readers)} readers, ${fmt.int(stormCallers)} storm callers`,
     '',
     '## Figures',
     '',

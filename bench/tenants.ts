@@ -1,15 +1,20 @@
 /**
- * Many connected tenants on ONE worker process (src/worker.ts): schedule lag p50/p99, worker RSS and CPU.
+ * Many connected tenants on ONE worker process (src/worker.ts, default worker tuning from src/config.ts): schedule lag
+ * beyond the server's own start lag, worker RSS and CPU.
  *
- * Time is compressed by the schedule interval: every tenant syncs every minute (the shortest interval the input
- * allows) instead of every 15 minutes, so N tenants here put the sync load of 15 × N tenants on 15-minute schedules
- * on the worker, while the number of live connection workflows (memory) is N. Tenants are connected through the real
- * consent flow (simulator consent + completeAuthorization), 8 at a time.
+ * N tenants (default 1,000) are connected through the real consent flow (simulator consent + completeAuthorization),
+ * each with its own schedule, so the worker holds N live connection workflows: RSS is measured at N directly. Time is
+ * The worker runs as in production: NODE_ENV=production with the prebuilt workflow bundle (lib/workflow-bundle.js,
+ * built here by scripts/build-workflow-bundle.ts), so its RSS does not include webpack bundling at start-up. Time is
+ * compressed by the schedule interval (default 5 minutes instead of hourly): N tenants every k minutes start
+ * N × 60 / k runs an hour, the run rate of that many hourly tenants (12,000 at the defaults).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseConfig } from '../src/config.js';
+import { workerTuning } from '../src/worker.js';
 import { connectTenant } from '../test/helpers/consent.js';
 import { fmt, percentile, type Figure } from './lib/report.js';
-import { procStats, startWorkerProcess, type SimProcess } from './lib/processes.js';
+import { procStats, spawnTs, startWorkerProcess, type SimProcess } from './lib/processes.js';
 import { benchStack, serviceEnv, uniqueName } from './lib/stack.js';
 
 const P = 'sage-accounting' as const;
@@ -23,30 +28,49 @@ async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>): 
   );
 }
 
-export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) => void; tenants: number; budgetMs: number }): Promise<Figure[]> {
+export async function tenantsSection(opts: {
+  sim: SimProcess;
+  log: (m: string) => void;
+  tenants: number;
+  intervalMinutes: number;
+  observeMs: number;
+  connectBudgetMs: number;
+}): Promise<Figure[]> {
   const { sim, log, tenants } = opts;
   const started = Date.now();
   const env = serviceEnv(sim.env);
   const stack = await benchStack(env);
-  const worker = await startWorkerProcess(env);
+  // Production-like worker: the prebuilt bundle instead of bundling in-process (webpack's heap would count as RSS).
+  // BENCH_TENANT_WORKER=dev runs the development worker instead (bundles at start-up; RSS then includes webpack).
+  const production = process.env.BENCH_TENANT_WORKER !== 'dev';
+  if (production) {
+    const build = spawnTs('scripts/build-workflow-bundle.ts', env, { label: 'bundle' });
+    const built = await build.exited;
+    if (built !== 0) throw new Error(`building the workflow bundle failed: ${build.tail()}`);
+  }
+  const worker = await startWorkerProcess(production ? { ...env, NODE_ENV: 'production' } : env);
   const section = 'tenants';
   try {
     const ids = Array.from({ length: tenants }, (_, i) => `${uniqueName('t')}-${i}`);
     const target = { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` };
     let connected = 0;
-    const connectDeadline = started + opts.budgetMs * 0.45;
+    const connectDeadline = started + opts.connectBudgetMs;
     const t0 = Date.now();
-    await pool(ids, 8, async (tenantId) => {
+    await pool(ids, 12, async (tenantId) => {
       if (Date.now() > connectDeadline) return;
       const u = (await sim.admin.post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } }).json()) as { id: string };
-      await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: 1 } } });
+      try {
+        await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
+      } catch (err) {
+        throw new Error(`connecting ${tenantId} failed: ${(err as Error).message}; worker output: ${worker.tail().slice(-1500)}`);
+      }
       connected++;
     });
     const connectSecs = (Date.now() - t0) / 1000;
     log(`tenants: ${connected} connected in ${connectSecs.toFixed(0)} s`);
 
     // Observe the steady state.
-    const observeMs = Math.max(60_000, opts.budgetMs - (Date.now() - started) - 45_000);
+    const observeMs = opts.observeMs;
     const observeStart = Date.now();
     const cpu0 = procStats(worker.pid);
     const rss: number[] = [];
@@ -59,13 +83,14 @@ export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) =
     const observedSecs = (Date.now() - observeStart) / 1000;
     const cpuShare = cpu0 && cpu1 ? (cpu1.cpuSeconds - cpu0.cpuSeconds) / observedSecs : Number.NaN;
 
-    // Schedule lag: from each recent action's scheduled time to (a) the server starting the run, (b) the run finishing.
+    // Schedule lag, per run: scheduled → the server starts it (the server's own start lag), and started → finished
+    // (what our worker adds beyond that: workflow tasks, plan, the partition sync, the token read, the report).
     const startLag: number[] = [];
-    const finishLag: number[] = [];
+    const beyond: number[] = [];
     let runs = 0;
     let failedRuns = 0;
     // A sample of tenants is enough for the distribution, and describing hundreds of schedules is slow on the dev server.
-    const sample = ids.slice(0, Math.min(connected, 40));
+    const sample = ids.slice(0, Math.min(connected, 100));
     await pool(sample, 8, async (tenantId) => {
       const sched = await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).describe().catch(() => null);
       for (const a of sched?.info.recentActions ?? []) {
@@ -73,25 +98,40 @@ export async function tenantsSection(opts: { sim: SimProcess; log: (m: string) =
         runs++;
         startLag.push(a.takenAt.getTime() - a.scheduledAt.getTime());
         const d = await stack.client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId).describe().catch(() => null);
-        if (d?.closeTime) finishLag.push(d.closeTime.getTime() - a.scheduledAt.getTime());
+        if (d?.closeTime) beyond.push(d.closeTime.getTime() - Math.max(a.takenAt.getTime(), d.startTime.getTime()));
         if (d && d.status.name !== 'COMPLETED' && d.status.name !== 'RUNNING') failedRuns++;
       }
     });
-    const expected = Math.round((observedSecs / 60) * sample.length);
+    const expected = Math.round((observedSecs / 60 / opts.intervalMinutes) * sample.length);
+    let tuning = 'worker defaults';
+    try {
+      tuning = Object.entries(workerTuning(parseConfig({ ...process.env, ...env })))
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(', ');
+    } catch {
+      /* the worker's own config is what counts; this is only the report */
+    }
+    const perHour = (connected * 60) / opts.intervalMinutes;
+    const rssMax = rss.length ? Math.max(...rss) : Number.NaN;
+    const beyondP99 = beyond.length ? percentile(beyond, 99) : Number.NaN;
     return [
       {
         section,
-        name: `${connected} connected tenants on one worker, 1-minute schedules (= ${fmt.int(connected * 15)} tenants on 15-minute schedules): schedule lag`,
-        ours: finishLag.length ? `run finished p50 ${fmt.ms(percentile(finishLag, 50))}, p99 ${fmt.ms(percentile(finishLag, 99))} after its scheduled time` : '—',
+        name: `${fmt.int(connected)} tenants on one worker, ${opts.intervalMinutes}-minute schedules: schedule lag p99 beyond the server's own start lag`,
+        ours: beyond.length ? `p50 ${fmt.ms(percentile(beyond, 50))}, p99 ${fmt.ms(beyondP99)} from the server starting a run to its end` : '—',
         reference: startLag.length ? `server start lag p50 ${fmt.ms(percentile(startLag, 50))}, p99 ${fmt.ms(percentile(startLag, 99))}` : '—',
-        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${finishLag.length} finished, ${failedRuns} failed/terminated; each run = plan activity + one partition sync (10 customers, incremental after the first) + getAccessToken + syncReport signal. Connecting ${connected} tenants through consent took ${connectSecs.toFixed(0)} s${connected < tenants ? ` (${tenants} asked; stopped at the time limit)` : ''}. The 1,000-tenant figure is not measured directly: N tenants at 1-minute intervals carry the sync load of 15 × N at 15 minutes, but only N live connection workflows`,
+        target: '≤ 60 s',
+        met: beyond.length && connected >= 1000 ? beyondP99 <= 60_000 : null,
+        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (12 at a time) took ${connectSecs.toFixed(0)} s${connected < tenants ? ` (${tenants} asked; stopped at the time limit)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
       },
       {
         section,
-        name: `worker RSS and CPU with ${connected} tenants syncing every minute`,
-        ours: `RSS max ${rss.length ? fmt.mb(Math.max(...rss)) : '?'} (median ${rss.length ? fmt.mb(percentile(rss, 50)) : '?'}), CPU ${Number.isFinite(cpuShare) ? `${fmt.num(cpuShare * 100, 0)}% of one core` : '?'}`,
+        name: `${fmt.int(connected)} tenants on one worker: worker RSS`,
+        ours: `RSS max ${rss.length ? fmt.mb(rssMax) : '?'} (median ${rss.length ? fmt.mb(percentile(rss, 50)) : '?'}), CPU ${Number.isFinite(cpuShare) ? `${fmt.num(cpuShare * 100, 0)}% of one core` : '?'}`,
         reference: `machine: 2 cores shared with Temporal dev server, FerretDB/PostgreSQL, simulator, bench`,
-        note: 'RSS sampled every 5 s from /proc; CPU = (utime+stime delta) / wall time over the observation window',
+        target: '≤ 512 MB',
+        met: rss.length && connected >= 1000 ? rssMax <= 512 * 1024 * 1024 : null,
+        note: `RSS sampled every 5 s from /proc over the ${Math.round(observedSecs)}-s observation window (after all tenants were connected); CPU = (utime+stime delta) / wall time; judged only at ≥ 1,000 tenants`,
       },
     ];
   } finally {

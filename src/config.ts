@@ -64,6 +64,21 @@ const EnvSchema = z.object({
   TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233').transform((v) => v.replace(/\/+$/, '')),
   /** Optional bind address for Prometheus metrics of the worker process (the web server serves its own /metrics). */
   WORKER_METRICS_PORT: port.optional(),
+  // --- Worker tuning (src/worker.ts; README "Worker tuning"). Defaults sized for ~1,000 tenants on one worker. ---
+  /**
+   * Workflow executions kept in the worker's sticky cache. A connection workflow is idle nearly always (the token read
+   * path no longer wakes it), so caching all of them only costs memory; an evicted one is replayed from its short
+   * history when it next wakes. Unset = 250.
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
+  /** Run workflows in one reused V8 context (the SDK default; far less memory per cached workflow than one context each). */
+  WORKER_REUSE_V8_CONTEXT: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Activities running at once in this worker (sync partitions, refreshes, mirrors); Sage calls are capped separately. */
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** Workflow tasks processed at once (the SDK default is 40; at least 2 while the sticky cache is on). */
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(40),
+  /** How long a task waits on this worker's sticky queue before any worker may take it (and replay from history). */
+  WORKER_STICKY_QUEUE_TIMEOUT_SECONDS: z.coerce.number().positive().max(600).default(10),
   /**
    * Fault tests only (honoured when NODE_ENV=test): comma-separated crash points at which the worker process SIGKILLs
    * itself, e.g. `refresh:after-store` (see src/tokens/crash-points.ts).

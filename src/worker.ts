@@ -29,6 +29,20 @@ export interface WorkerDeps {
   log: Logger;
 }
 
+/** The worker-tuning settings from config (README "Worker tuning"); the bench reports them beside its figures. */
+export function workerTuning(config: Config): Pick<
+  WorkerOptions,
+  'maxCachedWorkflows' | 'reuseV8Context' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'stickyQueueScheduleToStartTimeout'
+> {
+  return {
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    reuseV8Context: config.WORKER_REUSE_V8_CONTEXT,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_QUEUE_TIMEOUT_SECONDS * 1000,
+  };
+}
+
 /** Builds a worker; tests call this with their own task queue and a prebuilt bundle to save time. */
 export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   const useBundle = deps.config.NODE_ENV === 'production' && existsSync(WORKFLOW_BUNDLE_PATH);
@@ -44,6 +58,7 @@ export async function createWorker(deps: WorkerDeps, overrides: Partial<WorkerOp
     // The SDK sends heartbeats at most every 0.8 × heartbeatTimeout: with that, one slow gRPC call times a live attempt
     // out. A 2 s cap leaves the refresh activity (15 s timeout) real slack, and its sealed answer reaches the server fast.
     maxHeartbeatThrottleInterval: '2s',
+    ...workerTuning(deps.config),
     ...overrides,
   });
 }

@@ -17,7 +17,7 @@ import { contentHash } from './hash.js';
 import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
 import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
 import { clearSeen, loadSeen, recordSeen, type SeenPageDoc } from './seen.js';
-import type { TokenSource } from './tokens.js';
+import { renewingTokenSource, type TokenSource } from './tokens.js';
 import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
 
 export const SYNC_STATE_COLLECTION = 'sync_state';
@@ -98,11 +98,12 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     },
   );
 
-  let token: { accessToken: string; tokenVersion: number } | null = null;
+  // Renews ahead of the token's known expiry (the workflow's margin), so a long run does not wait for a 401.
+  const tokens = renewingTokenSource(deps.tokens);
   /** At most one forced refresh per partition run; the token it yields is "just refreshed" and never rejected again. */
   let forcedRefresh = false;
   async function withToken<T>(fn: (ctx: RequestContext) => Promise<T>): Promise<T> {
-    token ??= await deps.tokens.get();
+    let token = await tokens.get();
     try {
       return await fn({ ...target, accessToken: token.accessToken });
     } catch (err) {
@@ -110,22 +111,22 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       // A 401/403 whose body names the cause (lapsed subscription, business/site access, APIM key) is not the token.
       const named = accessProblem(err);
       if (named) throw named;
-      if (err.status === 403 || forcedRefresh) throw await unauthorizedOnFreshToken(err);
+      if (err.status === 403 || forcedRefresh) throw await unauthorizedOnFreshToken(err, token.accessToken);
       // Possibly the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
       forcedRefresh = true;
-      token = await deps.tokens.get({ rejectedTokenVersion: token.tokenVersion });
+      token = await tokens.get({ rejectedTokenVersion: token.tokenVersion });
       try {
         return await fn({ ...target, accessToken: token.accessToken });
       } catch (again) {
         if (!(again instanceof SageApiError) || (again.status !== 401 && again.status !== 403)) throw again;
-        throw accessProblem(again) ?? (await unauthorizedOnFreshToken(again));
+        throw accessProblem(again) ?? (await unauthorizedOnFreshToken(again, token.accessToken));
       }
     }
   }
 
   /** A 401 that a fresh token did not cure: an access problem of this partition, explained by the source when it can. */
-  async function unauthorizedOnFreshToken(err: SageApiError): Promise<SageAccessDeniedError> {
-    const explained = await deps.source.explainUnauthorized?.({ ...target, accessToken: token!.accessToken }).catch(() => null);
+  async function unauthorizedOnFreshToken(err: SageApiError, accessToken: string): Promise<SageAccessDeniedError> {
+    const explained = await deps.source.explainUnauthorized?.({ ...target, accessToken }).catch(() => null);
     return explained ?? new SageAccessDeniedError(target.provider, 'token_rejected', err.status, `Sage rejects a freshly refreshed token for this partition (HTTP ${err.status} on ${err.path})`);
   }
 

@@ -1,7 +1,14 @@
 /**
- * How any process gets a usable access token for a connection: ask the connection workflow (`getAccessToken` update),
- * which refreshes at most once however many callers ask at the same time and answers with a version, then read and
- * decrypt that version from the token store. No secret ever travels through Temporal.
+ * How any process gets a usable access token for a connection.
+ *
+ * Read path (the common case): read the token document and the connection mirror, and if the workflow's own policy
+ * would lease the stored version as it is (`decideReadPath`: connected, no refresh started on it, outside the refresh
+ * margin and long enough for `minValidSeconds`), decrypt and return it. No Temporal call, no history event.
+ *
+ * Otherwise ask the connection workflow (`getAccessToken` update), which refreshes at most once however many callers
+ * and processes ask at the same time and answers with a version, then read and decrypt that version from the store.
+ * The read path never refreshes and never calls Sage: every refresh is still decided by the workflow. No secret ever
+ * travels through Temporal.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
@@ -12,7 +19,9 @@ import type { Mongo } from '../lib/mongo.js';
 import { connectionWorkflowId, ErrorTypes, getAccessTokenUpdate, type Provider } from '../messages.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { Semaphore } from '../providers/http.js';
-import { openTokens, readTokenDoc } from './store.js';
+import { COLLECTIONS } from '../lib/mongo.js';
+import { decideReadPath } from './read-path.js';
+import { openTokens, readTokenDoc, type TokenDoc } from './store.js';
 
 /** gRPC status codes (grpc-js is not a direct dependency). */
 const grpcStatus = { NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
@@ -48,6 +57,59 @@ export interface AccessTokenResult {
   accessToken: string;
   tokenVersion: number;
   expiresAt: string;
+  /** The token's own life (seconds), so a holder can renew ahead of expiry with the same margin as the workflow. */
+  lifetimeSec: number;
+  /** Where the answer came from: the store alone, or the workflow (an update, maybe a refresh). */
+  servedBy: 'store' | 'workflow';
+}
+
+/**
+ * Concurrent callers of one connection in this process share one in-flight store read (coalescing, not caching: a
+ * caller only joins a read that is already under way, and nothing is kept once it has answered). 1,000 callers then
+ * cost one token read, one mirror read and one decryption, instead of 1,000 of each queueing for the driver's pool.
+ */
+interface StoreSnapshot {
+  doc: TokenDoc | null;
+  connection: { state?: string | null } | null;
+  opened?: { accessToken: string };
+}
+const inFlightReads = new Map<string, Promise<StoreSnapshot>>();
+function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSnapshot> {
+  const key = `${deps.mongo.db.databaseName}/${workflowId}`;
+  let p = inFlightReads.get(key);
+  if (!p) {
+    p = Promise.all([
+      readTokenDoc(deps.mongo, workflowId),
+      deps.mongo.collection<{ _id: string; state?: string }>(COLLECTIONS.connections).findOne({ _id: workflowId }, { projection: { state: 1 } }),
+    ])
+      .then(([doc, connection]): StoreSnapshot => ({ doc, connection }))
+      .finally(() => inFlightReads.delete(key));
+    inFlightReads.set(key, p);
+  }
+  return p;
+}
+
+const resultOf = (doc: TokenDoc, accessToken: string, servedBy: AccessTokenResult['servedBy']): AccessTokenResult => ({
+  accessToken,
+  tokenVersion: doc.version,
+  expiresAt: doc.accessTokenExpiresAt.toISOString(),
+  lifetimeSec: doc.accessTokenLifetimeSec,
+  servedBy,
+});
+
+/** The read path: the stored token when the workflow would lease it as it is, else null (ask the workflow). */
+export async function readValidToken(
+  deps: { mongo: Mongo; config: Config },
+  conn: { tenantId: string; provider: Provider },
+  opts: { rejectedTokenVersion?: number; minValidSeconds?: number } = {},
+): Promise<AccessTokenResult | null> {
+  const workflowId = connectionWorkflowId(conn.provider, conn.tenantId);
+  if (opts.rejectedTokenVersion !== undefined) return null;
+  const snap = await readStore(deps, workflowId);
+  const d = decideReadPath(snap.doc, snap.connection, Date.now(), opts, { workflowId, ...conn });
+  if (d.use !== 'store' || !snap.doc) return null;
+  snap.opened ??= { accessToken: openTokens(keyRingFromConfig(deps.config), snap.doc).accessToken };
+  return resultOf(snap.doc, snap.opened.accessToken, 'store');
 }
 
 function isRetryLater(err: unknown): boolean {
@@ -67,6 +129,8 @@ export async function acquireAccessToken(
   conn: { tenantId: string; provider: Provider },
   opts: { rejectedTokenVersion?: number; minValidSeconds?: number; deadlineMs?: number } = {},
 ): Promise<AccessTokenResult> {
+  const fromStore = await readValidToken(deps, conn, opts);
+  if (fromStore) return fromStore;
   const workflowId = connectionWorkflowId(conn.provider, conn.tenantId);
   const handle = deps.client.workflow.getHandle(workflowId);
   const args = {
@@ -99,6 +163,6 @@ export async function acquireAccessToken(
     // The store can only be ahead of the lease (a newer version is valid too), never behind it.
     if (doc.version < lease.tokenVersion) throw new Error(`token store for ${workflowId} is at version ${doc.version}, behind lease ${lease.tokenVersion}`);
     const tokens = openTokens(keyRingFromConfig(deps.config), doc);
-    return { accessToken: tokens.accessToken, tokenVersion: doc.version, expiresAt: doc.accessTokenExpiresAt.toISOString() };
+    return resultOf(doc, tokens.accessToken, 'workflow');
   }
 }

@@ -71,8 +71,33 @@ describe('refresh margin is derived from the token life', () => {
   test('Sage 200 8-hour tokens: capped at 15 minutes', () => {
     assert.equal(M.refreshMarginSeconds(8 * 3600), 900);
   });
-  test('tiny lifetimes never refresh on every call (margin at most half the life)', () => {
-    assert.equal(M.refreshMarginSeconds(20), 10);
+  test('the margin never exceeds a quarter of the token life (the 30-s skew floor does not apply to short tokens)', () => {
+    for (const life of [1, 4, 15, 20, 60, 119, 120, 300, 3600, 8 * 3600, 86_400]) {
+      const m = M.refreshMarginSeconds(life);
+      assert.ok(m <= life * 0.25 + 1e-9, `life ${life} s → margin ${m} s`);
+      assert.ok(m > 0, `life ${life} s → margin ${m} s is positive`);
+    }
+    assert.equal(M.refreshMarginSeconds(15), 3.75);
+    assert.equal(M.refreshMarginSeconds(20), 5);
+    assert.equal(M.refreshMarginSeconds(60), 15);
+  });
+  test('15-s tokens: a token with 6 s left is leased, not refreshed (the old 30-s floor, halved, made it 7.5 s)', () => {
+    const s = connected(T0, 15);
+    assert.equal(M.decideAccess(s, T0 + 9_000, { minValidSeconds: 5 }).kind, 'lease');
+    assert.equal(M.decideAccess(s, T0 + 11_500, { minValidSeconds: 5 }).kind, 'refresh');
+  });
+  test('15-s tokens: a storm of callers (minValidSeconds 5) spread over 10 s after a refresh all get that one version', () => {
+    // The storm that was seen to get two versions: the refresh lands, callers keep arriving for a few seconds.
+    const s = connected(T0, 15);
+    const refreshedAt = T0 + 12_000;
+    const after = M.refreshSucceeded(s, token(2, refreshedAt, 15), refreshedAt, { calledSage: true }).state;
+    const versions = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      const d = M.decideAccess(after, refreshedAt + i * 200, { minValidSeconds: 5 });
+      assert.equal(d.kind, 'lease', `caller ${i} at +${i * 200} ms after the refresh`);
+      if (d.kind === 'lease') versions.add(d.lease.tokenVersion);
+    }
+    assert.deepEqual([...versions], [2]);
   });
   test('minValidSeconds asks for more validity, but never more than a fresh token can give', () => {
     const s = connected();

@@ -321,11 +321,17 @@ export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: s
 // ---------------------------------------------------------------------------------------------------------------------
 // Token margins
 
-/** Seconds before access-token expiry at which we refresh: derived from the token's own life, never fixed. */
+/**
+ * Seconds before access-token expiry at which we refresh: derived from the token's own life, never fixed. The skew
+ * floor applies only while it fits in `MARGIN_SHARE` of the life: a margin bigger than that share would make a short
+ * token (15 s in compressed tests) stale for most of its life, so callers spread over a few seconds would each see it
+ * "due" and a storm would cause a second refresh (and a second version). 300 s → 75 s, 60 s → 15 s, 15 s → 3.75 s,
+ * 8 h → 15 min.
+ */
 export function refreshMarginSeconds(lifetimeSec: number): number {
-  const margin = Math.min(MAX_MARGIN_SECONDS, Math.max(SKEW_SECONDS, lifetimeSec * MARGIN_SHARE));
-  // Never more than half the life, or a short-lived token would be refreshed on every call.
-  return Math.min(margin, lifetimeSec / 2);
+  // For Sage's real lifetimes (300 s, 8 h) the share is above the skew floor anyway (75 s, capped to 15 min); only a
+  // token shorter than 120 s gets a margin below SKEW_SECONDS, and then the share is what keeps it usable.
+  return Math.min(MAX_MARGIN_SECONDS, Math.max(0, lifetimeSec) * MARGIN_SHARE);
 }
 
 /** When an idle connection must refresh so its refresh token does not lapse (null: no refresh-token expiry known). */
