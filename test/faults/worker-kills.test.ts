@@ -67,6 +67,22 @@ async function openSyncRuns(): Promise<string[]> {
   return ids;
 }
 
+/** Why each customer deleted at Sage is still live here: its document, its hash entry, Sage's deletion time, the runs. */
+async function explainExtras(tenantId: string, partitionId: string, extra: string[], truth: { id: string; deleted_at?: string | null }[]): Promise<string> {
+  const lines: string[] = [];
+  const state = await stack.mongo.db.collection('sync_state').findOne({});
+  lines.push(`sync_state: ${JSON.stringify(state)}`);
+  for (const id of extra.slice(0, 10)) {
+    const doc = await stack.mongo.collection(COLLECTIONS.customers).findOne({ tenantId, partitionId, externalId: id }, { projection: { raw: 0 } });
+    const hash = doc ? await stack.mongo.db.collection('customer_hashes').findOne({ _id: doc._id } as never) : null;
+    lines.push(`${id}: deleted at Sage ${truth.find((t) => t.id === id)?.deleted_at}; doc ${JSON.stringify({ deleted: doc?.deleted, syncedAt: doc?.syncedAt, sourceUpdatedAt: doc?.sourceUpdatedAt })}; hash ${JSON.stringify(hash)}`);
+  }
+  const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).sort({ startedAt: 1 }).toArray();
+  for (const r of runs)
+    lines.push(`run ${String(r._id).slice(-40)} ${r.mode} ${r.status} attempt ${r.attempt} ${r.startedAt?.toISOString?.()}..${r.finishedAt?.toISOString?.()} pages ${r.pages} deleted ${r.deleted} wm ${r.watermarkFrom?.toISOString?.()}->${r.watermarkTo?.toISOString?.()}`);
+  return lines.join('\n');
+}
+
 test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, async () => {
   const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: CUSTOMERS });
   const tenantId = uniqueName('kills');
@@ -139,6 +155,7 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
   const truth = sim.admin.truth(P, partitionId).customers;
   const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, truth, { checkDeletions: true });
   const connRunning = (await handle.describe()).status.name === 'RUNNING';
+  if (report.extra.length > 0) console.log(`[faults] extras explained:\n${await explainExtras(tenantId, partitionId, report.extra, truth)}`);
   await worker.stop();
 
   console.log(
