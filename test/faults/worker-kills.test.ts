@@ -149,7 +149,11 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
     const readyAt = new Date();
     if (kind === 'refresh') {
       // This worker was started with a refresh crash point: force a refresh (as after a 401) and let it die there.
-      const current = await acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }).catch(() => null);
+      // (The token loop's own refresh may reach the crash point first; then no worker is left to answer this call.)
+      const current = await Promise.race([
+        acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }).catch(() => null),
+        worker.exited.then(() => null),
+      ]);
       if (current) {
         forced.push(
           acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: current.tokenVersion, deadlineMs: 180_000 }).catch((err: Error) =>
