@@ -89,7 +89,12 @@ start_mongo() {
       local deadline=$((SECONDS + 60))
       while ! port_open 127.0.0.1 "$MONGO_PORT" && kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
       port_open 127.0.0.1 "$MONGO_PORT" && return
-      kill -0 "$pid" 2>/dev/null || { log "FerretDB exited during start-up:"; tail -n 20 "$RUN_DIR/mongo-$MONGO_PORT.log" >&2; }
+      if ! kill -0 "$pid" 2>/dev/null; then
+        log "FerretDB exited during start-up:"; tail -n 20 "$RUN_DIR/mongo-$MONGO_PORT.log" >&2
+        # Its own port taken by another process: waiting cannot help, and the caller should pick another port.
+        grep -q "127.0.0.1:$MONGO_PORT.*address already in use" "$RUN_DIR/mongo-$MONGO_PORT.log" \
+          && die "port $MONGO_PORT is taken by another process; FerretDB cannot listen there"
+      fi
       kill -TERM -- "-$pid" 2>/dev/null || true
       FERRET_DEBUG_PORT=0
     done

@@ -12,11 +12,22 @@ import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
 import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
-import { buildCustomerDoc, customerId, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
+import { buildCustomerDoc, customerId, customerIdPrefix, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
 import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
 import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
-import { clearSeen, loadSeen, recordSeen, type SeenPageDoc } from './seen.js';
+import {
+  clearSeen,
+  clearWriteIntent,
+  dropWriteIntents,
+  loadSeen,
+  loadWriteIntents,
+  recordSeen,
+  recordWriteIntent,
+  SYNC_WRITE_INTENTS,
+  type SeenPageDoc,
+  type WriteIntentDoc,
+} from './seen.js';
 import { renewingTokenSource, type TokenSource } from './tokens.js';
 import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
 
@@ -78,6 +89,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const stateColl = deps.mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
   const seenColl = deps.mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION);
   const colls: SyncCollections = { customers, hashes: deps.mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
+  const intents = deps.mongo.db.collection<WriteIntentDoc>(SYNC_WRITE_INTENTS);
+  const prefix = customerIdPrefix(key);
 
   const state = await readState(stateColl, syncStateId(key));
   const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
@@ -86,7 +99,11 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     runKey,
     { ...key, syncWorkflowId: input.syncWorkflowId, mode, watermarkFrom: state?.watermark ? new Date(state.watermark.updatedAt) : null, attempt: input.attempt ?? 1 },
     now(),
+    { deletionsFrom: state?.deletionsSince ?? null },
   );
+  // The deletion feed starts where sync_state stood when this run's FIRST attempt began (pinned in sync_runs): a retry
+  // must not take a position another run saved meanwhile, which need not cover what this run wrote before its crash.
+  const deletionsFrom = run?.deletionsFrom !== undefined ? run.deletionsFrom : (state?.deletionsSince ?? null);
   const cp: Checkpoint = structuredClone(
     laterCheckpoint(input.resumeFrom, run?.checkpoint) ?? {
       phase: 'customers',
@@ -151,7 +168,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       else if (r.skip) gone.push(id); // no longer a customer (turned into a vendor only)
       else rejected.push({ externalId: id, reason: r.reason, raw });
     }
-    const written = await writeCustomers(colls, found, view);
+    const written = await writeWithIntent(found);
     cp.counts.upserted += written.upserted;
     cp.counts.modified += written.modified;
     cp.counts.quarantined += await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, now());
@@ -166,6 +183,17 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   // Full runs read the partition's stored hashes once (also the deletion candidates); incremental runs look up by `_id`.
   const preloaded = mode === 'full' && cp.phase !== 'done' ? await PreloadedHashes.load(colls.hashes, key) : null;
   const view: HashView = preloaded ?? new PointHashes(colls.hashes);
+  // Customers a crashed write stored without their hash entry: deletion candidates too (read before this attempt writes).
+  const leftovers = preloaded ? await loadWriteIntents(intents, prefix) : null;
+
+  /** Writes a page's customers behind a write-ahead intent for the ids without a live hash entry (see seen.ts). */
+  async function writeWithIntent(docs: CustomerDoc[]) {
+    const unknown = preloaded ? docs.filter((d) => preloaded.stored.get(d._id)?.deleted !== false) : docs;
+    const intent = await recordWriteIntent(intents, prefix, [...new Set(unknown.map((d) => d._id))], now());
+    const written = await writeCustomers(colls, docs, view);
+    await clearWriteIntent(intents, intent);
+    return written;
+  }
 
   try {
     if (cp.phase === 'customers') {
@@ -191,7 +219,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
             if (r.externalId) seenIds.push(r.externalId);
           }
         }
-        const written = await writeCustomers(colls, docs, view);
+        const written = await writeWithIntent(docs);
         const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
         cp.counts.pages += 1;
         if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
@@ -212,12 +240,15 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       if (mode === 'full') {
         // Only reached when every page was read without error: what was not seen is gone from Sage.
         const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
-        const candidates = unseenIds(key, preloaded?.liveIds() ?? [], seen);
+        const stored = new Set([...(preloaded?.liveIds() ?? []), ...(leftovers?.ids ?? [])]);
+        const candidates = unseenIds(key, [...stored], seen);
         const gone = await confirmGone(candidates);
         cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now());
-      } else if (deps.source.deletions && state?.deletionsSince) {
+        // Every intent read at this attempt's start is settled now: its ids were seen (and written) or reconciled.
+        if (leftovers) await dropWriteIntents(intents, leftovers.docIds);
+      } else if (deps.source.deletions && deletionsFrom) {
         const feed = deps.source.deletions;
-        let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);
+        let cursor = cp.cursor ?? feed.startCursor(deletionsFrom);
         for (;;) {
           const page = await withToken((ctx) => feed.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
           cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now());

@@ -47,6 +47,11 @@ export interface SyncRunDoc extends PartitionKey, RunCounts {
   error: string | null;
   attempt: number;
   checkpoint: Checkpoint | null;
+  /**
+   * Where this run reads the deletion feed from: `sync_state.deletionsSince` as its FIRST attempt found it (set once,
+   * on insert). Absent on runs recorded before it existed.
+   */
+  deletionsFrom?: Date | null;
   updatedAt: Date;
 }
 
@@ -65,12 +70,13 @@ export async function startRun(
   id: string,
   fields: PartitionKey & { syncWorkflowId: string; mode: SyncMode; watermarkFrom: Date | null; attempt: number },
   now: Date,
+  pinned: { deletionsFrom: Date | null } = { deletionsFrom: null },
 ): Promise<SyncRunDoc | null> {
-  // A retried attempt keeps the first attempt's start time and checkpoint: it continues the same run.
+  // A retried attempt keeps the first attempt's start time, checkpoint and deletion-feed start: it continues the same run.
   await coll.updateOne(
     { _id: id },
     {
-      $setOnInsert: { startedAt: now, ...zeroCounts(), finishedAt: null, error: null, checkpoint: null, watermarkTo: null },
+      $setOnInsert: { startedAt: now, ...zeroCounts(), finishedAt: null, error: null, checkpoint: null, watermarkTo: null, deletionsFrom: pinned.deletionsFrom },
       $set: { ...fields, status: 'running', updatedAt: now },
     },
     { upsert: true },

@@ -48,6 +48,9 @@ test('schedule created on connect; syncNow full syncs every business through the
     { tenantId, provider, userId: user.id },
   );
   assert.equal(status.partitions.length, 2);
+  // The consent answers only after its commands ran (schedule created, mirror written); a schedule command that
+  // failed after its retries is recorded here, not as a schedule that never appears.
+  assert.ok(!status.lastError, `consent finished without a failed command (e.g. ensureSchedule): ${status.lastError}`);
   const schedule = stack.client.schedule.getHandle(syncScheduleId(provider, tenantId));
   let describeError = '';
   const described = await eventually(() => `schedule (last describe error: ${describeError || 'none'})`, async () =>

@@ -4,10 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { createSageHttp } from '../../src/providers/http.js';
 import { customerSourceFor } from '../../src/providers/index.js';
 import type { CustomerSource } from '../../src/providers/types.js';
+import { CUSTOMER_HASHES } from '../../src/sync/bulk-writer.js';
 import { syncPartition } from '../../src/sync/partition-sync.js';
 import type { QuarantineDoc } from '../../src/sync/quarantine.js';
 import { syncHarness, type SyncHarness } from '../helpers/sync-harness.js';
@@ -148,4 +150,135 @@ test('a definitive Sage error (400) fails the partition at once: sync_runs says 
   const res = await h.runSync(t.tenantId, 'sage-200');
   assert.equal(res.partitions[t.partitions[0]!.id]?.mode, 'full');
   await assertEqualsTruth(t.tenantId, t);
+});
+
+/**
+ * A Mongo handle whose `customer_hashes` bulk writes throw once `crashOnHashWrite.armed` is set: the process "dies"
+ * after a page's customers were written and before their hash entries were (the SIGKILL window between two writes).
+ */
+function crashingHashWrites(mongo: SyncHarness['stack']['mongo']) {
+  const state = { armed: false, crashes: 0 };
+  const db = new Proxy(mongo.db, {
+    get(target, prop, receiver) {
+      if (prop !== 'collection') return Reflect.get(target, prop, receiver);
+      return (name: string, ...rest: unknown[]) => {
+        const coll = (target.collection as (n: string, ...r: unknown[]) => ReturnType<typeof target.collection>)(name, ...rest);
+        if (name !== CUSTOMER_HASHES) return coll;
+        return new Proxy(coll, {
+          get(c, p, r) {
+            if (p === 'bulkWrite' && state.armed) {
+              return async () => {
+                state.armed = false;
+                state.crashes++;
+                throw new Error('simulated crash between the customer write and the hash write');
+              };
+            }
+            const v = Reflect.get(c, p, r);
+            return typeof v === 'function' ? v.bind(c) : v;
+          },
+        });
+      };
+    },
+  });
+  return { mongo: { ...mongo, db }, state };
+}
+
+test('crash between a page\'s customer write and its hash write, customer then deleted at Sage: the resumed full run still flags it deleted', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 30 });
+  const p = t.partitions[0]!;
+  const source = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
+  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const crashing = crashingHashWrites(h.stack.mongo);
+  const run = (mongo: typeof h.stack.mongo, syncWorkflowId: string, mode: 'full' | 'incremental' = 'full') =>
+    syncPartition(
+      { mongo, source, tokens, pageSize: 10, overlapSeconds: 300 },
+      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode, syncWorkflowId },
+    );
+  assert.equal((await run(h.stack.mongo, uniqueName('first'))).summary.upserted, 30);
+
+  // A new customer appears at Sage; the next full run writes it (the only write of the run), then "crashes".
+  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 }).created[0]!;
+  const second = uniqueName('second');
+  crashing.state.armed = true;
+  await assert.rejects(run(crashing.mongo, second), /simulated crash/);
+  assert.equal(crashing.state.crashes, 1, 'the crash happened at the hash write');
+  const stored = await h.customers(t.tenantId, 'sage-accounting', p.id);
+  assert.equal(stored.find((d) => d.externalId === created)?.deleted, false, 'the customer was written before the crash');
+
+  // Deleted at Sage before the retry re-reads that page: the retry never sees it again.
+  h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: [created] });
+  const resumed = await run(h.stack.mongo, second);
+  assert.equal(resumed.summary.status, 'succeeded');
+  assert.equal(resumed.summary.deleted, 1, 'full reconciliation flagged the customer written just before the crash');
+  // Later runs (the deletion feed now starts after the deletion) keep it that way, and the rest equals Sage's truth.
+  await run(h.stack.mongo, uniqueName('third'), 'incremental');
+  await run(h.stack.mongo, uniqueName('fourth'));
+  assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
+  const docs = await h.customers(t.tenantId, 'sage-accounting', p.id);
+  assert.equal(docs.find((d) => d.externalId === created)?.deleted, true);
+});
+
+test('an incremental run retried after a crash before its deletion-feed read keeps its own feed start, not one another run saved meanwhile', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 20 });
+  const p = t.partitions[0]!;
+  const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
+  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  // overlap 0: each run's saved feed position is its own start, so "another run moved it past the deletion" is reachable.
+  const run = (source: CustomerSource, syncWorkflowId: string, mode: 'full' | 'incremental') =>
+    syncPartition(
+      { mongo: h.stack.mongo, source, tokens, pageSize: 10, overlapSeconds: 0 },
+      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode, syncWorkflowId },
+    );
+  await run(real, uniqueName('first'), 'full');
+  // Sage times have whole seconds and `deleted_since` is exclusive: keep each step in a later second than the last.
+  await sleep(1_100);
+
+  // A full run B has read the stored hashes and waits at its first page (as a slow concurrent run would).
+  let reachedGate!: () => void;
+  const atGate = new Promise<void>((r) => (reachedGate = r));
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  let gated = true;
+  const slowStart: CustomerSource = {
+    ...real,
+    async fetchPage(ctx, cursor, opts) {
+      if (gated) {
+        gated = false;
+        reachedGate();
+        await gate;
+      }
+      return real.fetchPage(ctx, cursor, opts);
+    },
+  };
+  const b = run(slowStart, uniqueName('b-full'), 'full');
+  await atGate;
+
+  // Incremental run A writes a new customer, then its worker dies just before it reads the deletion feed.
+  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 }).created[0]!;
+  const dyingBeforeFeed: CustomerSource = {
+    ...real,
+    deletions: {
+      ...real.deletions!,
+      fetchPage: async () => {
+        throw new Error('simulated crash before the deletion-feed read');
+      },
+    },
+  };
+  const a = uniqueName('a-incr');
+  await assert.rejects(run(dyingBeforeFeed, a, 'incremental'), /simulated crash/);
+  await sleep(1_100);
+  // Sage deletes it; B (which never knew it) then lists, reconciles and saves a feed position after the deletion.
+  h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: [created] });
+  await sleep(1_500);
+  openGate();
+  assert.equal((await b).summary.status, 'succeeded');
+  const docsAfterB = await h.customers(t.tenantId, 'sage-accounting', p.id);
+  assert.equal(docsAfterB.find((d) => d.externalId === created)?.deleted, false, 'B did not know the customer, so it did not flag it');
+
+  // A's retry must read the feed from where A's first attempt started.
+  const resumed = await run(real, a, 'incremental');
+  assert.equal(resumed.summary.status, 'succeeded');
+  const docs = await h.customers(t.tenantId, 'sage-accounting', p.id);
+  assert.equal(docs.find((d) => d.externalId === created)?.deleted, true, 'the deletion reached MongoDB through the retried run');
+  assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
 });
