@@ -9,7 +9,7 @@ import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, statusQuery, syncScheduleId } from '../../src/messages.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
 import { tenantConnection } from '../../src/workflows/index.js';
-import { uniqueName } from '../helpers/env.js';
+import { operatorAuth, uniqueName } from '../helpers/env.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 
 let h: TokenHarness;
@@ -69,7 +69,7 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
     assert.ok(p.siteId, 'site id kept beside it');
   }
   // Sage ID consent URL: audience + offline_access
-  const url = new URL((await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}x&provider=sage-200` })).headers.location as string);
+  const url = new URL((await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}x&provider=sage-200`, headers: operatorAuth })).headers.location as string);
   assert.equal(url.searchParams.get('scope'), 'openid profile email offline_access');
   assert.ok(url.searchParams.get('audience'));
   assert.ok(url.searchParams.get('state'));
@@ -78,7 +78,7 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
 test('forged, replayed and expired state → HTTP 400 and nothing changed', async () => {
   const tenantId = uniqueName('st');
   const wfId = connectionWorkflowId('sage-accounting', tenantId);
-  const connect = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=sage-accounting` });
+  const connect = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=sage-accounting`, headers: operatorAuth });
   const callbackUrl = await h.followConsent(String(connect.headers.location));
   const cb = new URL(callbackUrl);
   const code = cb.searchParams.get('code')!;
