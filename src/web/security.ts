@@ -91,15 +91,16 @@ export function sameOriginGuard(app: FastifyInstance, config: Config, onRefused?
     req.log.warn({ why, url: req.routeOptions.url }, 'refused a cross-site or token-less request');
     return onRefused ? onRefused(req, reply, why) : reply.code(403).type('text/plain; charset=utf-8').send(`Refused: ${why}. Use the connections page.`);
   };
-  return async function guard(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (!usesAmbientCredential(req)) return;
+  return async function guard(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    if (!usesAmbientCredential(req)) return undefined;
     const why = crossSiteReason(req, config);
-    if (why) {
-      await refuse(req, reply, why);
-      return;
-    }
-    const ok = await new Promise<boolean>((resolve) => app.csrfProtection(req, reply, (err?: Error) => resolve(!err)));
-    if (!ok) await refuse(req, reply, 'missing or invalid CSRF token');
+    if (why) return refuse(req, reply, why);
+    const given = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD] ?? (req.query as Record<string, unknown> | undefined)?.[CSRF_FIELD];
+    if (typeof given !== 'string' || given === '') return refuse(req, reply, 'missing CSRF token');
+    // A token that does not match this browser's signed secret cookie: the plugin answers 403 itself (synchronously).
+    let valid = false;
+    app.csrfProtection(req, reply, () => (valid = true));
+    return valid ? undefined : reply;
   };
 }
 

@@ -96,7 +96,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
     /** A browser that arrives without a token (a typed or pasted link) gets a page that asks before anything is minted. */
     const confirmPage = (req: FastifyRequest, reply: FastifyReply, why: string): FastifyReply => {
       const q = ConnectQuery.safeParse(req.query);
-      if (!q.success || why !== 'missing or invalid CSRF token') return page(reply, 403, 'Refused', html`<p>This request came from another site (${why}). Nothing was changed. Start from the connections page.</p>`);
+      if (!q.success || why !== 'missing CSRF token') return page(reply, 403, 'Refused', html`<p>This request came from another site (${why}). Nothing was changed. Start from the connections page.</p>`);
       const token = reply.generateCsrf();
       const { tenantId, provider, edition, country } = q.data;
       return page(
