@@ -141,6 +141,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
   ] as const) {
     if (Boolean(e[id]) !== Boolean(e[secret])) issues.push({ variable: e[id] ? secret : id, message: `set both ${id} and ${secret}, or neither` });
   }
+  if (e.NODE_ENV === 'production' && e.NOTIFY_WEBHOOK_URL && !e.NOTIFY_WEBHOOK_URL.startsWith('https:')) {
+    issues.push({ variable: 'NOTIFY_WEBHOOK_URL', message: 'must be an https: URL in production (the body is signed, not encrypted)' });
+  }
   if (issues.length > 0 || !encryptionKey) throw new ConfigError(issues);
   const { TOKEN_ENCRYPTION_KEY: _omit, ...rest } = e;
   return { ...rest, encryptionKey, oldEncryptionKeys, redirectUri: `${e.PUBLIC_BASE_URL}/oauth/callback` };
