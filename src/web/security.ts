@@ -13,7 +13,7 @@
  *   (@fastify/csrf-protection with a signed, SameSite=Strict @fastify/cookie secret). A Bearer header is never sent
  *   by a browser on its own, so scripts that use it need neither.
  * - Security headers (@fastify/helmet): no framing anywhere, a CSP whose form-action allows only us and Sage's consent
- *   pages, no referrer.
+ *   pages, no referrer to other sites.
  * - `/connect` is rate-limited (@fastify/rate-limit).
  */
 import { createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
@@ -116,7 +116,9 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
 
   await app.register(fastifyHelmet, {
     frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
+    // Not `no-referrer`: with it, browsers send `Origin: null` on our own form posts (Fetch spec), which we refuse.
+    // `same-origin` still sends nothing to Sage or any other site.
+    referrerPolicy: { policy: 'same-origin' },
     hsts: https,
     contentSecurityPolicy: {
       useDefaults: true,

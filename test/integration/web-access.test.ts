@@ -119,7 +119,7 @@ test('security headers forbid framing and referrers on operator pages and on the
     assert.equal(res.headers['x-frame-options'], 'DENY', url);
     assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/, url);
     assert.match(String(res.headers['content-security-policy']), /form-action 'self' http:\/\/127\.0\.0\.1:\d+/, `${url}: forms may lead to Sage's consent page only`);
-    assert.equal(res.headers['referrer-policy'], 'no-referrer', url);
+    assert.equal(res.headers['referrer-policy'], 'same-origin', `${url}: no referrer leaves for Sage (and same-origin posts keep their Origin)`);
     assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
   }
 });
@@ -303,4 +303,14 @@ test('/connect?edition= picks the Sage 200 edition, validated, and refuses to ch
   const change = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200extra`, headers: operatorAuth });
   assert.equal(change.statusCode, 409, 'a different edition under a running connection is refused, not silently ignored');
   await h.stack.client.workflow.getHandle(wf).signal(disconnectSignal, { revoke: false });
+});
+
+test('the web server will not be built without an operator credential (no accidental open server)', async () => {
+  const { buildServer } = await import('../../src/web/server.js');
+  const { ConfigError } = await import('../../src/config.js');
+  const { createLogger } = await import('../../src/lib/logger.js');
+  await assert.rejects(
+    buildServer({ config: { ...h.stack.config, OPERATOR_TOKEN: undefined }, client: h.stack.client, mongo: h.stack.mongo, log: createLogger({ level: 'silent' }) }),
+    (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'OPERATOR_TOKEN'),
+  );
 });
