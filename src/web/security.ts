@@ -126,7 +126,8 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
         'default-src': ["'self'"],
         'frame-ancestors': ["'none'"],
         // The connect form leads (via our 302) to Sage's consent page; Chrome applies form-action to that redirect.
-        'form-action': ["'self'", originOf(config.SAGE_ACCOUNTING_AUTH_URL), originOf(config.SAGE200_AUTH_URL)],
+        // Sage sends the browser back to PUBLIC_BASE_URL, which is not 'self' when the page was opened under another name.
+        'form-action': ["'self'", originOf(config.PUBLIC_BASE_URL), originOf(config.SAGE_ACCOUNTING_AUTH_URL), originOf(config.SAGE200_AUTH_URL)],
         'upgrade-insecure-requests': https ? [] : null,
       },
     },
