@@ -1,16 +1,17 @@
 /**
- * `npm start`: the whole service on one machine. Generates a dev TOKEN_ENCRYPTION_KEY when none is configured, starts
+ * `npm start`: the whole service on one machine. Generates a dev TOKEN_ENCRYPTION_KEY when none is configured (and, in
+ * demo mode, the operator credential OPERATOR_TOKEN, both into git-ignored files under .local/), starts
  * (or reuses) the local Temporal dev server and MongoDB-wire server, the Sage simulator when no real Sage credentials are
  * configured (demo mode), then the worker and the web server as child processes. Prints where to go, and on Ctrl-C
  * (SIGINT/SIGTERM) stops exactly what it started: the children first, then only the infra servers it brought up.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, DEV_KEY_FILE, parseConfig } from '../src/config.js';
+import { ConfigError, DEV_KEY_FILE, DEV_OPERATOR_TOKEN_FILE, parseConfig, requireOperatorToken } from '../src/config.js';
 import { DEMO_APPS } from '../src/simulator/apps.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -54,9 +55,23 @@ if (!env.TOKEN_ENCRYPTION_KEY) {
 // ---- 2. demo mode: no real Sage credentials → the simulator stands in for Sage ----
 const demo = !env.SAGE_ACCOUNTING_CLIENT_ID && !env.SAGE200_CLIENT_ID;
 set('WORKER_METRICS_PORT', '9464');
+
+// ---- 2b. the operator credential (contract §5): generated in demo mode, required otherwise ----
+let operatorTokenFile: string | null = null;
+if (!env.OPERATOR_TOKEN && demo) {
+  operatorTokenFile = path.relative(ROOT, DEV_OPERATOR_TOKEN_FILE);
+  if (existsSync(DEV_OPERATOR_TOKEN_FILE)) env.OPERATOR_TOKEN = readFileSync(DEV_OPERATOR_TOKEN_FILE, 'utf8').trim();
+  else {
+    mkdirSync(path.dirname(DEV_OPERATOR_TOKEN_FILE), { recursive: true });
+    env.OPERATOR_TOKEN = randomBytes(24).toString('base64url');
+    writeFileSync(DEV_OPERATOR_TOKEN_FILE, `${env.OPERATOR_TOKEN}\n`, { mode: 0o600 });
+    say(`generated the operator credential OPERATOR_TOKEN into ${operatorTokenFile} (git-ignored)`);
+  }
+}
 let config;
 try {
   config = parseConfig(env);
+  requireOperatorToken(config); // outside demo mode the operator sets it; the web server would refuse to start anyway
 } catch (err) {
   if (err instanceof ConfigError) {
     for (const i of err.issues) warn(`config error: ${i.variable}: ${i.message}`);
@@ -204,13 +219,19 @@ if (!workerReady) warn('the worker has not reported "worker started" yet; workfl
 
 const page = `${config.PUBLIC_BASE_URL}/connections`;
 const ui = config.TEMPORAL_UI_URL;
+const login = operatorTokenFile
+  ? `any user name, password = the contents of ${operatorTokenFile} (\`cat ${operatorTokenFile}\`)`
+  : 'any user name, password = your OPERATOR_TOKEN';
 process.stdout.write(`
   Sage tenant sync is running${demo ? ' in demo mode (Sage simulated on port ' + config.SIM_PORT + ')' : ''}.
     Connections page   ${page}
-    Temporal UI        ${ui}   (task queue ${config.TEMPORAL_TASK_QUEUE}, codec ${config.PUBLIC_BASE_URL}/codec)
-    Metrics            ${config.PUBLIC_BASE_URL}/metrics  and worker http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics
+    Log in             ${login}
+                       scripts: Authorization: Bearer <OPERATOR_TOKEN>
+    Temporal UI        ${ui}   (task queue ${config.TEMPORAL_TASK_QUEUE}, codec ${config.PUBLIC_BASE_URL}/codec: log in to the connections page
+                       first, then in the UI's codec settings turn on "Include cross-origin credentials")
+    Metrics            ${config.PUBLIC_BASE_URL}/metrics (operator)  and worker http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics
 
-  1. Open ${page}, enter a tenant id (e.g. acme), choose a provider and press Connect (${demo ? 'the simulated Sage approves at once' : 'sign in at Sage and approve'}), then press Sync now.
+  1. Open ${page}, log in as above, enter a tenant id (e.g. acme), choose a provider and press Connect (${demo ? 'the simulated Sage approves at once' : 'sign in at Sage and approve'}), then press Sync now.
   2. Watch the counts there, in the Temporal UI (workflow sage-connection:sage-accounting:acme) or with \`npx sage-sync status acme\`; customers land in MongoDB ${config.MONGODB_DB}.customers.
   Press Ctrl-C to stop everything npm start started.
 `);

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { z } from 'zod';
 
 export const DEV_KEY_FILE = path.resolve(import.meta.dirname, '..', '.local', 'token-encryption-key');
+/** Where `npm start` in demo mode keeps the generated OPERATOR_TOKEN (git-ignored, like the dev key). */
+export const DEV_OPERATOR_TOKEN_FILE = path.resolve(import.meta.dirname, '..', '.local', 'operator-token');
 
 const port = z.coerce.number().int().min(0).max(65535);
 const url = z.url();
@@ -48,6 +50,18 @@ const EnvSchema = z.object({
   SAGE200_AUDIENCE: z.string().min(1).default('s200ukipd/sage200'),
   NOTIFY_WEBHOOK_URL: url.optional(),
   NOTIFY_WEBHOOK_SECRET: optionalString,
+  /**
+   * Webhook URLs (NOTIFY_WEBHOOK_URL and each connection's notifyWebhookUrl) may not reach loopback, private or
+   * link-local addresses unless this is `true` (a receiver on your own network). Checked on the resolved address.
+   */
+  NOTIFY_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /**
+   * The operator credential of the web server (contract §5): `Authorization: Bearer <it>`, or HTTP Basic with it as the
+   * password. Required by the web server (see `requireOperatorToken`); `npm start` in demo mode generates one.
+   */
+  OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  /** The web server's listen address (contract §2); `0.0.0.0` behind a proxy or in a container. */
+  WEB_HOST: z.string().min(1).default('127.0.0.1'),
   /** Cap on concurrent Sage requests from one worker process across all tenants (Sage allows 150 per app). */
   SAGE_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(150).default(100),
   /** How often a full reconciliation (delete detection) runs per partition. */
@@ -150,17 +164,36 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
   ] as const) {
     if (Boolean(e[id]) !== Boolean(e[secret])) issues.push({ variable: e[id] ? secret : id, message: `set both ${id} and ${secret}, or neither` });
   }
+  if (e.NODE_ENV === 'production' && e.NOTIFY_WEBHOOK_URL && !e.NOTIFY_WEBHOOK_URL.startsWith('https:')) {
+    issues.push({ variable: 'NOTIFY_WEBHOOK_URL', message: 'must be an https: URL in production (the body is signed, not encrypted)' });
+  }
   if (issues.length > 0 || !encryptionKey) throw new ConfigError(issues);
   const { TOKEN_ENCRYPTION_KEY: _omit, ...rest } = e;
   return { ...rest, encryptionKey, oldEncryptionKeys, redirectUri: `${e.PUBLIC_BASE_URL}/oauth/callback` };
 }
 
+/** The web server refuses to start without an operator credential: every route but two is an operator route. */
+export function requireOperatorToken(config: Pick<Config, 'OPERATOR_TOKEN'>): string {
+  if (!config.OPERATOR_TOKEN) {
+    throw new ConfigError([
+      {
+        variable: 'OPERATOR_TOKEN',
+        message: 'required by the web server (the operator credential, at least 16 characters: `openssl rand -hex 32`); `npm start` in demo mode generates one',
+      },
+    ]);
+  }
+  return config.OPERATOR_TOKEN;
+}
+
 let cached: Config | undefined;
-/** Parses the process environment once; on a bad value prints the problem naming the variable and exits(78). */
-export function loadConfig(): Config {
-  if (cached) return cached;
+/**
+ * Parses the process environment once; on a bad value prints the problem naming the variable and exits(78).
+ * `web: true` also requires what only the web server needs (OPERATOR_TOKEN).
+ */
+export function loadConfig(opts: { web?: boolean } = {}): Config {
   try {
-    cached = parseConfig(process.env);
+    cached ??= parseConfig(process.env);
+    if (opts.web) requireOperatorToken(cached);
     return cached;
   } catch (err) {
     if (err instanceof ConfigError) {

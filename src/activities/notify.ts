@@ -1,9 +1,12 @@
 /**
  * Webhook delivery as an activity: the workflow's retry policy (scheduleToClose > 24 h, backoff up to 30 min) does the
  * retrying. Idempotent by event id: a delivery already acknowledged (recorded in `notifications`) is not sent again.
+ * A URL the webhook policy refuses (http in production, a non-public address: src/tokens/notify.ts) fails at once,
+ * non-retryable (`WebhookRefused`): waiting 24 hours cannot make it allowed.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../lib/mongo.js';
-import { postWebhook } from '../tokens/notify.js';
+import { postWebhook, webhookPolicy, WebhookRefusedError } from '../tokens/notify.js';
 import type { NotificationEvent } from '../workflows/tenant-connection/machine.js';
 import type { ActivityDeps } from './deps.js';
 
@@ -21,6 +24,7 @@ interface NotificationDoc {
 export function createNotifyActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   const coll = () => mongo.collection<NotificationDoc>(COLLECTIONS.notifications);
+  const policy = webhookPolicy(config);
   return {
     async deliverNotification(p: { event: NotificationEvent; url?: string }): Promise<'delivered' | 'already_delivered' | 'no_webhook'> {
       const url = p.url ?? config.NOTIFY_WEBHOOK_URL;
@@ -33,9 +37,13 @@ export function createNotifyActivities(deps: ActivityDeps) {
         { upsert: true },
       );
       try {
-        await postWebhook(url, config.NOTIFY_WEBHOOK_SECRET, p.event);
+        await postWebhook(url, config.NOTIFY_WEBHOOK_SECRET, p.event, policy);
       } catch (err) {
         await coll().updateOne({ _id: p.event.id }, { $set: { lastError: (err as Error).message, updatedAt: new Date() } }).catch(() => {});
+        if (err instanceof WebhookRefusedError) {
+          log.error({ eventId: p.event.id, err }, 'webhook URL refused; not retrying');
+          throw ApplicationFailure.nonRetryable(err.message, 'WebhookRefused');
+        }
         log.warn({ eventId: p.event.id, err }, 'webhook delivery failed; will retry');
         throw err;
       }

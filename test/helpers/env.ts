@@ -14,6 +14,9 @@ import { createWorker } from '../../src/worker.js';
 
 /** A fixed test key: tests must be reproducible, and it encrypts nothing real. */
 export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64');
+/** The operator credential of test web servers (contract §5), and the header that presents it. */
+export const TEST_OPERATOR_TOKEN = 'test-operator-token-0123456789';
+export const operatorAuth = { authorization: `Bearer ${TEST_OPERATOR_TOKEN}` } as const;
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -39,6 +42,9 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     MONGODB_DB: uniqueName('test'),
     TEMPORAL_TASK_QUEUE: uniqueName('tq'),
     TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    OPERATOR_TOKEN: TEST_OPERATOR_TOKEN,
+    // Test webhook receivers listen on loopback; the refusal of private addresses has its own tests that turn this off.
+    NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'true',
     ...env,
   });
 }

@@ -12,7 +12,7 @@ import { connectionWorkflowId, statusQuery, type ConnectionStatus, type Provider
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
 import { tenantConnection } from '../../src/workflows/index.js';
-import { testStack, type TestStack } from './env.js';
+import { operatorAuth, testStack, type TestStack } from './env.js';
 
 export interface TokenHarness {
   sim: RunningSimulator;
@@ -57,7 +57,7 @@ export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<
       return { status: res.statusCode, body: res.body };
     },
     async consent(tenantId, provider) {
-      const res = await web.inject({ method: 'GET', url: `/connect?tenantId=${encodeURIComponent(tenantId)}&provider=${provider}` });
+      const res = await web.inject({ method: 'GET', url: `/connect?tenantId=${encodeURIComponent(tenantId)}&provider=${provider}`, headers: operatorAuth });
       if (res.statusCode !== 302) throw new Error(`/connect answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
       const callbackUrl = await h.followConsent(String(res.headers.location));
       return { ...(await h.callback(callbackUrl)), callbackUrl };

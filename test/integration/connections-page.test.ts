@@ -2,8 +2,8 @@
  * The connections page in a real headless Chromium (Debian `chromium`, driven by playwright-core), served by the real web
  * server (buildServer) against the Temporal dev server, FerretDB, a real worker and the Sage simulator. A visitor
  * connects a tenant from the page, syncs it, watches the counts land, sees it need reauthorization after the customer
- * revokes access at Sage, reconnects and disconnects it — only by clicking. A screenshot is saved to
- * test-output/connections-page.png.
+ * revokes access at Sage, reconnects and disconnects it — only by clicking, logged in with HTTP Basic (the operator
+ * credential as the password). A screenshot is saved to test-output/connections-page.png.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { connectionWorkflowId, getAccessTokenUpdate, statusQuery } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { operatorAuth, TEST_OPERATOR_TOKEN, testStack, uniqueName, type TestStack } from '../helpers/env.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT_DIR = path.resolve(import.meta.dirname, '..', '..', 'test-output');
@@ -74,7 +74,7 @@ before(async () => {
   web = await buildServer({ config: stack.config, client: stack.client, mongo: stack.mongo, log: createLogger({ level: 'silent' }) });
   await web.listen({ port, host: '127.0.0.1' });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+  page = await browser.newPage({ viewport: { width: 1500, height: 900 }, httpCredentials: { username: 'operator', password: TEST_OPERATOR_TOKEN } });
 });
 
 after(async () => {
@@ -91,6 +91,21 @@ after(async () => {
 });
 
 test('the connections page drives a connection through its life in a real browser', async (t) => {
+  await t.test('a browser that has not logged in gets a login challenge, not the page', async () => {
+    const anonymous = await browser.newPage();
+    try {
+      // Headless Chromium cannot show the login dialog, so the navigation fails; the answer it got is what matters.
+      const answer = anonymous.waitForResponse(`${base}/connections`);
+      await anonymous.goto(`${base}/connections`).catch((err: Error) => assert.match(err.message, /ERR_INVALID_AUTH_CREDENTIALS/));
+      const res = await answer;
+      assert.equal(res.status(), 401);
+      assert.match(String(res.headers()['www-authenticate']), /^Basic /);
+      assert.doesNotMatch(await res.text(), /Sage connections/);
+    } finally {
+      await anonymous.close();
+    }
+  });
+
   await t.test('an empty page explains how to start, in plain accessible HTML', async () => {
     const res = await page.goto(`${base}/`);
     assert.equal(res?.status(), 200);
@@ -198,7 +213,8 @@ test('the connections page drives a connection through its life in a real browse
   });
 
   await t.test('/metrics counts the connections by state', async () => {
-    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.equal((await fetch(`${base}/metrics`)).status, 401, 'metrics name tenants: operator only');
+    const text = await (await fetch(`${base}/metrics`, { headers: operatorAuth })).text();
     assert.match(text, /sage_sync_connections\{provider="sage-accounting",state="connected"\} 1/);
     assert.match(text, /sage_sync_connections\{provider="sage-accounting",state="awaiting_authorization"\} 1/);
     assert.match(text, new RegExp(`sage_sync_sync_lag_seconds\\{provider="sage-accounting",tenant_id="${tenant}",state="connected"\\} \\d`));
@@ -218,14 +234,18 @@ test('the connections page drives a connection through its life in a real browse
     assert.equal(await stack.mongo.collection('customers').countDocuments({ tenantId: tenant }), CUSTOMERS_PER_PARTITION * 2);
   });
 
-  await t.test('a cross-site form post is refused', async () => {
-    const res = await fetch(`${base}/connections/sage-accounting/${denied}/disconnect`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
-      body: 'revoke=true',
-      redirect: 'manual',
-    });
-    assert.equal(res.status, 403);
+  await t.test('a cross-site form post is refused, even with the browser login attached', async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${base}/connections/sage-accounting/${denied}/disconnect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', ...headers },
+        body: 'revoke=true',
+        redirect: 'manual',
+      });
+    assert.equal((await post({})).status, 401, 'anonymous');
+    const basic = `Basic ${Buffer.from(`operator:${TEST_OPERATOR_TOKEN}`).toString('base64')}`;
+    const res = await post({ authorization: basic });
+    assert.equal(res.status, 403, 'the cached Basic login a browser would attach does not make it same-site');
     assert.equal((await stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', denied)).query(statusQuery)).state, 'awaiting_authorization');
   });
 });

@@ -1,15 +1,18 @@
 /**
  * `npm start` (scripts/start.ts) as a user runs it, in demo mode: it reuses the running Temporal and MongoDB-wire servers,
  * starts the simulator, worker and web server, prints where to go, lets a visitor connect a tenant through the real
- * consent redirect, and on SIGINT stops its children and leaves the reused servers running.
+ * consent redirect, and on SIGINT stops its children and leaves the reused servers running. In demo mode it generates the
+ * operator credential into a git-ignored file and prints how to log in; the operator routes need it.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
+import { DEV_OPERATOR_TOKEN_FILE } from '../../src/config.js';
 import { TEST_ENCRYPTION_KEY, testConfig, uniqueName } from '../helpers/env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -73,20 +76,31 @@ test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what
   assert.match(out, new RegExp(`Connections page\\s+${base}/connections`));
   assert.match(out, /Temporal UI\s+http:\/\/127\.0\.0\.1:8233/);
   assert.match(out, /1\. Open .*\n\s+2\. /, 'a two-line walkthrough');
+  assert.match(out, /Log in\s+any user name, password = the contents of \.local\/operator-token/, 'says how to log in');
 
-  assert.equal((await fetch(`${base}/healthz`)).status, 200);
-  assert.equal((await fetch(`${base}/connections`)).status, 200);
+  // The generated credential: in the git-ignored file, never printed itself.
+  const token = readFileSync(DEV_OPERATOR_TOKEN_FILE, 'utf8').trim();
+  assert.ok(token.length >= 16);
+  assert.ok(!out.includes(token), 'the credential is not printed to the terminal');
+  const basic = { authorization: `Basic ${Buffer.from(`operator:${token}`).toString('base64')}` };
+  const bearer = { authorization: `Bearer ${token}` };
+
+  assert.equal((await fetch(`${base}/healthz`)).status, 200, '/healthz is public');
+  assert.equal((await fetch(`${base}/connections`)).status, 401, 'the connections page needs the operator');
+  assert.equal((await fetch(`${base}/connections`, { headers: basic })).status, 200, 'a browser logs in with Basic');
   const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   assert.match(workerMetrics, /sage_sync_process_cpu_seconds_total/, 'worker serves our metrics');
   assert.match(workerMetrics, /^temporal_/m, 'and the SDK runtime metrics');
 
   // A visitor connects a tenant: /connect → simulated Sage consent → /oauth/callback, all through the started processes.
   const tenant = uniqueName('start').replace(/_/g, '-');
-  const page = await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`);
+  assert.equal((await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`, { redirect: 'manual' })).status, 401, 'minting a consent link needs the operator');
+  const page = await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`, { headers: bearer });
   assert.equal(page.status, 200, await page.clone().text());
   assert.match(await page.text(), /Connected to Sage/);
   // Leave nothing running in the shared namespace.
-  await fetch(`${base}/connections/sage-accounting/${tenant}/disconnect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'revoke=true', redirect: 'manual' });
+  const disconnected = await fetch(`${base}/connections/sage-accounting/${tenant}/disconnect`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/x-www-form-urlencoded' }, body: 'revoke=true', redirect: 'manual' });
+  assert.equal(disconnected.status, 303);
 
   proc.kill('SIGINT');
   const code = await Promise.race([exited, sleep(90_000, 'timeout' as const, { ref: false })]);

@@ -10,7 +10,7 @@ import { connectionWorkflowId, disconnectSignal, statusQuery, syncScheduleId } f
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
 import { tenantConnection } from '../../src/workflows/index.js';
-import { uniqueName } from '../helpers/env.js';
+import { operatorAuth, uniqueName } from '../helpers/env.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 
 let h: TokenHarness;
@@ -70,7 +70,7 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
     assert.ok(p.siteId, 'site id kept beside it');
   }
   // Sage ID consent URL: audience + offline_access
-  const url = new URL((await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}x&provider=sage-200` })).headers.location as string);
+  const url = new URL((await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}x&provider=sage-200`, headers: operatorAuth })).headers.location as string);
   assert.equal(url.searchParams.get('scope'), 'openid profile email offline_access');
   assert.ok(url.searchParams.get('audience'));
   assert.ok(url.searchParams.get('state'));
@@ -79,7 +79,7 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
 test('forged, replayed and expired state → HTTP 400 and nothing changed', async () => {
   const tenantId = uniqueName('st');
   const wfId = connectionWorkflowId('sage-accounting', tenantId);
-  const connect = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=sage-accounting` });
+  const connect = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=sage-accounting`, headers: operatorAuth });
   const callbackUrl = await h.followConsent(String(connect.headers.location));
   const cb = new URL(callbackUrl);
   const code = cb.searchParams.get('code')!;

@@ -116,3 +116,29 @@ test('the CLI exits 78 naming the variable', () => {
   assert.equal(r.status, 78, r.stderr);
   assert.match(r.stderr, /config error: TOKEN_ENCRYPTION_KEY: /);
 });
+
+test('OPERATOR_TOKEN: optional for the worker and CLI, required by the web server (named), and too short a one is refused', async () => {
+  const { requireOperatorToken } = await import('../../src/config.js');
+  const c = parseConfig({ TOKEN_ENCRYPTION_KEY: KEY });
+  assert.equal(c.OPERATOR_TOKEN, undefined);
+  assert.throws(() => requireOperatorToken(c), (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'OPERATOR_TOKEN'));
+  assert.ok(issuesOf({ OPERATOR_TOKEN: 'short' }).some((i) => i.variable === 'OPERATOR_TOKEN'));
+  assert.ok(!JSON.stringify(issuesOf({ OPERATOR_TOKEN: 'has spaces in the secret value' })).includes('has spaces'), 'the value is never echoed');
+  assert.equal(requireOperatorToken(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, OPERATOR_TOKEN: 'x'.repeat(32) })), 'x'.repeat(32));
+});
+
+test('WEB_HOST defaults to loopback', () => {
+  assert.equal(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY }).WEB_HOST, '127.0.0.1');
+  assert.equal(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, WEB_HOST: '0.0.0.0' }).WEB_HOST, '0.0.0.0');
+});
+
+test('in production NOTIFY_WEBHOOK_URL must be https', () => {
+  assert.ok(issuesOf({ NODE_ENV: 'production', NOTIFY_WEBHOOK_URL: 'http://hooks.example.com/x' }).some((i) => i.variable === 'NOTIFY_WEBHOOK_URL'));
+  assert.equal(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NODE_ENV: 'production', NOTIFY_WEBHOOK_URL: 'https://hooks.example.com/x' }).NOTIFY_WEBHOOK_URL, 'https://hooks.example.com/x');
+});
+
+test('the web server exits 78 naming OPERATOR_TOKEN when it is missing', () => {
+  const r = runEntry('src/web/main.ts', {});
+  assert.equal(r.status, 78, r.stderr);
+  assert.match(r.stderr, /config error: OPERATOR_TOKEN: required/);
+});

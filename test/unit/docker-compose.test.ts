@@ -54,6 +54,16 @@ test('Temporal has a health check, registers the search attributes, and the UI u
   const ui = svc('temporal-ui').environment ?? {};
   assert.equal(ui.TEMPORAL_ADDRESS, 'temporal:7233');
   assert.match(ui.TEMPORAL_CODEC_ENDPOINT ?? '', /\/codec$/);
+  // The codec routes are operator routes: the UI's codec fetch must carry the browser's login (contract §5).
+  assert.equal(String(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS), 'true');
+});
+
+test('the web service gets the operator credential from the environment, listens beyond loopback, and knows the UI origin', () => {
+  const env = svc('web').environment ?? {};
+  assert.match(env.OPERATOR_TOKEN ?? '', /^\$\{OPERATOR_TOKEN:\?/, 'compose refuses to start without OPERATOR_TOKEN');
+  assert.equal(env.WEB_HOST, '0.0.0.0');
+  assert.match(env.TEMPORAL_UI_URL ?? '', /^\$\{TEMPORAL_UI_URL:-http:\/\/localhost:8233\}$/);
+  assert.equal(env.NODE_ENV, 'production', 'and still the shared production environment');
 });
 
 test('worker and web get the contract §2 environment, pointing at the compose services', () => {

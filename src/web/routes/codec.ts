@@ -1,11 +1,15 @@
 /**
  * Temporal codec server protocol (`POST /codec/encode`, `POST /codec/decode`) so the Web UI shows decrypted payloads and
- * can start workflows with encrypted input. CORS allows the UI's origin and the headers it sends.
+ * can start workflows with encrypted input. Operator routes (security.ts): the UI's browser sends the operator's Basic
+ * credentials when its codec setting "include cross-origin credentials" is on, the `temporal` CLI sends
+ * `--codec-auth "Bearer …"`. CORS (security.ts) answers only `TEMPORAL_UI_URL`'s origin; a request that names any other
+ * origin is refused here too, so a page elsewhere cannot have a "simple" (unpreflighted) request decoded.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { EncryptionCodec } from '../../temporal/codec.js';
 import { codecKeyRingFromConfig } from '../../temporal/data-converter.js';
+import { originOf } from '../security.js';
 import type { WebDeps } from '../server.js';
 
 const WirePayloads = z.object({
@@ -17,18 +21,12 @@ const toB64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 export function codecRoutes(deps: WebDeps): FastifyPluginAsync {
   const codec = new EncryptionCodec(codecKeyRingFromConfig(deps.config));
+  const allowed = new Set([originOf(deps.config.TEMPORAL_UI_URL), originOf(deps.config.PUBLIC_BASE_URL)]);
   return async (app) => {
-    app.addHook('onRequest', async (req, reply) => {
-      if (!req.url.startsWith('/codec/')) return;
-      reply.header('Access-Control-Allow-Origin', req.headers.origin ?? '*');
-      reply.header('Access-Control-Allow-Methods', 'POST, OPTIONS');
-      reply.header('Access-Control-Allow-Headers', 'content-type, x-namespace, authorization');
-      reply.header('Access-Control-Allow-Credentials', 'true');
-      reply.header('Vary', 'Origin');
-    });
     for (const op of ['encode', 'decode'] as const) {
-      app.options(`/codec/${op}`, async (_req, reply) => reply.code(204).send());
       app.post(`/codec/${op}`, async (req, reply) => {
+        const origin = req.headers.origin;
+        if (origin !== undefined && !allowed.has(origin)) return reply.code(403).send({ error: 'origin_not_allowed', message: 'only the Temporal UI (TEMPORAL_UI_URL) may call the codec from a browser' });
         const parsed = WirePayloads.safeParse(req.body);
         if (!parsed.success) return reply.code(400).send({ error: 'invalid_body', message: parsed.error.message });
         const payloads = parsed.data.payloads.map((p) => ({

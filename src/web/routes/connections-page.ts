@@ -3,8 +3,9 @@
  * `POST /connections/:provider/:tenantId/sync-now` (signal `syncNow`) and `.../disconnect` (signal `disconnect`), each
  * answering 303 back to the page with a short notice. `GET /api/connections` gives the same data as JSON.
  *
- * The server has no login of its own (run it on an operator network or behind your proxy's auth); to keep another site
- * from posting these forms through an operator's browser, POSTs that the browser marks cross-site are refused.
+ * All of these are operator routes (security.ts). The forms carry a CSRF token and the actions are refused unless the
+ * request is same-origin (security.ts `sameOriginGuard`), so another site cannot post them through an operator's
+ * browser that has the Basic login cached.
  */
 import formbody from '@fastify/formbody';
 import { WorkflowNotFoundError } from '@temporalio/common';
@@ -12,12 +13,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { listConnections } from '../../lib/connection-overview.js';
 import { connectionWorkflowId, disconnectSignal, Provider, syncNowSignal, TenantId } from '../../messages.js';
+import { sameOriginGuard } from '../security.js';
 import type { WebDeps } from '../server.js';
 import { renderConnectionsPage, type PageNotice } from '../views/connections.js';
 
 const Params = z.object({ provider: Provider, tenantId: TenantId });
-const SyncNowBody = z.object({ mode: z.enum(['incremental', 'full']).optional() });
-const DisconnectBody = z.object({ revoke: z.string().optional() });
+const SyncNowBody = z.object({ mode: z.enum(['incremental', 'full']).optional(), _csrf: z.string().optional() });
+const DisconnectBody = z.object({ revoke: z.string().optional(), _csrf: z.string().optional() });
 
 /** Notices travel as codes, never as free text, so a crafted link cannot put words on the page. */
 const NOTICES: Record<string, (t: string) => PageNotice> = {
@@ -33,20 +35,10 @@ const PageQuery = z.object({
   refresh: z.coerce.number().int().min(2).max(300).optional(),
 });
 
-function crossSite(req: FastifyRequest): boolean {
-  if (req.headers['sec-fetch-site'] === 'cross-site') return true;
-  const origin = req.headers.origin;
-  if (!origin || origin === 'null') return false;
-  try {
-    return new URL(origin).host !== req.headers.host;
-  } catch {
-    return true;
-  }
-}
-
 export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
   return async (app) => {
     if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(formbody);
+    const guard = sameOriginGuard(app, deps.config);
 
     app.get('/', async (_req, reply) => reply.redirect('/connections', 302));
 
@@ -70,6 +62,7 @@ export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
         refreshSeconds: query.refresh ?? null,
         now: new Date(),
         loadError,
+        csrfToken: reply.generateCsrf(),
       });
       return reply.code(loadError ? 503 : 200).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
     });
@@ -77,7 +70,6 @@ export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
     app.get('/api/connections', async (_req, reply) => reply.header('cache-control', 'no-store').send({ connections: await listConnections(deps) }));
 
     async function act(req: FastifyRequest, reply: FastifyReply, send: (workflowId: string) => Promise<void>, done: string) {
-      if (crossSite(req)) return reply.code(403).send('cross-site form posts are refused');
       const p = Params.safeParse(req.params);
       if (!p.success) return reply.code(400).send(`bad connection: ${p.error.issues.map((i) => i.message).join('; ')}`);
       const who = `${p.data.tenantId} (${p.data.provider})`;
@@ -92,14 +84,14 @@ export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
       }
     }
 
-    app.post('/connections/:provider/:tenantId/sync-now', async (req, reply) => {
+    app.post('/connections/:provider/:tenantId/sync-now', { preHandler: guard }, async (req, reply) => {
       const body = SyncNowBody.safeParse(req.body ?? {});
       if (!body.success) return reply.code(400).send('mode must be incremental or full');
       const mode = body.data.mode;
       return act(req, reply, (id) => deps.client.workflow.getHandle(id).signal(syncNowSignal, mode ? { mode } : {}), 'sync_requested');
     });
 
-    app.post('/connections/:provider/:tenantId/disconnect', async (req, reply) => {
+    app.post('/connections/:provider/:tenantId/disconnect', { preHandler: guard }, async (req, reply) => {
       const body = DisconnectBody.safeParse(req.body ?? {});
       // An unchecked checkbox is simply absent from the form: absent means "do not revoke".
       const revoke = body.success && body.data.revoke === 'true';

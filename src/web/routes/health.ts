@@ -12,10 +12,10 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   }
 }
 
-/** `/healthz` answers 200 only when both Temporal and MongoDB answer; 503 names what is down. */
+/** `/healthz` (public, contract §5) answers 200 only when both Temporal and MongoDB answer; 503 names what is down. */
 export function healthRoutes(deps: WebDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/healthz', async (_req, reply) => {
+    app.get('/healthz', { config: { public: true } }, async (_req, reply) => {
       const checks = await Promise.allSettled([
         // The gRPC deadline ends the call itself (nothing left pending after we answer); withTimeout is the backstop.
         withTimeout((deps.client.connection as Connection).withDeadline(Date.now() + 3_000, () => (deps.client.connection as Connection).healthService.check({})), 3_500),

@@ -21,6 +21,8 @@ export interface PageModel {
   now: Date;
   /** Set when MongoDB could not be read: the page still renders, saying so. */
   loadError: string | null;
+  /** CSRF token for this page's forms and connect links (security.ts). */
+  csrfToken: string;
 }
 
 const STATE_LABEL: Record<string, string> = {
@@ -43,9 +45,11 @@ function time(iso: string | null, now: Date): SafeHtml {
   return html`<time datetime="${iso}" title="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</time> <span class="muted">(${relative(iso, now)})</span>`;
 }
 
-function connectHref(c: { tenantId: string; provider: string }): string {
-  return `/connect?${new URLSearchParams({ tenantId: c.tenantId, provider: c.provider }).toString()}`;
+function connectHref(c: { tenantId: string; provider: string }, csrfToken: string): string {
+  return `/connect?${new URLSearchParams({ tenantId: c.tenantId, provider: c.provider, _csrf: csrfToken }).toString()}`;
 }
+
+const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}">`;
 
 const actionPath = (c: ConnectionOverview, action: string) => `/connections/${encodeURIComponent(c.provider)}/${encodeURIComponent(c.tenantId)}/${action}`;
 
@@ -65,27 +69,27 @@ function syncCell(c: ConnectionOverview, now: Date): SafeHtml {
   return html`<ul class="plain">${items}</ul>`;
 }
 
-function actionsCell(c: ConnectionOverview): SafeHtml {
+function actionsCell(c: ConnectionOverview, csrfToken: string): SafeHtml {
   const who = `${c.tenantId} (${c.provider})`;
   const parts: SafeHtml[] = [];
   if (c.state === 'awaiting_authorization' || c.state === 'reauthorization_required') {
-    parts.push(html`<a class="button" href="${connectHref(c)}" aria-label="Reconnect ${who}">Reconnect</a>`);
+    parts.push(html`<a class="button" href="${connectHref(c, csrfToken)}" aria-label="Reconnect ${who}">Reconnect</a>`);
     if (c.authorizationUrl) {
       parts.push(html`<a class="consent" href="${c.authorizationUrl}" aria-label="Consent link for ${who} (hand this to the customer)">consent link</a>`);
     }
   }
   if (c.state === 'disconnected') {
-    parts.push(html`<a class="button" href="${connectHref(c)}" aria-label="Connect ${who} again">Connect again</a>`);
+    parts.push(html`<a class="button" href="${connectHref(c, csrfToken)}" aria-label="Connect ${who} again">Connect again</a>`);
   }
   if (c.state === 'connected') {
-    parts.push(html`<form method="post" action="${actionPath(c, 'sync-now')}" class="inline">
+    parts.push(html`<form method="post" action="${actionPath(c, 'sync-now')}" class="inline">${csrfField(csrfToken)}
       <label for="mode-${c.workflowId}" class="visually-hidden">Sync mode for ${who}</label>
       <select id="mode-${c.workflowId}" name="mode"><option value="incremental">incremental</option><option value="full">full</option></select>
       <button type="submit" aria-label="Sync ${who} now">Sync now</button>
     </form>`);
   }
   if (c.state !== 'disconnected') {
-    parts.push(html`<form method="post" action="${actionPath(c, 'disconnect')}" class="inline">
+    parts.push(html`<form method="post" action="${actionPath(c, 'disconnect')}" class="inline">${csrfField(csrfToken)}
       <label><input type="checkbox" name="revoke" value="true" checked> revoke at Sage</label>
       <button type="submit" class="danger" aria-label="Disconnect ${who}">Disconnect</button>
     </form>`);
@@ -109,7 +113,7 @@ function row(c: ConnectionOverview, m: PageModel): SafeHtml {
     <td>${time(c.refreshTokenExpiresAt, m.now)}</td>
     <td>${syncCell(c, m.now)}</td>
     <td class="num">${c.customers ?? '—'}</td>
-    <td>${actionsCell(c)}</td>
+    <td>${actionsCell(c, m.csrfToken)}</td>
   </tr>`;
 }
 
@@ -159,7 +163,7 @@ ${m.refreshSeconds ? html`<meta http-equiv="refresh" content="${m.refreshSeconds
 <div role="status" aria-live="polite">${m.notice ? html`<p class="notice notice-${m.notice.kind}">${m.notice.text}</p>` : ''}</div>
 <section aria-labelledby="connect-heading">
   <h2 id="connect-heading">Connect a tenant</h2>
-  <form method="get" action="/connect">
+  <form method="get" action="/connect">${csrfField(m.csrfToken)}
     <fieldset>
       <legend>New connection: you will be sent to Sage to grant access</legend>
       <div><label for="tenantId">Tenant id</label>
@@ -167,6 +171,13 @@ ${m.refreshSeconds ? html`<meta http-equiv="refresh" content="${m.refreshSeconds
         <span id="tenant-help" class="muted">letters, digits, <code>_ . -</code></span></div>
       <div><label for="provider">Provider</label>
         <select id="provider" name="provider">${PROVIDERS.map((p) => html`<option value="${p}">${p}</option>`)}</select></div>
+      <div><label for="edition">Sage 200 edition</label>
+        <select id="edition" name="edition" aria-describedby="edition-help">
+          <option value="">default (kept on reconnect; new: Professional)</option>
+          <option value="sage200extra">Professional / Extra Online (sage200extra)</option>
+          <option value="sage200">Standard Online (sage200)</option>
+        </select>
+        <span id="edition-help" class="muted">Sage 200 only</span></div>
       <button type="submit">Connect</button>
     </fieldset>
   </form>
