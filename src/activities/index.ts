@@ -1,3 +1,4 @@
+import { createChangeActivities } from './changes.js';
 import { createConnectionActivities } from './connection.js';
 import type { ActivityDeps } from './deps.js';
 import { createNotifyActivities } from './notify.js';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createConnectionActivities(deps),
     ...createNotifyActivities(deps),
     ...createSyncActivities(deps),
+    ...createChangeActivities(deps),
   };
 }
 

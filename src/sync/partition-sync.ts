@@ -11,6 +11,7 @@ import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
 import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
+import { ChangeSeqAllocator } from './change-seq.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
 import { buildCustomerDoc, customerId, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
@@ -35,6 +36,8 @@ export interface PartitionSyncDeps {
   /** Called after each durable checkpoint (the activity heartbeats here). */
   onCheckpoint?: (cp: Checkpoint) => void | Promise<void>;
   log?: { info: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void };
+  /** Stamp `changeSeq`/`changedAt` on every change (default true; the bench turns it off to measure its cost). */
+  stampChanges?: boolean;
 }
 
 export interface PartitionSyncInput {
@@ -78,6 +81,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const stateColl = deps.mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
   const seenColl = deps.mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION);
   const colls: SyncCollections = { customers, hashes: deps.mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
+  const stamper =
+    deps.stampChanges === false ? undefined : new ChangeSeqAllocator(deps.mongo.db, key, { syncWorkflowId: input.syncWorkflowId, attempt: input.attempt ?? 1 });
 
   const state = await readState(stateColl, syncStateId(key));
   const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
@@ -132,7 +137,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       else if (r.skip) gone.push(id); // no longer a customer (turned into a vendor only)
       else rejected.push({ externalId: id, reason: r.reason, raw });
     }
-    const written = await writeCustomers(colls, found, view);
+    const written = await writeCustomers(colls, found, view, stamper);
     cp.counts.upserted += written.upserted;
     cp.counts.modified += written.modified;
     cp.counts.quarantined += await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, now());
@@ -172,7 +177,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
             if (r.externalId) seenIds.push(r.externalId);
           }
         }
-        const written = await writeCustomers(colls, docs, view);
+        const written = await writeCustomers(colls, docs, view, stamper);
         const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
         cp.counts.pages += 1;
         if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
@@ -195,13 +200,13 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         const seen = await loadSeen(seenColl, runKey, cp.counts.pages);
         const candidates = unseenIds(key, preloaded?.liveIds() ?? [], seen);
         const gone = await confirmGone(candidates);
-        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now());
+        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now(), undefined, stamper);
       } else if (deps.source.deletions && state?.deletionsSince) {
         const feed = deps.source.deletions;
         let cursor = cp.cursor ?? feed.startCursor(state.deletionsSince);
         for (;;) {
           const page = await withToken((ctx) => feed.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
-          cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now());
+          cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now(), stamper);
           cp.counts.pages += 1;
           cp.deletionPages += 1;
           cp.cursor = page.nextCursor;
@@ -215,6 +220,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       await checkpoint();
     }
 
+    // Every write of this partition is committed: readers' horizon may pass its numbers now.
+    await stamper?.close();
     const finishedAt = now();
     const serverStart = cp.serverStartedAt ? new Date(cp.serverStartedAt) : finishedAt;
     const watermark = maxWatermark(state?.watermark, cp.watermark);
@@ -242,6 +249,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   } catch (err) {
     // Progress so far stays in the checkpoint; the status says `running` until the attempt that gives up marks it.
     await checkpointRun(runs, runKey, cp, now()).catch(() => {});
+    // This attempt writes nothing more (a retry opens its own reservation); if this fails, the retry replaces it.
+    await stamper?.close().catch(() => {});
     throw Object.assign(err instanceof Error ? err : new Error(errorText(err)), { checkpoint: cp });
   }
 }
