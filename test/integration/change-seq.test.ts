@@ -1,0 +1,136 @@
+/**
+ * The change sequence's horizon under every interleaving of two partition writers and one reader, against the real
+ * FerretDB (no transactions there: the protocol is single-document atomic operations; src/sync/change-seq.ts).
+ *
+ * Steps: writer = open (reservation) → take (allocate from the counter) → close (after its writes committed);
+ * reader = read counter → read reservations. Invariant: a writer that closes after the reader finished (its change is
+ * committed after the horizon was computed) holds a number above that horizon. Also: numbers are never reused, a
+ * crashed attempt's reservation holds the horizon back until the partition's next attempt replaces it, and reading in
+ * the wrong order (reservations first) would break the invariant: the checker can fail.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Db } from 'mongodb';
+import { connectMongo, type Mongo } from '../../src/lib/mongo.js';
+import { ChangeSeqAllocator, horizonOf, readCounter, readFloors, readHorizon, type ConnectionKey } from '../../src/sync/change-seq.js';
+import { uniqueName } from '../helpers/env.js';
+
+let mongo: Mongo;
+before(async () => {
+  mongo = await connectMongo(process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017', uniqueName('test_changeseq'));
+});
+after(async () => {
+  await mongo?.db.dropDatabase().catch(() => {});
+  await mongo?.close();
+});
+
+type Step = { actor: 'A' | 'B' | 'R'; i: number };
+
+/** Every interleaving of the actors' step sequences (order within an actor kept). */
+function interleavings(lengths: Record<'A' | 'B' | 'R', number>): Step[][] {
+  const out: Step[][] = [];
+  const walk = (done: Record<string, number>, acc: Step[]) => {
+    let progressed = false;
+    for (const actor of ['A', 'B', 'R'] as const) {
+      if (done[actor]! < lengths[actor]) {
+        progressed = true;
+        walk({ ...done, [actor]: done[actor]! + 1 }, [...acc, { actor, i: done[actor]! }]);
+      }
+    }
+    if (!progressed) out.push(acc);
+  };
+  walk({ A: 0, B: 0, R: 0 }, []);
+  return out;
+}
+
+/** Runs one interleaving on a fresh connection; returns the violations found (empty = safe). */
+async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-first' | 'reservations-first'): Promise<string[]> {
+  const conn: ConnectionKey = { tenantId: uniqueName('il'), provider: 'sage-accounting' };
+  const writers = {
+    A: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pA' }, { syncWorkflowId: 'run', attempt: 1 }, 10), seq: null as number | null, closedAt: -1 },
+    B: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pB' }, { syncWorkflowId: 'run', attempt: 1 }, 10), seq: null as number | null, closedAt: -1 },
+  };
+  let counter = 0;
+  let floors: number[] = [];
+  let readerDoneAt = -1;
+  for (const [t, s] of order.entries()) {
+    if (s.actor === 'R') {
+      const first = readerOrder === 'counter-first' ? 0 : 1;
+      if (s.i === first) counter = (await readCounter(db, conn))?.next ?? 0;
+      else floors = await readFloors(db, conn);
+      if (s.i === 1) readerDoneAt = t;
+      continue;
+    }
+    const w = writers[s.actor];
+    if (s.i === 0) await w.alloc.open();
+    else if (s.i === 1) w.seq = await w.alloc.take(1);
+    else {
+      await w.alloc.close();
+      w.closedAt = t;
+    }
+  }
+  const h = horizonOf(counter, floors);
+  const violations: string[] = [];
+  for (const [name, w] of Object.entries(writers)) {
+    if (w.closedAt > readerDoneAt && w.seq !== null && w.seq <= h) violations.push(`${name} committed ${w.seq} after horizon ${h} was read`);
+  }
+  if (writers.A.seq === writers.B.seq) violations.push(`number ${writers.A.seq} handed out twice`);
+  const final = await readHorizon(db, conn);
+  const end = (await readCounter(db, conn))?.next ?? 0;
+  if (final !== end) violations.push(`after every writer closed the horizon is ${final}, not the counter ${end}`);
+  return violations;
+}
+
+test('two partitions writing at once never let a horizon pass an uncommitted change (every interleaving)', async (t) => {
+  const all = interleavings({ A: 3, B: 3, R: 2 });
+  assert.equal(all.length, 560);
+  const failures: string[] = [];
+  for (const order of all) {
+    const v = await runInterleaving(mongo.db, order, 'counter-first');
+    if (v.length) failures.push(`${order.map((s) => `${s.actor}${s.i}`).join(' ')}: ${v.join('; ')}`);
+  }
+  t.diagnostic(`${all.length} interleavings checked`);
+  assert.deepEqual(failures.slice(0, 5), []);
+});
+
+test('the checker can fail: reading reservations before the counter lets a horizon pass an uncommitted change', async () => {
+  // R0 = reservations (none yet), then A opens and allocates, then R1 = counter (sees A's number), then A commits.
+  const order: Step[] = [
+    { actor: 'R', i: 0 },
+    { actor: 'A', i: 0 },
+    { actor: 'A', i: 1 },
+    { actor: 'R', i: 1 },
+    { actor: 'A', i: 2 },
+    { actor: 'B', i: 0 },
+    { actor: 'B', i: 1 },
+    { actor: 'B', i: 2 },
+  ];
+  const v = await runInterleaving(mongo.db, order, 'reservations-first');
+  assert.ok(v.some((x) => x.startsWith('A committed')), `expected a violation, got ${JSON.stringify(v)}`);
+  assert.deepEqual(await runInterleaving(mongo.db, order, 'counter-first'), [], 'the real order is safe on the same schedule');
+});
+
+test('a crashed attempt holds the horizon back until the retry replaces its reservation; no number is reused', async () => {
+  const conn: ConnectionKey = { tenantId: uniqueName('crash'), provider: 'sage-200' };
+  const key = { ...conn, partitionId: '7' };
+  const dead = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 1 }, 5);
+  const first = await dead.take(3); // 1..3 (block 1..5); "committed" 1..2, then SIGKILL: no close
+  assert.equal(first, 1);
+  const other = new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: '8' }, { syncWorkflowId: 'run', attempt: 1 }, 5);
+  await other.take(2); // 6..7 (block 6..10)
+  await other.close();
+  assert.equal(await readHorizon(mongo.db, conn), 0, 'the dead reservation (floor 1) holds the horizon below its numbers');
+  const retry = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 2 }, 5);
+  const again = await retry.take(2);
+  assert.ok(again > 10, `the retry takes fresh numbers above every block handed out (got ${again})`);
+  assert.equal(await readHorizon(mongo.db, conn), 10, 'the replaced reservation no longer holds back the dead attempt, only the retry');
+  await retry.close();
+  assert.equal(await readHorizon(mongo.db, conn), (await readCounter(mongo.db, conn))!.next);
+});
+
+test('concurrent first allocations on a fresh counter: distinct, gap-free blocks', async () => {
+  const conn: ConnectionKey = { tenantId: uniqueName('race'), provider: 'sage-accounting' };
+  const allocs = Array.from({ length: 8 }, (_, i) => new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: `p${i}` }, { syncWorkflowId: 'r', attempt: 1 }, 100));
+  const firsts = await Promise.all(allocs.map((a) => a.take(1)));
+  assert.deepEqual([...firsts].sort((a, b) => a - b), [1, 101, 201, 301, 401, 501, 601, 701]);
+});
