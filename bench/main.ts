@@ -4,7 +4,7 @@
  *
  * Bounded: every section has a share of a 15-minute budget; a section that cannot run (a missing piece, an error, no
  * time left) reports "not measured: <why>" instead of a number. Knobs (environment):
- *   BENCH_CUSTOMERS (100000), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (200), BENCH_ONLY (comma list of sections),
+ *   BENCH_CUSTOMERS (100000), BENCH_CHANGESEQ_CUSTOMERS (= BENCH_CUSTOMERS), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (200), BENCH_ONLY (comma list of sections),
  *   BENCH_OUT (BENCHMARKS.md; `-` = stdout only).
  */
 import { writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { machineInfo, markdownTable, notMeasured, textTable, versionOf, type Figure } from './lib/report.js';
 import { REPO_ROOT, startSimulatorProcess, type SimProcess } from './lib/processes.js';
+import { changeSeqCostSection } from './change-seq-cost.js';
 import { throughputSection } from './throughput.js';
 import { tokenSections } from './tokens.js';
 import { tenantsSection } from './tenants.js';
@@ -50,6 +51,13 @@ const sections: Section[] = [
       notMeasured('full sync', 'records/s vs naive loop', why, '≥ 10× naive'),
       notMeasured('incremental', 'Sage calls per partition, no changes', why, '≤ 2'),
     ],
+  },
+  {
+    id: 'changeseq',
+    title: 'cost of the change sequence on a full sync',
+    needsMs: 3 * 60_000,
+    run: (sim) => changeSeqCostSection({ sim, customers: num(env.BENCH_CHANGESEQ_CUSTOMERS, customers), log }),
+    placeholders: (why) => [notMeasured('change sequence', 'cost of stamping changeSeq on a full sync', why, '≤ 5 %')],
   },
   {
     id: 'tokens',

@@ -9,7 +9,7 @@
  */
 import type { Db } from 'mongodb';
 import { COLLECTIONS } from '../lib/mongo.js';
-import { closeRunReservations, markAnnounced, nextAnnouncement, readCounter, readFloors, horizonOf, type ConnectionKey } from './change-seq.js';
+import { closeRunReservations, horizonOf, markAnnounced, nextAnnouncement, readAnnounced, readCounter, readFloors, type ConnectionKey } from './change-seq.js';
 import { syncRunId } from './documents.js';
 
 export const CHANGE_ANNOUNCEMENTS = 'change_announcements';
@@ -67,13 +67,14 @@ export async function announceRun(
   await closeRunReservations(db, k, syncWorkflowId, partitionIds);
   const coll = db.collection<AnnouncementDoc>(CHANGE_ANNOUNCEMENTS);
   const existing = await coll.findOne({ _id: syncWorkflowId });
+  // Counter first, reservations second (src/sync/change-seq.ts).
   const counter = await readCounter(db, k);
-  const horizon = horizonOf(counter?.next ?? 0, await readFloors(db, k));
+  const horizon = horizonOf(counter, await readFloors(db, k));
   let result: Announcement;
   if (existing) {
     result = { changed: true, fromSeq: existing.fromSeq, toSeq: existing.toSeq };
   } else {
-    const range = nextAnnouncement(counter?.announced ?? 0, horizon);
+    const range = nextAnnouncement(await readAnnounced(db, k), horizon);
     const changed = totalChanges(partitions) > 0 && range.toSeq >= range.fromSeq;
     result = { changed, ...range };
     if (changed) await coll.insertOne({ _id: syncWorkflowId, ...k, ...range, partitions, at: now });

@@ -151,9 +151,9 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
   if (ops.length === 0) return { upserted: 0, modified: 0, unchanged: byId.size };
   if (stamper) {
     // The ops hold these same objects, so stamping them here stamps what is written (and any duplicate-key redo).
-    const first = await stamper.take(written.length);
+    const seqs = await stamper.take(written.length);
     written.forEach((d, i) => {
-      d.changeSeq = first + i;
+      d.changeSeq = seqs[i]!;
       d.changedAt = d.syncedAt;
     });
   }

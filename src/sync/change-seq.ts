@@ -2,9 +2,16 @@
  * The change sequence of contract §4: every write that changes what a reader sees stamps the customer with `changeSeq`
  * (an integer that only grows within a connection, never reused) and `changedAt`.
  *
- * FerretDB has no multi-document transactions, so the sequence is built from single-document atomic operations:
- * - `change_seq` holds one counter per connection (`_id` = `{provider}:{tenantId}`, `next` = last allocated number).
- *   Writers take blocks with `findOneAndUpdate({$inc})` (atomic on one document, on MongoDB and on FerretDB 1.24).
+ * FerretDB has no multi-document transactions, and its updates are read-modify-write without a lock: measured on
+ * FerretDB 1.24, 4 concurrent `findOneAndUpdate({$inc: {next: 1}})` × 10 rounds returned the same value twice in 9
+ * rounds and left `next` at 18 instead of 40. The one atomic primitive both servers share is the unique `_id` of an
+ * insert, so numbers are handed out in fixed blocks, one document per block:
+ * - `change_seq_blocks`: `_id` = `{provider}:{tenantId}#{k}`; whoever inserts block k owns numbers
+ *   ((k − 1)·B, k·B]. A writer tries k = hint + 1, hint + 2, … until its insert succeeds, so the blocks that exist are
+ *   always exactly 1..K (no holes) and a number is never handed out twice.
+ * - `change_seq`: `_id` = `{provider}:{tenantId}`, `k` = a hint of the highest block (raised after each insert; it may
+ *   lag or even regress under concurrent writers, which only costs a few extra probes). The counter is K·B, found by
+ *   probing upwards from the hint with point reads by `_id`.
  * - `change_reservations` holds one open reservation per partition being written (`_id` = the partition's
  *   `{provider}:{tenantId}:{partitionId}`), whose `floor` is ≤ every number the writer may still commit. It is written
  *   BEFORE the writer allocates, and removed only AFTER all its writes are committed.
@@ -16,26 +23,36 @@
  * next attempt replaces it: a SIGKILLed process commits nothing more, so its unused numbers become gaps. Gaps are
  * allowed; reuse is impossible because numbers only come from the counter's `$inc`.
  */
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoServerError, type Db } from 'mongodb';
 import type { Provider } from '../messages.js';
 import type { PartitionKey } from './documents.js';
 
 export const CHANGE_SEQ = 'change_seq';
+export const CHANGE_SEQ_BLOCKS = 'change_seq_blocks';
 export const CHANGE_RESERVATIONS = 'change_reservations';
-/** Numbers taken per counter round trip: a full sync pays one `$inc` per this many changed customers. */
-export const DEFAULT_BLOCK_SIZE = 1000;
+/** Numbers per block (fixed: the block number alone says which numbers it owns). A full sync pays one insert per this many changes. */
+export const BLOCK_SIZE = 1000;
 
 export interface ConnectionKey {
   tenantId: string;
   provider: Provider;
 }
 
-export interface CounterDoc {
+interface HintDoc {
   _id: string;
-  /** The highest number ever handed out (0 before the first change). */
-  next: number;
+  /** Highest block known to exist (a hint, see above). */
+  k: number;
+}
+
+interface BlockDoc {
+  _id: string;
+  at: Date;
+}
+
+interface AnnouncedDoc {
+  _id: string;
   /** The highest `toSeq` announced (webhook / `sync_runs`), so the next run's `fromSeq` continues from it. */
-  announced?: number;
+  announced: number;
 }
 
 export interface ReservationDoc {
@@ -62,11 +79,27 @@ export function nextAnnouncement(announced: number, horizon: number): { fromSeq:
   return { fromSeq: announced + 1, toSeq: Math.max(announced, horizon) };
 }
 
-const counters = (db: Db) => db.collection<CounterDoc>(CHANGE_SEQ);
+const hints = (db: Db) => db.collection<HintDoc>(CHANGE_SEQ);
+const announcedDocs = (db: Db) => db.collection<AnnouncedDoc>(CHANGE_SEQ);
+const blocks = (db: Db) => db.collection<BlockDoc>(CHANGE_SEQ_BLOCKS);
 const reservations = (db: Db) => db.collection<ReservationDoc>(CHANGE_RESERVATIONS);
+const blockId = (k: ConnectionKey, n: number) => `${connectionKey(k)}#${n}`;
+const announcedId = (k: ConnectionKey) => `${connectionKey(k)}#announced`;
 
-export async function readCounter(db: Db, k: ConnectionKey): Promise<CounterDoc | null> {
-  return counters(db).findOne({ _id: connectionKey(k) });
+/** The highest block that exists (0: none): from the hint, probing upwards by `_id` (blocks 1..K exist, no holes). */
+async function highestBlock(db: Db, k: ConnectionKey): Promise<number> {
+  let n = (await hints(db).findOne({ _id: connectionKey(k) }))?.k ?? 0;
+  while (await blocks(db).findOne({ _id: blockId(k, n + 1) }, { projection: { _id: 1 } })) n++;
+  return n;
+}
+
+/** The highest number handed out so far (0 before the first change). */
+export async function readCounter(db: Db, k: ConnectionKey): Promise<number> {
+  return (await highestBlock(db, k)) * BLOCK_SIZE;
+}
+
+export async function readAnnounced(db: Db, k: ConnectionKey): Promise<number> {
+  return (await announcedDocs(db).findOne({ _id: announcedId(k) }))?.announced ?? 0;
 }
 
 export async function readFloors(db: Db, k: ConnectionKey): Promise<number[]> {
@@ -76,30 +109,36 @@ export async function readFloors(db: Db, k: ConnectionKey): Promise<number[]> {
 
 /** The horizon now: counter first, reservations second (the order is what makes it safe; see the module comment). */
 export async function readHorizon(db: Db, k: ConnectionKey): Promise<number> {
-  const counter = (await readCounter(db, k))?.next ?? 0;
+  const counter = await readCounter(db, k);
   return horizonOf(counter, await readFloors(db, k));
 }
 
-/** Atomically takes `size` numbers from the connection's counter; returns the first. Retries the upsert race once. */
-export async function allocateBlock(db: Db, k: ConnectionKey, size: number): Promise<number> {
-  const coll: Collection<CounterDoc> = counters(db);
-  for (let attempt = 0; ; attempt++) {
+/** Takes the next free block by inserting it (unique `_id`: exactly one writer wins each block); returns its number. */
+export async function allocateBlock(db: Db, k: ConnectionKey): Promise<number> {
+  let n = (await highestBlock(db, k)) + 1;
+  for (;;) {
     try {
-      const doc = await coll.findOneAndUpdate({ _id: connectionKey(k) }, { $inc: { next: size } }, { upsert: true, returnDocument: 'after' });
-      if (!doc) throw new Error(`change counter ${connectionKey(k)} not returned`);
-      return doc.next - size + 1;
+      await blocks(db).insertOne({ _id: blockId(k, n), at: new Date() });
+      break;
     } catch (err) {
-      // Two first-ever allocations racing on the upsert: one inserts, the other gets 11000 and simply tries again.
-      if (attempt === 0 && err instanceof MongoServerError && err.code === 11000) continue;
+      if (err instanceof MongoServerError && err.code === 11000) {
+        n++; // another partition took it first
+        continue;
+      }
       throw err;
     }
   }
+  // Only a hint (see the module comment): a lost or reordered update costs readers a probe, never correctness.
+  await hints(db).updateOne({ _id: connectionKey(k) }, { $max: { k: n } }, { upsert: true }).catch((err: unknown) => {
+    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+  });
+  return n;
 }
 
 /** Hands out sequence numbers to one partition's writes (one attempt of one run); see the module comment. */
 export interface ChangeStamper {
-  /** First of `n` consecutive fresh numbers (n ≥ 1). */
-  take(n: number): Promise<number>;
+  /** `n` fresh numbers, increasing (n ≥ 1). */
+  take(n: number): Promise<number[]>;
   /** After every write of this attempt is committed: drop the partition's reservation (also a dead attempt's). */
   close(): Promise<void>;
 }
@@ -113,7 +152,6 @@ export class ChangeSeqAllocator implements ChangeStamper {
     private readonly db: Db,
     private readonly key: PartitionKey,
     private readonly owner: { syncWorkflowId: string; attempt: number },
-    private readonly blockSize = DEFAULT_BLOCK_SIZE,
   ) {}
 
   /**
@@ -122,7 +160,7 @@ export class ChangeSeqAllocator implements ChangeStamper {
    * reservation found here belongs to a previous attempt that ended or died and commits nothing more.
    */
   async open(): Promise<void> {
-    const counter = (await readCounter(this.db, this.key))?.next ?? 0;
+    const counter = await readCounter(this.db, this.key);
     await reservations(this.db).replaceOne(
       { _id: reservationId(this.key) },
       { connection: connectionKey(this.key), floor: counter + 1, syncWorkflowId: this.owner.syncWorkflowId, attempt: this.owner.attempt, openedAt: new Date() },
@@ -131,18 +169,19 @@ export class ChangeSeqAllocator implements ChangeStamper {
     this.opened = true;
   }
 
-  async take(n: number): Promise<number> {
+  async take(n: number): Promise<number[]> {
     if (n < 1) throw new Error('take(n) needs n ≥ 1');
     if (!this.opened) await this.open();
-    if (this.blockEnd - this.nextSeq + 1 < n) {
-      // The rest of the old block is left unused (a gap): numbers are never handed out twice.
-      const size = Math.max(n, this.blockSize);
-      this.nextSeq = await allocateBlock(this.db, this.key, size);
-      this.blockEnd = this.nextSeq + size - 1;
+    const out: number[] = [];
+    while (out.length < n) {
+      if (this.nextSeq > this.blockEnd) {
+        const block = await allocateBlock(this.db, this.key);
+        this.nextSeq = (block - 1) * BLOCK_SIZE + 1;
+        this.blockEnd = block * BLOCK_SIZE;
+      }
+      out.push(this.nextSeq++);
     }
-    const first = this.nextSeq;
-    this.nextSeq += n;
-    return first;
+    return out;
   }
 
   async close(): Promise<void> {
@@ -162,5 +201,6 @@ export async function closeRunReservations(db: Db, k: ConnectionKey, syncWorkflo
 
 /** Records `toSeq` as announced (only ever moves forward). */
 export async function markAnnounced(db: Db, k: ConnectionKey, toSeq: number): Promise<void> {
-  await counters(db).updateOne({ _id: connectionKey(k) }, { $max: { announced: toSeq }, $setOnInsert: { next: 0 } }, { upsert: true });
+  // One writer at a time (the run's announce step; runs of a connection do not overlap), so a plain $max is enough.
+  await announcedDocs(db).updateOne({ _id: announcedId(k) }, { $max: { announced: toSeq } }, { upsert: true });
 }

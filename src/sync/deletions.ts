@@ -21,8 +21,8 @@ export async function flagDeleted(
   let flagged = 0;
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
-    const first = stamper ? await stamper.take(chunk.length) : null;
-    const stamp = (j: number) => (first === null ? {} : { changeSeq: first + j, changedAt: now });
+    const seqs = stamper ? await stamper.take(chunk.length) : null;
+    const stamp = (j: number) => (seqs === null ? {} : { changeSeq: seqs[j]!, changedAt: now });
     const res = await colls.customers.bulkWrite(
       chunk.map((_id, j) => ({
         updateOne: { filter: { _id, deleted: false }, update: { $set: { deleted: true, deletedAt: deletedAt?.(_id) ?? now, syncedAt: now, ...stamp(j) } } },

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Db } from 'mongodb';
 import { connectMongo, type Mongo } from '../../src/lib/mongo.js';
-import { ChangeSeqAllocator, horizonOf, readCounter, readFloors, readHorizon, type ConnectionKey } from '../../src/sync/change-seq.js';
+import { BLOCK_SIZE, ChangeSeqAllocator, horizonOf, readCounter, readFloors, readHorizon, type ConnectionKey } from '../../src/sync/change-seq.js';
 import { uniqueName } from '../helpers/env.js';
 
 let mongo: Mongo;
@@ -47,8 +47,8 @@ function interleavings(lengths: Record<'A' | 'B' | 'R', number>): Step[][] {
 async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-first' | 'reservations-first'): Promise<string[]> {
   const conn: ConnectionKey = { tenantId: uniqueName('il'), provider: 'sage-accounting' };
   const writers = {
-    A: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pA' }, { syncWorkflowId: 'run', attempt: 1 }, 10), seq: null as number | null, closedAt: -1 },
-    B: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pB' }, { syncWorkflowId: 'run', attempt: 1 }, 10), seq: null as number | null, closedAt: -1 },
+    A: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pA' }, { syncWorkflowId: 'run', attempt: 1 }), seq: null as number | null, closedAt: -1 },
+    B: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pB' }, { syncWorkflowId: 'run', attempt: 1 }), seq: null as number | null, closedAt: -1 },
   };
   let counter = 0;
   let floors: number[] = [];
@@ -56,14 +56,14 @@ async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-firs
   for (const [t, s] of order.entries()) {
     if (s.actor === 'R') {
       const first = readerOrder === 'counter-first' ? 0 : 1;
-      if (s.i === first) counter = (await readCounter(db, conn))?.next ?? 0;
+      if (s.i === first) counter = await readCounter(db, conn);
       else floors = await readFloors(db, conn);
       if (s.i === 1) readerDoneAt = t;
       continue;
     }
     const w = writers[s.actor];
     if (s.i === 0) await w.alloc.open();
-    else if (s.i === 1) w.seq = await w.alloc.take(1);
+    else if (s.i === 1) w.seq = (await w.alloc.take(1))[0]!;
     else {
       await w.alloc.close();
       w.closedAt = t;
@@ -76,7 +76,7 @@ async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-firs
   }
   if (writers.A.seq === writers.B.seq) violations.push(`number ${writers.A.seq} handed out twice`);
   const final = await readHorizon(db, conn);
-  const end = (await readCounter(db, conn))?.next ?? 0;
+  const end = await readCounter(db, conn);
   if (final !== end) violations.push(`after every writer closed the horizon is ${final}, not the counter ${end}`);
   return violations;
 }
@@ -113,24 +113,32 @@ test('the checker can fail: reading reservations before the counter lets a horiz
 test('a crashed attempt holds the horizon back until the retry replaces its reservation; no number is reused', async () => {
   const conn: ConnectionKey = { tenantId: uniqueName('crash'), provider: 'sage-200' };
   const key = { ...conn, partitionId: '7' };
-  const dead = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 1 }, 5);
-  const first = await dead.take(3); // 1..3 (block 1..5); "committed" 1..2, then SIGKILL: no close
-  assert.equal(first, 1);
-  const other = new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: '8' }, { syncWorkflowId: 'run', attempt: 1 }, 5);
-  await other.take(2); // 6..7 (block 6..10)
+  const dead = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 1 });
+  assert.deepEqual(await dead.take(3), [1, 2, 3]); // block 1; "committed" some, then SIGKILL: no close
+  const other = new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: '8' }, { syncWorkflowId: 'run', attempt: 1 });
+  assert.deepEqual(await other.take(2), [BLOCK_SIZE + 1, BLOCK_SIZE + 2]); // block 2
   await other.close();
   assert.equal(await readHorizon(mongo.db, conn), 0, 'the dead reservation (floor 1) holds the horizon below its numbers');
-  const retry = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 2 }, 5);
+  const retry = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 2 });
   const again = await retry.take(2);
-  assert.ok(again > 10, `the retry takes fresh numbers above every block handed out (got ${again})`);
-  assert.equal(await readHorizon(mongo.db, conn), 10, 'the replaced reservation no longer holds back the dead attempt, only the retry');
+  assert.deepEqual(again, [2 * BLOCK_SIZE + 1, 2 * BLOCK_SIZE + 2], 'the retry takes fresh numbers above every block handed out');
+  assert.equal(await readHorizon(mongo.db, conn), 2 * BLOCK_SIZE, 'the replaced reservation no longer holds back the dead attempt, only the retry');
   await retry.close();
-  assert.equal(await readHorizon(mongo.db, conn), (await readCounter(mongo.db, conn))!.next);
+  assert.equal(await readHorizon(mongo.db, conn), 3 * BLOCK_SIZE);
 });
 
-test('concurrent first allocations on a fresh counter: distinct, gap-free blocks', async () => {
+test('many partitions allocating at once on FerretDB: every number handed out once, blocks 1..K without holes', async () => {
+  // FerretDB's $inc is read-modify-write (lost updates under concurrency); the insert-per-block scheme must not be.
   const conn: ConnectionKey = { tenantId: uniqueName('race'), provider: 'sage-accounting' };
-  const allocs = Array.from({ length: 8 }, (_, i) => new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: `p${i}` }, { syncWorkflowId: 'r', attempt: 1 }, 100));
-  const firsts = await Promise.all(allocs.map((a) => a.take(1)));
-  assert.deepEqual([...firsts].sort((a, b) => a - b), [1, 101, 201, 301, 401, 501, 601, 701]);
+  const allocs = Array.from({ length: 8 }, (_, i) => new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: `p${i}` }, { syncWorkflowId: 'r', attempt: 1 }));
+  const all: number[] = [];
+  for (let round = 0; round < 4; round++) {
+    const got = await Promise.all(allocs.map((a) => a.take(BLOCK_SIZE / 2 + 1))); // each take crosses into a new block
+    for (const g of got) all.push(...g);
+  }
+  assert.equal(new Set(all).size, all.length, 'no number handed out twice');
+  const counter = await readCounter(mongo.db, conn);
+  assert.ok(all.every((n) => n >= 1 && n <= counter), 'the counter covers every number handed out');
+  const blocks = new Set(all.map((n) => Math.ceil(n / BLOCK_SIZE)));
+  assert.deepEqual([...blocks].sort((a, b) => a - b), Array.from({ length: counter / BLOCK_SIZE }, (_, i) => i + 1), 'blocks 1..K, no holes');
 });
