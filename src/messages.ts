@@ -56,6 +56,8 @@ export interface PartitionSyncSummary {
   deleted: number;
   quarantined: number;
   error?: string;
+  /** Change-sequence horizon right after this partition finished (contract §4; safe to read `changeSeq` up to it). */
+  changeHorizon?: number;
 }
 
 /** Result of the `status` query. Never contains a secret. Dates are ISO strings. */

@@ -215,6 +215,9 @@ test("a connection's own notifyWebhookUrl overrides NOTIFY_WEBHOOK_URL", async (
     const { event } = await waitForEvent(own.received, tenantId, syncId);
     assert.deepEqual(event.partitions[partitionId], { created: 2, updated: 0, deleted: 0 });
     assert.equal(eventsFor(hook.received, tenantId).length, 0, 'nothing went to the global URL');
+    // Readers without a webhook: the connection's status carries the partition's horizon after each run.
+    const after = await waitForStatus(h.stack.client, workflowId, (st) => (st.lastSync[partitionId]?.changeHorizon ?? 0) >= event.toSeq);
+    assert.equal(after.lastSync[partitionId]!.changeHorizon, event.toSeq, 'one partition: its horizon is the announced toSeq');
   } finally {
     await h.stack.client.workflow.getHandle(workflowId).signal(disconnectSignal, { revoke: false }).catch(() => {});
     await own.close();
