@@ -6,9 +6,9 @@
  * connected through consent, which the old 15-minute budget could not hold); a section that cannot run (a missing
  * piece, an error, no time left) reports "not measured: <why>" instead of a number. Knobs (environment; defaults =
  * the full run):
- *   BENCH_CUSTOMERS (100000), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (1000), BENCH_TENANT_INTERVAL_MIN (5),
+ *   BENCH_CUSTOMERS (100000), BENCH_CHANGESEQ_CUSTOMERS (= BENCH_CUSTOMERS), BENCH_NAIVE_SAMPLE (5000), BENCH_TENANTS (1000), BENCH_TENANT_INTERVAL_MIN (5),
  *   BENCH_TENANT_OBSERVE_S (600), BENCH_READ_WINDOW_S (900), BENCH_READERS (1000), BENCH_STORM_CALLERS (1000),
- *   BENCH_TENANT_WORKER (production; `dev` = in-process bundling), BENCH_BUDGET_MIN (55), BENCH_ONLY (comma list of sections: throughput,tokens,tenants),
+ *   BENCH_TENANT_WORKER (production; `dev` = in-process bundling), BENCH_BUDGET_MIN (55), BENCH_ONLY (comma list of sections: throughput,changeseq,tokens,tenants),
  *   BENCH_OUT (BENCHMARKS.md; `-` = stdout only).
  * A small proof run (about 6 minutes): BENCH_CUSTOMERS=2000 BENCH_NAIVE_SAMPLE=500 BENCH_TENANTS=20
  *   BENCH_TENANT_OBSERVE_S=120 BENCH_TENANT_INTERVAL_MIN=1 BENCH_READ_WINDOW_S=60 BENCH_READERS=200
@@ -19,6 +19,7 @@ import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { fmt, machineInfo, markdownTable, notMeasured, textTable, versionOf, type Figure } from './lib/report.js';
 import { REPO_ROOT, startSimulatorProcess, type SimProcess } from './lib/processes.js';
+import { changeSeqCostSection } from './change-seq-cost.js';
 import { throughputSection } from './throughput.js';
 import { tokenSections } from './tokens.js';
 import { tenantsSection } from './tenants.js';
@@ -62,6 +63,13 @@ const sections: Section[] = [
       notMeasured('full sync', 'records/s vs naive loop', why, '≥ 10× naive'),
       notMeasured('incremental', 'Sage calls per partition, no changes', why, '≤ 2'),
     ],
+  },
+  {
+    id: 'changeseq',
+    title: 'cost of the change sequence on a full sync',
+    needsMs: 3 * 60_000,
+    run: (sim) => changeSeqCostSection({ sim, customers: num(env.BENCH_CHANGESEQ_CUSTOMERS, customers), log }),
+    placeholders: (why) => [notMeasured('change sequence', 'cost of stamping changeSeq on a full sync', why, '≤ 5 %')],
   },
   {
     id: 'tokens',

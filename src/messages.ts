@@ -59,6 +59,8 @@ export interface PartitionSyncSummary {
   error?: string;
   /** Machine code of why a failed partition was refused by Sage (e.g. `subscription_inactive`); absent when it synced. */
   reason?: string;
+  /** Change-sequence horizon right after this partition finished (contract §4; safe to read `changeSeq` up to it). */
+  changeHorizon?: number;
 }
 
 /** Validates `syncReport` payloads (a signal is input: bounded strings and counts). */
@@ -74,6 +76,8 @@ export const PartitionSyncSummarySchema = z
     quarantined: z.number().int().min(0),
     // Long error texts are cut rather than refused: the summary is still worth showing.
     error: z.string().transform((e) => (e.length > 1_000 ? `${e.slice(0, 1_000)}…` : e)).optional(),
+    reason: z.string().max(64).optional(),
+    changeHorizon: z.number().int().min(0).optional(),
   })
   // Unknown keys are stripped, not refused: a sync that reports more counts later still updates lastSync.
   .strip();

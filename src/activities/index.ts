@@ -1,3 +1,4 @@
+import { createChangeActivities } from './changes.js';
 import { createConnectionActivities } from './connection.js';
 import { createConsentActivities } from './consent.js';
 import type { ActivityDeps } from './deps.js';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createConnectionActivities(deps),
     ...createNotifyActivities(deps),
     ...createSyncActivities(deps),
+    ...createChangeActivities(deps),
   };
 }
 

@@ -7,6 +7,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../lib/mongo.js';
 import { postWebhook, webhookPolicy, WebhookRefusedError } from '../tokens/notify.js';
+import type { CustomersChangedEvent } from '../sync/announce.js';
 import type { NotificationEvent } from '../workflows/tenant-connection/machine.js';
 import type { ActivityDeps } from './deps.js';
 
@@ -26,14 +27,14 @@ export function createNotifyActivities(deps: ActivityDeps) {
   const coll = () => mongo.collection<NotificationDoc>(COLLECTIONS.notifications);
   const policy = webhookPolicy(config);
   return {
-    async deliverNotification(p: { event: NotificationEvent; url?: string }): Promise<'delivered' | 'already_delivered' | 'no_webhook'> {
+    async deliverNotification(p: { event: NotificationEvent | CustomersChangedEvent; url?: string }): Promise<'delivered' | 'already_delivered' | 'no_webhook'> {
       const url = p.url ?? config.NOTIFY_WEBHOOK_URL;
       if (!url) return 'no_webhook';
       const existing = await coll().findOne({ _id: p.event.id });
       if (existing?.deliveredAt) return 'already_delivered';
       await coll().updateOne(
         { _id: p.event.id },
-        { $set: { type: p.event.type, workflowId: p.event.workflowId, url, updatedAt: new Date() }, $inc: { attempts: 1 }, $setOnInsert: { deliveredAt: null, lastError: null } },
+        { $set: { type: p.event.type, workflowId: 'workflowId' in p.event ? p.event.workflowId : p.event.runId, url, updatedAt: new Date() }, $inc: { attempts: 1 }, $setOnInsert: { deliveredAt: null, lastError: null } },
         { upsert: true },
       );
       try {

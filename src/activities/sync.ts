@@ -11,6 +11,7 @@ import { connectionWorkflowId, statusQuery, type ConnectionState, type Partition
 import { createSageHttp, type SageHttp } from '../providers/http.js';
 import { customerSourceFor, pageSizeFor } from '../providers/index.js';
 import { DEFAULT_EDITION } from '../providers/sage200/api.js';
+import { readHorizon } from '../sync/change-seq.js';
 import { syncStateId } from '../sync/documents.js';
 import { markRunFailed, syncPartition, SYNC_STATE_COLLECTION, type Checkpoint } from '../sync/partition-sync.js';
 import { decideMode } from '../sync/plan.js';
@@ -146,7 +147,8 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         countSyncRecords(input.provider, { fetched, upserted, quarantined });
         countSyncRun(input.provider, input.mode, 'succeeded');
         recordSyncSucceeded(input.provider, input.tenantId);
-        return result.summary;
+        // For readers without a webhook: `status.lastSync[partition].changeHorizon` (read after this partition closed).
+        return { ...result.summary, changeHorizon: await readHorizon(mongo.db, input) };
       } catch (err) {
         throw toActivityFailure(err);
       } finally {

@@ -5,6 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { PROVIDERS } from '../messages.js';
+import { changesCommand } from './commands/changes.js';
 import { connectCommand } from './commands/connect.js';
 import { disconnectCommand } from './commands/disconnect.js';
 import { listCommand } from './commands/list.js';
@@ -85,6 +86,15 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<number>) => 
     .option('--timeout <seconds>', 'how long to wait for the workflow to finish', '60')
     .option('--json', 'print the final status as JSON')
     .action((tenant: string, opts) => run((ctx) => disconnectCommand(ctx, tenant, opts, io.out)));
+
+  program
+    .command('changes')
+    .description('customers changed after --since, in changeSeq order (one JSON line each), then {"horizon": N} for the next --since')
+    .argument('<tenant>', 'tenant id')
+    .addOption(providerOption())
+    .option('--since <seq>', 'the horizon printed by the previous call (default 0: everything)')
+    .option('--json', 'one JSON document instead of JSON lines')
+    .action((tenant: string, opts) => run((ctx) => changesCommand(ctx, tenant, opts, io.out)));
 
   return program;
 }

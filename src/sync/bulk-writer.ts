@@ -16,6 +16,7 @@
  * second document with the same `_id` when the hash matches: a duplicate-key error, not a no-op.)
  */
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection } from 'mongodb';
+import type { ChangeStamper } from './change-seq.js';
 import { customerIdPrefix, type CustomerDoc, type PartitionKey } from './documents.js';
 
 export const CUSTOMER_HASHES = 'customer_hashes';
@@ -127,7 +128,11 @@ async function writeHashes(hashes: Collection<HashDoc>, docs: CustomerDoc[], isN
   }
 }
 
-export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[], view: HashView): Promise<WriteCounts> {
+/**
+ * `stamper`: gives every document actually written (new, changed, undeleted) a fresh `changeSeq` and `changedAt`
+ * (contract §4); unchanged ones are skipped above and keep theirs. The content hash covers `raw` only, never these.
+ */
+export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[], view: HashView, stamper?: ChangeStamper): Promise<WriteCounts> {
   const coll = colls.customers;
   if (docs.length === 0) return { upserted: 0, modified: 0, unchanged: 0 };
   // The same record can appear twice in one page (Sage re-serving a page, ties in an overlap): last one wins.
@@ -144,6 +149,14 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
     written.push(d);
   }
   if (ops.length === 0) return { upserted: 0, modified: 0, unchanged: byId.size };
+  if (stamper) {
+    // The ops hold these same objects, so stamping them here stamps what is written (and any duplicate-key redo).
+    const seqs = await stamper.take(written.length);
+    written.forEach((d, i) => {
+      d.changeSeq = seqs[i]!;
+      d.changedAt = d.syncedAt;
+    });
+  }
   let upserted = 0;
   let modified = 0;
   try {

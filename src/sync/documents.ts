@@ -28,6 +28,9 @@ export interface CustomerDoc extends PartitionKey, NormalizedCustomer {
   raw: unknown;
   /** Internal: hash of the raw record, so unchanged records are not rewritten. */
   contentHash: string;
+  /** Contract §4: set by every write that changes what a reader sees (src/sync/change-seq.ts). */
+  changeSeq?: number;
+  changedAt?: Date;
 }
 
 /**

@@ -11,6 +11,7 @@ import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
 import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
 import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
+import { ChangeSeqAllocator } from './change-seq.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
 import { buildCustomerDoc, customerId, customerIdPrefix, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
 import { contentHash } from './hash.js';
@@ -46,6 +47,8 @@ export interface PartitionSyncDeps {
   /** Called after each durable checkpoint (the activity heartbeats here). */
   onCheckpoint?: (cp: Checkpoint) => void | Promise<void>;
   log?: { info: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void };
+  /** Stamp `changeSeq`/`changedAt` on every change (default true; the bench turns it off to measure its cost). */
+  stampChanges?: boolean;
 }
 
 export interface PartitionSyncInput {
@@ -91,6 +94,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const colls: SyncCollections = { customers, hashes: deps.mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
   const intents = deps.mongo.db.collection<WriteIntentDoc>(SYNC_WRITE_INTENTS);
   const prefix = customerIdPrefix(key);
+  const stamper =
+    deps.stampChanges === false ? undefined : new ChangeSeqAllocator(deps.mongo.db, key, { syncWorkflowId: input.syncWorkflowId, attempt: input.attempt ?? 1 });
 
   const state = await readState(stateColl, syncStateId(key));
   const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
@@ -190,7 +195,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   async function writeWithIntent(docs: CustomerDoc[]) {
     const unknown = preloaded ? docs.filter((d) => preloaded.stored.get(d._id)?.deleted !== false) : docs;
     const intent = await recordWriteIntent(intents, prefix, [...new Set(unknown.map((d) => d._id))], now());
-    const written = await writeCustomers(colls, docs, view);
+    const written = await writeCustomers(colls, docs, view, stamper);
     await clearWriteIntent(intents, intent);
     return written;
   }
@@ -243,7 +248,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         const stored = new Set([...(preloaded?.liveIds() ?? []), ...(leftovers?.ids ?? [])]);
         const candidates = unseenIds(key, [...stored], seen);
         const gone = await confirmGone(candidates);
-        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now());
+        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now(), undefined, stamper);
         // Every intent read at this attempt's start is settled now: its ids were seen (and written) or reconciled.
         if (leftovers) await dropWriteIntents(intents, leftovers.docIds);
       } else if (deps.source.deletions && deletionsFrom) {
@@ -251,7 +256,7 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         let cursor = cp.cursor ?? feed.startCursor(deletionsFrom);
         for (;;) {
           const page = await withToken((ctx) => feed.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
-          cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now());
+          cp.counts.deleted += await flagDeletedExternal(colls, key, page.deletions, now(), stamper);
           cp.counts.pages += 1;
           cp.deletionPages += 1;
           cp.cursor = page.nextCursor;
@@ -265,6 +270,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       await checkpoint();
     }
 
+    // Every write of this partition is committed: readers' horizon may pass its numbers now.
+    await stamper?.close();
     const finishedAt = now();
     const serverStart = cp.serverStartedAt ? new Date(cp.serverStartedAt) : finishedAt;
     const watermark = maxWatermark(state?.watermark, cp.watermark);
@@ -292,6 +299,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   } catch (err) {
     // Progress so far stays in the checkpoint; the status says `running` until the attempt that gives up marks it.
     await checkpointRun(runs, runKey, cp, now()).catch(() => {});
+    // This attempt writes nothing more (a retry opens its own reservation); if this fails, the retry replaces it.
+    await stamper?.close().catch(() => {});
     throw Object.assign(err instanceof Error ? err : new Error(errorText(err)), { checkpoint: cp });
   }
 }

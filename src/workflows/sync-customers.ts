@@ -9,10 +9,14 @@ import {
   ApplicationFailure,
   getExternalWorkflowHandle,
   log,
+  ParentClosePolicy,
+  patched,
   proxyActivities,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { CustomersChangedEvent, PartitionChangeCounts } from '../sync/announce.js';
 import {
   connectionWorkflowId,
   describeZodError,
@@ -21,11 +25,12 @@ import {
   syncReportSignal,
   type PartitionSyncSummary,
 } from '../messages.js';
+import { deliverCustomersChanged } from './notify-changes.js';
 
 /** Error types after which retrying the same partition run cannot help. */
 const NON_RETRYABLE = [ErrorTypes.ReauthorizationRequired, ErrorTypes.InvalidInput, 'PartitionMismatch', 'SageProtocolError', 'SageAccessDenied'];
 
-const { planCustomerSync, recordPartitionSyncFailure, clearFullSyncRequest } = proxyActivities<Activities>({
+const { planCustomerSync, recordPartitionSyncFailure, clearFullSyncRequest, announceCustomerChanges, connectionWebhookUrl } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
 });
@@ -52,6 +57,40 @@ function failureReason(err: unknown): string | undefined {
 function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * After every partition finished (succeeded or not): the run's change range, and a `customers.changed` event when it
+ * changed anything, delivered by its own abandoned workflow (see ./notify-changes.ts).
+ */
+async function announceChanges(input: SyncCustomersInput, syncWorkflowId: string, results: [string, PartitionSyncSummary][]): Promise<void> {
+  const partitions: Record<string, PartitionChangeCounts> = Object.fromEntries(
+    results.map(([id, s]) => [id, { created: s.upserted, updated: s.modified, deleted: s.deleted }]),
+  );
+  const announced = await announceCustomerChanges({ tenantId: input.tenantId, provider: input.provider, syncWorkflowId, partitions });
+  if (!announced.changed) return;
+  const url = await connectionWebhookUrl({ tenantId: input.tenantId, provider: input.provider });
+  const event: CustomersChangedEvent = {
+    // The run id is a UUID: with the workflow id it is never reused, also if a workflow id is started again.
+    id: `customers.changed:${syncWorkflowId}:${workflowInfo().runId}`,
+    type: 'customers.changed',
+    tenantId: input.tenantId,
+    provider: input.provider,
+    runId: syncWorkflowId,
+    partitions,
+    fromSeq: announced.fromSeq,
+    toSeq: announced.toSeq,
+  };
+  try {
+    await startChild(deliverCustomersChanged, {
+      workflowId: event.id,
+      args: [{ event, ...(url ? { url } : {}) }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (err) {
+    // Already started (same event id): it is being delivered.
+    log.warn('customers.changed delivery not started', { eventId: event.id, error: failureMessage(err) });
+  }
 }
 
 export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncCustomersResult> {
@@ -107,6 +146,8 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
     }),
   );
 
+  // Patched: runs started before this existed replay without the extra commands.
+  if (patched('customers-changed-webhook')) await announceChanges(input, syncWorkflowId, results);
   const partitions = Object.fromEntries(results);
   const statuses = results.map(([, s]) => s.status);
   if (plan.fullSyncRequested && results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full')) await clearFullSyncRequest(input);
