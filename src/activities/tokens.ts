@@ -10,7 +10,8 @@
  *   ended without an answer leaves `doubt`, so a later `invalid_grant` is reported as `refresh_response_lost`.
  * - A token answer from Sage is never thrown away: it is sealed into the activity's heartbeat details (a retry on
  *   another worker stores it) and kept in an in-process outbox; storing is retried for the attempt's whole life.
- * - The Sage call gets the activity's cancellation signal.
+ * - Waiting for another attempt's lease ends on the activity's cancellation; the Sage call itself is never aborted by it
+ *   (an aborted call can lose a rotated pair), only bounded by got's timeout.
  * - `invalid_grant` / `invalid_client` / `unauthorized_client` are definitive unless the store shows a lost race.
  */
 import { randomUUID } from 'node:crypto';
@@ -21,7 +22,7 @@ import { SageApiError, SageNetworkError, SageOAuthError, toActivityFailure } fro
 import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
-import { oauthFor, type TokenSet } from '../providers/oauth.js';
+import { oauthFor, REFRESH_CALL_TIMEOUT_MS, type TokenSet } from '../providers/oauth.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { crashPoint } from '../tokens/crash-points.js';
 import {
@@ -189,7 +190,11 @@ export function createTokenActivities(deps: ActivityDeps) {
       crashPoint(config, 'refresh:before-sage');
       let tokens: TokenSet;
       try {
-        tokens = await oauthFor(p.provider).refresh(config, refreshToken, { signal: Context.current().cancellationSignal });
+        // Deliberately NOT aborted by the activity's cancellation: once the request is on the wire, Sage may rotate the
+        // pair, and an aborted call throws that answer away (the retry would then present a dead refresh token). A
+        // timed-out attempt that is only stalled keeps its lease, finishes the call within got's own timeout and stores
+        // the answer, which the retry is waiting for. Cancellation still ends the waiting in `leaseOrNewer`.
+        tokens = await oauthFor(p.provider).refresh(config, refreshToken, { timeoutMs: REFRESH_CALL_TIMEOUT_MS });
       } catch (err) {
         // The call is over without an answer: nobody needs to wait for this lease any more.
         await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: mayHaveReachedSage(err) }).catch((e: unknown) =>

@@ -29,7 +29,7 @@ export interface ProviderOAuth {
   provider: Provider;
   authorizationUrl(config: Config, p: { state: string; country?: string }): string;
   exchangeCode(config: Config, p: { code: string }): Promise<TokenSet>;
-  /** `signal`: the activity's cancellation; aborts the call when Temporal has given up on this attempt. */
+  /** `opts.signal` aborts the call; `opts.timeoutMs` overrides the request timeout. */
   refresh(config: Config, refreshToken: string, opts?: CallOptions): Promise<TokenSet>;
   /** Revokes the grant (refresh token) at Sage. */
   revoke(config: Config, refreshToken: string): Promise<void>;
@@ -37,6 +37,8 @@ export interface ProviderOAuth {
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** Request timeout in ms (default TOKEN_CALL_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 export function oauthFor(provider: Provider): ProviderOAuth {
@@ -59,6 +61,13 @@ const OAuthErrorBody = z.object({ error: z.string().min(1), error_description: z
 
 /** Short request timeout: a token call that hangs is a transient failure, and the activity must finish well inside its own timeout. */
 export const TOKEN_CALL_TIMEOUT_MS = 20_000;
+/**
+ * Refresh calls wait longer: once sent, Sage may rotate the pair, and giving up throws that answer away. A process that
+ * was stalled (GC, SIGSTOP, a slow host) runs its expired timers before it reads the bytes already in its socket, so a
+ * short timeout loses answers that did arrive. Still well inside the refresh lease (REFRESH_LEASE_MS, 90 s), so a retry
+ * waiting on the lease never calls Sage while this call can still succeed.
+ */
+export const REFRESH_CALL_TIMEOUT_MS = 60_000;
 
 /**
  * POSTs a form to a Sage OAuth endpoint once (no automatic retry) and returns the parsed JSON body, or throws
@@ -77,7 +86,7 @@ export async function postForm(
       form,
       headers: { accept: 'application/json', 'user-agent': 'sage-tenant-sync', ...headers },
       retry: { limit: 0 },
-      timeout: { request: TOKEN_CALL_TIMEOUT_MS },
+      timeout: { request: opts.timeoutMs ?? TOKEN_CALL_TIMEOUT_MS },
       // The form carries the client secret and a refresh token (and Sage 200 calls a subscription key): never re-send
       // them to wherever a `Location` points. A redirect from a token endpoint is an error, not a new address.
       followRedirect: false,

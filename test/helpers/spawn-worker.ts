@@ -26,6 +26,8 @@ export function workerEnvFor(config: Config, extra: Record<string, string> = {})
     MONGODB_URI: config.MONGODB_URI,
     MONGODB_DB: config.MONGODB_DB,
     TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    // Test webhook receivers listen on loopback, which the webhook policy refuses unless allowed (as in testConfig).
+    NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'true',
     ...extra,
   };
 }
