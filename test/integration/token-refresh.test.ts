@@ -71,13 +71,14 @@ test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE
   const tenantId = await connect('sage-accounting', 'storm');
   // The schedule's first sync starts at consent and asks for tokens too: let it finish, so the storm is the only caller.
   await waitForFirstSync(tenantId);
-  // A 4-second token, so it is soon inside its refresh margin (half of 4 s)...
+  // A 4-second token, so it is soon inside its refresh margin (a quarter of its life: 1 s)...
   h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 4 } });
   const current = (await h.status(tenantId, 'sage-accounting')).tokenVersion!;
   await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: current });
   // ...and 5-minute tokens afterwards, so the refreshed one outlives the storm.
   h.sim.admin.settings({ sageAccounting: { accessTokenTtlSeconds: 300 } });
-  await new Promise((r) => setTimeout(r, 2_500));
+  // 3.3 s later at most 0.7 s is left: inside the margin (or expired), so the storm needs exactly one refresh.
+  await new Promise((r) => setTimeout(r, 3_300));
   const before = refreshes('sage-accounting');
   const expected = current + 2;
   const metricBefore = await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' });
