@@ -78,6 +78,8 @@ const EnvSchema = z.object({
   TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233').transform((v) => v.replace(/\/+$/, '')),
   /** Optional bind address for Prometheus metrics of the worker process (the web server serves its own /metrics). */
   WORKER_METRICS_PORT: port.optional(),
+  /** Listen address of the worker metrics endpoint: loopback by default (its labels carry tenant ids). */
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // --- Worker tuning (src/worker.ts; README "Worker tuning"). Defaults sized for ~1,000 tenants on one worker. ---
   /**
    * Workflow executions kept in the worker's sticky cache. A connection workflow is idle nearly always (the token read

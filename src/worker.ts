@@ -83,6 +83,8 @@ async function main(): Promise<void> {
     config.WORKER_METRICS_PORT !== undefined
       ? await startWorkerMetricsServer({
           port: config.WORKER_METRICS_PORT,
+          host: config.WORKER_METRICS_HOST,
+          ...(config.OPERATOR_TOKEN !== undefined ? { operatorToken: config.OPERATOR_TOKEN } : {}),
           sdkMetricsUrl: `http://${sdkMetricsBindAddress(config.WORKER_METRICS_PORT)}/metrics`,
         })
       : undefined;

@@ -108,10 +108,14 @@ export class PointHashes implements HashView {
 
 const DUPLICATE_KEY = 11000;
 
+/**
+ * True only for a bulk error made of duplicate-key write errors. A `MongoBulkWriteError` with no write errors at all
+ * (seen while MongoDB is down) is not one: `[].every()` would say yes, and the redo would be an empty batch.
+ */
 function duplicateKeyOnly(err: unknown): err is MongoBulkWriteError {
   if (!(err instanceof MongoBulkWriteError)) return false;
   const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-  return errors.every((e) => e.code === DUPLICATE_KEY);
+  return errors.length > 0 && errors.every((e) => e != null && e.code === DUPLICATE_KEY);
 }
 
 /** Hash entries after their customers: inserts for new ids (fast path), replaces otherwise; a stale insert is redone. */
@@ -164,9 +168,8 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
     upserted = res.insertedCount + res.upsertedCount;
     modified = res.modifiedCount;
   } catch (err) {
-    if (!(err instanceof MongoBulkWriteError)) throw err;
+    if (!duplicateKeyOnly(err)) throw err;
     const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    if (errors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
     upserted = err.result.insertedCount + err.result.upsertedCount;
     modified = err.result.modifiedCount;
     // Inserts that met an existing document (view was stale), or upserts that raced another writer (or a write retried
