@@ -75,8 +75,10 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
   async function readConnection(t: SyncTargetInput): Promise<ConnectionDoc | null> {
     const id = connectionWorkflowId(t.provider, t.tenantId);
     const doc = await mongo.collection<ConnectionDoc>(COLLECTIONS.connections).findOne({ _id: id });
-    if (doc?.state && doc.partitions) return doc;
-    // The mirror document may lag behind a fresh connection: ask the workflow itself.
+    if (doc?.state === 'connected' && doc.partitions) return doc;
+    // The mirror may lag behind the workflow (the schedule's immediate first run can plan before the consent's mirror
+    // write lands, and would be skipped as `awaiting_consent` until the next interval): whenever it does not say
+    // connected, the workflow itself answers.
     try {
       const status = await deps.client.workflow.getHandle(id).query(statusQuery);
       return { ...doc, _id: id, state: status.state, reason: status.reason, partitions: status.partitions };

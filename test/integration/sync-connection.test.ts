@@ -16,6 +16,8 @@ import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { createActivities } from '../../src/activities/index.js';
+import { createLogger } from '../../src/lib/logger.js';
 
 let sim: RunningSimulator;
 let stack: TestStack;
@@ -119,4 +121,23 @@ test('schedule created on connect; syncNow full syncs every business through the
     ),
   );
   assert.equal(await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId }), 90, 'synced customers stay after disconnect');
+});
+
+test('a sync planned while the connections mirror still says awaiting_consent asks the workflow and syncs (the first sync is not skipped)', async () => {
+  const provider = 'sage-accounting' as const;
+  const tenantId = uniqueName('stale').replace(/_/g, '-');
+  const user = sim.admin.createUser({ provider, partitions: 2, customersPerPartition: 3 });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
+  assert.equal(status.state, 'connected');
+  // The race: the schedule's immediate first run plans before the workflow has written its mirror. Recreate that
+  // moment deterministically: the mirror says awaiting_consent while the workflow is connected.
+  const id = connectionWorkflowId(provider, tenantId);
+  await stack.mongo.collection(COLLECTIONS.connections).updateOne({ _id: id } as never, { $set: { state: 'awaiting_consent', partitions: [] } });
+  const acts = createActivities({ config: stack.config, mongo: stack.mongo, client: stack.client, log: createLogger({ level: 'silent' }) });
+  const plan = await acts.planCustomerSync({ tenantId, provider });
+  assert.ok(!plan.skipped, `planned, not skipped (${plan.skipped})`);
+  assert.deepEqual(plan.partitions.map((p) => p.partition.id).sort(), status.partitions.map((p) => p.id).sort());
 });
