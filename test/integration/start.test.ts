@@ -88,7 +88,9 @@ test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what
   assert.equal((await fetch(`${base}/healthz`)).status, 200, '/healthz is public');
   assert.equal((await fetch(`${base}/connections`)).status, 401, 'the connections page needs the operator');
   assert.equal((await fetch(`${base}/connections`, { headers: basic })).status, 200, 'a browser logs in with Basic');
-  const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  // The worker's metrics carry tenant labels: the operator credential guards them too.
+  assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status, 401, 'worker metrics need the operator');
+  const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { headers: bearer })).text();
   assert.match(workerMetrics, /sage_sync_process_cpu_seconds_total/, 'worker serves our metrics');
   assert.match(workerMetrics, /^temporal_/m, 'and the SDK runtime metrics');
 
