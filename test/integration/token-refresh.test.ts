@@ -276,7 +276,7 @@ test('a refresh that failed without reaching Sage (429) leaves no doubt: a later
 
 test('continue-as-new keeps the whole state (tokens, partitions, sync state, counters)', async () => {
   const tenantId = uniqueName('can');
-  const id = await h.start({ tenantId, provider: 'sage-accounting', __maxHistoryEvents: 150 } as never);
+  const id = await h.start({ tenantId, provider: 'sage-accounting', __maxHistoryEvents: 60 } as never);
   workflowIds.push(id);
   const handle = h.stack.client.workflow.getHandle(id);
   const firstRun = (await handle.describe()).runId;

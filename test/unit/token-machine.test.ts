@@ -394,3 +394,15 @@ describe('issue 12: Temporal UI current details', () => {
     assert.ok(!c.includes('https://sage/x'), 'no consent link once connected');
   });
 });
+
+describe('carried state survives its own continue-as-new', () => {
+  test('a token answer with extra fields (the consent activity adds exchangeId) is carried as TokenInfo only, so the next run accepts it', () => {
+    // Seen in test/integration/token-refresh.test.ts: a run continued as new right after consent failed with
+    // "__carried.token: Invalid input", because the exchange result's `exchangeId` had been stored in state.token.
+    const answer = { ...token(1, T0), exchangeId: 'sha256-of-code', staged: true } as M.TokenInfo;
+    const s = M.applyTokenMeta(base(), answer);
+    assert.deepEqual(Object.keys(s.token!).sort(), Object.keys(token(1, T0)).sort());
+    const carried = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: s }, WF, connectionWorkflowId);
+    assert.ok(carried.ok, !carried.ok ? carried.message : '');
+  });
+});

@@ -456,7 +456,10 @@ export function connectionTested(s: MachineState, r: ConnectionTestResult, now: 
 export function applyTokenMeta(s: MachineState, t: TokenInfo): MachineState {
   // Versions only grow: an answer about an older version (a late activity result) changes nothing.
   if (s.token && t.version <= s.token.version) return s;
-  return { ...s, token: t };
+  // Only the TokenInfo fields: activity answers carry more (the consent's `exchangeId`), and carried state is validated
+  // strictly, so an extra key here made the next run after continue-as-new fail as InvalidInput.
+  const { version, accessTokenExpiresAt, accessTokenLifetimeSec, refreshTokenExpiresAt, refreshTokenLifetimeSec, obtainedAt } = t;
+  return { ...s, token: { version, accessTokenExpiresAt, accessTokenLifetimeSec, refreshTokenExpiresAt, refreshTokenLifetimeSec, obtainedAt } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
