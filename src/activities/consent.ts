@@ -5,7 +5,6 @@
 import { heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { SageOAuthError, toActivityFailure } from '../errors.js';
-import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, type TokenSet } from '../providers/oauth.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
@@ -22,7 +21,7 @@ import {
 import { crashPoint } from '../tokens/crash-points.js';
 import { metaOf, type TokenDoc, type TokenMeta } from '../tokens/store.js';
 import type { ActivityDeps } from './deps.js';
-import { OAUTH_FAILURE_TYPE } from './tokens.js';
+import { mirrorTokenTimes, OAUTH_FAILURE_TYPE } from './tokens.js';
 
 /** What the workflow learns from an exchange: non-secret times, the exchange id (a hash), and whether it was staged. */
 export interface ExchangeResult extends TokenMeta {
@@ -52,27 +51,6 @@ const candidateMeta = (c: ConsentCandidate, currentVersion: number): TokenMeta =
 export function createConsentActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   const ring = keyRingFromConfig(config);
-
-  async function mirrorTokenTimes(doc: TokenDoc): Promise<void> {
-    try {
-      await mongo.collection(COLLECTIONS.connections).updateOne(
-        { _id: doc._id } as never,
-        {
-          $set: {
-            tenantId: doc.tenantId,
-            provider: doc.provider,
-            accessTokenExpiresAt: doc.accessTokenExpiresAt,
-            refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
-            lastRefreshAt: doc.obtainedAt,
-            updatedAt: new Date(),
-          },
-        },
-        { upsert: true },
-      );
-    } catch (err) {
-      log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');
-    }
-  }
 
   return {
     /**
@@ -109,7 +87,7 @@ export function createConsentActivities(deps: ActivityDeps) {
       }
       const doc = await storeConsentTokens(mongo, ring, { id: p.workflowId, tenantId: p.tenantId, provider: p.provider, tokens, exchangeId });
       crashPoint(config, 'exchange:after-store');
-      await mirrorTokenTimes(doc);
+      await mirrorTokenTimes(deps, doc);
       log.info({ workflowId: p.workflowId, version: doc.version }, 'authorization code exchanged');
       return { ...metaOf(doc), exchangeId };
     },
@@ -118,7 +96,7 @@ export function createConsentActivities(deps: ActivityDeps) {
     async promoteConsentCandidate(p: { workflowId: string; exchangeId: string }): Promise<TokenMeta> {
       const doc = await promoteConsentCandidate(mongo, ring, { id: p.workflowId, exchangeId: p.exchangeId });
       if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'the staged re-consent is gone', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
-      await mirrorTokenTimes(doc);
+      await mirrorTokenTimes(deps, doc);
       log.info({ workflowId: p.workflowId, version: doc.version }, 're-consent promoted to the current tokens');
       return metaOf(doc);
     },

@@ -79,31 +79,34 @@ function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
   });
 }
 
+/**
+ * Mirrors a token document's times into `connections` (a dashboard copy: the workflow mirrors again on its next state
+ * change, so a failure is only logged). Used after a refresh and after a code exchange.
+ */
+export async function mirrorTokenTimes(deps: Pick<ActivityDeps, 'mongo' | 'log'>, doc: TokenDoc): Promise<void> {
+  try {
+    await deps.mongo.collection(COLLECTIONS.connections).updateOne(
+      { _id: doc._id } as never,
+      {
+        $set: {
+          tenantId: doc.tenantId,
+          provider: doc.provider,
+          accessTokenExpiresAt: doc.accessTokenExpiresAt,
+          refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
+          lastRefreshAt: doc.obtainedAt,
+          updatedAt: new Date(),
+        },
+      },
+      { upsert: true },
+    );
+  } catch (err) {
+    deps.log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');
+  }
+}
+
 export function createTokenActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   const ring = keyRingFromConfig(config);
-
-  async function mirrorTokenTimes(doc: TokenDoc, refreshedAt: Date): Promise<void> {
-    try {
-      await mongo.collection(COLLECTIONS.connections).updateOne(
-        { _id: doc._id } as never,
-        {
-          $set: {
-            tenantId: doc.tenantId,
-            provider: doc.provider,
-            accessTokenExpiresAt: doc.accessTokenExpiresAt,
-            refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
-            lastRefreshAt: refreshedAt,
-            updatedAt: new Date(),
-          },
-        },
-        { upsert: true },
-      );
-    } catch (err) {
-      // A dashboard mirror; the workflow mirrors again on its next state change.
-      log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');
-    }
-  }
 
   type Answer = { tokens: TokenSet; previous: PreviousRefresh };
   /** When this attempt must be done: its start-to-close timeout, less a margin to report back. */
@@ -218,7 +221,7 @@ export function createTokenActivities(deps: ActivityDeps) {
     const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
     outbox.delete(key);
     crashPoint(config, 'refresh:after-store');
-    if (stored) await mirrorTokenTimes(doc, doc.obtainedAt);
+    if (stored) await mirrorTokenTimes(deps, doc);
     log.info({ workflowId: p.workflowId, version: doc.version, stored }, 'access token refreshed');
     return { calledSage: true, token: metaOf(doc) };
   }
