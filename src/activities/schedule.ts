@@ -4,7 +4,8 @@
  * (or brought up to date) when the connection becomes connected, paused while reauthorization is required, resumed on
  * re-consent, deleted on disconnect. Every function is idempotent, so activity retries are harmless.
  */
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptionsAction } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleDescription, type ScheduleOptionsAction } from '@temporalio/client';
 import { COLLECTIONS } from '../lib/mongo.js';
 import {
   connectionWorkflowId,
@@ -18,6 +19,27 @@ import type { ActivityDeps } from './deps.js';
 export interface ScheduleTarget {
   tenantId: string;
   provider: Provider;
+}
+
+/** How close the server's and the worker's clocks are assumed to be when a trigger is spaced from the last action. */
+export const TRIGGER_CLOCK_MARGIN_MS = 300;
+
+/**
+ * Temporal quirk: the Schedule names each run `{action workflowId}-{its time to the second}` (RFC 3339,
+ * no fraction). An action in the same second as the previous one gets the previous run's workflow id: on the dev
+ * server its start was refused and the `syncNow` silently lost (test/integration/schedule-trigger.test.ts); had it
+ * started, it would have shared that run's `sync_runs` documents and page checkpoints (keyed by the workflow id,
+ * contract §4). So a trigger waits until the second of the schedule's latest action has passed (its creation counts:
+ * it triggers at once).
+ * Returns the milliseconds to wait (0 when the latest action is in an earlier second).
+ */
+export function waitBeforeTrigger(d: Pick<ScheduleDescription, 'info'>, nowMs: number): number {
+  const times = [d.info.createdAt, ...d.info.recentActions.flatMap((a) => [a.scheduledAt, a.takenAt])]
+    .map((t) => t?.getTime())
+    .filter((t): t is number => typeof t === 'number' && Number.isFinite(t));
+  if (times.length === 0) return 0;
+  const nextSecond = (Math.floor(Math.max(...times) / 1000) + 1) * 1000;
+  return Math.max(0, nextSecond + TRIGGER_CLOCK_MARGIN_MS - nowMs);
 }
 
 export const syncRunWorkflowId = (provider: Provider, tenantId: string) => `sage-sync-run:${provider}:${tenantId}`;
@@ -98,7 +120,8 @@ export function createScheduleActivities(deps: ActivityDeps) {
     },
     /**
      * Runs the sync now (`syncNow` signal). For `full`, the flag is recorded on the connections document first; the sync
-     * workflow reads and clears it. Overlap Skip: a sync already running is not doubled.
+     * workflow reads and clears it. The trigger overrides the schedule's Skip with BUFFER_ONE: a sync already running is
+     * not doubled, and the request runs once right after it.
      */
     async triggerSync(p: ScheduleTarget & { mode: 'incremental' | 'full' }): Promise<boolean> {
       if (p.mode === 'full') {
@@ -107,8 +130,11 @@ export function createScheduleActivities(deps: ActivityDeps) {
           .updateOne({ _id: connectionWorkflowId(p.provider, p.tenantId) } as never, { $set: { fullSyncRequested: true, updatedAt: new Date() } }, { upsert: true });
       }
       try {
+        const handle = handleFor(p);
+        const wait = waitBeforeTrigger(await handle.describe(), Date.now());
+        if (wait > 0) await sleep(wait);
         // BUFFER_ONE: a "sync now" while a run is in progress runs once more right after it, instead of being dropped.
-        await handleFor(p).trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+        await handle.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
         return true;
       } catch (err) {
         if (err instanceof ScheduleNotFoundError) return false;

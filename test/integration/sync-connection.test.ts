@@ -31,12 +31,12 @@ after(async () => {
   await sim?.close();
 });
 
-async function eventually<T>(what: string | (() => string), fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+async function eventually<T>(what: string | (() => string | Promise<string>), fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? await what() : what}`);
     await sleep(200);
   }
 }
@@ -79,8 +79,17 @@ test('schedule created on connect; syncNow full syncs every business through the
 
   // syncNow full goes through the schedule too, and the request flag is cleared once it is done.
   await conn.signal(syncNowSignal, { mode: 'full' });
-  const runs = await eventually('second scheduled run', async () => {
+  let seenRuns = '';
+  const runs = await eventually(async () => {
+    // On a timeout, say what was there: the runs, and what the schedule did (its recent and running actions).
+    const info = await schedule.describe().then(
+      (d) => `schedule recent=${JSON.stringify(d.info.recentActions.map((a) => a.action.workflow.workflowId))} running=${JSON.stringify(d.info.runningActions.map((a) => a.workflow.workflowId))}`,
+      (err: Error) => `describe: ${err.message}`,
+    );
+    return `second scheduled run (sync_runs: ${seenRuns}; ${info})`;
+  }, async () => {
     const all = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
+    seenRuns = JSON.stringify(all.map((r) => [r._id, r.status, r.mode]));
     return all.length === 4 && all.every((r) => r.status === 'succeeded') ? all : null;
   });
   assert.ok(runs.every((r) => r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'syncNow {mode: full} ran a full sync from the schedule');

@@ -1,0 +1,47 @@
+/**
+ * Temporal quirk, against the real server: a Schedule names each run `{workflowId}-{time to the second}`.
+ * A `syncNow` in the same second as the schedule's previous action (here: its creation, which triggers at once) got the
+ * first run's workflow id, and its start was refused: the request was lost (this test, before the fix: one action in
+ * 30 s; the cause of sync-connection's "timed out waiting for second scheduled run" in CI). `triggerSync` now spaces
+ * the trigger into the next second.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { createActivities } from '../../src/activities/index.js';
+import { createLogger } from '../../src/lib/logger.js';
+import { syncScheduleId } from '../../src/messages.js';
+import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+
+let stack: TestStack;
+before(async () => {
+  stack = await testStack();
+  await stack.startWorker();
+});
+after(async () => {
+  await stack?.close();
+});
+
+test('a syncNow in the same second as the schedule creation runs under its own workflow id', async () => {
+  const acts = createActivities({ config: stack.config, mongo: stack.mongo, client: stack.client, log: createLogger({ level: 'silent' }) });
+  // No connection workflow: each run plans, finds none and ends as skipped within a second — fast enough to collide.
+  const target = { provider: 'sage-accounting' as const, tenantId: uniqueName('trig').replace(/_/g, '-') };
+  const handle = stack.client.schedule.getHandle(syncScheduleId(target.provider, target.tenantId));
+  try {
+    // Start just after a second boundary so creation and trigger fall in the same second (the old code's collision).
+    await sleep(1000 - (Date.now() % 1000) + 20);
+    await acts.ensureSyncSchedule({ ...target, intervalMinutes: 60 });
+    assert.equal(await acts.triggerSync({ ...target, mode: 'incremental' }), true);
+    const deadline = Date.now() + 30_000;
+    let ids: string[] = [];
+    while (Date.now() < deadline) {
+      ids = (await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId);
+      if (ids.length >= 2) break;
+      await sleep(200);
+    }
+    assert.equal(ids.length, 2, `two actions taken (creation + syncNow): ${JSON.stringify(ids)}`);
+    assert.notEqual(ids[0], ids[1], `each run has its own workflow id: ${JSON.stringify(ids)}`);
+  } finally {
+    await handle.delete().catch(() => {});
+  }
+});
