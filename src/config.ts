@@ -40,6 +40,8 @@ const EnvSchema = z.object({
   SAGE_ACCOUNTING_REVOKE_URL: url.default('https://oauth.accounting.sage.com/revoke'),
   SAGE_ACCOUNTING_API_URL: url.default('https://api.accounting.sage.com/v3.1'),
   SAGE_ACCOUNTING_SCOPE: z.enum(['full_access', 'readonly']).default('readonly'),
+  /** PKCE on the consent (RFC 7636): `S256` (Sage documents it for Sage Accounting, S256 preferred) or `off`. */
+  SAGE_ACCOUNTING_PKCE: z.enum(['S256', 'off']).default('S256'),
   SAGE200_CLIENT_ID: optionalString,
   SAGE200_CLIENT_SECRET: optionalString,
   SAGE200_SUBSCRIPTION_KEY: optionalString,
@@ -48,6 +50,11 @@ const EnvSchema = z.object({
   SAGE200_REVOKE_URL: url.default('https://id.sage.com/oauth/revoke'),
   SAGE200_API_URL: url.default('https://api.columbus.sage.com/uk'),
   SAGE200_AUDIENCE: z.string().min(1).default('s200ukipd/sage200'),
+  /**
+   * PKCE on the Sage ID consent: `off` by default because no source we rely on confirms it for UK Sage 200 (Sage ID's
+   * guides for Sage 200c show it for SPA/native apps); `S256` turns it on (see README, Consent).
+   */
+  SAGE200_PKCE: z.enum(['S256', 'off']).default('off'),
   NOTIFY_WEBHOOK_URL: url.optional(),
   NOTIFY_WEBHOOK_SECRET: optionalString,
   /**

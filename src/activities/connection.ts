@@ -10,6 +10,7 @@ import { listSageAccountingBusinesses } from '../providers/sage-accounting/parti
 import { listSage200Sites } from '../providers/sage200/partitions.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { mintState } from '../tokens/oauth-state.js';
+import { challengeForState, pkceEnabled } from '../tokens/pkce.js';
 import { openCandidate, readConsentDoc } from '../tokens/consent-store.js';
 import { openTokens } from '../tokens/store.js';
 import { resolveApiUrl } from '../providers/sage-accounting/api.js';
@@ -38,7 +39,12 @@ export function createConnectionActivities(deps: ActivityDeps) {
   return {
     async mintConsent(p: { workflowId: string; provider: Provider; country?: string | null; ttlMs: number }): Promise<{ nonce: string; expiresAt: number; url: string }> {
       const minted = mintState(config, p.workflowId, p.ttlMs);
-      const url = oauthFor(p.provider).authorizationUrl(config, { state: minted.state, ...(p.country ? { country: p.country } : {}) });
+      // PKCE: only the challenge leaves this activity (in the URL); the verifier is re-derived at the exchange.
+      const url = oauthFor(p.provider).authorizationUrl(config, {
+        state: minted.state,
+        ...(p.country ? { country: p.country } : {}),
+        ...(pkceEnabled(config, p.provider) ? { codeChallenge: challengeForState(config, minted.state) } : {}),
+      });
       return { nonce: minted.nonce, expiresAt: minted.expiresAt, url };
     },
 

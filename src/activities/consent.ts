@@ -2,7 +2,7 @@
  * Consent activities: exchange the authorization code (idempotently: recorded by a hash of the code, see
  * `tokens/consent-store.ts`), and, for a re-consent, promote the staged grant or revoke and drop it.
  */
-import { heartbeat } from '@temporalio/activity';
+import { activityInfo, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { SageOAuthError, toActivityFailure } from '../errors.js';
 import type { Provider } from '../messages.js';
@@ -19,7 +19,9 @@ import {
   type ConsentCandidate,
 } from '../tokens/consent-store.js';
 import { crashPoint } from '../tokens/crash-points.js';
+import { pkceEnabled, PkceStateError, verifierForState } from '../tokens/pkce.js';
 import { metaOf, type TokenDoc, type TokenMeta } from '../tokens/store.js';
+import { consentStateForCode } from './consent-state.js';
 import type { ActivityDeps } from './deps.js';
 import { mirrorTokenTimes, OAUTH_FAILURE_TYPE } from './tokens.js';
 
@@ -52,6 +54,27 @@ export function createConsentActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   const ring = keyRingFromConfig(config);
 
+  /**
+   * PKCE: the verifier of the consent this code came from, re-derived from its state (src/tokens/pkce.ts). Undefined
+   * when the provider's consents carry no challenge. Not found / not authentic → a non-retryable failure: without the
+   * verifier Sage refuses the code anyway.
+   */
+  async function codeVerifier(p: { workflowId: string; provider: Provider; code: string }): Promise<string | undefined> {
+    if (!pkceEnabled(config, p.provider)) return undefined;
+    const fail = (message: string) =>
+      ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message, details: [{ error: 'pkce_state', reason: 'authorization_failed', description: null }] });
+    const { workflowExecution } = activityInfo();
+    if (!workflowExecution) throw fail('the code exchange runs outside a workflow: cannot derive the PKCE verifier');
+    const state = await consentStateForCode(deps.client, workflowExecution, p.code);
+    if (!state) throw fail('no completeAuthorization update with this code in the run: cannot derive the PKCE verifier');
+    try {
+      return verifierForState(config, state);
+    } catch (err) {
+      if (err instanceof PkceStateError) throw fail(err.message);
+      throw err;
+    }
+  }
+
   return {
     /**
      * Exchanges a single-use code. `stage`: a re-consent, stored beside the current tokens until promoted. A retry that
@@ -68,11 +91,12 @@ export function createConsentActivities(deps: ActivityDeps) {
         log.info({ workflowId: p.workflowId }, 'authorization code already exchanged; returning the staged re-consent');
         return { ...candidateMeta(existing.consentCandidate, existing.version), exchangeId, staged: true };
       }
+      const verifier = await codeVerifier(p);
       heartbeat();
       const beat = setInterval(() => heartbeat(), 2_000);
       let tokens: TokenSet;
       try {
-        tokens = await oauthFor(p.provider).exchangeCode(config, { code: p.code });
+        tokens = await oauthFor(p.provider).exchangeCode(config, { code: p.code, ...(verifier ? { codeVerifier: verifier } : {}) });
       } catch (err) {
         if (err instanceof SageOAuthError) throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
         throw toActivityFailure(err);

@@ -21,6 +21,8 @@ export function keyRing(current: { id: string; key: Buffer }, old: { id: string;
 export const KEY_PURPOSES = {
   tokenStore: { info: 'sage-tenant-sync/token-store/v1', suffix: 'ts1' },
   payloadCodec: { info: 'sage-tenant-sync/payload-codec/v1', suffix: 'pc1' },
+  /** The PKCE code_verifier's HMAC key (src/tokens/pkce.ts): never seals anything, only derives verifiers. */
+  pkceVerifier: { info: 'sage-tenant-sync/pkce-verifier/v1', suffix: 'pk1' },
 } as const;
 export type KeyPurpose = keyof typeof KEY_PURPOSES;
 

@@ -27,8 +27,10 @@ export interface TokenSet {
 
 export interface ProviderOAuth {
   provider: Provider;
-  authorizationUrl(config: Config, p: { state: string; country?: string }): string;
-  exchangeCode(config: Config, p: { code: string }): Promise<TokenSet>;
+  /** `codeChallenge`: a PKCE S256 challenge (src/tokens/pkce.ts), sent with `code_challenge_method=S256`. */
+  authorizationUrl(config: Config, p: { state: string; country?: string; codeChallenge?: string }): string;
+  /** `codeVerifier`: the PKCE verifier of the consent the code came from (secret: never log it). */
+  exchangeCode(config: Config, p: { code: string; codeVerifier?: string }): Promise<TokenSet>;
   /** `opts.signal` aborts the call; `opts.timeoutMs` overrides the request timeout. */
   refresh(config: Config, refreshToken: string, opts?: CallOptions): Promise<TokenSet>;
   /** Revokes the grant (refresh token) at Sage. */
@@ -133,6 +135,13 @@ export function toTokenSet(provider: Provider, body: unknown, defaultRefreshLife
     refreshTokenExpiresIn: t.refresh_token_expires_in ?? defaultRefreshLifetimeSec,
     ...(t.scope ? { scope: t.scope } : {}),
   };
+}
+
+/** Adds a PKCE S256 challenge to a consent URL. */
+export function addPkceChallenge(url: URL, codeChallenge: string | undefined): void {
+  if (!codeChallenge) return;
+  url.searchParams.set('code_challenge', codeChallenge);
+  url.searchParams.set('code_challenge_method', 'S256');
 }
 
 /** Client credentials for a provider, or a clear error when they are not configured. */

@@ -33,19 +33,31 @@ export function mintState(config: KeyConfig, workflowId: string, ttlMs: number, 
 
 export type VerifiedState = { ok: true; workflowId: string; nonce: string; expiresAt: number } | { ok: false; reason: 'malformed' | 'forged' | 'expired' };
 
-export function verifyState(config: KeyConfig, state: string, now = Date.now()): VerifiedState {
+/**
+ * The master key (current or old) whose MAC authenticates `state`, ignoring expiry, with the state's parts; null when
+ * malformed or forged. PKCE derives the state's code_verifier from the same key, so a key rotated between consent and
+ * code exchange still gives the verifier the consent URL was minted with.
+ */
+export function stateKey(config: KeyConfig, state: string): { key: Buffer; workflowId: string; nonce: string; exp: string } | 'malformed' | 'forged' {
   const parts = state.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return { ok: false, reason: 'malformed' };
+  if (parts.length !== 4 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return 'malformed';
   const [wf, nonce, exp, got] = parts as [string, string, string, string];
   const body = `${wf}.${nonce}.${exp}`;
   const given = Buffer.from(got, 'base64url');
   const keys = [config.encryptionKey.key, ...config.oldEncryptionKeys.map((k) => k.key)];
-  const authentic = keys.some((k) => {
+  const key = keys.find((k) => {
     const want = Buffer.from(mac(k, body), 'base64url');
     return want.length === given.length && timingSafeEqual(want, given);
   });
-  if (!authentic) return { ok: false, reason: 'forged' };
+  if (!key) return 'forged';
+  return { key, workflowId: Buffer.from(wf, 'base64url').toString('utf8'), nonce, exp };
+}
+
+export function verifyState(config: KeyConfig, state: string, now = Date.now()): VerifiedState {
+  const k = stateKey(config, state);
+  if (k === 'malformed' || k === 'forged') return { ok: false, reason: k };
+  const { workflowId, nonce, exp } = k;
   const expiresAt = parseInt(exp, 36) * 1000;
   if (!Number.isFinite(expiresAt) || expiresAt <= now) return { ok: false, reason: 'expired' };
-  return { ok: true, workflowId: Buffer.from(wf, 'base64url').toString('utf8'), nonce, expiresAt };
+  return { ok: true, workflowId, nonce, expiresAt };
 }

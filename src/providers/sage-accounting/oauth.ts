@@ -4,7 +4,7 @@
  * tokens live 300 s and every refresh rotates a single-use refresh token valid ~31 days (read from each response).
  */
 import type { Config } from '../../config.js';
-import { clientCredentials, postForm, toTokenSet, type ProviderOAuth } from '../oauth.js';
+import { addPkceChallenge, clientCredentials, postForm, toTokenSet, type ProviderOAuth } from '../oauth.js';
 
 /** Used only when a response lacks `refresh_token_expires_in` (Sage documents 31 days). */
 export const SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC = 31 * 24 * 3600;
@@ -20,6 +20,7 @@ export const sageAccountingOAuth: ProviderOAuth = {
     url.searchParams.set('scope', config.SAGE_ACCOUNTING_SCOPE);
     url.searchParams.set('state', p.state);
     if (p.country) url.searchParams.set('country', p.country.toLowerCase());
+    addPkceChallenge(url, p.codeChallenge);
     return url.toString();
   },
   async exchangeCode(config, p) {
@@ -31,6 +32,7 @@ export const sageAccountingOAuth: ProviderOAuth = {
       grant_type: 'authorization_code',
       // Byte-identical to the one in the consent URL, or Sage answers invalid_grant.
       redirect_uri: config.redirectUri,
+      ...(p.codeVerifier ? { code_verifier: p.codeVerifier } : {}),
     });
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },

@@ -5,7 +5,7 @@
  * carries no new refresh token the old one stays valid (rotation is configurable on Sage ID / Auth0).
  */
 import type { Config } from '../../config.js';
-import { clientCredentials, postForm, toTokenSet, type ProviderOAuth } from '../oauth.js';
+import { addPkceChallenge, clientCredentials, postForm, toTokenSet, type ProviderOAuth } from '../oauth.js';
 
 export const SAGE200_DEFAULT_REFRESH_LIFETIME_SEC = 90 * 24 * 3600;
 export const SAGE200_SCOPE = 'openid profile email offline_access';
@@ -25,6 +25,7 @@ export const sage200OAuth: ProviderOAuth = {
     url.searchParams.set('redirect_uri', config.redirectUri);
     url.searchParams.set('scope', SAGE200_SCOPE);
     url.searchParams.set('state', p.state);
+    addPkceChallenge(url, p.codeChallenge);
     return url.toString();
   },
   async exchangeCode(config, p) {
@@ -32,7 +33,7 @@ export const sage200OAuth: ProviderOAuth = {
     const body = await postForm(
       'sage-200',
       config.SAGE200_TOKEN_URL,
-      { grant_type: 'authorization_code', client_id: clientId, client_secret: clientSecret, code: p.code, redirect_uri: config.redirectUri },
+      { grant_type: 'authorization_code', client_id: clientId, client_secret: clientSecret, code: p.code, redirect_uri: config.redirectUri, ...(p.codeVerifier ? { code_verifier: p.codeVerifier } : {}) },
       subscriptionHeader(config),
     );
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);

@@ -116,6 +116,26 @@ describe('Sage 200 simulator', () => {
       assert.equal((await json(again)).error, 'invalid_grant');
     });
 
+    it('quirk: PKCE S256 — a code issued with a challenge needs the matching verifier (wrong or missing: 403 invalid_grant, code still usable)', async () => {
+      const { createHash } = await import('node:crypto');
+      const verifier = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
+      const challenge = createHash('sha256').update(verifier).digest('base64url');
+      const cb = await consent(sage200AuthUrl(sim, { code_challenge: challenge, code_challenge_method: 'S256' }));
+      const body = { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT };
+      // A client ignoring PKCE (no verifier), or an attacker holding only the code, is refused...
+      const missing = await sage200Token(sim, body);
+      assert.equal(missing.status, 403);
+      assert.equal((await json(missing)).error, 'invalid_grant');
+      const wrong = await sage200Token(sim, { ...body, code_verifier: 'x'.repeat(43) });
+      assert.equal(wrong.status, 403);
+      assert.equal((await json(wrong)).error, 'invalid_grant');
+      // ...and the holder of the verifier still exchanges it.
+      assert.equal((await sage200Token(sim, { ...body, code_verifier: verifier })).status, 200);
+      // A challenge of the wrong length is refused at the authorize step.
+      const res = await fetch(sage200AuthUrl(sim, { code_challenge: 'short', code_challenge_method: 'S256' }), { redirect: 'manual' });
+      assert.equal(new URL(res.headers.get('location')!).searchParams.get('error'), 'invalid_request');
+    });
+
     it('quirk: refresh token is single-use and presenting a rotated-away one revokes the whole grant (Auth0 reuse detection)', async () => {
       const c = mint();
       const first = await json(await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }));
