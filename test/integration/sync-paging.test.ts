@@ -133,6 +133,50 @@ test("Sage quirk: $total moves while paging (customers created/deleted mid-run s
   assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), [], 'created ones stored, deleted ones flagged, none lost to the shift');
 });
 
+test('a run that dies mid-way with pages fetched ahead resumes at the page after its last checkpoint: nothing lost, no page counted twice', async () => {
+  const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 140 });
+  const p = t.partitions[0]!;
+  const syncWorkflowId = uniqueName('paging-crash');
+  const urls: URL[] = [];
+  const real = createSageHttp({ maxConcurrency: 50 });
+  const http: SageHttp = { ...real, getJson: (provider, url, o) => (urls.push(new URL(url)), real.getJson(provider, url, o)) };
+  let last: Checkpoint | null = null;
+  const deps = (onCheckpoint: (cp: Checkpoint) => void) => ({
+    mongo: h.stack.mongo,
+    source: customerSourceFor('sage-accounting', http, h.stack.config),
+    tokens: mintingTokens(t).source,
+    pageSize: PAGE,
+    pageConcurrency: LIMIT,
+    overlapSeconds: 300,
+    onCheckpoint,
+  });
+  const input = { target: { tenantId: t.tenantId, provider: 'sage-accounting' as const, partition: p }, mode: 'full' as const, syncWorkflowId };
+  await withLatency('sage-accounting', 60, async () => {
+    // The "crash": the heartbeat after page 5 throws (as a cancelled attempt does) while pages 6..9 are in flight.
+    await assert.rejects(
+      syncPartition(
+        deps((cp) => {
+          last = cp;
+          if (cp.counts.pages === 5) throw new Error('worker lost');
+        }),
+        input,
+      ),
+      /worker lost/,
+    );
+    const requestedBefore = urls.length;
+    assert.ok(requestedBefore > 5, `pages were fetched ahead of the checkpoint (${requestedBefore} requests)`);
+    urls.length = 0;
+    const res = await syncPartition(deps((cp) => void (last = cp)), { ...input, resumeFrom: last, attempt: 2 });
+    assert.equal(res.summary.status, 'succeeded');
+    assert.equal(res.summary.fetched, 140, 'counts carried over from the checkpoint, no page counted twice');
+    assert.equal(res.summary.upserted, 140);
+    const resumedPages = urls.filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since')).map((u) => Number(u.searchParams.get('page')));
+    assert.equal(Math.min(...resumedPages), 6, 'the retry starts at the page after the last checkpoint');
+    assert.deepEqual([...resumedPages].sort((a, b) => a - b), [6, 7, 8, 9, 10, 11, 12, 13, 14], 'and reads each remaining page once');
+  });
+  assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
+});
+
 test('concurrent pages that hit 401 on the same token share ONE forced refresh, and the run succeeds', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 120 });
   const tokens = mintingTokens(t);
