@@ -71,6 +71,12 @@ const EnvSchema = z.object({
   WEB_HOST: z.string().min(1).default('127.0.0.1'),
   /** Cap on concurrent Sage requests from one worker process across all tenants (Sage allows 150 per app). */
   SAGE_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(150).default(100),
+  /**
+   * Customer sync: pages of one partition fetched at once (Sage Accounting numbers its pages and says its `$total`, so
+   * the pages after the first can be read ahead). Still under SAGE_MAX_CONCURRENCY, which all partitions share. 1 = one
+   * page at a time, following `$next`.
+   */
+  SAGE_PAGE_CONCURRENCY: z.coerce.number().int().min(1).max(150).default(8),
   /** How often a full reconciliation (delete detection) runs per partition. */
   FULL_SYNC_EVERY_HOURS: z.coerce.number().positive().default(24),
   /** Customer sync: incremental runs re-read this much before the watermark (clock skew, inclusive ties, late commits). */

@@ -128,6 +128,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
             source: customerSourceFor(input.provider, http, config),
             tokens: tokenSourceFor(input),
             pageSize: pageSizeFor(input.provider, config),
+            pageConcurrency: config.SAGE_PAGE_CONCURRENCY,
             overlapSeconds: config.SYNC_OVERLAP_SECONDS,
             onCheckpoint: (cp) => {
               last = cp;

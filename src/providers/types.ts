@@ -41,6 +41,16 @@ export interface CustomerPage {
   total?: number;
   /** Server clock from the `Date` response header, used to start the deletion feed after a full sync. */
   serverTime?: Date;
+  /** Which numbered page this was (Sage Accounting `$page`), when the API numbers its pages. */
+  pageNumber?: number;
+  /** Items per page the API says it used (Sage Accounting `$itemsPerPage`). */
+  perPage?: number;
+}
+
+/** A page that can be fetched ahead of its turn: its cursor and the page number Sage must answer with. */
+export interface PlannedPage {
+  cursor: Cursor;
+  pageNumber: number;
 }
 
 export interface DeletedRef {
@@ -87,6 +97,12 @@ export interface CustomerSource {
   /** The first cursor of a listing: everything (`full`) or what changed since `since` (inclusive) for `incremental`. */
   startCursor(mode: 'full' | 'incremental', since: Date | null): Cursor;
   fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<CustomerPage>;
+  /**
+   * The pages after `page` up to the last one its total implies, in order, when the API pages by number and says its
+   * total (Sage Accounting `page=N` + `$total`), so the engine may fetch them ahead, concurrently. Absent or empty →
+   * the listing is read one page at a time through `nextCursor` (Sage 200: keyset paging, no total).
+   */
+  plannedPagesAfter?(page: CustomerPage, cursor: Cursor): PlannedPage[];
   /** Deletion feed (Sage Accounting `deleted_since`); absent when the API has none (Sage 200: full reconciliation only). */
   deletions?: {
     startCursor(since: Date): Cursor;

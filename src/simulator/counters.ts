@@ -32,6 +32,11 @@ export interface CountersSnapshot extends Totals {
   requestsByPath: Record<string, number>;
   concurrentHighWater: number;
   inFlight: number;
+  /** Customer list pages (`GET …/contacts`, `GET …/customers`) being answered right now, and the most at once. */
+  customerPagesInFlight: number;
+  customerPagesHighWater: number;
+  /** The same high-water mark per partition (`X-Business`, or `X-Company`/`X-Site`; `?` when the call named none). */
+  customerPagesHighWaterByPartition: Record<string, number>;
   byProvider: Record<SimProvider, Totals & { concurrentHighWater: number }>;
 }
 
@@ -44,6 +49,29 @@ export class Counters {
   private highWater = 0;
   private inFlightBy: Record<SimProvider, number> = { 'sage-accounting': 0, 'sage-200': 0 };
   private highWaterBy: Record<SimProvider, number> = { 'sage-accounting': 0, 'sage-200': 0 };
+
+  private pagesInFlight = 0;
+  private pagesHighWater = 0;
+  private pagesInFlightBy = new Map<string, number>();
+  private pagesHighWaterBy: Record<string, number> = {};
+
+  /** Call when a customer list page request starts (after auth and faults: while Sage works on it); returns its end. */
+  beginCustomerPage(partition: string): () => void {
+    this.pagesInFlight++;
+    this.pagesHighWater = Math.max(this.pagesHighWater, this.pagesInFlight);
+    const n = (this.pagesInFlightBy.get(partition) ?? 0) + 1;
+    this.pagesInFlightBy.set(partition, n);
+    this.pagesHighWaterBy[partition] = Math.max(this.pagesHighWaterBy[partition] ?? 0, n);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.pagesInFlight--;
+      const left = (this.pagesInFlightBy.get(partition) ?? 1) - 1;
+      if (left > 0) this.pagesInFlightBy.set(partition, left);
+      else this.pagesInFlightBy.delete(partition);
+    };
+  }
 
   inc(name: CounterName, provider?: SimProvider, by = 1): void {
     this.totals[name] += by;
@@ -87,6 +115,9 @@ export class Counters {
       requestsByPath: { ...this.requestsByPath },
       concurrentHighWater: this.highWater,
       inFlight: this.inFlight,
+      customerPagesInFlight: this.pagesInFlight,
+      customerPagesHighWater: this.pagesHighWater,
+      customerPagesHighWaterByPartition: { ...this.pagesHighWaterBy },
       byProvider: {
         'sage-accounting': { ...this.perProvider['sage-accounting'], concurrentHighWater: this.highWaterBy['sage-accounting'] },
         'sage-200': { ...this.perProvider['sage-200'], concurrentHighWater: this.highWaterBy['sage-200'] },
@@ -101,6 +132,8 @@ export class Counters {
     this.refreshesByGrant = {};
     this.requestsByPath = {};
     this.highWater = this.inFlight;
+    this.pagesHighWater = this.pagesInFlight;
+    this.pagesHighWaterBy = Object.fromEntries(this.pagesInFlightBy);
     this.highWaterBy = { ...this.inFlightBy };
   }
 }

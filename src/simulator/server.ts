@@ -93,6 +93,9 @@ function sendFault(reply: FastifyReply, provider: SimProvider, scope: EndpointSc
   return reply.send({ Message: 'An error has occurred.' });
 }
 
+/** A customer list page: Sage Accounting `/v3.1/contacts`, Sage 200 `/…/accounts/v1/customers` (not one customer by id). */
+const CUSTOMER_LIST = /\/(v3\.1\/contacts|accounts\/v1\/customers)$/;
+
 export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app: FastifyInstance; state: SimulatorState; admin: SimulatorAdmin }> {
   const state = new SimulatorState({
     seed: opts.seed,
@@ -116,6 +119,12 @@ export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app
     const end = state.counters.begin(cls?.provider);
     reply.raw.once('close', end);
     if (!cls) return;
+    if (cls.scope === 'api' && request.method === 'GET' && CUSTOMER_LIST.test(path)) {
+      // Counted from arrival (latency faults included: that is the time Sage spends on the page) to the answer.
+      const h = request.headers;
+      const partition = String(h['x-business'] ?? (h['x-company'] !== undefined ? `${String(h['x-company'])}/${String(h['x-site'] ?? '')}` : '?'));
+      reply.raw.once('close', state.counters.beginCustomerPage(partition));
+    }
     const limit = state.settings[settingsKey(cls.provider)].maxConcurrentRequests;
     if (cls.scope === 'api' && limit > 0 && state.counters.inFlightFor(cls.provider) > limit) {
       state.counters.inc('rateLimited', cls.provider);

@@ -9,7 +9,7 @@
 import { accessProblem, SageAccessDeniedError, SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
-import type { CustomerSource, NormalizedCustomer, RequestContext, SyncTarget } from '../providers/types.js';
+import type { Cursor, CustomerPage, CustomerSource, NormalizedCustomer, PlannedPage, RequestContext, SyncTarget } from '../providers/types.js';
 import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
 import { ChangeSeqAllocator } from './change-seq.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
@@ -29,7 +29,8 @@ import {
   type SeenPageDoc,
   type WriteIntentDoc,
 } from './seen.js';
-import { renewingTokenSource, type TokenSource } from './tokens.js';
+import { ReadAhead } from './read-ahead.js';
+import { renewingTokenSource, type AccessToken, type TokenSource } from './tokens.js';
 import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
 
 export const SYNC_STATE_COLLECTION = 'sync_state';
@@ -42,6 +43,11 @@ export interface PartitionSyncDeps {
   source: CustomerSource;
   tokens: TokenSource;
   pageSize: number;
+  /**
+   * Pages of this partition fetched at once when the source can plan them (`plannedPagesAfter`); default 1. Writes and
+   * checkpoints stay in page order whatever this is. The process-wide cap on Sage requests is the HTTP client's.
+   */
+  pageConcurrency?: number;
   overlapSeconds: number;
   now?: () => Date;
   /** Called after each durable checkpoint (the activity heartbeats here). */
@@ -122,8 +128,12 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
 
   // Renews ahead of the token's known expiry (the workflow's margin), so a long run does not wait for a 401.
   const tokens = renewingTokenSource(deps.tokens);
-  /** At most one forced refresh per partition run; the token it yields is "just refreshed" and never rejected again. */
-  let forcedRefresh = false;
+  /**
+   * At most one forced refresh per partition run; the token it yields is "just refreshed" and never rejected again.
+   * Pages fetched concurrently that were sent with the same rejected token all wait for that one refresh (the token
+   * holder coalesces it too) and retry once; a 401 on any token newer than the rejected one is an access problem.
+   */
+  let forcedRefresh: { fromVersion: number; token: Promise<AccessToken> } | null = null;
   async function withToken<T>(fn: (ctx: RequestContext) => Promise<T>): Promise<T> {
     let token = await tokens.get();
     try {
@@ -133,10 +143,10 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       // A 401/403 whose body names the cause (lapsed subscription, business/site access, APIM key) is not the token.
       const named = accessProblem(err);
       if (named) throw named;
-      if (err.status === 403 || forcedRefresh) throw await unauthorizedOnFreshToken(err, token.accessToken);
+      if (err.status === 403 || (forcedRefresh && token.tokenVersion !== forcedRefresh.fromVersion)) throw await unauthorizedOnFreshToken(err, token.accessToken);
       // Possibly the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
-      forcedRefresh = true;
-      token = await tokens.get({ rejectedTokenVersion: token.tokenVersion });
+      forcedRefresh ??= { fromVersion: token.tokenVersion, token: tokens.get({ rejectedTokenVersion: token.tokenVersion }) };
+      token = await forcedRefresh.token;
       try {
         return await fn({ ...target, accessToken: token.accessToken });
       } catch (again) {
@@ -200,44 +210,77 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
     return written;
   }
 
+  /** Validates, writes and checkpoints one page (pages come here strictly in listing order). */
+  async function writePage(page: CustomerPage): Promise<void> {
+    const at = now();
+    cp.serverStartedAt ??= (page.serverTime ?? at).toISOString();
+    if (page.total !== undefined) cp.total ??= page.total;
+    const docs: CustomerDoc[] = [];
+    const mapped: NormalizedCustomer[] = [];
+    const rejected: Rejected[] = [];
+    const seenIds: string[] = [];
+    for (const raw of page.records) {
+      const r = deps.source.mapCustomer(raw);
+      if (r.ok) {
+        mapped.push(r.customer);
+        seenIds.push(r.customer.externalId);
+        docs.push(buildCustomerDoc(key, r.customer, raw, contentHash(raw), at));
+      } else if (!r.skip) {
+        rejected.push({ externalId: r.externalId, reason: r.reason, raw });
+        // A customer whose latest version is malformed still exists: never reconcile it away.
+        if (r.externalId) seenIds.push(r.externalId);
+      }
+    }
+    const written = await writeWithIntent(docs);
+    const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
+    cp.counts.pages += 1;
+    if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
+    cp.counts.fetched += page.records.length;
+    cp.counts.upserted += written.upserted;
+    cp.counts.modified += written.modified;
+    cp.counts.quarantined += quarantined;
+    cp.watermark = advanceWatermark(cp.watermark, mapped);
+    cp.cursor = page.nextCursor;
+    if (!page.nextCursor) cp.phase = 'deletions';
+    await checkpoint();
+  }
+
   try {
     if (cp.phase === 'customers') {
       let cursor = cp.cursor ?? deps.source.startCursor(mode, since);
-      for (;;) {
-        const page = await withToken((ctx) => deps.source.fetchPage(ctx, cursor, { pageSize: deps.pageSize }));
-        const at = now();
-        cp.serverStartedAt ??= (page.serverTime ?? at).toISOString();
-        if (page.total !== undefined) cp.total ??= page.total;
-        const docs: CustomerDoc[] = [];
-        const mapped: NormalizedCustomer[] = [];
-        const rejected: Rejected[] = [];
-        const seenIds: string[] = [];
-        for (const raw of page.records) {
-          const r = deps.source.mapCustomer(raw);
-          if (r.ok) {
-            mapped.push(r.customer);
-            seenIds.push(r.customer.externalId);
-            docs.push(buildCustomerDoc(key, r.customer, raw, contentHash(raw), at));
-          } else if (!r.skip) {
-            rejected.push({ externalId: r.externalId, reason: r.reason, raw });
-            // A customer whose latest version is malformed still exists: never reconcile it away.
-            if (r.externalId) seenIds.push(r.externalId);
+      const fetchPage = (c: Cursor) => withToken((ctx) => deps.source.fetchPage(ctx, c, { pageSize: deps.pageSize }));
+      const concurrency = Math.max(1, Math.floor(deps.pageConcurrency ?? 1));
+      /** Pages fetched ahead of their turn, and the `$total` their plan was made from. */
+      let ahead: { pages: ReadAhead<PlannedPage, CustomerPage>; total: number | undefined } | null = null;
+      try {
+        for (;;) {
+          let page: CustomerPage | null = null;
+          if (ahead) {
+            const taken: { item: PlannedPage; page: CustomerPage } | null = await ahead.pages.take();
+            if (taken && taken.page.pageNumber === taken.item.pageNumber && taken.page.total === ahead.total) {
+              page = taken.page;
+            } else if (taken) {
+              // Sage quirk: `$total` moved while we paged (customers created or deleted meanwhile), or a page past the
+              // new end answered the last page again. The pages fetched ahead were numbered for a listing that no longer
+              // exists: drop them and read on from the last page written, with a plan made from a fresh answer.
+              deps.log?.warn({ partitionId: key.partitionId, planned: ahead.total, now: taken.page.total, page: taken.item.pageNumber, answered: taken.page.pageNumber }, 'Sage total changed while paging: re-planning from the last page written');
+              ahead.pages.abandon();
+              ahead = null;
+            } else {
+              ahead = null; // plan exhausted; Sage's `$next` (if any) goes on one page at a time
+            }
           }
+          page ??= await fetchPage(cursor);
+          if (concurrency > 1 && !ahead && page.nextCursor && deps.source.plannedPagesAfter) {
+            const plan = deps.source.plannedPagesAfter(page, cursor);
+            if (plan.length > 1) ahead = { pages: new ReadAhead(plan, (item) => fetchPage(item.cursor), concurrency), total: page.total };
+          }
+          await writePage(page);
+          if (!page.nextCursor) break;
+          cursor = page.nextCursor;
         }
-        const written = await writeWithIntent(docs);
-        const quarantined = await writeQuarantine(quarantine, key, input.syncWorkflowId, rejected, at);
-        cp.counts.pages += 1;
-        if (mode === 'full') await recordSeen(seenColl, runKey, cp.counts.pages, seenIds, at);
-        cp.counts.fetched += page.records.length;
-        cp.counts.upserted += written.upserted;
-        cp.counts.modified += written.modified;
-        cp.counts.quarantined += quarantined;
-        cp.watermark = advanceWatermark(cp.watermark, mapped);
-        cp.cursor = page.nextCursor;
-        if (!page.nextCursor) cp.phase = 'deletions';
-        await checkpoint();
-        if (!page.nextCursor) break;
-        cursor = page.nextCursor;
+      } finally {
+        ahead?.pages.abandon();
       }
     }
 

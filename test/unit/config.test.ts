@@ -28,6 +28,8 @@ test('defaults are the contract §2 values', () => {
   assert.equal(c.TEMPORAL_TASK_QUEUE, 'sage-sync');
   assert.equal(c.MONGODB_URI, 'mongodb://127.0.0.1:27017');
   assert.equal(c.MONGODB_DB, 'sage_sync');
+  assert.equal(c.SAGE_PAGE_CONCURRENCY, 8, 'pages of one partition fetched at once');
+  assert.equal(c.SAGE_MAX_CONCURRENCY, 100, 'Sage requests of the whole process at once (Sage allows 150 per app)');
   assert.equal(c.PORT, 3000);
   assert.equal(c.PUBLIC_BASE_URL, 'http://localhost:3000');
   assert.equal(c.redirectUri, 'http://localhost:3000/oauth/callback');
@@ -64,6 +66,9 @@ const BAD: [string, Record<string, string>][] = [
   ['SAGE200_CLIENT_ID', { SAGE200_CLIENT_SECRET: 'secret-only' }],
   ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
   ['SAGE_MAX_CONCURRENCY', { SAGE_MAX_CONCURRENCY: '500' }],
+  ['SAGE_PAGE_CONCURRENCY', { SAGE_PAGE_CONCURRENCY: '0' }],
+  ['SAGE_PAGE_CONCURRENCY', { SAGE_PAGE_CONCURRENCY: 'four' }],
+  ['SAGE_PAGE_CONCURRENCY', { SAGE_PAGE_CONCURRENCY: '2.5' }],
 ];
 for (const [variable, env] of BAD) {
   test(`a bad ${variable} (${JSON.stringify(env)}) is rejected naming ${variable}`, () => {

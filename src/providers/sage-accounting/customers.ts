@@ -2,15 +2,18 @@
  * Sage Accounting customers as a `CustomerSource`.
  *
  * Paging: `/contacts?contact_type_id=CUSTOMER&items_per_page=200&attributes=…` and then `$next` until it is null. Sage
- * answers a page past the end with the last page again, so we never stop on "empty page" and never build page N+1
- * ourselves; a guard derived from `$total` stops a server that keeps handing out `$next` forever.
+ * answers a page past the end with the last page again, so the listing never ends on "empty page"; a guard derived
+ * from `$total` stops a server that keeps handing out `$next` forever. To read ahead, `plannedPagesAfter` builds the
+ * `page=N` URLs up to the last page the answer's `$total` and `$itemsPerPage` imply (Sage's pagination guide: `page`
+ * from 1, `$next` = the same path with `page` + 1); the engine still ends on `$next == null` and checks each answer's
+ * `$page` and `$total` against the plan, so a listing that changed size while paging is never read past its end.
  * Incremental: `updated_or_created_since` (inclusive). Deletions: `deleted_since` (exclusive).
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
-import type { Cursor, CustomerPage, CustomerSource, DeletionPage, FetchOptions, RequestContext, SyncTarget } from '../types.js';
+import type { Cursor, CustomerPage, CustomerSource, DeletionPage, FetchOptions, PlannedPage, RequestContext, SyncTarget } from '../types.js';
 import { businessHeaders, getListPage, getOne, resolveApiUrl } from './api.js';
 import { CONTACT_ATTRIBUTES, contactQuery, mapSageAccountingContact } from './mapping.js';
 import { sageAccountingDateParam } from '../schema-helpers.js';
@@ -66,6 +69,27 @@ async function fetchList(http: SageHttp, apiBase: string, ctx: RequestContext, c
   return { envelope, serverTime, nextCursor };
 }
 
+/**
+ * The `page=N` cursors after `page` up to the last page its `$total` implies (pure; unit-tested). Nothing when the
+ * answer lacks `$page`, `$total` or `$itemsPerPage`, or when it is the last page (`$next == null`).
+ */
+export function plannedPagesAfter(page: CustomerPage): PlannedPage[] {
+  const { pageNumber, total, perPage } = page;
+  if (!page.nextCursor || pageNumber === undefined || total === undefined || !perPage || perPage < 1) return [];
+  const last = Math.max(1, Math.ceil(total / perPage));
+  const next = ListCursor.parse(page.nextCursor);
+  const path = next.next.split('?')[0]!;
+  const out: PlannedPage[] = [];
+  for (let n = pageNumber + 1; n <= last; n++) {
+    // Sage's `$next` form: the caller's parameters with `page` first, and the page size the answer says it used.
+    const params = { ...next.params, items_per_page: String(perPage) };
+    const rest = new URLSearchParams(Object.entries(params).filter(([k]) => k !== 'page')).toString();
+    const cursor: ListCursor = { next: `${path}?page=${n}${rest ? `&${rest}` : ''}`, params, pages: next.pages + (n - pageNumber - 1), ...(next.maxPages !== undefined ? { maxPages: next.maxPages } : {}) };
+    out.push({ cursor, pageNumber: n });
+  }
+  return out;
+}
+
 export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 'SAGE_ACCOUNTING_API_URL'>): CustomerSource {
   const apiBase = config.SAGE_ACCOUNTING_API_URL;
   return {
@@ -85,8 +109,18 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
     async fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<CustomerPage> {
       const size = Math.min(SAGE_ACCOUNTING_MAX_PAGE, Math.max(1, opts.pageSize));
       const { envelope, serverTime, nextCursor } = await fetchList(http, apiBase, ctx, cursor, size);
-      return { records: envelope.$items, nextCursor, total: envelope.$total, serverTime };
+      const perPage = envelope.$itemsPerPage ?? envelope.$items_per_page;
+      return {
+        records: envelope.$items,
+        nextCursor,
+        total: envelope.$total,
+        serverTime,
+        ...(envelope.$page !== undefined ? { pageNumber: envelope.$page } : {}),
+        ...(perPage !== undefined ? { perPage } : {}),
+      };
     },
+
+    plannedPagesAfter: (page: CustomerPage): PlannedPage[] => plannedPagesAfter(page),
 
     deletions: {
       startCursor(since: Date) {

@@ -20,6 +20,23 @@ function accounting() {
 }
 
 describe('simulator faults, counters and admin API', () => {
+  it('counters: customer list pages in flight, high-water mark overall and per partition (one contact by id is not a page)', async () => {
+    const g = sim.admin.mintGrant({ provider: 'sage-accounting' });
+    const businesses = await json<{ $items: { id: string }[] }>(await fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}/businesses`, { headers: { authorization: `Bearer ${g.token.access_token}` } }));
+    const [b1, b2] = businesses.$items.map((b) => b.id);
+    assert.ok(b1 && b2, 'two businesses');
+    const get = (path: string, business: string) => fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, { headers: { authorization: `Bearer ${g.token.access_token}`, 'x-business': business } });
+    await admin(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'latency', latencyMs: 150 });
+    const page1 = await json<{ $items: { id: string }[] }>(await get('/contacts?page=1', b1));
+    sim.admin.resetCounters();
+    const answers = await Promise.all([get('/contacts?page=1', b1), get('/contacts?page=2', b1), get('/contacts?page=3', b1), get('/contacts?page=1', b2), get(`/contacts/${page1.$items[0]!.id}`, b1)]);
+    for (const a of answers) await a.arrayBuffer();
+    const c = await admin<{ customerPagesHighWater: number; customerPagesInFlight: number; customerPagesHighWaterByPartition: Record<string, number> }>(sim, 'GET', '/counters');
+    assert.equal(c.customerPagesHighWater, 4, 'four list pages at once (the single contact is not one)');
+    assert.deepEqual(c.customerPagesHighWaterByPartition, { [b1]: 3, [b2]: 1 });
+    assert.equal(c.customerPagesInFlight, 0);
+  });
+
   it('fault: 429 with Retry-After for a fixed count, then normal answers', async () => {
     const get = accounting();
     await admin(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', kind: 'status', status: 429, retryAfterSeconds: 2, count: 2 });
