@@ -355,7 +355,18 @@ function safeOpen(ring: KeyRing, doc: TokenDoc): PlainTokens | null {
   }
 }
 
+/** Deletes the connection's tokens: the head and the claims still kept (the last two versions, leases, staged re-consent). */
 export async function deleteTokenDoc(mongo: Mongo, id: string): Promise<void> {
+  const doc = await readTokenDoc(mongo, id);
+  if (doc) {
+    const gen = genOf(doc);
+    const claims = claimsCollection(mongo);
+    for (const v of [doc.version, doc.version - 1].filter((x) => x >= 1)) {
+      await claims.deleteOne({ _id: versionClaimId(id, gen, v) });
+      for (let n = 1; n <= 20; n++) if ((await claims.deleteOne({ _id: leaseClaimId(id, gen, v, n) })).deletedCount === 0) break;
+    }
+    await claims.deleteOne({ _id: `${id}#${gen}#candidate` });
+  }
   await tokensCollection(mongo).deleteOne({ _id: id });
 }
 

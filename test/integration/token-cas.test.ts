@@ -17,7 +17,20 @@ import { after, before, test } from 'node:test';
 import { keyRing } from '../../src/lib/crypto.js';
 import { connectMongo, type Mongo } from '../../src/lib/mongo.js';
 import type { TokenSet } from '../../src/providers/oauth.js';
-import { openTokens, readTokenDoc, acquireRefreshLease, releaseRefreshLease, commitRefresh, type RefreshLease } from '../../src/tokens/store.js';
+import {
+  acquireRefreshLease,
+  claimsCollection,
+  claimVersion,
+  commitRefresh,
+  deleteTokenDoc,
+  genOf,
+  openTokens,
+  readTokenDoc,
+  releaseRefreshLease,
+  sealTokens,
+  tokensCollection,
+  type RefreshLease,
+} from '../../src/tokens/store.js';
 import { openCandidate, promoteConsentCandidate, readConsentDoc, stageConsentCandidate, storeConsentTokens } from '../../src/tokens/consent-store.js';
 import { uniqueName } from '../helpers/env.js';
 
@@ -176,4 +189,54 @@ test(`re-consent promotion: ${CALLERS} concurrent promotions of one candidate ma
     assert.equal(final.version, 2, 'one promotion, one new version');
     assert.equal(openTokens(ring, final).refreshToken, 'rt-cand');
   }
+});
+
+test('claims are collected: two versions behind the head, and all of them when the tokens are deleted', async () => {
+  const m = clients[0]!;
+  const id = await freshConnection();
+  const claimIds = async () => (await claimsCollection(m).find({ _id: { $regex: `^${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#` } }).toArray()).map((c) => c._id).sort();
+  for (let v = 1; v <= 4; v++) {
+    const lease = await acquireRefreshLease(m, { id, fromVersion: v, attemptId: `a${v}`, seen: (await readTokenDoc(m, id, { withLease: true }))! });
+    assert.ok(lease, `lease on version ${v}`);
+    const r = await commitRefresh(m, ring, { id, fromVersion: v, tokens: tokenSet(`gc${v}`), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+    assert.equal(r.stored, true);
+  }
+  const doc = (await readTokenDoc(m, id))!;
+  assert.equal(doc.version, 5);
+  const gen = doc.claimGen!;
+  // Kept: the last two version claims; leases of versions before the head are gone.
+  assert.deepEqual(await claimIds(), [`${id}#${gen}#v4`, `${id}#${gen}#v5`]);
+  await stageConsentCandidate(m, ring, { id, tokens: tokenSet('cand'), exchangeId: 'gc-cand' });
+  await acquireRefreshLease(m, { id, fromVersion: 5, attemptId: 'a5', seen: (await readTokenDoc(m, id, { withLease: true }))! });
+  assert.equal((await claimIds()).length, 4);
+  await deleteTokenDoc(m, id);
+  assert.equal(await readTokenDoc(m, id), null);
+  assert.deepEqual(await claimIds(), [], 'no sealed token is left behind after a disconnect');
+  // Consented again: a new generation, versions from 1, no old claim in the way.
+  const again = await storeConsentTokens(m, ring, { id, tenantId: 'cas', provider: 'sage-accounting', tokens: tokenSet('again'), exchangeId: 'again' });
+  assert.equal(again.version, 1);
+  assert.notEqual(again.claimGen, gen);
+  const r = await commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet('again2'), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+  assert.equal(r.stored, true);
+  assert.equal(openTokens(ring, (await readTokenDoc(m, id))!).accessToken, 'at-again2');
+});
+
+test('a writer that died between its version claim and the head write costs nothing: readers roll the head forward', async () => {
+  const m = clients[0]!;
+  const id = await freshConnection();
+  const head = (await readTokenDoc(m, id))!;
+  // Simulate the crash: only the claim of version 2 is written.
+  const fields = { ...head, version: 2, ...sealTokens(ring, id, 2, { accessToken: 'at-orphan', refreshToken: 'rt-orphan' }), pendingRefresh: null };
+  const { _id, tenantId: _t, provider: _p, claimGen: _g, ...versionFields } = fields;
+  assert.equal(await claimVersion(m, id, genOf(head), versionFields, new Date()), true);
+  assert.equal((await tokensCollection(m).findOne({ _id: id }))!.version, 1, 'the head is behind');
+  const read = (await readTokenDoc(m, id))!;
+  assert.equal(read.version, 2);
+  assert.equal(openTokens(ring, read).refreshToken, 'rt-orphan');
+  assert.equal((await tokensCollection(m).findOne({ _id: id }))!.version, 2, 'and repaired');
+  // A refresh from the old version is told the store moved on; it does not overwrite version 2.
+  const r = await commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet('late'), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+  assert.equal(r.stored, false);
+  assert.equal(r.doc.version, 2);
+  assert.equal(await acquireRefreshLease(m, { id, fromVersion: 1, attemptId: 'late', seen: head }), null, 'no lease on a version the store has left');
 });
