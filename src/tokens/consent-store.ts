@@ -13,7 +13,7 @@
  * Each new version is claimed by a unique insert (`store.ts`): concurrent consents never both believe they wrote it.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { type Binary, MongoServerError } from 'mongodb';
+import type { Binary } from 'mongodb';
 import type { KeyRing } from '../lib/crypto.js';
 import type { Mongo } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
