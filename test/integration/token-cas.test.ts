@@ -8,6 +8,9 @@
  * pools, so the server runs them in parallel on separate PostgreSQL connections), for the same document and version, and
  * exactly one may win. Every round starts from a fresh document. Counts of double winners are printed (TOKEN_CAS_REPORT=1).
  *
+ * Measured before the store's claims (src/tokens/store.ts) on FerretDB 1.24.2: more than one winner in 58 of 100 rounds
+ * of the five compare-and-sets (up to 47 of 50 callers); with them, 0 in 216 rounds. About 80–200 s on 2 shared cores.
+ *
  * Knobs: TOKEN_CAS_ROUNDS (default 20; 8 for the two consent tests), TOKEN_CAS_CALLERS (default 50), TOKEN_CAS_CLIENTS (default 5).
  */
 import assert from 'node:assert/strict';
