@@ -4,7 +4,7 @@
  *
  * - A refresh is idempotent per source version. If the store already holds a newer version (an earlier attempt stored
  *   it, then the worker died before reporting back), it is returned without calling Sage.
- * - Before calling Sage the attempt takes a refresh lease (compare-and-set, owner + expiry, `store.ts`). An attempt
+ * - Before calling Sage the attempt takes a refresh lease (a unique claim insert, owner + expiry, `store.ts`). An attempt
  *   that finds a live lease (an earlier attempt timed out by Temporal but still in its Sage call: a stalled process)
  *   waits for that owner's stored answer or the lease's end instead of presenting the same refresh token. A lease that
  *   ended without an answer leaves `doubt`, so a later `invalid_grant` is reported as `refresh_response_lost`.
@@ -133,7 +133,7 @@ export function createTokenActivities(deps: ActivityDeps) {
 
   /** Reads the token document; a store that cannot be read is a transient failure (the attempt is retried). */
   async function readDoc(workflowId: string): Promise<TokenDoc> {
-    const doc = await readTokenDoc(mongo, workflowId);
+    const doc = await readTokenDoc(mongo, workflowId, { withLease: true });
     if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
     return doc;
   }

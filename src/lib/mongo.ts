@@ -11,6 +11,8 @@ export const COLLECTIONS = {
   syncRuns: 'sync_runs',
   quarantine: 'quarantine',
   tokens: 'tokens',
+  /** Insert-only claims that make the token store's compare-and-set single-winner on any Mongo-wire server (src/tokens/store.ts). */
+  tokenClaims: 'token_claims',
   notifications: 'notifications',
 } as const;
 

@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, statusQuery, syncScheduleId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
+import { readConsentDoc } from '../../src/tokens/consent-store.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
 import { tenantConnection } from '../../src/workflows/index.js';
 import { operatorAuth, uniqueName } from '../helpers/env.js';
@@ -193,7 +194,7 @@ test('re-consent whose new grant reaches none of the partitions: refused (4xx na
   assert.equal(intruderGrants.length, 1);
   assert.equal(intruderGrants[0]!.revoked, true, 'the refused grant is revoked at Sage');
   assert.ok(h.sim.admin.grants('sage-accounting', owner.id).grants.every((g) => !g.revoked));
-  const tok = await h.stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: id } as never);
+  const tok = await readConsentDoc(h.stack.mongo, id);
   assert.equal(tok?.version, before.tokenVersion);
   assert.equal(tok?.consentCandidate ?? null, null, 'the staged grant is dropped');
   const conn = await h.stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
