@@ -74,7 +74,7 @@ export function createConnectionActivities(deps: ActivityDeps) {
     /** Point upsert of the dashboard mirror (contract §4); leaves fields owned by others (e.g. fullSyncRequested) alone. */
     async mirrorConnection(m: ConnectionMirror): Promise<void> {
       const date = (v: string | null) => (v ? new Date(v) : null);
-      const { _id, ...rest } = m;
+      const { _id, lastSyncAt: _lastSyncAt, ...rest } = m;
       await mongo.collection(COLLECTIONS.connections).updateOne(
         { _id } as never,
         {
@@ -83,9 +83,10 @@ export function createConnectionActivities(deps: ActivityDeps) {
             accessTokenExpiresAt: date(m.accessTokenExpiresAt),
             refreshTokenExpiresAt: date(m.refreshTokenExpiresAt),
             lastRefreshAt: date(m.lastRefreshAt),
-            lastSyncAt: date(m.lastSyncAt),
             updatedAt: new Date(),
           },
+          // The partition sync writes lastSyncAt itself, possibly before its report reaches the workflow: never back.
+          $max: { lastSyncAt: date(m.lastSyncAt) },
         },
         { upsert: true },
       );

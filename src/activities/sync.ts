@@ -55,6 +55,8 @@ interface ConnectionDoc {
   fullSyncRequested?: boolean;
   edition?: string;
   sage200?: { edition?: string };
+  lastSyncAt?: Date | null;
+  updatedAt?: Date;
 }
 
 export interface SyncActivityOptions {
@@ -150,6 +152,15 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         countSyncRecords(input.provider, { fetched, upserted, quarantined });
         countSyncRun(input.provider, input.mode, 'succeeded');
         recordSyncSucceeded(input.provider, input.tenantId);
+        // `connections.lastSyncAt` (contract §4) is written here, from the partition's own finishedAt (the value its
+        // syncReport carries), so the connection workflow need not run a mirror activity after every report. `$max`:
+        // partitions finish in any order, and the workflow's own mirror writes it the same way.
+        await mongo
+          .collection<ConnectionDoc>(COLLECTIONS.connections)
+          .updateOne(
+            { _id: connectionWorkflowId(input.provider, input.tenantId), state: { $ne: 'disconnected' } },
+            { $max: { lastSyncAt: new Date(result.summary.finishedAt) }, $set: { updatedAt: new Date() } },
+          );
         // For readers without a webhook: `status.lastSync[partition].changeHorizon` (read after this partition closed).
         return { ...result.summary, changeHorizon: await readHorizon(mongo.db, input) };
       } catch (err) {

@@ -68,6 +68,8 @@ export interface RefreshResult {
   /** False when the store had already moved on (nothing sent to Sage in this attempt). */
   calledSage: boolean;
   token: TokenMeta;
+  /** True when this attempt wrote the token times into `connections` (the workflow then need not mirror them). */
+  mirrored?: boolean;
 }
 
 function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
@@ -83,7 +85,7 @@ function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
  * Mirrors a token document's times into `connections` (a dashboard copy: the workflow mirrors again on its next state
  * change, so a failure is only logged). Used after a refresh and after a code exchange.
  */
-export async function mirrorTokenTimes(deps: Pick<ActivityDeps, 'mongo' | 'log'>, doc: TokenDoc): Promise<void> {
+export async function mirrorTokenTimes(deps: Pick<ActivityDeps, 'mongo' | 'log'>, doc: TokenDoc): Promise<boolean> {
   try {
     await deps.mongo.collection(COLLECTIONS.connections).updateOne(
       { _id: doc._id } as never,
@@ -99,8 +101,10 @@ export async function mirrorTokenTimes(deps: Pick<ActivityDeps, 'mongo' | 'log'>
       },
       { upsert: true },
     );
+    return true;
   } catch (err) {
     deps.log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');
+    return false;
   }
 }
 
@@ -221,9 +225,9 @@ export function createTokenActivities(deps: ActivityDeps) {
     const { stored, doc } = await storeWithRetry(p.workflowId, p.fromVersion, entry);
     outbox.delete(key);
     crashPoint(config, 'refresh:after-store');
-    if (stored) await mirrorTokenTimes(deps, doc);
+    const mirrored = stored && (await mirrorTokenTimes(deps, doc));
     log.info({ workflowId: p.workflowId, version: doc.version, stored }, 'access token refreshed');
-    return { calledSage: true, token: metaOf(doc) };
+    return { calledSage: true, token: metaOf(doc), mirrored };
   }
 
   return {

@@ -99,6 +99,24 @@ test('schedule created on connect; syncNow full syncs every business through the
   });
   assert.equal(mirror.fullSyncRequested, undefined, 'the full-sync request is cleared once done');
 
+  // Issue 14: a sync run costs the connection workflow its syncReport signals and nothing more: no mirror activity
+  // after each report (the partition sync writes connections.lastSyncAt itself) and no cancelled-and-re-armed timer.
+  const reported = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => (s.lastSync[p.id]?.finishedAt ?? '') > (synced.lastSync[p.id]?.finishedAt ?? '')));
+  const newest = Object.values(reported.lastSync).map((x) => x.finishedAt).sort().at(-1)!;
+  const doc = await eventually('connections.lastSyncAt of the second run', async () => {
+    const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
+    return m && m.lastSyncAt instanceof Date && m.lastSyncAt.toISOString() === newest ? m : null;
+  });
+  assert.equal(doc.state, 'connected');
+  const events = (await conn.fetchHistory()).events ?? [];
+  const syncNowAt = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'syncNow');
+  assert.ok(syncNowAt > 0, 'the syncNow signal is in the history');
+  const since = events.slice(syncNowAt);
+  assert.equal(since.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'syncReport').length, 2, 'one report per business');
+  const mirrors = since.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mirrorConnection').length;
+  assert.equal(mirrors, 0, 'no connections mirror activity for a run that changed nothing a reader of connections needs beyond lastSyncAt');
+  assert.equal(since.filter((e) => e.timerCanceledEventAttributes).length, 0, 'the wake-up timer is not cancelled and re-armed by messages');
+
   // The user revokes our access in Sage: the next run gets 401, asks for a newer token, the refresh fails for good.
   sim.admin.revoke({ provider, userId: user.id });
   const skipped = await stack.client.workflow.execute(syncCustomers, {

@@ -406,3 +406,67 @@ describe('carried state survives its own continue-as-new', () => {
     assert.ok(carried.ok, !carried.ok ? carried.message : '');
   });
 });
+
+describe('issue 14: history economy (timer and connections mirror)', () => {
+  test('timer re-armed only when the deadline moved earlier: unchanged or later keeps the armed timer', () => {
+    assert.deepEqual(M.planTimer(null, null), { kind: 'keep' });
+    assert.deepEqual(M.planTimer(null, T0), { kind: 'arm', at: T0 });
+    assert.deepEqual(M.planTimer(T0, T0), { kind: 'keep' }, 'unchanged deadline: no cancel, no new timer');
+    assert.deepEqual(M.planTimer(T0, T0 + 3600_000), { kind: 'keep' }, 'later deadline: the armed timer fires early, then the new one is armed');
+    assert.deepEqual(M.planTimer(T0, T0 - 1), { kind: 'rearm', at: T0 - 1 }, 'earlier deadline: the armed one would fire too late');
+    assert.deepEqual(M.planTimer(T0, null), { kind: 'cancel' });
+  });
+
+  test('an hourly refresh moves the keep-alive later: the timer armed before it is kept (never fires late)', () => {
+    const s0 = connected(T0);
+    const w0 = M.nextWake(s0);
+    assert.ok(w0);
+    const s1 = M.refreshSucceeded(s0, token(2, T0 + 3600_000), T0 + 3600_000, { calledSage: true }).state;
+    const w1 = M.nextWake(s1);
+    assert.ok(w1 && w1.at > w0.at, 'the rotated refresh token moves the keep-alive later');
+    assert.equal(M.planTimer(w0.at, w1.at).kind, 'keep');
+  });
+
+  test('mirror written only when what connections shows changed', () => {
+    const s = connected(T0);
+    assert.equal(M.mirrorNeeded(null, s), true, 'unknown (start of a run): write');
+    const written = M.toMirror(s);
+    assert.equal(M.mirrorNeeded(written, s), false, 'nothing changed: no write');
+    assert.equal(M.mirrorNeeded(written, { ...s, lastError: 'boom' }), true, 'a visible field changed: write');
+    assert.equal(M.mirrorNeeded(written, { ...s, lastSync: { b1: summary('2026-01-01T00:05:00.000Z') } }), false, 'lastSync is not in the document');
+  });
+
+  test('a succeeded sync report needs no mirror (its activity wrote lastSyncAt); a failed one does', () => {
+    const s = connected(T0);
+    const written = M.toMirror(s);
+    const ok = summary('2026-01-01T00:05:00.000Z');
+    const s1 = M.syncReported(s, 'b1', ok).state;
+    assert.equal(M.mirrorNeeded(written, s1), true, 'lastSyncAt moved');
+    assert.equal(M.mirrorNeeded(M.syncTimeWritten(written, s1, 'b1', ok), s1), false, 'written by syncCustomerPartition');
+    const failed = { ...summary('2026-01-01T00:06:00.000Z'), status: 'failed' as const, error: 'x' };
+    const s2 = M.syncReported(s1, 'b1', failed).state;
+    const w1 = M.syncTimeWritten(written, s1, 'b1', ok);
+    assert.equal(M.mirrorNeeded(M.syncTimeWritten(w1, s2, 'b1', failed), s2), true, 'a failed report is mirrored by the workflow');
+    assert.equal(M.syncTimeWritten(w1, s1, 'elsewhere', summary('2026-01-02T00:00:00.000Z')), w1, 'unknown partitions change nothing');
+    assert.equal(M.syncTimeWritten(null, s1, 'b1', ok), null, 'unknown stays unknown');
+    const older = M.syncTimeWritten(w1, s1, 'b1', summary('2026-01-01T00:01:00.000Z'));
+    assert.equal(older?.lastSyncAt, '2026-01-01T00:05:00.000Z', 'lastSyncAt never goes back');
+  });
+
+  test('token times written by the refresh activity need no mirror; a late answer about another version does', () => {
+    const s = connected(T0);
+    const written = M.toMirror(s);
+    const s1 = M.refreshSucceeded(s, token(2, T0 + 240_000), T0 + 240_000, { calledSage: true }).state;
+    assert.equal(M.mirrorNeeded(written, s1), true);
+    assert.equal(M.mirrorNeeded(M.tokenTimesWritten(written, s1, 2), s1), false, 'the refresh activity mirrored version 2');
+    assert.equal(M.tokenTimesWritten(written, s1, 1), written, 'it mirrored another version than the state holds: still unknown');
+    // A refresh that also clears a warning changes `reason`: that still needs the workflow's mirror.
+    const warned: M.MachineState = { ...s, reason: 'token_refresh_failing', lastError: 'x', refreshFailures: 1, nextRefreshRetryAt: T0 + 30_000 };
+    const s2 = M.refreshSucceeded(warned, token(2, T0 + 240_000), T0 + 240_000, { calledSage: true }).state;
+    assert.equal(M.mirrorNeeded(M.tokenTimesWritten(M.toMirror(warned), s2, 2), s2), true);
+  });
+});
+
+function summary(finishedAt: string): import('../../src/messages.js').PartitionSyncSummary {
+  return { finishedAt, status: 'succeeded', mode: 'incremental', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };
+}

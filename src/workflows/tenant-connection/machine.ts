@@ -758,3 +758,58 @@ function dedupe(commands: Command[]): Command[] {
     return true;
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// History economy (issue 14): the wake-up timer and the `connections` mirror are written only when they must be.
+
+/** What to do with the armed wake-up timer (epoch ms; null = none armed / nothing to wake for). */
+export type TimerPlan = { kind: 'keep' } | { kind: 'arm'; at: number } | { kind: 'rearm'; at: number } | { kind: 'cancel' };
+
+/**
+ * The timer is re-armed only when the deadline moved EARLIER than the armed one (the timer would fire too late). A
+ * deadline that is unchanged keeps its timer; one that moved later keeps it too: the timer then fires early, the loop
+ * finds nothing due and arms the new deadline. Every refresh moves the keep-alive deadline later (Sage Accounting
+ * rotates the refresh token), so re-arming on each move would cost a cancel and a start per sync run; keeping the
+ * earlier timer costs one fire per keep-alive period (about 25 days) instead. Invariant: armed ≤ wanted, never late.
+ */
+export function planTimer(armedAt: number | null, wantedAt: number | null): TimerPlan {
+  if (wantedAt === null) return armedAt === null ? { kind: 'keep' } : { kind: 'cancel' };
+  if (armedAt === null) return { kind: 'arm', at: wantedAt };
+  return armedAt <= wantedAt ? { kind: 'keep' } : { kind: 'rearm', at: wantedAt };
+}
+
+/**
+ * Whether the `connections` document must be written: only when what a reader sees there differs from what is known
+ * to be written (`written`, null = unknown, e.g. at the start of a run: write). `updatedAt` is the write's own time.
+ */
+export function mirrorNeeded(written: ConnectionMirror | null, s: MachineState): boolean {
+  return written === null || JSON.stringify(written) !== JSON.stringify(toMirror(s));
+}
+
+/**
+ * The refresh activity wrote the token times itself (`mirrorTokenTimes`): record them as written, so the mirror is
+ * not written again for them. (`lastRefreshAt` there is the store's `obtainedAt`, the workflow's is its own clock a
+ * moment later: the same refresh.)
+ */
+export function tokenTimesWritten(written: ConnectionMirror | null, s: MachineState, mirroredVersion: number): ConnectionMirror | null {
+  // A late answer about another version wrote other times than the state holds: not known, so mirrored again.
+  if (written === null || s.token?.version !== mirroredVersion) return written;
+  const m = toMirror(s);
+  return { ...written, accessTokenExpiresAt: m.accessTokenExpiresAt, refreshTokenExpiresAt: m.refreshTokenExpiresAt, lastRefreshAt: m.lastRefreshAt };
+}
+
+/**
+ * A succeeded partition sync wrote `lastSyncAt` (its `finishedAt`, as a `$max`) from its own activity
+ * (`syncCustomerPartition`): record it as written. Failed and skipped reports are mirrored by the workflow as before.
+ */
+export function syncTimeWritten(
+  written: ConnectionMirror | null,
+  s: MachineState,
+  partitionId: string,
+  summary: Pick<PartitionSyncSummary, 'status' | 'finishedAt'>,
+): ConnectionMirror | null {
+  // Reports of partitions the connection does not have are ignored by `syncReported`; so are they here.
+  if (written === null || summary.status !== 'succeeded' || !s.partitions.some((p) => p.id === partitionId)) return written;
+  const lastSyncAt = !written.lastSyncAt || summary.finishedAt > written.lastSyncAt ? summary.finishedAt : written.lastSyncAt;
+  return { ...written, lastSyncAt };
+}

@@ -66,6 +66,13 @@ const exchangeActs = wf.proxyActivities<Activities>({
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumAttempts: 2 },
 });
+/**
+ * Marks the history economy of issue 14: the wake-up timer is re-armed only when its deadline moves earlier (never
+ * cancelled and re-armed for nothing), and `connections` is written only when what a reader sees there changed and
+ * no activity wrote it already (the refresh writes token times, the partition sync writes lastSyncAt). Older
+ * histories ran with a `condition(…, timeout)` per wait and a mirror after every batch of commands.
+ */
+const HISTORY_ECONOMY_PATCH = 'connection-history-economy';
 /** Marks the re-consent check (new grant staged, checked against the partitions, then promoted or revoked). */
 const RECONSENT_CHECK_PATCH = 'reconsent-checks-partitions';
 const quickActs = wf.proxyActivities<Activities>({
@@ -113,6 +120,12 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   let refreshing: Promise<void> | null = null;
   let disconnectRequest: { revoke: boolean } | null = null;
   let publishedState: string | null = null;
+  /** Patched (HISTORY_ECONOMY_PATCH): decided at the top of each loop turn, once true stays true for the run. */
+  let economy = false;
+  /** Economy: what is known to be in the `connections` document (null = unknown: the next batch writes it). */
+  let written = null as M.ConnectionMirror | null;
+  /** Economy: the armed wake-up timer (one at a time; it never fires later than the next deadline). */
+  let timer = null as { at: number; scope: wf.CancellationScope } | null;
 
   const target = () => ({ tenantId: s.tenantId, provider: s.provider });
 
@@ -150,6 +163,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     try {
       const r = await refreshActs.refreshAccessToken({ workflowId, provider: s.provider, fromVersion: from });
       apply(M.refreshSucceeded(s, r.token, Date.now(), { calledSage: r.calledSage }));
+      if (r.mirrored === true) written = M.tokenTimesWritten(written, s, r.token.version);
     } catch (err) {
       const f = failureDetails(err);
       const definitive = f.type === 'SageOAuthError' && f.nonRetryable;
@@ -225,8 +239,12 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           }
         }
         // Mirror after every batch that changed anything visible (also covers consent URLs and schedule errors).
+        // Economy: only when the document would change (a failed write stays unknown, so the next batch retries).
+        if (economy && !M.mirrorNeeded(written, s)) continue;
         try {
-          await quickActs.mirrorConnection(M.toMirror(s));
+          const m = M.toMirror(s);
+          await quickActs.mirrorConnection(m);
+          if (economy) written = m;
         } catch (err) {
           wf.log.error('mirroring the connection failed', { message: failureDetails(err).message });
         }
@@ -370,6 +388,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     const r = SyncReportInput.safeParse(req);
     if (!r.success) return wf.log.warn('ignoring invalid syncReport', { error: describeZodError(r.error) });
     apply(M.syncReported(s, r.data.partitionId, r.data.summary));
+    written = M.syncTimeWritten(written, s, r.data.partitionId, r.data.summary);
   });
   wf.setHandler(authorizationDeniedSignal, (req) => {
     if (!req || typeof req.state !== 'string' || typeof req.error !== 'string') return;
@@ -396,6 +415,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   }
 
   async function disconnect(req: { revoke: boolean }): Promise<ConnectionStatus> {
+    cancelTimer();
     commands.splice(0); // whatever was pending (mirror, schedule) is superseded by the cleanup below
     apply({ state: M.disconnected(s), commands: [] });
     await wf.condition(wf.allHandlersFinished);
@@ -415,11 +435,28 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     return M.toStatus(s, Date.now());
   }
 
+  function cancelTimer(): void {
+    timer?.scope.cancel();
+    timer = null;
+  }
+  function armTimer(at: number, now: number): void {
+    const scope = new wf.CancellationScope();
+    const t = { at, scope };
+    timer = t;
+    scope.run(() => wf.sleep(Math.max(1, at - now))).then(
+      () => {
+        if (timer === t) timer = null; // fired: the loop looks at what is due
+      },
+      () => {}, // cancelled (re-armed earlier, or disconnect)
+    );
+  }
+
   publishSearchAttributes();
   showDetails();
   for (const e of s.pendingNotifications) startDelivery(e);
 
   for (;;) {
+    economy ||= wf.patched(HISTORY_ECONOMY_PATCH);
     await runCommands();
     if (disconnectRequest) return disconnect(disconnectRequest);
     if (shouldContinueAsNew()) {
@@ -438,6 +475,18 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       continue;
     }
     showDetails(); // consent links expire and are renewed: show the current one before waiting
+    if (economy) {
+      // One timer, kept across wake-ups by messages (a signal or an update no longer cancels and re-arms it).
+      const plan = M.planTimer(timer?.at ?? null, wake?.at ?? null);
+      if (plan.kind === 'cancel' || plan.kind === 'rearm') cancelTimer();
+      if (plan.kind === 'arm' || plan.kind === 'rearm') armTimer(plan.at, now);
+      const armed = timer;
+      const armedAt = armed?.at ?? Infinity;
+      await wf.condition(
+        () => commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || timer !== armed || (M.nextWake(s)?.at ?? Infinity) < armedAt,
+      );
+      continue;
+    }
     const armedAt = wake?.at ?? Infinity;
     const woken = () =>
       commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || (M.nextWake(s)?.at ?? Infinity) < armedAt;
