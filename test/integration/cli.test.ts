@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { completeAuthorizationUpdate, connectionWorkflowId, getAccessTokenUpdate, statusQuery, type ConnectionStatus } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { callbackArgs, followConsent } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -45,15 +46,10 @@ const json = <T>(r: CliResult): T => {
 
 /** Plays the customer: opens the consent URL (the simulator approves at once) and hands code + state to the workflow. */
 async function consent(authorizationUrl: string): Promise<ConnectionStatus> {
-  const res = await fetch(authorizationUrl, { redirect: 'manual' });
-  assert.equal(res.status, 302, 'the simulated consent page redirects back');
-  const back = new URL(res.headers.get('location') ?? '');
+  // followConsent fails unless the simulated consent page redirects back; callbackArgs unless it carries code and state.
+  const back = await followConsent(authorizationUrl);
   assert.equal(`${back.origin}${back.pathname}`, stack.config.redirectUri, 'Sage redirects to our registered callback');
-  const code = back.searchParams.get('code');
-  const state = back.searchParams.get('state');
-  assert.ok(code && state, `callback carries code and state: ${back.search}`);
-  const country = back.searchParams.get('country');
-  return stack.client.workflow.getHandle(workflowId).executeUpdate(completeAuthorizationUpdate, { args: [{ code, state, ...(country ? { country } : {}) }] });
+  return stack.client.workflow.getHandle(workflowId).executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
 }
 
 before(async () => {

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +17,7 @@ import { connectionWorkflowId, getAccessTokenUpdate, statusQuery } from '../../s
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
 import { operatorAuth, TEST_OPERATOR_TOKEN, testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { freePort } from '../helpers/ports.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT_DIR = path.resolve(import.meta.dirname, '..', '..', 'test-output');
@@ -33,14 +33,6 @@ let base: string;
 const tenant = uniqueName('page').replace(/_/g, '-');
 const denied = uniqueName('denied').replace(/_/g, '-');
 const workflowId = connectionWorkflowId('sage-accounting', tenant);
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const row = (t: string) => page.locator(`tr[data-workflow-id="${connectionWorkflowId('sage-accounting', t)}"]`);
 

@@ -16,6 +16,7 @@ import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { registry } from '../../src/lib/metrics.js';
 import { uniqueName } from '../helpers/env.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
+import { eventually } from '../helpers/wait.js';
 
 const SECRET = 'webhook-test-secret';
 let h: TokenHarness;
@@ -30,18 +31,6 @@ after(async () => {
   await h?.close();
   await hook?.close();
 });
-
-async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
 
 const deps = () => ({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config });
 const refreshes = (p: Provider) => h.sim.admin.counters().byProvider[p].refreshes;
