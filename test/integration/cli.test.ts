@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { completeAuthorizationUpdate, connectionWorkflowId, getAccessTokenUpdate, statusQuery, type ConnectionStatus } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { callbackArgs, followConsent } from '../helpers/consent.js';
@@ -160,7 +161,7 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
       assert.equal(run.fetched, CUSTOMERS_PER_PARTITION, `partition ${run.partitionId} fetched every customer`);
       assert.ok(run.pages >= 1);
     }
-    const inMongo = await stack.mongo.collection('customers').countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
+    const inMongo = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
     assert.equal(inMongo, CUSTOMERS_PER_PARTITION * partitions.length);
   });
 
@@ -200,7 +201,7 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
     assert.equal(json<{ state: string }>(status).state, 'disconnected');
     assert.equal(sync.code, 3, sync.stderr);
     assert.equal(again.code, 3, again.stderr);
-    const kept = await stack.mongo.collection('customers').countDocuments({ tenantId: tenant });
+    const kept = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant });
     assert.equal(kept, CUSTOMERS_PER_PARTITION * partitions.length, 'synced customers stay');
   });
 });

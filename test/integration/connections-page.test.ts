@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { connectionWorkflowId, getAccessTokenUpdate, statusQuery } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
@@ -157,7 +158,7 @@ test('the connections page drives a connection through its life in a real browse
     assert.match(await page.getByRole('status').innerText(), /Sync requested for/);
     // Two runs × two businesses; the second full run finds nothing new and rewrites nothing.
     for (const deadline = Date.now() + 120_000; ; await sleep(500)) {
-      const runs = await stack.mongo.collection('sync_runs').find({ tenantId: tenant }).toArray();
+      const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId: tenant }).toArray();
       if (runs.length === 4 && runs.every((x) => x.status === 'succeeded')) break;
       assert.ok(Date.now() < deadline, `the requested sync did not finish: ${JSON.stringify(runs.map((x) => [x.status, x.mode]))}`);
     }
@@ -223,7 +224,7 @@ test('the connections page drives a connection through its life in a real browse
     const final = (await stack.client.withDeadline(Date.now() + 60_000, () => handle.result())) as { state: string };
     assert.equal(final.state, 'disconnected', 'the workflow completed with its final status');
     assert.equal((await handle.describe()).status.name, 'COMPLETED');
-    assert.equal(await stack.mongo.collection('customers').countDocuments({ tenantId: tenant }), CUSTOMERS_PER_PARTITION * 2);
+    assert.equal(await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant }), CUSTOMERS_PER_PARTITION * 2);
   });
 
   await t.test('a cross-site form post is refused, even with the browser login attached', async () => {
