@@ -98,7 +98,8 @@ export function createScheduleActivities(deps: ActivityDeps) {
     },
     /**
      * Runs the sync now (`syncNow` signal). For `full`, the flag is recorded on the connections document first; the sync
-     * workflow reads and clears it. Overlap Skip: a sync already running is not doubled.
+     * workflow reads and clears it. The trigger uses overlap BUFFER_ONE, not the schedule's Skip: a "sync now" while a
+     * run is in progress is queued to run once right after it (never two at once, and never dropped).
      */
     async triggerSync(p: ScheduleTarget & { mode: 'incremental' | 'full' }): Promise<boolean> {
       if (p.mode === 'full') {
