@@ -147,11 +147,6 @@ export class ReauthorizationRequiredError extends Error {
   }
 }
 
-/** Bad input that no retry can fix. */
-export class InvalidInputError extends Error {
-  override name = ErrorTypes.InvalidInput;
-}
-
 /**
  * Maps an error thrown inside an activity to what Temporal should do with it. Transient Sage errors are retried by the
  * activity retry policy (honouring Retry-After); definitive ones stop retries at once.
@@ -160,9 +155,6 @@ export function toActivityFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ReauthorizationRequiredError) {
     return ApplicationFailure.create({ type: ErrorTypes.ReauthorizationRequired, message: err.message, nonRetryable: true, details: [err.reason] });
-  }
-  if (err instanceof InvalidInputError) {
-    return ApplicationFailure.create({ type: ErrorTypes.InvalidInput, message: err.message, nonRetryable: true });
   }
   if (err instanceof SageAccessDeniedError) {
     return ApplicationFailure.create({ type: ACCESS_DENIED_ERROR_TYPE, message: err.message, nonRetryable: true, details: [{ reason: err.reason, status: err.status }] });

@@ -1,22 +1,15 @@
 /**
  * What every bench section needs: a service config pointed at the bench's simulator, a fresh MongoDB database, a
- * Temporal client and (when asked) a worker, exactly as production builds them.
+ * Temporal client and (when asked) a worker, exactly as production builds them — the test suite's stack
+ * (test/helpers/env.ts `stackFor`) with the bench's config.
  */
-import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
-import { parseConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/lib/logger.js';
-import { connectMongo, ensureIndexes, type Mongo } from '../../src/lib/mongo.js';
+import { parseConfig } from '../../src/config.js';
 import { DEMO_APPS } from '../../src/simulator/apps.js';
-import { connectClient } from '../../src/temporal/client.js';
-import { createWorker } from '../../src/worker.js';
+import { stackFor, uniqueName, type TestStack } from '../../test/helpers/env.js';
+
+export { uniqueName };
 
 export const BENCH_ENCRYPTION_KEY = Buffer.alloc(32, 11).toString('base64');
-
-export function uniqueName(prefix: string): string {
-  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-}
 
 /** Environment of a service process (worker) pointed at the simulator, with its own database and task queue. */
 export function serviceEnv(simEnv: Record<string, string>, extra: Record<string, string> = {}): Record<string, string> {
@@ -38,57 +31,11 @@ export function serviceEnv(simEnv: Record<string, string>, extra: Record<string,
   };
 }
 
-let runtimeInstalled = false;
-export function quietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
-  } catch {
-    /* already installed */
-  }
-}
-
-export interface BenchStack {
+export interface BenchStack extends TestStack {
   env: Record<string, string>;
-  config: Config;
-  mongo: Mongo;
-  client: Client;
-  connection: NativeConnection;
-  startWorker(overrides?: Partial<WorkerOptions>): Promise<Worker>;
-  close(opts?: { keepDatabase?: boolean }): Promise<void>;
 }
 
 export async function benchStack(env: Record<string, string>): Promise<BenchStack> {
-  quietRuntime();
-  const config = parseConfig(env);
-  const log = createLogger({ level: config.LOG_LEVEL });
-  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-bench' });
-  await ensureIndexes(mongo);
-  const client = await connectClient(config);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const running: { worker: Worker; done: Promise<void> }[] = [];
-  return {
-    env,
-    config,
-    mongo,
-    client,
-    connection,
-    async startWorker(overrides = {}) {
-      const bundle = process.env.WORKFLOW_BUNDLE_PATH;
-      const worker = await createWorker({ config, connection, client, mongo, log }, { ...(bundle ? { workflowBundle: { codePath: bundle } } : {}), ...overrides });
-      running.push({ worker, done: worker.run() });
-      return worker;
-    },
-    async close(opts = {}) {
-      for (const r of running) {
-        if (r.worker.getState() === 'RUNNING') r.worker.shutdown();
-        await r.done.catch(() => {});
-      }
-      await connection.close();
-      await client.connection.close();
-      if (!opts.keepDatabase) await mongo.db.dropDatabase().catch(() => {});
-      await mongo.close();
-    },
-  };
+  const stack = await stackFor(parseConfig(env), { appName: 'sage-sync-bench', runtimeLogLevel: 'ERROR' });
+  return { ...stack, env };
 }

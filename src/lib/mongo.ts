@@ -5,6 +5,7 @@
  */
 import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
 
+/** Every collection this code base writes: the downstream contract first, then the internals (readers need not care). */
 export const COLLECTIONS = {
   customers: 'customers',
   connections: 'connections',
@@ -14,6 +15,18 @@ export const COLLECTIONS = {
   /** Insert-only claims that make the token store's compare-and-set single-winner on any Mongo-wire server (src/tokens/store.ts). */
   tokenClaims: 'token_claims',
   notifications: 'notifications',
+  // Internals of the customer sync (src/sync/): content hashes, per-partition state, ids seen by a full run, write intents.
+  customerHashes: 'customer_hashes',
+  syncState: 'sync_state',
+  syncSeen: 'sync_seen',
+  syncWriteIntents: 'sync_write_intents',
+  // The change sequence and its announcements (src/sync/change-seq.ts, src/sync/announce.ts).
+  changeSeq: 'change_seq',
+  changeSeqBlocks: 'change_seq_blocks',
+  changeReservations: 'change_reservations',
+  changeAnnouncements: 'change_announcements',
+  // OAuth callbacks already answered (src/web/routes/oauth.ts), so a replayed callback is recognised.
+  oauthCallbacks: 'oauth_callbacks',
 } as const;
 
 export interface Mongo {
@@ -56,7 +69,7 @@ export async function ensureIndexes(mongo: Mongo, log: (msg: string) => void = (
     [COLLECTIONS.syncRuns, { tenantId: 1, provider: 1, partitionId: 1, startedAt: -1 }, { name: 'runs_by_partition' }],
     [COLLECTIONS.connections, { state: 1 }, { name: 'connections_by_state' }],
     // Customer sync internals (src/sync/bulk-writer.ts): a full run reads one partition's content hashes at once.
-    ['customer_hashes', { p: 1 }, { name: 'hashes_by_partition' }],
+    [COLLECTIONS.customerHashes, { p: 1 }, { name: 'hashes_by_partition' }],
   ];
   for (const [coll, keys, options] of specs) {
     try {

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { SimProvider } from './data.js';
-import { FaultRuleInput, type FaultRule } from './faults.js';
+import type { FaultRule, FaultRuleInput } from './faults.js';
 import { accountingTokenBody } from './sage-accounting/oauth.js';
 import { sage200TokenBody } from './sage200/oauth.js';
 import { SAGE200_AUDIENCE } from './apps.js';

@@ -150,6 +150,7 @@ export interface CustomerDetails {
 
 function letters(name: string, n: number): string {
   // normalize() is slow; only names with accents need it.
+  // eslint-disable-next-line no-control-regex -- "only ASCII", NUL included
   const ascii = /^[\x00-\x7f]*$/.test(name) ? name : name.normalize('NFD');
   const l = ascii.replace(/[^A-Za-z]/g, '').toUpperCase();
   return (l + 'XXXX').slice(0, n);

@@ -12,7 +12,7 @@ import { COLLECTIONS } from '../lib/mongo.js';
 import { closeRunReservations, horizonOf, markAnnounced, nextAnnouncement, readAnnounced, readCounter, readFloors, type ConnectionKey } from './change-seq.js';
 import { syncRunId } from './documents.js';
 
-export const CHANGE_ANNOUNCEMENTS = 'change_announcements';
+export const CHANGE_ANNOUNCEMENTS = COLLECTIONS.changeAnnouncements;
 
 export interface PartitionChangeCounts {
   created: number;

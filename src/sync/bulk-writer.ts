@@ -16,10 +16,11 @@
  * second document with the same `_id` when the hash matches: a duplicate-key error, not a no-op.)
  */
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection } from 'mongodb';
+import { COLLECTIONS } from '../lib/mongo.js';
 import type { ChangeStamper } from './change-seq.js';
 import { customerIdPrefix, type CustomerDoc, type PartitionKey } from './documents.js';
 
-export const CUSTOMER_HASHES = 'customer_hashes';
+export const CUSTOMER_HASHES = COLLECTIONS.customerHashes;
 
 /** Internal: one small document per customer, `_id` = the customer's `_id`. */
 export interface HashDoc {

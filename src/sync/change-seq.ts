@@ -24,12 +24,13 @@
  * allowed; reuse is impossible because numbers only come from the counter's `$inc`.
  */
 import { MongoServerError, type Db } from 'mongodb';
+import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
 import type { PartitionKey } from './documents.js';
 
-export const CHANGE_SEQ = 'change_seq';
-export const CHANGE_SEQ_BLOCKS = 'change_seq_blocks';
-export const CHANGE_RESERVATIONS = 'change_reservations';
+export const CHANGE_SEQ = COLLECTIONS.changeSeq;
+export const CHANGE_SEQ_BLOCKS = COLLECTIONS.changeSeqBlocks;
+export const CHANGE_RESERVATIONS = COLLECTIONS.changeReservations;
 /** Numbers per block (fixed: the block number alone says which numbers it owns). A full sync pays one insert per this many changes. */
 export const BLOCK_SIZE = 1000;
 

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Collection } from 'mongodb';
+import { COLLECTIONS } from '../lib/mongo.js';
 
 export interface SeenPageDoc {
   _id: string;
@@ -43,7 +44,7 @@ export async function clearSeen(coll: Collection<SeenPageDoc>, runKey: string, p
  * good (the full run then moves the deletion feed past the deletion). A left-over intent makes its ids candidates of
  * the next full reconciliation, which drops the intents it has dealt with.
  */
-export const SYNC_WRITE_INTENTS = 'sync_write_intents';
+export const SYNC_WRITE_INTENTS = COLLECTIONS.syncWriteIntents;
 
 export interface WriteIntentDoc {
   _id: string;

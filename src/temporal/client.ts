@@ -1,6 +1,5 @@
 /** Temporal connections for clients (web, CLI, activities) and the worker, all with the shared encrypted data converter. */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../config.js';
 import { dataConverter } from './data-converter.js';
 
@@ -9,8 +8,4 @@ type TemporalConfig = Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_NAMESPACE' | '
 export async function connectClient(config: TemporalConfig): Promise<Client> {
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '10s' });
   return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverter(config) });
-}
-
-export async function connectWorkerConnection(config: Pick<Config, 'TEMPORAL_ADDRESS'>): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
 }

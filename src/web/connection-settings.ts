@@ -8,7 +8,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import { TenantConnectionInput } from '../messages.js';
 

@@ -14,7 +14,7 @@ import { connectionWorkflowId, disconnectSignal } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import type { CustomersChangedEvent } from '../../src/sync/announce.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
-import type { CustomerDoc } from '../../src/sync/documents.js';
+import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
@@ -80,7 +80,7 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   let pagesAtKill = 0;
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
-    const run = await runs.findOne({ _id: `${workflowId}:${pa}` } as never);
+    const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
     pagesAtKill = (run?.pages as number | undefined) ?? 0;
     if (pagesAtKill >= 4) break;
   }
@@ -95,7 +95,7 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   await second.ready;
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
-  const run = await runs.findOne({ _id: `${workflowId}:${pa}` } as never);
+  const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
   assert.ok((run?.attempt as number) >= 2, 'partition A was retried on the new worker');
   sim.admin.clearFaults();
   reading = false;

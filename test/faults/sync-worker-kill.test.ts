@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
-import type { CustomerDoc } from '../../src/sync/documents.js';
+import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
@@ -54,7 +54,7 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   let pagesAtKill = 0;
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
-    const run = await runs.findOne({ _id: `${workflowId}:${partitionId}` } as never);
+    const run = await runs.findOne({ _id: syncRunId(workflowId, partitionId) } as never);
     pagesAtKill = (run?.pages as number | undefined) ?? 0;
     if (pagesAtKill >= 5) break;
   }
@@ -71,7 +71,7 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
   assert.equal(summary.fetched, 400, 'counts carried over from the checkpoint, no page counted twice');
   assert.equal(summary.upserted, 400);
 
-  const run = await runs.findOne({ _id: `${workflowId}:${partitionId}` } as never);
+  const run = await runs.findOne({ _id: syncRunId(workflowId, partitionId) } as never);
   assert.equal(run?.status, 'succeeded');
   assert.ok((run?.attempt as number) >= 2, 'the partition activity was retried on the new worker');
   const pages = run?.pages as number;

@@ -19,6 +19,7 @@ import { connectTenant } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
 import { separateTemporal, type SeparateInfra } from '../helpers/separate-infra.js';
+import { eventually } from '../helpers/wait.js';
 
 const P = 'sage-accounting' as const;
 const DOWN_MS = size(3_000, 20_000);
@@ -44,17 +45,7 @@ after(async () => {
 });
 
 /** Retries a client call through the restart window (UNAVAILABLE while the server is down). */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(1_000);
-    }
-  }
-}
+const throughRestart = <T>(fn: () => Promise<T>, timeoutMs = 180_000) => eventually(fn, { timeoutMs, intervalMs: 1_000 });
 
 test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during a sync`, async () => {
   const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
@@ -78,13 +69,13 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
   await temporal.up();
   const restartSecs = (Date.now() - t0) / 1000;
 
-  const result = (await eventually(() => stack.client.workflow.getHandle(syncId).result(), 300_000)) as { status: string };
-  const token = await eventually(() => acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }));
-  const forced = await eventually(() => acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 }));
-  const final = (await eventually(() =>
+  const result = (await throughRestart(() => stack.client.workflow.getHandle(syncId).result(), 300_000)) as { status: string };
+  const token = await throughRestart(() => acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }));
+  const forced = await throughRestart(() => acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 }));
+  const final = (await throughRestart(() =>
     stack.client.workflow.execute('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: uniqueName('restart-final'), args: [{ tenantId, provider: P, mode: 'full' }] }),
   )) as { status: string };
-  const conn = await eventually(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
+  const conn = await throughRestart(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
   const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
   const counters = sim.admin.counters();
   const open: string[] = [];

@@ -1,6 +1,7 @@
 /**
  * Test wiring against the real servers that `npm test` starts (scripts/with-infra.sh): a config with a unique database
- * and task queue per test file, and workers built exactly as production builds them.
+ * and task queue per test file, and workers built exactly as production builds them. The bench builds its stacks with
+ * `stackFor` too (bench/lib/stack.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -19,11 +20,12 @@ export const TEST_OPERATOR_TOKEN = 'test-operator-token-0123456789';
 export const operatorAuth = { authorization: `Bearer ${TEST_OPERATOR_TOKEN}` } as const;
 
 let runtimeInstalled = false;
-function quietRuntime(): void {
+/** Installs the Temporal runtime with a logger at `level` once per process (the first caller's level wins). */
+export function quietRuntime(level: 'WARN' | 'ERROR' = 'WARN'): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger(level) });
   } catch {
     /* already installed by another helper in this process */
   }
@@ -56,14 +58,19 @@ export interface TestStack {
   connection: NativeConnection;
   /** Starts a worker on the config's task queue; stop it with `stopWorker` or `close`. */
   startWorker(overrides?: Partial<WorkerOptions>): Promise<{ worker: Worker; done: Promise<void> }>;
-  close(): Promise<void>;
+  /** Stops the workers, closes the connections and drops the database (unless `keepDatabase`). */
+  close(opts?: { keepDatabase?: boolean }): Promise<void>;
 }
 
 export async function testStack(env: Record<string, string | undefined> = {}): Promise<TestStack> {
-  quietRuntime();
-  const config = testConfig(env);
+  return stackFor(testConfig(env));
+}
+
+/** A stack (Mongo, Temporal client and worker connection, workers on demand) for any config: tests' and the bench's. */
+export async function stackFor(config: Config, opts: { appName?: string; runtimeLogLevel?: 'WARN' | 'ERROR' } = {}): Promise<TestStack> {
+  quietRuntime(opts.runtimeLogLevel);
   const log = createLogger({ level: config.LOG_LEVEL });
-  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-test' });
+  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: opts.appName ?? 'sage-sync-test' });
   await ensureIndexes(mongo);
   const client = await connectClient(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -84,14 +91,14 @@ export async function testStack(env: Record<string, string | undefined> = {}): P
       workers.push(entry);
       return entry;
     },
-    async close() {
+    async close(closeOpts = {}) {
       for (const w of workers) {
         if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
         await w.done.catch(() => {});
       }
       await connection.close();
       await client.connection.close();
-      await mongo.db.dropDatabase().catch(() => {});
+      if (!closeOpts.keepDatabase) await mongo.db.dropDatabase().catch(() => {});
       await mongo.close();
     },
   };

@@ -4,11 +4,11 @@
  * again in ~2 s instead of re-bundling for ~20 s. Run as a child: `node --import tsx test/helpers/fault-worker.ts`.
  * Also exports `startFaultWorker()` to spawn it and `ensureBundle()` to build the bundle once when `npm test` did not.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { launchWorkerProcess, type WorkerProcess } from './spawn-worker.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -27,60 +27,14 @@ export async function ensureBundle(): Promise<string> {
   return out;
 }
 
-export interface FaultWorker {
-  child: ChildProcess;
-  pid: number;
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-  kill(): Promise<void>;
-  stop(): Promise<void>;
-}
+export type FaultWorker = WorkerProcess;
 
 export function startFaultWorker(env: Record<string, string>, bundlePath: string, timeoutMs = 90_000): FaultWorker {
-  let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'helpers', 'fault-worker.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', ...env, WORKFLOW_BUNDLE_PATH: bundlePath },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fault worker not ready after ${timeoutMs} ms:\n${out.slice(-2000)}`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      out = (out + String(d)).slice(-200_000);
-      if (out.includes('fault worker polling')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    void exited.then((e) => {
-      clearTimeout(timer);
-      reject(new Error(`fault worker exited (${e.code ?? e.signal}) before it was ready:\n${out.slice(-2000)}`));
-    });
-  });
-  ready.catch(() => {});
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
-  return {
-    child,
-    pid: child.pid!,
-    ready,
-    exited,
-    output: () => out,
-    async kill() {
-      if (!gone()) child.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (gone()) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  return launchWorkerProcess(
+    'test/helpers/fault-worker.ts',
+    { LOG_LEVEL: 'info', ...env, WORKFLOW_BUNDLE_PATH: bundlePath },
+    { readyLine: 'fault worker polling', label: 'fault worker', timeoutMs, keepOutputChars: 200_000 },
+  );
 }
 
 async function main(): Promise<void> {

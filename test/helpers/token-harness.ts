@@ -6,12 +6,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import got from 'got';
 import { createLogger } from '../../src/lib/logger.js';
 import { connectionWorkflowId, statusQuery, type ConnectionStatus, type Provider, type TenantConnectionInput } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
 import { tenantConnection } from '../../src/workflows/index.js';
+import { followConsent, waitForStatus } from './consent.js';
 import { operatorAuth, testStack, type TestStack } from './env.js';
 
 export interface TokenHarness {
@@ -46,10 +46,7 @@ export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<
       return workflowId;
     },
     async followConsent(authorizationUrl) {
-      const res = await got(authorizationUrl, { followRedirect: false, throwHttpErrors: false });
-      const location = res.headers.location;
-      if (res.statusCode !== 302 || !location) throw new Error(`simulator consent answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
-      return location;
+      return String(await followConsent(authorizationUrl));
     },
     async callback(callbackUrl) {
       const u = new URL(callbackUrl);
@@ -65,19 +62,8 @@ export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<
     status(tenantId, provider) {
       return stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId)).query(statusQuery);
     },
-    async waitForStatus(tenantId, provider, pred, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      let last: ConnectionStatus | undefined;
-      while (Date.now() < deadline) {
-        try {
-          last = await h.status(tenantId, provider);
-          if (pred(last)) return last;
-        } catch {
-          /* not started yet */
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      throw new Error(`status never matched; last: ${JSON.stringify(last)}`);
+    waitForStatus(tenantId, provider, pred, timeoutMs = 30_000) {
+      return waitForStatus(stack.client, connectionWorkflowId(provider, tenantId), pred, timeoutMs, 200);
     },
     async close() {
       await web.close();

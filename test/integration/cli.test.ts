@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { completeAuthorizationUpdate, connectionWorkflowId, getAccessTokenUpdate, statusQuery, type ConnectionStatus } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { callbackArgs, followConsent } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -45,15 +47,10 @@ const json = <T>(r: CliResult): T => {
 
 /** Plays the customer: opens the consent URL (the simulator approves at once) and hands code + state to the workflow. */
 async function consent(authorizationUrl: string): Promise<ConnectionStatus> {
-  const res = await fetch(authorizationUrl, { redirect: 'manual' });
-  assert.equal(res.status, 302, 'the simulated consent page redirects back');
-  const back = new URL(res.headers.get('location') ?? '');
+  // followConsent fails unless the simulated consent page redirects back; callbackArgs unless it carries code and state.
+  const back = await followConsent(authorizationUrl);
   assert.equal(`${back.origin}${back.pathname}`, stack.config.redirectUri, 'Sage redirects to our registered callback');
-  const code = back.searchParams.get('code');
-  const state = back.searchParams.get('state');
-  assert.ok(code && state, `callback carries code and state: ${back.search}`);
-  const country = back.searchParams.get('country');
-  return stack.client.workflow.getHandle(workflowId).executeUpdate(completeAuthorizationUpdate, { args: [{ code, state, ...(country ? { country } : {}) }] });
+  return stack.client.workflow.getHandle(workflowId).executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
 }
 
 before(async () => {
@@ -164,7 +161,7 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
       assert.equal(run.fetched, CUSTOMERS_PER_PARTITION, `partition ${run.partitionId} fetched every customer`);
       assert.ok(run.pages >= 1);
     }
-    const inMongo = await stack.mongo.collection('customers').countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
+    const inMongo = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
     assert.equal(inMongo, CUSTOMERS_PER_PARTITION * partitions.length);
   });
 
@@ -204,7 +201,7 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
     assert.equal(json<{ state: string }>(status).state, 'disconnected');
     assert.equal(sync.code, 3, sync.stderr);
     assert.equal(again.code, 3, again.stderr);
-    const kept = await stack.mongo.collection('customers').countDocuments({ tenantId: tenant });
+    const kept = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant });
     assert.equal(kept, CUSTOMERS_PER_PARTITION * partitions.length, 'synced customers stay');
   });
 });

@@ -7,17 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { connectionWorkflowId, getAccessTokenUpdate, statusQuery } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
 import { operatorAuth, TEST_OPERATOR_TOKEN, testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { freePort } from '../helpers/ports.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT_DIR = path.resolve(import.meta.dirname, '..', '..', 'test-output');
@@ -33,14 +34,6 @@ let base: string;
 const tenant = uniqueName('page').replace(/_/g, '-');
 const denied = uniqueName('denied').replace(/_/g, '-');
 const workflowId = connectionWorkflowId('sage-accounting', tenant);
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const row = (t: string) => page.locator(`tr[data-workflow-id="${connectionWorkflowId('sage-accounting', t)}"]`);
 
@@ -165,7 +158,7 @@ test('the connections page drives a connection through its life in a real browse
     assert.match(await page.getByRole('status').innerText(), /Sync requested for/);
     // Two runs × two businesses; the second full run finds nothing new and rewrites nothing.
     for (const deadline = Date.now() + 120_000; ; await sleep(500)) {
-      const runs = await stack.mongo.collection('sync_runs').find({ tenantId: tenant }).toArray();
+      const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId: tenant }).toArray();
       if (runs.length === 4 && runs.every((x) => x.status === 'succeeded')) break;
       assert.ok(Date.now() < deadline, `the requested sync did not finish: ${JSON.stringify(runs.map((x) => [x.status, x.mode]))}`);
     }
@@ -231,7 +224,7 @@ test('the connections page drives a connection through its life in a real browse
     const final = (await stack.client.withDeadline(Date.now() + 60_000, () => handle.result())) as { state: string };
     assert.equal(final.state, 'disconnected', 'the workflow completed with its final status');
     assert.equal((await handle.describe()).status.name, 'COMPLETED');
-    assert.equal(await stack.mongo.collection('customers').countDocuments({ tenantId: tenant }), CUSTOMERS_PER_PARTITION * 2);
+    assert.equal(await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant }), CUSTOMERS_PER_PARTITION * 2);
   });
 
   await t.test('a cross-site form post is refused, even with the browser login attached', async () => {

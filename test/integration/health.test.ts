@@ -11,19 +11,11 @@ import { createLogger } from '../../src/lib/logger.js';
 import type { Mongo } from '../../src/lib/mongo.js';
 import { buildServer } from '../../src/web/server.js';
 import { testStack, type TestStack } from '../helpers/env.js';
+import { freePort } from '../helpers/ports.js';
 
 let stack: TestStack;
 const closers: (() => Promise<unknown>)[] = [];
 const log = createLogger({ level: 'silent' });
-
-/** A port with nothing listening: bound, then released. */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function mongoAt(uri: string, dbName: string): Mongo {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000, connectTimeoutMS: 1_000 });
@@ -53,7 +45,7 @@ test('200 when Temporal and MongoDB both answer', async () => {
 });
 
 test('503 naming MongoDB when MongoDB is unreachable', async () => {
-  const mongo = mongoAt(`mongodb://127.0.0.1:${await deadPort()}`, stack.config.MONGODB_DB);
+  const mongo = mongoAt(`mongodb://127.0.0.1:${await freePort()}`, stack.config.MONGODB_DB);
   closers.push(() => mongo.close());
   const r = await healthOf({ config: stack.config, client: stack.client, mongo, log });
   assert.equal(r.status, 503);

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
@@ -14,25 +13,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
 import { DEV_OPERATOR_TOKEN_FILE } from '../../src/config.js';
 import { TEST_ENCRYPTION_KEY, testConfig, uniqueName } from '../helpers/env.js';
+import { freePort, portOpen } from '../helpers/ports.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 let proc: ChildProcess | undefined;
 const config = testConfig();
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-const listening = (port: number, host = '127.0.0.1') =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect({ host, port });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 
 after(async () => {
   if (proc && proc.exitCode === null) proc.kill('SIGKILL');
@@ -108,8 +94,8 @@ test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what
   const code = await Promise.race([exited, sleep(90_000, 'timeout' as const, { ref: false })]);
   assert.equal(code, 0, `npm start did not stop cleanly:\n${out.slice(-3000)}`);
   assert.match(out, /\[start\] stopped/);
-  for (const p of [port, simPort, metricsPort]) assert.equal(await listening(p), false, `port ${p} is closed after Ctrl-C`);
+  for (const p of [port, simPort, metricsPort]) assert.equal(await portOpen(p), false, `port ${p} is closed after Ctrl-C`);
   const [host = '127.0.0.1', tport = '7233'] = TEMPORAL_ADDRESS.split(':');
-  assert.equal(await listening(Number(tport), host), true, 'the reused Temporal server is left running');
-  assert.equal(await listening(Number(new URL(MONGODB_URI).port || 27017)), true, 'the reused MongoDB server is left running');
+  assert.equal(await portOpen(Number(tport), host), true, 'the reused Temporal server is left running');
+  assert.equal(await portOpen(Number(new URL(MONGODB_URI).port || 27017)), true, 'the reused MongoDB server is left running');
 });

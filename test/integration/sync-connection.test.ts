@@ -5,7 +5,6 @@
  * re-consent resumes it; disconnect deletes it. Simulator over HTTP, real Temporal worker and FerretDB.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import got from 'got';
@@ -16,6 +15,7 @@ import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { waitUntil } from '../helpers/wait.js';
 import { createActivities } from '../../src/activities/index.js';
 import { createLogger } from '../../src/lib/logger.js';
 
@@ -31,16 +31,6 @@ after(async () => {
   await sim?.close();
 });
 
-async function eventually<T>(what: string | (() => string | Promise<string>), fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? await what() : what}`);
-    await sleep(200);
-  }
-}
-
 test('schedule created on connect; syncNow full syncs every business through the schedule; paused on reauth (run skipped); resumed; deleted on disconnect', async () => {
   const provider = 'sage-accounting' as const;
   const tenantId = uniqueName('conn').replace(/_/g, '-');
@@ -55,7 +45,7 @@ test('schedule created on connect; syncNow full syncs every business through the
   assert.ok(!status.lastError, `consent finished without a failed command (e.g. ensureSchedule): ${status.lastError}`);
   const schedule = stack.client.schedule.getHandle(syncScheduleId(provider, tenantId));
   let describeError = '';
-  const described = await eventually(() => `schedule (last describe error: ${describeError || 'none'})`, async () =>
+  const described = await waitUntil(() => `schedule (last describe error: ${describeError || 'none'})`, async () =>
     schedule.describe().catch((err: Error) => {
       describeError = `${err.name}: ${err.message}`;
       return null;
@@ -80,7 +70,7 @@ test('schedule created on connect; syncNow full syncs every business through the
   // syncNow full goes through the schedule too, and the request flag is cleared once it is done.
   await conn.signal(syncNowSignal, { mode: 'full' });
   let seenRuns = '';
-  const runs = await eventually(async () => {
+  const runs = await waitUntil(async () => {
     // On a timeout, say what was there: the runs, and what the schedule did (its recent and running actions).
     const info = await schedule.describe().then(
       (d) => `schedule recent=${JSON.stringify(d.info.recentActions.map((a) => a.action.workflow.workflowId))} running=${JSON.stringify(d.info.runningActions.map((a) => a.workflow.workflowId))}`,
@@ -93,7 +83,7 @@ test('schedule created on connect; syncNow full syncs every business through the
     return all.length === 4 && all.every((r) => r.status === 'succeeded') ? all : null;
   });
   assert.ok(runs.every((r) => r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'syncNow {mode: full} ran a full sync from the schedule');
-  const mirror = await eventually('full-sync request cleared', async () => {
+  const mirror = await waitUntil('full-sync request cleared', async () => {
     const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
     return m && m.fullSyncRequested === undefined ? m : null;
   });
@@ -103,7 +93,7 @@ test('schedule created on connect; syncNow full syncs every business through the
   // after each report (the partition sync writes connections.lastSyncAt itself) and no cancelled-and-re-armed timer.
   const reported = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => (s.lastSync[p.id]?.finishedAt ?? '') > (synced.lastSync[p.id]?.finishedAt ?? '')));
   const newest = Object.values(reported.lastSync).map((x) => x.finishedAt).sort().at(-1)!;
-  const doc = await eventually('connections.lastSyncAt of the second run', async () => {
+  const doc = await waitUntil('connections.lastSyncAt of the second run', async () => {
     const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
     return m && m.lastSyncAt instanceof Date && m.lastSyncAt.toISOString() === newest ? m : null;
   });
@@ -127,7 +117,7 @@ test('schedule created on connect; syncNow full syncs every business through the
   assert.equal(skipped.status, 'skipped', 'reauthorization ends the run as skipped, not failed-and-retrying');
   const reauth = await waitForStatus(stack.client, conn.workflowId, (s) => s.state === 'reauthorization_required');
   assert.ok(reauth.authorizationUrl);
-  await eventually('schedule paused', async () => (await schedule.describe()).state.paused);
+  await waitUntil('schedule paused', async () => (await schedule.describe()).state.paused);
 
   // Re-consent: the simulator approves, the workflow takes the new code, the schedule runs again.
   await got.post(`${sim.url}/__admin/next-consent`, { json: { provider, userId: user.id } });
@@ -136,12 +126,12 @@ test('schedule created on connect; syncNow full syncs every business through the
     args: [{ code: back.searchParams.get('code')!, state: back.searchParams.get('state')!, ...(back.searchParams.get('country') ? { country: back.searchParams.get('country')! } : {}) }],
   });
   assert.equal(again.state, 'connected');
-  await eventually('schedule resumed', async () => !(await schedule.describe()).state.paused);
+  await waitUntil('schedule resumed', async () => !(await schedule.describe()).state.paused);
 
   await conn.signal(disconnectSignal, { revoke: false });
   const final = await conn.result();
   assert.equal(final.state, 'disconnected');
-  await eventually('schedule deleted', async () =>
+  await waitUntil('schedule deleted', async () =>
     schedule.describe().then(
       () => false,
       (err) => err instanceof ScheduleNotFoundError,

@@ -29,12 +29,15 @@ test('429 storm WITH Retry-After longer than the in-process retries: the activit
   const t = await h.createTenant('sage-accounting', { partitions: 2, customersPerPartition: 50 });
   // 6 in a row: got retries 4 times honouring Retry-After, then the activity fails and is retried (nextRetryDelay).
   h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 429, retryAfterSeconds: 1, count: 6 });
-  const res = await h.runSync(t.tenantId, 'sage-accounting');
-  assert.equal(res.status, 'succeeded');
-  const rules = h.sim.admin.faults().rules;
-  assert.equal(rules[0]?.hits, 6, 'every injected 429 was met');
+  try {
+    const res = await h.runSync(t.tenantId, 'sage-accounting');
+    assert.equal(res.status, 'succeeded');
+    const rules = h.sim.admin.faults().rules;
+    assert.equal(rules[0]?.hits, 6, 'every injected 429 was met');
+  } finally {
+    h.sim.admin.clearFaults();
+  }
   await assertEqualsTruth(t.tenantId, t);
-  h.sim.admin.clearFaults();
 });
 
 test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals truth', async () => {
@@ -43,20 +46,32 @@ test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals
     { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 429, retryAfterSeconds: null, count: 3 },
     { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 503, count: 2, after: 4 },
   ]);
-  const res = await h.runSync(t.tenantId, 'sage-200');
-  assert.equal(res.status, 'succeeded');
-  assert.deepEqual(h.sim.admin.faults().rules.map((r) => r.hits), [3, 2]);
+  try {
+    const res = await h.runSync(t.tenantId, 'sage-200');
+    assert.equal(res.status, 'succeeded');
+    assert.deepEqual(h.sim.admin.faults().rules.map((r) => r.hits), [3, 2]);
+  } finally {
+    h.sim.admin.clearFaults();
+  }
   await assertEqualsTruth(t.tenantId, t);
-  h.sim.admin.clearFaults();
 });
 
 test('a 401 mid-run (access token expired early) asks for a newer token once and retries the page', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 60 });
+  // The harness's token source mints every token it hands out as a grant at the simulator (`/__admin/grants`): one for
+  // the run's first page, and one more only when the sync reports its token rejected.
+  const grantsMinted = () => h.sim.admin.grants('sage-accounting', t.userId).grants.length;
+  const grantsBefore = grantsMinted();
   h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 401, count: 1, after: 1 });
-  const res = await h.runSync(t.tenantId, 'sage-accounting');
-  assert.equal(res.status, 'succeeded');
+  try {
+    const res = await h.runSync(t.tenantId, 'sage-accounting');
+    assert.equal(res.status, 'succeeded');
+    assert.equal(h.sim.admin.faults().rules[0]?.hits, 1, 'the 401 was met');
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+  assert.equal(grantsMinted() - grantsBefore, 2, 'one token for the run and exactly one newer token after the 401');
   await assertEqualsTruth(t.tenantId, t);
-  h.sim.admin.clearFaults();
 });
 
 /** Wraps the real source (over HTTP) and corrupts chosen records as Sage might send them. */
@@ -140,8 +155,11 @@ test('Sage Accounting quirk: offset paging skips a record when an earlier one is
 test('a definitive Sage error (400) fails the partition at once: sync_runs says failed with the error, the run fails as SyncFailed', async () => {
   const t = await h.createTenant('sage-200', { partitions: 1, customersPerPartition: 30 });
   h.sim.admin.addFaults({ provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 400, count: 1 });
-  await assert.rejects(h.runSync(t.tenantId, 'sage-200'), (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed');
-  h.sim.admin.clearFaults();
+  try {
+    await assert.rejects(h.runSync(t.tenantId, 'sage-200'), (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed');
+  } finally {
+    h.sim.admin.clearFaults();
+  }
   const run = await h.stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId: t.tenantId });
   assert.equal(run?.status, 'failed');
   assert.match(String(run?.error), /400/);

@@ -16,6 +16,7 @@ import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { registry } from '../../src/lib/metrics.js';
 import { uniqueName } from '../helpers/env.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
+import { eventually } from '../helpers/wait.js';
 
 const SECRET = 'webhook-test-secret';
 let h: TokenHarness;
@@ -30,18 +31,6 @@ after(async () => {
   await h?.close();
   await hook?.close();
 });
-
-async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
 
 const deps = () => ({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config });
 const refreshes = (p: Provider) => h.sim.admin.counters().byProvider[p].refreshes;
@@ -340,7 +329,18 @@ test('keep-alive: an idle tenant refreshes before its refresh token lapses, woke
 });
 
 test('no plaintext token in any workflow history (raw, as stored) or MongoDB document', async () => {
+  // Self-contained: this test has tokens issued itself (a consent and five forced refreshes, 12 tokens) rather than
+  // relying on what earlier tests in the file happened to issue; it still scans everything on the task queue.
+  const issuedBefore = new Set((h.sim.admin.issuedTokens() as { tokens: string[] }).tokens);
+  const tenantId = await connect('sage-accounting', 'plaintext-scan');
+  let version = (await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })).tokenVersion;
+  for (let i = 0; i < 5; i++) {
+    const next = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: version });
+    assert.equal(next.tokenVersion, version + 1, 'a forced refresh rotates the tokens');
+    version = next.tokenVersion;
+  }
   const { tokens, codes } = h.sim.admin.issuedTokens() as { tokens: string[]; codes: string[] };
+  assert.ok(tokens.filter((t) => !issuedBefore.has(t)).length >= 12, 'this test issued its own tokens');
   assert.ok(tokens.length > 10);
   const secrets = [...tokens, ...codes].filter((t) => t.length >= 16);
   const haystacks: string[] = [];

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { LightMyRequestResponse } from 'fastify';
+import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, statusQuery, type Provider } from '../../src/messages.js';
 import { CONNECT_RATE_LIMIT } from '../../src/web/security.js';
 import { operatorAuth, TEST_OPERATOR_TOKEN, uniqueName } from '../helpers/env.js';
@@ -304,7 +305,7 @@ test('/connect?edition= picks the Sage 200 edition, validated, and refuses to ch
   // The page's "default" choice sends an empty edition: it keeps what the connection has.
   const again = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=`, headers: operatorAuth });
   assert.equal(again.statusCode, 302);
-  await h.stack.mongo.collection('connections').updateOne({ _id: wf } as never, { $set: { tenantId: t, provider: 'sage-200', state: 'awaiting_authorization', sage200: { edition: 'sage200' } } }, { upsert: true });
+  await h.stack.mongo.collection(COLLECTIONS.connections).updateOne({ _id: wf } as never, { $set: { tenantId: t, provider: 'sage-200', state: 'awaiting_authorization', sage200: { edition: 'sage200' } } }, { upsert: true });
   const change = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200extra`, headers: operatorAuth });
   assert.equal(change.statusCode, 409, 'a different edition under a running connection is refused, not silently ignored');
   await h.stack.client.workflow.getHandle(wf).signal(disconnectSignal, { revoke: false });

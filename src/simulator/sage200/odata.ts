@@ -23,10 +23,10 @@ function tokenize(s: string): Token[] {
       i++;
       continue;
     }
-    if (c === '(') (out.push({ t: 'lp', v: c }), i++);
-    else if (c === ')') (out.push({ t: 'rp', v: c }), i++);
-    else if (c === ',') (out.push({ t: 'comma', v: c }), i++);
-    else if (c === "'") {
+    if (c === '(' || c === ')' || c === ',') {
+      out.push({ t: c === '(' ? 'lp' : c === ')' ? 'rp' : 'comma', v: c });
+      i++;
+    } else if (c === "'") {
       let j = i + 1;
       let v = '';
       for (;;) {

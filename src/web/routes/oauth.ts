@@ -29,6 +29,7 @@ import {
   TenantIdSearchAttribute,
   type ConnectionStatus,
 } from '../../messages.js';
+import { COLLECTIONS } from '../../lib/mongo.js';
 import { verifyState } from '../../tokens/oauth-state.js';
 import { REASONS } from '../../workflows/tenant-connection/machine.js';
 import { html, type SafeHtml } from '../views/html.js';
@@ -70,7 +71,7 @@ const reasonText = (r: string | null) => (r ? `${r}${r in REASONS ? `: ${REASONS
  * useless once the state has expired, so old ones are dropped as new ones arrive.
  */
 function seenStates(deps: WebDeps) {
-  const coll = () => deps.mongo.db.collection<{ _id: string; expiresAt: Date }>('oauth_callbacks');
+  const coll = () => deps.mongo.db.collection<{ _id: string; expiresAt: Date }>(COLLECTIONS.oauthCallbacks);
   return {
     async has(nonce: string): Promise<boolean> {
       return (await coll().findOne({ _id: nonce })) !== null;
