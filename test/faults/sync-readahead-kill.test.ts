@@ -55,6 +55,11 @@ const listPages = () =>
   Object.entries(sim.admin.counters().requestsByPath)
     .filter(([p]) => p.startsWith('/sage-accounting/') && p.endsWith('/contacts'))
     .reduce((n, [, c]) => n + c, 0);
+/** `GET /contacts/{id}`: how a full run confirms an unseen customer before flagging it deleted. */
+const singleGets = () =>
+  Object.entries(sim.admin.counters().requestsByPath)
+    .filter(([p]) => /\/sage-accounting\/.*\/contacts\/[^/]+$/.test(p))
+    .reduce((n, [, c]) => n + c, 0);
 
 async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkersAllAlong: boolean }) {
   const env = workerEnvFor(stack.config, {
@@ -157,11 +162,13 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   const reRead = requested - written;
   const expectedPages = Math.ceil(truth().filter((c) => !c.deleted).length / PAGE);
   t.diagnostic(
-    `killed at ${pagesAtKill} pages written, ${inFlightAtKill} in flight at Sage, ${requestedAtKill} requested; after: ${written} pages written, ${requested} requested (${reRead} re-read, window ${WINDOW}); high-water ${sim.admin.counters().customerPagesHighWater}`,
+    `killed at ${pagesAtKill} pages written, ${inFlightAtKill} in flight at Sage, ${requestedAtKill} requested; after: ${written} pages written, ${requested} requested (${reRead} re-read, window ${WINDOW}), ${singleGets()} single GETs; high-water ${sim.admin.counters().customerPagesHighWater}`,
   );
   assert.equal(written, expectedPages, 'every page of the listing written once (the checkpoint count carried over)');
   assert.ok(reRead <= WINDOW + 1, `resumed from the checkpoint: ${reRead} pages re-read (≤ ${WINDOW + 1})`);
   assert.ok(reRead >= 1, 'the page(s) in flight at the kill were read again');
+  // The deletes before the resume point shift as many customers back past it: unseen by the run, confirmed by GET.
+  assert.ok(singleGets() >= del.written.length, `${singleGets()} unseen customers confirmed by GET before flagging`);
 
   // After the resumed full run: nothing live lost or flagged deleted; what changed in the unwritten part is in.
   const byId = async () => new Map((await customers.find({ tenantId, provider, partitionId }).toArray()).map((d) => [d.externalId, d]));
