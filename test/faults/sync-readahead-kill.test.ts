@@ -32,9 +32,9 @@ import { spawnWorker, workerEnvFor, type SpawnedWorker } from '../helpers/spawn-
 const provider = 'sage-accounting' as const;
 const PAGE = 20;
 const WINDOW = 4; // SAGE_PAGE_CONCURRENCY
-const INITIAL = size(300, 2_000); // stored by the connection's first (full) sync
-const CREATED = size(60, 400); // new at Sage before the measured run
-const UPDATED = size(120, 800); // changed at Sage before the measured run
+const INITIAL = size(200, 2_000); // stored by the connection's first (full) sync
+const CREATED = size(40, 400); // new at Sage before the measured run
+const UPDATED = size(80, 800); // changed at Sage before the measured run
 const LATENCY_MS = size(700, 900);
 
 let sim: RunningSimulator;
