@@ -8,10 +8,16 @@
  * built here by scripts/build-workflow-bundle.ts), so its RSS does not include webpack bundling at start-up. Time is
  * compressed by the schedule interval (default 5 minutes instead of hourly): N tenants every k minutes start
  * N × 60 / k runs an hour, the run rate of that many hourly tenants (12,000 at the defaults).
+ *
+ * Reduced runs on 2026-12-02 (2 shared cores, private ephemeral dev server via TEMPORAL_PORT): 100 tenants, 1-minute
+ * schedules, 8 at a time: 826 ms per connected tenant at load ~1-9 (2.8-8.6 s at load ~20); worker RSS 494 MB at 19
+ * tenants, 949 MB at 89, max 1,109 MB at 100 with default tuning; lag beyond start p99 23 s (server start lag p99 58 s).
+ * At 32 at a time the shared SQLite dev server failed ("shard status unknown", then "Namespace not found" for good).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../src/config.js';
 import { workerTuning } from '../src/worker.js';
+import { connectionWorkflowId } from '../src/messages.js';
 import { connectTenant } from '../test/helpers/consent.js';
 import { fmt, percentile, type Figure } from './lib/report.js';
 import { procStats, spawnTs, startWorkerProcess, type SimProcess } from './lib/processes.js';
@@ -19,11 +25,12 @@ import { benchStack, serviceEnv, uniqueName } from './lib/stack.js';
 
 const P = 'sage-accounting' as const;
 
-async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
+/** Runs `fn` over `items`, `width` at a time; a lane whose index is not below `allowed()` stops taking items. */
+async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>, allowed: () => number = () => width): Promise<void> {
   let i = 0;
   await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (i < items.length) await fn(items[i++]!);
+    Array.from({ length: width }, async (_, lane) => {
+      while (i < items.length && lane < allowed()) await fn(items[i++]!);
     }),
   );
 }
@@ -50,24 +57,61 @@ export async function tenantsSection(opts: {
   }
   const worker = await startWorkerProcess(production ? { ...env, NODE_ENV: 'production' } : env);
   const section = 'tenants';
+  const createdIds: string[] = [];
   try {
     const ids = Array.from({ length: tenants }, (_, i) => `${uniqueName('t')}-${i}`);
     const target = { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` };
     let connected = 0;
+    let failed = 0;
+    let stoppedBy: 'time' | 'failures' | null = null;
+    const failures: string[] = [];
     const connectDeadline = started + opts.connectBudgetMs;
+    // Connecting is latency-bound (simulator round trips, workflow start, status polls, the code-exchange update), so it
+    // runs `width` at a time; every consent still goes through the workflow and the simulator.
+    // Default 8: at 32 the shared dev server (SQLite) answered "shard status unknown" / "Namespace not found" and then
+    // stayed broken (GetNamespace "interrupted (9)") until restarted. Each failure halves the width (never below 2).
+    const width = Math.max(1, Number(process.env.BENCH_TENANT_CONNECT_CONCURRENCY ?? 8) || 8);
+    let allowed = width;
+    const maxFailures = Math.max(5, Math.ceil(tenants * 0.05));
+    const connectRss: number[] = [];
     const t0 = Date.now();
-    await pool(ids, 12, async (tenantId) => {
-      if (Date.now() > connectDeadline) return;
-      const u = (await sim.admin.post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } }).json()) as { id: string };
-      try {
-        await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
-      } catch (err) {
-        throw new Error(`connecting ${tenantId} failed: ${(err as Error).message}; worker output: ${worker.tail().slice(-1500)}`);
+    let lastLog = t0;
+    await pool(ids, width, async (tenantId) => {
+      if (stoppedBy) return;
+      if (Date.now() > connectDeadline) {
+        stoppedBy = 'time';
+        return;
       }
-      connected++;
-    });
+      createdIds.push(tenantId);
+      try {
+        const u = (await sim.admin.post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } }).json()) as { id: string };
+        await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
+        connected++;
+      } catch (err) {
+        // One slow or failed consent must not throw away the section: count it, keep going, stop only when many fail.
+        failed++;
+        if (failures.length < 3) failures.push(`${tenantId}: ${(err as Error).message.slice(0, 200)}`);
+        if (allowed > 2) {
+          allowed = Math.max(2, Math.floor(allowed / 2));
+          log(`tenants: connecting ${tenantId} failed (${(err as Error).message.slice(0, 200)}); now ${allowed} at a time`);
+        }
+        if (failed >= maxFailures && !stoppedBy) {
+          stoppedBy = 'failures';
+          log(`tenants: stopping after ${failed} failed connections; worker output: ${worker.tail().slice(-1500)}`);
+        }
+      }
+      if (Date.now() - lastLog > 15_000) {
+        lastLog = Date.now();
+        const s = procStats(worker.pid);
+        if (s) connectRss.push(s.rssBytes);
+        const secs = (Date.now() - t0) / 1000;
+        log(`tenants: ${connected}/${tenants} connected (${failed} failed) in ${secs.toFixed(0)} s, ${((secs * 1000) / Math.max(1, connected)).toFixed(0)} ms/tenant at ${allowed} in parallel, worker RSS ${s ? fmt.mb(s.rssBytes) : '?'}`);
+      }
+    }, () => allowed);
     const connectSecs = (Date.now() - t0) / 1000;
-    log(`tenants: ${connected} connected in ${connectSecs.toFixed(0)} s`);
+    const perTenantMs = (connectSecs * 1000) / Math.max(1, connected);
+    log(`tenants: ${connected} connected (${failed} failed) in ${connectSecs.toFixed(0)} s = ${perTenantMs.toFixed(0)} ms/tenant at up to ${width} in parallel (${allowed} at the end)${stoppedBy ? `, stopped by ${stoppedBy}` : ''}`);
+    if (connected === 0) throw new Error(`no tenant connected (${failed} failed: ${failures.join('; ')})`);
 
     // Observe the steady state.
     const observeMs = opts.observeMs;
@@ -89,10 +133,14 @@ export async function tenantsSection(opts: {
     const beyond: number[] = [];
     let runs = 0;
     let failedRuns = 0;
+    let describeFailed = 0;
     // A sample of tenants is enough for the distribution, and describing hundreds of schedules is slow on the dev server.
     const sample = ids.slice(0, Math.min(connected, 100));
     await pool(sample, 8, async (tenantId) => {
-      const sched = await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).describe().catch(() => null);
+      const sched = await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).describe().catch(() => {
+        describeFailed++;
+        return null;
+      });
       for (const a of sched?.info.recentActions ?? []) {
         if (a.scheduledAt.getTime() < observeStart) continue;
         runs++;
@@ -122,7 +170,7 @@ export async function tenantsSection(opts: {
         reference: startLag.length ? `server start lag p50 ${fmt.ms(percentile(startLag, 50))}, p99 ${fmt.ms(percentile(startLag, 99))}` : '—',
         target: '≤ 60 s',
         met: beyond.length && connected >= 1000 ? beyondP99 <= 60_000 : null,
-        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (12 at a time) took ${connectSecs.toFixed(0)} s${connected < tenants ? ` (${tenants} asked; stopped at the time limit)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
+        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated${describeFailed ? `, ${describeFailed} schedules could not be described` : ''}; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (up to ${width} at a time, ${allowed} at the end) took ${connectSecs.toFixed(0)} s (${perTenantMs.toFixed(0)} ms per tenant; worker RSS while connecting up to ${connectRss.length ? fmt.mb(Math.max(...connectRss)) : '?'})${connected < tenants ? ` — ${fmt.int(tenants)} asked, ${fmt.int(connected)} connected, ${failed} failed${stoppedBy === 'time' ? ', stopped at the connect time limit' : stoppedBy === 'failures' ? ', stopped after too many failures' : ''}${failures.length ? ` (first: ${failures.join('; ')})` : ''}; figures are for ${fmt.int(connected)} tenants and are judged only at ≥ 1,000; at this rate ${fmt.int(tenants)} would need ≈${Math.round((perTenantMs * tenants) / 60_000)} min of connecting (connect budget was ${Math.round(opts.connectBudgetMs / 60_000)} min; BENCH_BUDGET_MIN raises it)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
       },
       {
         section,
@@ -135,6 +183,17 @@ export async function tenantsSection(opts: {
       },
     ];
   } finally {
+    // Leave the shared server as we found it: N schedules firing every few minutes on a task queue nobody polls (and N
+    // open connection workflows) would load it for everyone after the bench. Bounded: at most 3 minutes.
+    const cleanupDeadline = Date.now() + 180_000;
+    let cleaned = 0;
+    await pool(createdIds, 8, async (tenantId) => {
+      if (Date.now() > cleanupDeadline) return;
+      await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).delete().catch(() => {});
+      await stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId)).terminate('bench cleanup').catch(() => {});
+      cleaned++;
+    }).catch(() => {});
+    if (createdIds.length) log(`tenants: cleaned up ${cleaned}/${createdIds.length} schedules and connection workflows`);
     await worker.stop(5_000);
     await stack.close();
   }
