@@ -20,8 +20,6 @@ import got from 'got';
 import { connectionWorkflowId, getAccessTokenUpdate, type ConnectionStatus } from '../src/messages.js';
 import proto from '@temporalio/proto';
 import { acquireAccessToken } from '../src/tokens/access.js';
-import { openTokens, readTokenDoc } from '../src/tokens/store.js';
-import { keyRingFromConfig } from '../src/temporal/data-converter.js';
 import { DEMO_APPS } from '../src/simulator/apps.js';
 import { connectTenant, waitForStatus } from '../test/helpers/consent.js';
 import { fmt, percentile, type Figure } from './lib/report.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: type-checks, then runs the whole suite with Node's test runner against a real Temporal dev server and a
+# `npm test`: type-checks and lints, then runs the whole suite with Node's test runner against a real Temporal dev server and a
 # real MongoDB-wire server (started here unless already running). `npm test unit` runs only the fast unit tests;
 # `npm run test:faults` runs the full fault suite (FAULTS=full).
 set -euo pipefail
@@ -8,6 +8,8 @@ mode="${1:-all}"
 shopt -s nullglob globstar
 
 npx tsc -p tsconfig.json --noEmit
+# Lint (typescript-eslint, small rule set in eslint.config.js): fast enough for every run (~15 s).
+npx eslint .
 
 case "$mode" in
   unit) files=(test/unit/**/*.test.ts) ;;

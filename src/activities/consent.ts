@@ -20,7 +20,7 @@ import {
 } from '../tokens/consent-store.js';
 import { crashPoint } from '../tokens/crash-points.js';
 import { pkceEnabled, PkceStateError, verifierForState } from '../tokens/pkce.js';
-import { metaOf, type TokenDoc, type TokenMeta } from '../tokens/store.js';
+import { metaOf, type TokenMeta } from '../tokens/store.js';
 import { consentStateForCode } from './consent-state.js';
 import type { ActivityDeps } from './deps.js';
 import { mirrorTokenTimes, OAUTH_FAILURE_TYPE } from './tokens.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { connectionWorkflowId } from '../../src/messages.js';
+import { connectionWorkflowId, type PartitionSyncSummary } from '../../src/messages.js';
 import * as M from '../../src/workflows/tenant-connection/machine.js';
 
 const WF = 'sage-connection:sage-accounting:acme';
@@ -467,6 +467,6 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
   });
 });
 
-function summary(finishedAt: string): import('../../src/messages.js').PartitionSyncSummary {
+function summary(finishedAt: string): PartitionSyncSummary {
   return { finishedAt, status: 'succeeded', mode: 'incremental', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };
 }
