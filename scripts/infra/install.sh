@@ -6,6 +6,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/common.sh"
 
 TEMPORAL_CLI_VERSION="v1.5.1"   # later tags carry a go.mod `replace` that `go install pkg@version` refuses
+# The CLI v1.5.1 (server 1.29.1) pulls modernc.org/sqlite v1.34.1, whose dev server under load ends up failing every
+# persistence call with "interrupted (9)" (SQLITE_INTERRUPT) until restarted. Temporal fixed it by moving to v1.44.3
+# (temporalio/temporal PR #9198; cznic/sqlite issue 241). We build the same CLI with that sqlite; libc follows sqlite's go.mod.
+SQLITE_VERSION="v1.44.3"
 FERRETDB_VERSION="v1.24.2"      # the two patches below are written against this exact source
 
 need_go() {
@@ -20,11 +24,34 @@ need_disk() {
 
 install_temporal() {
   if [ -n "${TEMPORAL_CLI:-}" ]; then [ -x "$TEMPORAL_CLI" ] || die "TEMPORAL_CLI=$TEMPORAL_CLI is not an executable"; return; fi
-  if command -v temporal >/dev/null 2>&1; then return; fi
-  [ -x "$BIN_DIR/temporal" ] && return
+  if command -v temporal >/dev/null 2>&1 && [ "$(command -v temporal)" != "$BIN_DIR/temporal" ]; then return; fi
+  # The stamp names the sqlite the cached binary was built with: a binary from before the sqlite bump (no stamp) is rebuilt.
+  local stamp="$BIN_DIR/temporal.sqlite-$SQLITE_VERSION"
+  [ -x "$BIN_DIR/temporal" ] && [ -f "$stamp" ] && return
   need_go; need_disk
-  log "building Temporal CLI $TEMPORAL_CLI_VERSION into $BIN_DIR (once, about 2-4 minutes)"
-  GOTOOLCHAIN=local GOBIN="$BIN_DIR" GOFLAGS=-mod=mod go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  log "building Temporal CLI $TEMPORAL_CLI_VERSION with modernc.org/sqlite $SQLITE_VERSION into $BIN_DIR (once, about 2-4 minutes)"
+  # `go install pkg@version` cannot change a dependency, so a tiny generated module requires the CLI and the newer sqlite.
+  local work="$CACHE_DIR/src/temporal-cli-$TEMPORAL_CLI_VERSION-sqlite-$SQLITE_VERSION"
+  rm -rf "$work"; mkdir -p "$work"
+  cat > "$work/go.mod" <<EOF
+module sagesync.local/temporal-build
+
+go 1.24
+
+require (
+    github.com/temporalio/cli $TEMPORAL_CLI_VERSION
+    modernc.org/sqlite $SQLITE_VERSION
+)
+EOF
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "github.com/temporalio/cli/cmd/temporal"\n\t_ "modernc.org/sqlite"\n)\n' > "$work/tools.go"
+  (cd "$work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod tidy) || die "go mod tidy for the Temporal CLI build failed (see above)"
+  # Fail loudly if MVS did not end on the sqlite we asked for (e.g. the CLI started to require a newer one).
+  (cd "$work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go list -m modernc.org/sqlite) | grep -qx "modernc.org/sqlite $SQLITE_VERSION" \
+    || die "Temporal CLI build module did not resolve modernc.org/sqlite to $SQLITE_VERSION"
+  (cd "$work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$BIN_DIR/temporal.tmp" github.com/temporalio/cli/cmd/temporal) \
+    || die "Temporal CLI build failed (see above)"
+  mv "$BIN_DIR/temporal.tmp" "$BIN_DIR/temporal"
+  rm -f "$BIN_DIR"/temporal.sqlite-*; touch "$stamp"
   [ -x "$BIN_DIR/temporal" ] || die "Temporal CLI build finished but $BIN_DIR/temporal is missing"
 }
 
