@@ -19,14 +19,22 @@ import { benchStack, serviceEnv, uniqueName } from './lib/stack.js';
 const PAIRS = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function changeSeqCostSection(opts: { sim: SimProcess; customers: number; log: (m: string) => void }): Promise<Figure[]> {
+export async function changeSeqCostSection(opts: {
+  sim: SimProcess;
+  customers: number;
+  log: (m: string) => void;
+}): Promise<Figure[]> {
   const { sim, customers, log } = opts;
   await sim.admin.post('settings', { json: { sageAccounting: { accessTokenTtlSeconds: 24 * 3600 } } });
-  const user = (await sim.admin.post('users', { json: { provider: 'sage-accounting', partitions: PAIRS * 2, customersPerPartition: customers } }).json()) as {
+  const user = (await sim.admin
+    .post('users', { json: { provider: 'sage-accounting', partitions: PAIRS * 2, customersPerPartition: customers } })
+    .json()) as {
     id: string;
     partitions: { partitionId: string }[];
   };
-  const grant = (await sim.admin.post('grants', { json: { provider: 'sage-accounting', userId: user.id } }).json()) as { token: { access_token: string } };
+  const grant = (await sim.admin.post('grants', { json: { provider: 'sage-accounting', userId: user.id } }).json()) as {
+    token: { access_token: string };
+  };
   const stack = await benchStack(serviceEnv(sim.env));
   try {
     const http = createSageHttp({ maxConcurrency: stack.config.SAGE_MAX_CONCURRENCY });
@@ -42,10 +50,16 @@ export async function changeSeqCostSection(opts: { sim: SimProcess; customers: n
           overlapSeconds: stack.config.SYNC_OVERLAP_SECONDS,
           stampChanges,
         },
-        { target: { tenantId, provider: 'sage-accounting', partition: { id: partitionId, name: 'bench' } }, mode: 'full', syncWorkflowId: uniqueName('seq-run') },
+        {
+          target: { tenantId, provider: 'sage-accounting', partition: { id: partitionId, name: 'bench' } },
+          mode: 'full',
+          syncWorkflowId: uniqueName('seq-run'),
+        },
       );
       const secs = (performance.now() - started) / 1000;
-      log(`change-seq: ${stampChanges ? 'with' : 'without'} stamping, ${r.summary.fetched} customers in ${secs.toFixed(1)} s`);
+      log(
+        `change-seq: ${stampChanges ? 'with' : 'without'} stamping, ${r.summary.fetched} customers in ${secs.toFixed(1)} s`,
+      );
       return secs;
     };
     const ids = user.partitions.map((p) => p.partitionId);
@@ -53,7 +67,8 @@ export async function changeSeqCostSection(opts: { sim: SimProcess; customers: n
     const withoutRuns: number[] = [];
     for (let i = 0; i < PAIRS; i++) {
       const stampFirst = i % 2 === 1;
-      for (const stamp of [stampFirst, !stampFirst]) (stamp ? withRuns : withoutRuns).push(await once(ids[2 * i + (stamp === stampFirst ? 0 : 1)]!, stamp));
+      for (const stamp of [stampFirst, !stampFirst])
+        (stamp ? withRuns : withoutRuns).push(await once(ids[2 * i + (stamp === stampFirst ? 0 : 1)]!, stamp));
     }
     const withSecs = median(withRuns);
     const withoutSecs = median(withoutRuns);
@@ -63,7 +78,11 @@ export async function changeSeqCostSection(opts: { sim: SimProcess; customers: n
     const pageSize = pageSizeFor('sage-accounting', stack.config);
     const directRuns: number[] = [];
     for (let r = 0; r < 3; r++) {
-      const alloc = new ChangeSeqAllocator(stack.mongo.db, { tenantId: uniqueName('seqdirect'), provider: 'sage-accounting', partitionId: 'p' }, { syncWorkflowId: 'bench', attempt: 1 });
+      const alloc = new ChangeSeqAllocator(
+        stack.mongo.db,
+        { tenantId: uniqueName('seqdirect'), provider: 'sage-accounting', partitionId: 'p' },
+        { syncWorkflowId: 'bench', attempt: 1 },
+      );
       const started = performance.now();
       for (let left = customers; left > 0; left -= pageSize) await alloc.take(Math.min(pageSize, left));
       await alloc.close();
@@ -73,7 +92,8 @@ export async function changeSeqCostSection(opts: { sim: SimProcess; customers: n
     // (A count would scan the whole collection on FerretDB: one document of a "with" and one of a "without" run say enough.)
     const stampedDoc = await stack.mongo.collection(COLLECTIONS.customers).findOne({ tenantId, partitionId: b });
     const plainDoc = await stack.mongo.collection(COLLECTIONS.customers).findOne({ tenantId, partitionId: a });
-    if (typeof stampedDoc?.changeSeq !== 'number' || plainDoc?.changeSeq !== undefined) throw new Error('stamping did not happen as configured');
+    if (typeof stampedDoc?.changeSeq !== 'number' || plainDoc?.changeSeq !== undefined)
+      throw new Error('stamping did not happen as configured');
     const abCost = withSecs / withoutSecs - 1;
     const cost = directSecs / withSecs;
     return [

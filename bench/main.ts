@@ -61,7 +61,12 @@ const sections: Section[] = [
     placeholders: (why) => [
       notMeasured('full sync', 'records/s vs raw ceiling', why, '≥ 0.80× raw'),
       notMeasured('full sync', 'records/s vs naive loop', why, '≥ 10× naive'),
-      notMeasured('full sync', `full sync, ${customers} customers, 250 ms simulated Sage latency per page: time vs the same sync without latency`, why, '≤ 1.2×'),
+      notMeasured(
+        'full sync',
+        `full sync, ${customers} customers, 250 ms simulated Sage latency per page: time vs the same sync without latency`,
+        why,
+        '≤ 1.2×',
+      ),
       notMeasured('incremental', 'Sage calls per partition, no changes', why, '≤ 2'),
     ],
   },
@@ -90,9 +95,22 @@ const sections: Section[] = [
     id: 'tenants',
     title: 'many tenants on one worker',
     needsMs: tenantObserveMs + 3 * 60_000,
-    run: (sim) => tenantsSection({ sim, log, tenants, intervalMinutes: tenantIntervalMin, observeMs: tenantObserveMs, connectBudgetMs: Math.max(60_000, remaining() - tenantObserveMs - 90_000) }),
+    run: (sim) =>
+      tenantsSection({
+        sim,
+        log,
+        tenants,
+        intervalMinutes: tenantIntervalMin,
+        observeMs: tenantObserveMs,
+        connectBudgetMs: Math.max(60_000, remaining() - tenantObserveMs - 90_000),
+      }),
     placeholders: (why) => [
-      notMeasured('tenants', `${tenants} tenants on one worker: schedule lag p99 beyond the server's start lag`, why, '≤ 60 s'),
+      notMeasured(
+        'tenants',
+        `${tenants} tenants on one worker: schedule lag p99 beyond the server's start lag`,
+        why,
+        '≤ 60 s',
+      ),
       notMeasured('tenants', `${tenants} tenants on one worker: worker RSS`, why, '≤ 512 MB'),
     ],
   },
@@ -115,13 +133,21 @@ async function mongoServerVersion(): Promise<string> {
 async function main(): Promise<void> {
   const figures: Figure[] = [];
   const notes: string[] = [];
-  const temporalBin = [env.TEMPORAL_CLI, `${env.SAGE_SYNC_CACHE ?? `${env.HOME}/.cache/sage-sync`}/bin/temporal`, 'temporal'].find(Boolean)!;
+  const temporalBin = [
+    env.TEMPORAL_CLI,
+    `${env.SAGE_SYNC_CACHE ?? `${env.HOME}/.cache/sage-sync`}/bin/temporal`,
+    'temporal',
+  ].find(Boolean)!;
   const info = machineInfo(await mongoServerVersion(), versionOf(temporalBin, ['--version']));
   log(`machine: ${info.cpus}, ${info.memory}; budget ${Math.round(BUDGET_MS / 60_000)} min`);
   for (const s of sections) {
     if (only && !only.has(s.id)) continue;
     if (remaining() < s.needsMs) {
-      figures.push(...s.placeholders(`time budget exhausted (${Math.round(remaining() / 1000)} s left, section needs ~${Math.round(s.needsMs / 1000)} s)`));
+      figures.push(
+        ...s.placeholders(
+          `time budget exhausted (${Math.round(remaining() / 1000)} s left, section needs ~${Math.round(s.needsMs / 1000)} s)`,
+        ),
+      );
       continue;
     }
     log(`section ${s.id}: ${s.title}`);

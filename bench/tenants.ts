@@ -26,7 +26,12 @@ import { benchStack, serviceEnv, uniqueName } from './lib/stack.js';
 const P = 'sage-accounting' as const;
 
 /** Runs `fn` over `items`, `width` at a time; a lane whose index is not below `allowed()` stops taking items. */
-async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>, allowed: () => number = () => width): Promise<void> {
+async function pool<T>(
+  items: T[],
+  width: number,
+  fn: (x: T) => Promise<void>,
+  allowed: () => number = () => width,
+): Promise<void> {
   let i = 0;
   await Promise.all(
     Array.from({ length: width }, async (_, lane) => {
@@ -60,7 +65,11 @@ export async function tenantsSection(opts: {
   const createdIds: string[] = [];
   try {
     const ids = Array.from({ length: tenants }, (_, i) => `${uniqueName('t')}-${i}`);
-    const target = { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` };
+    const target = {
+      client: stack.client,
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      simAdminUrl: `${sim.url}/__admin`,
+    };
     let connected = 0;
     let failed = 0;
     let stoppedBy: 'time' | 'failures' | null = null;
@@ -76,41 +85,59 @@ export async function tenantsSection(opts: {
     const connectRss: number[] = [];
     const t0 = Date.now();
     let lastLog = t0;
-    await pool(ids, width, async (tenantId) => {
-      if (stoppedBy) return;
-      if (Date.now() > connectDeadline) {
-        stoppedBy = 'time';
-        return;
-      }
-      createdIds.push(tenantId);
-      try {
-        const u = (await sim.admin.post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } }).json()) as { id: string };
-        await connectTenant(target, { tenantId, provider: P, userId: u.id, input: { sync: { intervalMinutes: opts.intervalMinutes } } });
-        connected++;
-      } catch (err) {
-        // One slow or failed consent must not throw away the section: count it, keep going, stop only when many fail.
-        failed++;
-        if (failures.length < 3) failures.push(`${tenantId}: ${(err as Error).message.slice(0, 200)}`);
-        if (allowed > 2) {
-          allowed = Math.max(2, Math.floor(allowed / 2));
-          log(`tenants: connecting ${tenantId} failed (${(err as Error).message.slice(0, 200)}); now ${allowed} at a time`);
+    await pool(
+      ids,
+      width,
+      async (tenantId) => {
+        if (stoppedBy) return;
+        if (Date.now() > connectDeadline) {
+          stoppedBy = 'time';
+          return;
         }
-        if (failed >= maxFailures && !stoppedBy) {
-          stoppedBy = 'failures';
-          log(`tenants: stopping after ${failed} failed connections; worker output: ${worker.tail().slice(-1500)}`);
+        createdIds.push(tenantId);
+        try {
+          const u = (await sim.admin
+            .post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } })
+            .json()) as { id: string };
+          await connectTenant(target, {
+            tenantId,
+            provider: P,
+            userId: u.id,
+            input: { sync: { intervalMinutes: opts.intervalMinutes } },
+          });
+          connected++;
+        } catch (err) {
+          // One slow or failed consent must not throw away the section: count it, keep going, stop only when many fail.
+          failed++;
+          if (failures.length < 3) failures.push(`${tenantId}: ${(err as Error).message.slice(0, 200)}`);
+          if (allowed > 2) {
+            allowed = Math.max(2, Math.floor(allowed / 2));
+            log(
+              `tenants: connecting ${tenantId} failed (${(err as Error).message.slice(0, 200)}); now ${allowed} at a time`,
+            );
+          }
+          if (failed >= maxFailures && !stoppedBy) {
+            stoppedBy = 'failures';
+            log(`tenants: stopping after ${failed} failed connections; worker output: ${worker.tail().slice(-1500)}`);
+          }
         }
-      }
-      if (Date.now() - lastLog > 15_000) {
-        lastLog = Date.now();
-        const s = procStats(worker.pid);
-        if (s) connectRss.push(s.rssBytes);
-        const secs = (Date.now() - t0) / 1000;
-        log(`tenants: ${connected}/${tenants} connected (${failed} failed) in ${secs.toFixed(0)} s, ${((secs * 1000) / Math.max(1, connected)).toFixed(0)} ms/tenant at ${allowed} in parallel, worker RSS ${s ? fmt.mb(s.rssBytes) : '?'}`);
-      }
-    }, () => allowed);
+        if (Date.now() - lastLog > 15_000) {
+          lastLog = Date.now();
+          const s = procStats(worker.pid);
+          if (s) connectRss.push(s.rssBytes);
+          const secs = (Date.now() - t0) / 1000;
+          log(
+            `tenants: ${connected}/${tenants} connected (${failed} failed) in ${secs.toFixed(0)} s, ${((secs * 1000) / Math.max(1, connected)).toFixed(0)} ms/tenant at ${allowed} in parallel, worker RSS ${s ? fmt.mb(s.rssBytes) : '?'}`,
+          );
+        }
+      },
+      () => allowed,
+    );
     const connectSecs = (Date.now() - t0) / 1000;
     const perTenantMs = (connectSecs * 1000) / Math.max(1, connected);
-    log(`tenants: ${connected} connected (${failed} failed) in ${connectSecs.toFixed(0)} s = ${perTenantMs.toFixed(0)} ms/tenant at up to ${width} in parallel (${allowed} at the end)${stoppedBy ? `, stopped by ${stoppedBy}` : ''}`);
+    log(
+      `tenants: ${connected} connected (${failed} failed) in ${connectSecs.toFixed(0)} s = ${perTenantMs.toFixed(0)} ms/tenant at up to ${width} in parallel (${allowed} at the end)${stoppedBy ? `, stopped by ${stoppedBy}` : ''}`,
+    );
     if (connected === 0) throw new Error(`no tenant connected (${failed} failed: ${failures.join('; ')})`);
 
     // Observe the steady state.
@@ -137,15 +164,21 @@ export async function tenantsSection(opts: {
     // A sample of tenants is enough for the distribution, and describing hundreds of schedules is slow on the dev server.
     const sample = ids.slice(0, Math.min(connected, 100));
     await pool(sample, 8, async (tenantId) => {
-      const sched = await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).describe().catch(() => {
-        describeFailed++;
-        return null;
-      });
+      const sched = await stack.client.schedule
+        .getHandle(`sage-sync:${P}:${tenantId}`)
+        .describe()
+        .catch(() => {
+          describeFailed++;
+          return null;
+        });
       for (const a of sched?.info.recentActions ?? []) {
         if (a.scheduledAt.getTime() < observeStart) continue;
         runs++;
         startLag.push(a.takenAt.getTime() - a.scheduledAt.getTime());
-        const d = await stack.client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId).describe().catch(() => null);
+        const d = await stack.client.workflow
+          .getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId)
+          .describe()
+          .catch(() => null);
         if (d?.closeTime) beyond.push(d.closeTime.getTime() - Math.max(a.takenAt.getTime(), d.startTime.getTime()));
         if (d && d.status.name !== 'COMPLETED' && d.status.name !== 'RUNNING') failedRuns++;
       }
@@ -166,8 +199,12 @@ export async function tenantsSection(opts: {
       {
         section,
         name: `${fmt.int(connected)} tenants on one worker, ${opts.intervalMinutes}-minute schedules: schedule lag p99 beyond the server's own start lag`,
-        ours: beyond.length ? `p50 ${fmt.ms(percentile(beyond, 50))}, p99 ${fmt.ms(beyondP99)} from the server starting a run to its end` : '—',
-        reference: startLag.length ? `server start lag p50 ${fmt.ms(percentile(startLag, 50))}, p99 ${fmt.ms(percentile(startLag, 99))}` : '—',
+        ours: beyond.length
+          ? `p50 ${fmt.ms(percentile(beyond, 50))}, p99 ${fmt.ms(beyondP99)} from the server starting a run to its end`
+          : '—',
+        reference: startLag.length
+          ? `server start lag p50 ${fmt.ms(percentile(startLag, 50))}, p99 ${fmt.ms(percentile(startLag, 99))}`
+          : '—',
         target: '≤ 60 s',
         met: beyond.length && connected >= 1000 ? beyondP99 <= 60_000 : null,
         note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated${describeFailed ? `, ${describeFailed} schedules could not be described` : ''}; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (up to ${width} at a time, ${allowed} at the end) took ${connectSecs.toFixed(0)} s (${perTenantMs.toFixed(0)} ms per tenant; worker RSS while connecting up to ${connectRss.length ? fmt.mb(Math.max(...connectRss)) : '?'})${connected < tenants ? ` — ${fmt.int(tenants)} asked, ${fmt.int(connected)} connected, ${failed} failed${stoppedBy === 'time' ? ', stopped at the connect time limit' : stoppedBy === 'failures' ? ', stopped after too many failures' : ''}${failures.length ? ` (first: ${failures.join('; ')})` : ''}; figures are for ${fmt.int(connected)} tenants and are judged only at ≥ 1,000; at this rate ${fmt.int(tenants)} would need ≈${Math.round((perTenantMs * tenants) / 60_000)} min of connecting (connect budget was ${Math.round(opts.connectBudgetMs / 60_000)} min; BENCH_BUDGET_MIN raises it)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
@@ -189,11 +226,18 @@ export async function tenantsSection(opts: {
     let cleaned = 0;
     await pool(createdIds, 8, async (tenantId) => {
       if (Date.now() > cleanupDeadline) return;
-      await stack.client.schedule.getHandle(`sage-sync:${P}:${tenantId}`).delete().catch(() => {});
-      await stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId)).terminate('bench cleanup').catch(() => {});
+      await stack.client.schedule
+        .getHandle(`sage-sync:${P}:${tenantId}`)
+        .delete()
+        .catch(() => {});
+      await stack.client.workflow
+        .getHandle(connectionWorkflowId(P, tenantId))
+        .terminate('bench cleanup')
+        .catch(() => {});
       cleaned++;
     }).catch(() => {});
-    if (createdIds.length) log(`tenants: cleaned up ${cleaned}/${createdIds.length} schedules and connection workflows`);
+    if (createdIds.length)
+      log(`tenants: cleaned up ${cleaned}/${createdIds.length} schedules and connection workflows`);
     await worker.stop(5_000);
     await stack.close();
   }

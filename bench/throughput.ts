@@ -40,21 +40,32 @@ interface RawDoc {
 async function seedPartition(sim: SimProcess, customers: number): Promise<Partition> {
   // One token must outlive the whole section, so the token lifecycle (measured separately) stays out of these figures.
   await sim.admin.post('settings', { json: { sageAccounting: { accessTokenTtlSeconds: 24 * 3600 } } });
-  const user = (await sim.admin.post('users', { json: { provider: 'sage-accounting', partitions: 1, customersPerPartition: customers } }).json()) as {
+  const user = (await sim.admin
+    .post('users', { json: { provider: 'sage-accounting', partitions: 1, customersPerPartition: customers } })
+    .json()) as {
     id: string;
     partitions: { partitionId: string }[];
   };
-  const grant = (await sim.admin.post('grants', { json: { provider: 'sage-accounting', userId: user.id } }).json()) as { token: { access_token: string } };
+  const grant = (await sim.admin.post('grants', { json: { provider: 'sage-accounting', userId: user.id } }).json()) as {
+    token: { access_token: string };
+  };
   return { userId: user.id, partitionId: user.partitions[0]!.partitionId, accessToken: grant.token.access_token };
 }
 
 /** Fetches every customer page like a plain client would, handing each page's items to `onPage`. */
-async function fetchPages(sim: SimProcess, p: Partition, onPage: (items: Record<string, unknown>[]) => Promise<boolean | void>): Promise<number> {
+async function fetchPages(
+  sim: SimProcess,
+  p: Partition,
+  onPage: (items: Record<string, unknown>[]) => Promise<boolean | void>,
+): Promise<number> {
   const base = `${sim.url}/sage-accounting/v3.1`;
-  let next: string | null = `/contacts?${new URLSearchParams({ contact_type_id: 'CUSTOMER', items_per_page: '200', attributes: CONTACT_ATTRIBUTES.join(',') })}`;
+  let next: string | null =
+    `/contacts?${new URLSearchParams({ contact_type_id: 'CUSTOMER', items_per_page: '200', attributes: CONTACT_ATTRIBUTES.join(',') })}`;
   let n = 0;
   while (next) {
-    const body = (await got(`${base}${next}`, { headers: { authorization: `Bearer ${p.accessToken}`, 'x-business': p.partitionId } }).json()) as {
+    const body = (await got(`${base}${next}`, {
+      headers: { authorization: `Bearer ${p.accessToken}`, 'x-business': p.partitionId },
+    }).json()) as {
       $items: Record<string, unknown>[];
       $next: string | null;
     };
@@ -82,7 +93,12 @@ export interface ThroughputResult {
   figures: Figure[];
 }
 
-export async function throughputSection(opts: { sim: SimProcess; customers: number; naiveSample: number; log: (m: string) => void }): Promise<Figure[]> {
+export async function throughputSection(opts: {
+  sim: SimProcess;
+  customers: number;
+  naiveSample: number;
+  log: (m: string) => void;
+}): Promise<Figure[]> {
   const { sim, customers, naiveSample, log } = opts;
   const figures: Figure[] = [];
   const p = await seedPartition(sim, customers);
@@ -151,11 +167,19 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
         updatedAt: new Date(),
       } as never);
     await connect(tenantId);
-    const deps = { config: stack.config, mongo: stack.mongo, client: stack.client, log: createLogger({ level: 'warn' }) };
+    const deps = {
+      config: stack.config,
+      mongo: stack.mongo,
+      client: stack.client,
+      log: createLogger({ level: 'warn' }),
+    };
     const staticToken = { get: async () => ({ accessToken: p.accessToken, tokenVersion: 1 }) };
     const activities = {
       ...createActivities(deps),
-      ...createSyncActivities(deps, { tokenSourceFor: () => staticToken, http: createSageHttp({ maxConcurrency: stack.config.SAGE_MAX_CONCURRENCY }) }),
+      ...createSyncActivities(deps, {
+        tokenSourceFor: () => staticToken,
+        http: createSageHttp({ maxConcurrency: stack.config.SAGE_MAX_CONCURRENCY }),
+      }),
     };
     await stack.startWorker({ activities });
     const run = async (mode: 'full' | 'incremental', tenant = tenantId) => {
@@ -164,12 +188,19 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
         taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
         workflowId: uniqueName(`sync-${mode}`),
         args: [{ tenantId: tenant, provider: 'sage-accounting', mode }],
-      })) as { status: string; partitions: Record<string, { fetched: number; upserted: number; modified: number; quarantined: number; status: string; error?: string }> };
+      })) as {
+        status: string;
+        partitions: Record<
+          string,
+          { fetched: number; upserted: number; modified: number; quarantined: number; status: string; error?: string }
+        >;
+      };
       return { result, secs: (performance.now() - started) / 1000 };
     };
     const full = await run('full');
     const summary = full.result.partitions[p.partitionId];
-    if (!summary || summary.status !== 'succeeded') throw new Error(`full sync did not succeed: ${JSON.stringify(full.result).slice(0, 500)}`);
+    if (!summary || summary.status !== 'succeeded')
+      throw new Error(`full sync did not succeed: ${JSON.stringify(full.result).slice(0, 500)}`);
     const oursRate = summary.fetched / full.secs;
     log(`ours (Temporal): ${summary.fetched} records in ${full.secs.toFixed(1)} s`);
     // (A count of the collection would take minutes on FerretDB; the run's own summary says what it wrote.)
@@ -223,7 +254,11 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
       reference: `a full re-read: ${Math.ceil(summary.fetched / 200)} page calls`,
       target: '≤ 2',
       met: apiCalls + tokenCalls <= 2,
-      note: `paths: ${Object.entries(counters.requestsByPath).map(([k, v]) => `${k}×${v}`).join(', ')}; run took ${inc.secs.toFixed(1)} s, fetched ${incSummary?.fetched ?? '?'} (the overlap window re-reads records updated in the last SYNC_OVERLAP_SECONDS)`,
+      note: `paths: ${Object.entries(counters.requestsByPath)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(
+          ', ',
+        )}; run took ${inc.secs.toFixed(1)} s, fetched ${incSummary?.fetched ?? '?'} (the overlap window re-reads records updated in the last SYNC_OVERLAP_SECONDS)`,
     });
 
     // --- the same full sync with Sage's page latency (250 ms a page at the simulator): bound by Sage or by us?
@@ -235,12 +270,23 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
     const fastTenant = uniqueName('tpf');
     await connect(fastTenant);
     const fast = await run('full', fastTenant);
-    if (fast.result.partitions[p.partitionId]?.status !== 'succeeded') throw new Error(`baseline full sync did not succeed: ${JSON.stringify(fast.result).slice(0, 500)}`);
-    log(`ours again, no latency (baseline): ${fast.result.partitions[p.partitionId]!.fetched} records in ${fast.secs.toFixed(1)} s`);
+    if (fast.result.partitions[p.partitionId]?.status !== 'succeeded')
+      throw new Error(`baseline full sync did not succeed: ${JSON.stringify(fast.result).slice(0, 500)}`);
+    log(
+      `ours again, no latency (baseline): ${fast.result.partitions[p.partitionId]!.fetched} records in ${fast.secs.toFixed(1)} s`,
+    );
     const slowTenant = uniqueName('tpl');
     await connect(slowTenant);
     await sim.admin.post('counters/reset');
-    await sim.admin.post('faults', { json: { provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'latency', latencyMs: LATENCY_MS } });
+    await sim.admin.post('faults', {
+      json: {
+        provider: 'sage-accounting',
+        scope: 'api',
+        pathIncludes: '/contacts',
+        kind: 'latency',
+        latencyMs: LATENCY_MS,
+      },
+    });
     let slow: Awaited<ReturnType<typeof run>>;
     try {
       slow = await run('full', slowTenant);
@@ -248,10 +294,13 @@ export async function throughputSection(opts: { sim: SimProcess; customers: numb
       await sim.admin.delete('faults');
     }
     const slowSummary = slow.result.partitions[p.partitionId];
-    if (!slowSummary || slowSummary.status !== 'succeeded') throw new Error(`full sync with latency did not succeed: ${JSON.stringify(slow.result).slice(0, 500)}`);
+    if (!slowSummary || slowSummary.status !== 'succeeded')
+      throw new Error(`full sync with latency did not succeed: ${JSON.stringify(slow.result).slice(0, 500)}`);
     const slowCounters = (await sim.admin.get('counters').json()) as { customerPagesHighWater?: number };
     const pages = Math.ceil(slowSummary.fetched / 200);
-    log(`ours with ${LATENCY_MS} ms/page: ${slowSummary.fetched} records in ${slow.secs.toFixed(1)} s (${slowCounters.customerPagesHighWater ?? '?'} pages in flight at most)`);
+    log(
+      `ours with ${LATENCY_MS} ms/page: ${slowSummary.fetched} records in ${slow.secs.toFixed(1)} s (${slowCounters.customerPagesHighWater ?? '?'} pages in flight at most)`,
+    );
     const latencyRatio = slow.secs / fast.secs;
     figures.push({
       section: SECTION,

@@ -11,7 +11,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, DEV_KEY_FILE, DEV_OPERATOR_TOKEN_FILE, parseConfig, requireOperatorToken } from '../src/config.js';
+import {
+  ConfigError,
+  DEV_KEY_FILE,
+  DEV_OPERATOR_TOKEN_FILE,
+  parseConfig,
+  requireOperatorToken,
+} from '../src/config.js';
 import { DEMO_APPS } from '../src/simulator/apps.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -43,11 +49,14 @@ if (!env.TOKEN_ENCRYPTION_KEY) {
     warn('TOKEN_ENCRYPTION_KEY is required in production (32 bytes, base64: `openssl rand -base64 32`).');
     process.exit(78);
   }
-  if (existsSync(DEV_KEY_FILE)) say(`using the dev TOKEN_ENCRYPTION_KEY in ${path.relative(ROOT, DEV_KEY_FILE)} (git-ignored)`);
+  if (existsSync(DEV_KEY_FILE))
+    say(`using the dev TOKEN_ENCRYPTION_KEY in ${path.relative(ROOT, DEV_KEY_FILE)} (git-ignored)`);
   else {
     mkdirSync(path.dirname(DEV_KEY_FILE), { recursive: true });
     writeFileSync(DEV_KEY_FILE, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    say(`generated a dev TOKEN_ENCRYPTION_KEY into ${path.relative(ROOT, DEV_KEY_FILE)} (git-ignored). Keep it: tokens stored with it`);
+    say(
+      `generated a dev TOKEN_ENCRYPTION_KEY into ${path.relative(ROOT, DEV_KEY_FILE)} (git-ignored). Keep it: tokens stored with it`,
+    );
     say('cannot be read without it. In production set TOKEN_ENCRYPTION_KEY instead.');
   }
 }
@@ -106,10 +115,19 @@ const temporalPort = Number(temporalPortText);
 const mongoExternal = Boolean(process.env.MONGODB_URI);
 const temporalWasUp = await portOpen(temporalHost, temporalPort);
 const mongoWasUp = mongoExternal || (await portOpen('127.0.0.1', Number(env.MONGO_PORT ?? 27017)));
-const infraEnv = { ...env, TEMPORAL_HOST: temporalHost, TEMPORAL_PORT: String(temporalPort), TEMPORAL_UI_PORT: new URL(config.TEMPORAL_UI_URL).port || '8233' };
+const infraEnv = {
+  ...env,
+  TEMPORAL_HOST: temporalHost,
+  TEMPORAL_PORT: String(temporalPort),
+  TEMPORAL_UI_PORT: new URL(config.TEMPORAL_UI_URL).port || '8233',
+};
 if (!temporalWasUp || !mongoWasUp) {
   say('starting local infra (scripts/infra/up.sh; first run downloads pinned binaries into ~/.cache/sage-sync)...');
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts/infra/up.sh')], { cwd: ROOT, env: infraEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync('bash', [path.join(ROOT, 'scripts/infra/up.sh')], {
+    cwd: ROOT,
+    env: infraEnv,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (r.status !== 0) {
     warn('infra did not start; see the messages above');
     stopInfra();
@@ -118,8 +136,18 @@ if (!temporalWasUp || !mongoWasUp) {
 } else say(`reusing the running Temporal (${config.TEMPORAL_ADDRESS}) and MongoDB (${config.MONGODB_URI})`);
 
 function stopInfra(): void {
-  if (!temporalWasUp) spawnSync('bash', [path.join(ROOT, 'scripts/infra/down.sh'), 'temporal'], { cwd: ROOT, env: infraEnv, stdio: 'inherit' });
-  if (!mongoWasUp) spawnSync('bash', [path.join(ROOT, 'scripts/infra/down.sh'), 'mongo'], { cwd: ROOT, env: infraEnv, stdio: 'inherit' });
+  if (!temporalWasUp)
+    spawnSync('bash', [path.join(ROOT, 'scripts/infra/down.sh'), 'temporal'], {
+      cwd: ROOT,
+      env: infraEnv,
+      stdio: 'inherit',
+    });
+  if (!mongoWasUp)
+    spawnSync('bash', [path.join(ROOT, 'scripts/infra/down.sh'), 'mongo'], {
+      cwd: ROOT,
+      env: infraEnv,
+      stdio: 'inherit',
+    });
 }
 
 // ---- 4. children ----
@@ -133,7 +161,11 @@ let stopping = false;
 let workerReady = false;
 
 function startChild(name: string, entry: string): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const prefix = (stream: NodeJS.ReadableStream, out: NodeJS.WritableStream) => {
     let buf = '';
     stream.setEncoding('utf8');
@@ -150,7 +182,9 @@ function startChild(name: string, entry: string): Child {
   };
   prefix(proc.stdout!, process.stdout);
   prefix(proc.stderr!, process.stderr);
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))),
+  );
   const child = { name, proc, exited };
   void exited.then((code) => {
     if (!stopping) {

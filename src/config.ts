@@ -14,20 +14,27 @@ export const DEV_OPERATOR_TOKEN_FILE = path.resolve(import.meta.dirname, '..', '
 const port = z.coerce.number().int().min(0).max(65535);
 const url = z.url();
 const optionalString = z.string().min(1).optional();
-const base64Key = z
-  .string()
-  .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
-    message: 'must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)',
-  });
+const base64Key = z.string().refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+  message: 'must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)',
+});
 
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('sage-sync'),
-  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').default('mongodb://127.0.0.1:27017'),
-  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be a plain database name').default('sage_sync'),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .default('mongodb://127.0.0.1:27017'),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be a plain database name')
+    .default('sage_sync'),
   PORT: port.default(3000),
   PUBLIC_BASE_URL: url.default('http://localhost:3000').transform((v) => v.replace(/\/+$/, '')),
   TOKEN_ENCRYPTION_KEY: base64Key.optional(),
@@ -61,12 +68,19 @@ const EnvSchema = z.object({
    * Webhook URLs (NOTIFY_WEBHOOK_URL and each connection's notifyWebhookUrl) may not reach loopback, private or
    * link-local addresses unless this is `true` (a receiver on your own network). Checked on the resolved address.
    */
-  NOTIFY_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  NOTIFY_WEBHOOK_ALLOW_PRIVATE: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /**
    * The operator credential of the web server (contract §5): `Authorization: Bearer <it>`, or HTTP Basic with it as the
    * password. Required by the web server (see `requireOperatorToken`); `npm start` in demo mode generates one.
    */
-  OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  OPERATOR_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)')
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional(),
   /** The web server's listen address (contract §2); `0.0.0.0` behind a proxy or in a container. */
   WEB_HOST: z.string().min(1).default('127.0.0.1'),
   /** Cap on concurrent Sage requests from one worker process across all tenants (Sage allows 150 per app). */
@@ -101,7 +115,10 @@ const EnvSchema = z.object({
    */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
   /** Run workflows in one reused V8 context (the SDK default; far less memory per cached workflow than one context each). */
-  WORKER_REUSE_V8_CONTEXT: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  WORKER_REUSE_V8_CONTEXT: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   /** Activities running at once in this worker (sync partitions, refreshes, mirrors); Sage calls are capped separately. */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
   /** Workflow tasks processed at once (the SDK default is 40; at least 2 while the sticky cache is on). */
@@ -160,14 +177,20 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
   }
   const oldEncryptionKeys: Config['oldEncryptionKeys'] = [];
-  for (const part of (e.TOKEN_ENCRYPTION_OLD_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (e.TOKEN_ENCRYPTION_OLD_KEYS ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     // `keyId:base64` as documented (base64 has no ':'); a bare base64 key is still accepted. Data sealed with a key
     // carries its fingerprint id, so the key is known under that id too.
     const colon = part.indexOf(':');
     const givenId = colon >= 0 ? part.slice(0, colon).trim() : null;
     const key = Buffer.from(part.slice(colon + 1).trim(), 'base64');
     if (key.length !== 32 || givenId === '') {
-      issues.push({ variable: 'TOKEN_ENCRYPTION_OLD_KEYS', message: 'each entry must be keyId:base64 (or base64) of a 32-byte key, comma-separated' });
+      issues.push({
+        variable: 'TOKEN_ENCRYPTION_OLD_KEYS',
+        message: 'each entry must be keyId:base64 (or base64) of a 32-byte key, comma-separated',
+      });
       continue;
     }
     oldEncryptionKeys.push({ id: keyIdFor(key), key });
@@ -177,10 +200,14 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ['SAGE_ACCOUNTING_CLIENT_ID', 'SAGE_ACCOUNTING_CLIENT_SECRET'],
     ['SAGE200_CLIENT_ID', 'SAGE200_CLIENT_SECRET'],
   ] as const) {
-    if (Boolean(e[id]) !== Boolean(e[secret])) issues.push({ variable: e[id] ? secret : id, message: `set both ${id} and ${secret}, or neither` });
+    if (Boolean(e[id]) !== Boolean(e[secret]))
+      issues.push({ variable: e[id] ? secret : id, message: `set both ${id} and ${secret}, or neither` });
   }
   if (e.NODE_ENV === 'production' && e.NOTIFY_WEBHOOK_URL && !e.NOTIFY_WEBHOOK_URL.startsWith('https:')) {
-    issues.push({ variable: 'NOTIFY_WEBHOOK_URL', message: 'must be an https: URL in production (the body is signed, not encrypted)' });
+    issues.push({
+      variable: 'NOTIFY_WEBHOOK_URL',
+      message: 'must be an https: URL in production (the body is signed, not encrypted)',
+    });
   }
   if (issues.length > 0 || !encryptionKey) throw new ConfigError(issues);
   const { TOKEN_ENCRYPTION_KEY: _omit, ...rest } = e;
@@ -193,7 +220,8 @@ export function requireOperatorToken(config: Pick<Config, 'OPERATOR_TOKEN'>): st
     throw new ConfigError([
       {
         variable: 'OPERATOR_TOKEN',
-        message: 'required by the web server (the operator credential, at least 16 characters: `openssl rand -hex 32`); `npm start` in demo mode generates one',
+        message:
+          'required by the web server (the operator credential, at least 16 characters: `openssl rand -hex 32`); `npm start` in demo mode generates one',
       },
     ]);
   }

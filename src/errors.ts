@@ -7,7 +7,12 @@ import { redactText } from './lib/logger.js';
 import { ErrorTypes, type Provider } from './messages.js';
 
 /** OAuth error codes after which retrying the same grant can never succeed: the tenant must consent again. */
-export const DEFINITIVE_OAUTH_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'unsupported_grant_type']);
+export const DEFINITIVE_OAUTH_ERRORS = new Set([
+  'invalid_grant',
+  'invalid_client',
+  'unauthorized_client',
+  'unsupported_grant_type',
+]);
 
 /** Machine reason codes shown in `status.reason` (listed in the README). */
 export const REASON_FOR_OAUTH_ERROR: Record<string, string> = {
@@ -94,7 +99,10 @@ export function sageErrorItems(detail: string): { dataCode: string; message: str
     if (!Array.isArray(body)) return null;
     return body
       .filter((x): x is Record<string, unknown> => !!x && typeof x === 'object')
-      .map((x) => ({ dataCode: typeof x.$dataCode === 'string' ? x.$dataCode : '', message: typeof x.$message === 'string' ? x.$message : '' }));
+      .map((x) => ({
+        dataCode: typeof x.$dataCode === 'string' ? x.$dataCode : '',
+        message: typeof x.$message === 'string' ? x.$message : '',
+      }));
   } catch {
     return null;
   }
@@ -116,25 +124,50 @@ export function accessProblem(err: SageApiError): SageAccessDeniedError | null {
     const items = sageErrorItems(err.detail) ?? [];
     const subscription = items.find((i) => i.dataCode === 'AuthorizationFailure' || /subscription/i.test(i.message));
     if (err.status === 401 && subscription) {
-      return new SageAccessDeniedError(err.provider, 'subscription_inactive', 401, `Sage Accounting says the business has no active subscription (${subscription.dataCode}: ${subscription.message}); the tenant must renew it in Sage`);
+      return new SageAccessDeniedError(
+        err.provider,
+        'subscription_inactive',
+        401,
+        `Sage Accounting says the business has no active subscription (${subscription.dataCode}: ${subscription.message}); the tenant must renew it in Sage`,
+      );
     }
     if (err.status === 403) {
       const first = items[0];
-      return new SageAccessDeniedError(err.provider, 'business_access_denied', 403, `Sage Accounting refused access to this business (${first ? `${first.dataCode}: ${first.message}` : 'HTTP 403'}); the consenting user lacks access or the role`);
+      return new SageAccessDeniedError(
+        err.provider,
+        'business_access_denied',
+        403,
+        `Sage Accounting refused access to this business (${first ? `${first.dataCode}: ${first.message}` : 'HTTP 403'}); the consenting user lacks access or the role`,
+      );
     }
     return null;
   }
   if (err.status === 401 && /subscription key/i.test(err.detail)) {
-    return new SageAccessDeniedError(err.provider, 'subscription_key_invalid', 401, `Sage 200 API Management rejected the subscription key (${err.detail.slice(0, 200)}); check SAGE200_SUBSCRIPTION_KEY`);
+    return new SageAccessDeniedError(
+      err.provider,
+      'subscription_key_invalid',
+      401,
+      `Sage 200 API Management rejected the subscription key (${err.detail.slice(0, 200)}); check SAGE200_SUBSCRIPTION_KEY`,
+    );
   }
-  if (err.status === 403) return new SageAccessDeniedError(err.provider, 'site_access_denied', 403, 'Sage 200 refused access to this site/company (HTTP 403)');
+  if (err.status === 403)
+    return new SageAccessDeniedError(
+      err.provider,
+      'site_access_denied',
+      403,
+      'Sage 200 refused access to this site/company (HTTP 403)',
+    );
   return null;
 }
 
 /** The network failed before Sage answered (reset, timeout, refused). Always transient. */
 export class SageNetworkError extends Error {
   override name = 'SageNetworkError';
-  constructor(public readonly provider: Provider, public readonly code: string, message: string) {
+  constructor(
+    public readonly provider: Provider,
+    public readonly code: string,
+    message: string,
+  ) {
     super(`Sage ${provider} network error ${code}: ${redactText(message)}`);
   }
 }
@@ -142,7 +175,10 @@ export class SageNetworkError extends Error {
 /** The connection cannot get a token until the tenant consents again. */
 export class ReauthorizationRequiredError extends Error {
   override name = ErrorTypes.ReauthorizationRequired;
-  constructor(public readonly reason: string, message = `reauthorization required (${reason})`) {
+  constructor(
+    public readonly reason: string,
+    message = `reauthorization required (${reason})`,
+  ) {
     super(message);
   }
 }
@@ -154,13 +190,28 @@ export class ReauthorizationRequiredError extends Error {
 export function toActivityFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ReauthorizationRequiredError) {
-    return ApplicationFailure.create({ type: ErrorTypes.ReauthorizationRequired, message: err.message, nonRetryable: true, details: [err.reason] });
+    return ApplicationFailure.create({
+      type: ErrorTypes.ReauthorizationRequired,
+      message: err.message,
+      nonRetryable: true,
+      details: [err.reason],
+    });
   }
   if (err instanceof SageAccessDeniedError) {
-    return ApplicationFailure.create({ type: ACCESS_DENIED_ERROR_TYPE, message: err.message, nonRetryable: true, details: [{ reason: err.reason, status: err.status }] });
+    return ApplicationFailure.create({
+      type: ACCESS_DENIED_ERROR_TYPE,
+      message: err.message,
+      nonRetryable: true,
+      details: [{ reason: err.reason, status: err.status }],
+    });
   }
   if (err instanceof SageOAuthError) {
-    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: err.definitive, details: [{ error: err.error, reason: err.reason }] });
+    return ApplicationFailure.create({
+      type: err.name,
+      message: err.message,
+      nonRetryable: err.definitive,
+      details: [{ error: err.error, reason: err.reason }],
+    });
   }
   if (err instanceof SageApiError) {
     return ApplicationFailure.create({

@@ -21,13 +21,33 @@ export const TenantConnectionInput = z
   .object({
     tenantId: TenantId,
     provider: Provider,
-    sync: z.object({ intervalMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60) }).strict().default({ intervalMinutes: 60 }),
+    sync: z
+      .object({
+        intervalMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 24 * 60)
+          .default(60),
+      })
+      .strict()
+      .default({ intervalMinutes: 60 }),
     // Bounded like the state they end up in (carried across continue-as-new and validated there again).
     businessIds: z.array(z.string().min(1).max(256)).max(1_000).optional(),
     sage200: z
       .object({
         edition: z.enum(['sage200', 'sage200extra']).default('sage200extra'),
-        sites: z.array(z.object({ siteId: z.string().min(1).max(256).optional(), companyId: z.string().min(1).max(256).optional() }).strict()).max(1_000).optional(),
+        sites: z
+          .array(
+            z
+              .object({
+                siteId: z.string().min(1).max(256).optional(),
+                companyId: z.string().min(1).max(256).optional(),
+              })
+              .strict(),
+          )
+          .max(1_000)
+          .optional(),
       })
       .strict()
       .optional(),
@@ -36,7 +56,12 @@ export const TenantConnectionInput = z
   .strict();
 export type TenantConnectionInput = z.input<typeof TenantConnectionInput>;
 
-export const CONNECTION_STATES = ['awaiting_authorization', 'connected', 'reauthorization_required', 'disconnected'] as const;
+export const CONNECTION_STATES = [
+  'awaiting_authorization',
+  'connected',
+  'reauthorization_required',
+  'disconnected',
+] as const;
 export type ConnectionState = (typeof CONNECTION_STATES)[number];
 
 /** A business (Sage Accounting) or company + site (Sage 200) being synced. `id` is the contract's partitionId. */
@@ -75,13 +100,18 @@ export const PartitionSyncSummarySchema = z
     deleted: z.number().int().min(0),
     quarantined: z.number().int().min(0),
     // Long error texts are cut rather than refused: the summary is still worth showing.
-    error: z.string().transform((e) => (e.length > 1_000 ? `${e.slice(0, 1_000)}…` : e)).optional(),
+    error: z
+      .string()
+      .transform((e) => (e.length > 1_000 ? `${e.slice(0, 1_000)}…` : e))
+      .optional(),
     reason: z.string().max(64).optional(),
     changeHorizon: z.number().int().min(0).optional(),
   })
   // Unknown keys are stripped, not refused: a sync that reports more counts later still updates lastSync.
   .strip();
-export const SyncReportInput = z.object({ partitionId: z.string().min(1).max(256), summary: PartitionSyncSummarySchema }).strict();
+export const SyncReportInput = z
+  .object({ partitionId: z.string().min(1).max(256), summary: PartitionSyncSummarySchema })
+  .strict();
 export type SyncReportInput = z.infer<typeof SyncReportInput>;
 
 /**
@@ -123,11 +153,16 @@ export interface ConnectionStatus {
   lastReconsent?: ReconsentRecord | null;
 }
 
-export const CompleteAuthorizationInput = z.object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() }).strict();
+export const CompleteAuthorizationInput = z
+  .object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() })
+  .strict();
 export type CompleteAuthorizationInput = z.infer<typeof CompleteAuthorizationInput>;
 
 export const GetAccessTokenInput = z
-  .object({ minValidSeconds: z.number().int().min(0).max(3600).optional(), rejectedTokenVersion: z.number().int().min(0).optional() })
+  .object({
+    minValidSeconds: z.number().int().min(0).max(3600).optional(),
+    rejectedTokenVersion: z.number().int().min(0).optional(),
+  })
   .strict();
 export type GetAccessTokenInput = z.infer<typeof GetAccessTokenInput>;
 export interface AccessTokenLease {
@@ -141,7 +176,9 @@ export const DisconnectInput = z.object({ revoke: z.boolean().optional() }).stri
 export type DisconnectInput = z.infer<typeof DisconnectInput>;
 
 export const statusQuery = defineQuery<ConnectionStatus>('status');
-export const completeAuthorizationUpdate = defineUpdate<ConnectionStatus, [CompleteAuthorizationInput]>('completeAuthorization');
+export const completeAuthorizationUpdate = defineUpdate<ConnectionStatus, [CompleteAuthorizationInput]>(
+  'completeAuthorization',
+);
 export const getAccessTokenUpdate = defineUpdate<AccessTokenLease, [GetAccessTokenInput]>('getAccessToken');
 export const syncNowSignal = defineSignal<[SyncNowInput]>('syncNow');
 export const disconnectSignal = defineSignal<[DisconnectInput]>('disconnect');
@@ -152,9 +189,13 @@ export const syncReportSignal = defineSignal<[SyncReportInput]>('syncReport');
  * Internal (web → workflow): mints a fresh consent URL with a new single-use `state` (the `/connect` route calls it so
  * every click gets its own short-lived state). Not part of the public contract.
  */
-export const beginAuthorizationUpdate = defineUpdate<{ authorizationUrl: string; expiresAt: string }, [{ country?: string }]>('beginAuthorization');
+export const beginAuthorizationUpdate = defineUpdate<
+  { authorizationUrl: string; expiresAt: string },
+  [{ country?: string }]
+>('beginAuthorization');
 /** Internal (web → workflow): Sage redirected back with `?error=` (e.g. `access_denied`) for one of our states. */
-export const authorizationDeniedSignal = defineSignal<[{ state: string; error: string; description?: string }]>('authorizationDenied');
+export const authorizationDeniedSignal =
+  defineSignal<[{ state: string; error: string; description?: string }]>('authorizationDenied');
 
 /** Search attributes of contract §3 (Keyword), registered on the namespace by `infra:up`. */
 export const TenantIdSearchAttribute = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
@@ -162,7 +203,9 @@ export const SageProviderSearchAttribute = defineSearchAttributeKey('SageProvide
 export const ConnectionStateSearchAttribute = defineSearchAttributeKey('ConnectionState', SearchAttributeType.KEYWORD);
 
 /** Input of `syncCustomers` (started by the schedule; contract §3). */
-export const SyncCustomersInput = z.object({ tenantId: TenantId, provider: Provider, mode: z.enum(['incremental', 'full']).optional() }).strict();
+export const SyncCustomersInput = z
+  .object({ tenantId: TenantId, provider: Provider, mode: z.enum(['incremental', 'full']).optional() })
+  .strict();
 export type SyncCustomersInput = z.infer<typeof SyncCustomersInput>;
 
 /** Error types (ApplicationFailure.type) that cross process boundaries. */

@@ -7,7 +7,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  makeTelemetryFilterString,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from './config.js';
 import { createActivities } from './activities/index.js';
@@ -18,7 +25,11 @@ import { connectMongo, ensureIndexes, type Mongo } from './lib/mongo.js';
 import { connectClient } from './temporal/client.js';
 import { dataConverter } from './temporal/data-converter.js';
 
-export const WORKFLOWS_PATH = path.join(import.meta.dirname, 'workflows', existsSync(path.join(import.meta.dirname, 'workflows', 'index.ts')) ? 'index.ts' : 'index.js');
+export const WORKFLOWS_PATH = path.join(
+  import.meta.dirname,
+  'workflows',
+  existsSync(path.join(import.meta.dirname, 'workflows', 'index.ts')) ? 'index.ts' : 'index.js',
+);
 export const WORKFLOW_BUNDLE_PATH = path.join(import.meta.dirname, '..', 'lib', 'workflow-bundle.js');
 
 export interface WorkerDeps {
@@ -30,9 +41,15 @@ export interface WorkerDeps {
 }
 
 /** The worker-tuning settings from config (README "Worker tuning"); the bench reports them beside its figures. */
-export function workerTuning(config: Config): Pick<
+export function workerTuning(
+  config: Config,
+): Pick<
   WorkerOptions,
-  'maxCachedWorkflows' | 'reuseV8Context' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'stickyQueueScheduleToStartTimeout'
+  | 'maxCachedWorkflows'
+  | 'reuseV8Context'
+  | 'maxConcurrentActivityTaskExecutions'
+  | 'maxConcurrentWorkflowTaskExecutions'
+  | 'stickyQueueScheduleToStartTimeout'
 > {
   return {
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
@@ -67,10 +84,13 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = logger().child({ component: 'worker' });
   Runtime.install({
-    logger: new DefaultLogger(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'INFO', (entry) => {
-      const level = entry.level.toLowerCase() as 'info';
-      (log[level] ?? log.info).call(log, { sdk: true, ...entry.meta }, entry.message);
-    }),
+    logger: new DefaultLogger(
+      config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'INFO',
+      (entry) => {
+        const level = entry.level.toLowerCase() as 'info';
+        (log[level] ?? log.info).call(log, { sdk: true, ...entry.meta }, entry.message);
+      },
+    ),
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
       ...(config.WORKER_METRICS_PORT !== undefined

@@ -41,7 +41,9 @@ export function createChangeActivities(deps: ActivityDeps) {
      */
     async connectionWebhookUrl(p: { tenantId: string; provider: Provider }): Promise<string | undefined> {
       const workflowId = connectionWorkflowId(p.provider, p.tenantId);
-      const mirror = await mongo.collection<{ _id: string; notifyWebhookUrl?: string }>(COLLECTIONS.connections).findOne({ _id: workflowId });
+      const mirror = await mongo
+        .collection<{ _id: string; notifyWebhookUrl?: string }>(COLLECTIONS.connections)
+        .findOne({ _id: workflowId });
       if (mirror?.notifyWebhookUrl) return mirror.notifyWebhookUrl;
       try {
         const res = await client.workflowService.getWorkflowExecutionHistory({

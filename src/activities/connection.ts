@@ -25,9 +25,13 @@ export function createConnectionActivities(deps: ActivityDeps) {
   /** `GET /user` (Sage Accounting core API): the id of the user the token belongs to; null when it cannot be read. */
   async function sageAccountingUserId(accessToken: string): Promise<string | null> {
     try {
-      const { body } = await sageHttp().getJson<unknown>('sage-accounting', resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/user').toString(), {
-        headers: { authorization: `Bearer ${accessToken}` },
-      });
+      const { body } = await sageHttp().getJson<unknown>(
+        'sage-accounting',
+        resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/user').toString(),
+        {
+          headers: { authorization: `Bearer ${accessToken}` },
+        },
+      );
       const id = (body as { id?: unknown } | null)?.id;
       return typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : null;
     } catch (err) {
@@ -37,7 +41,12 @@ export function createConnectionActivities(deps: ActivityDeps) {
   }
 
   return {
-    async mintConsent(p: { workflowId: string; provider: Provider; country?: string | null; ttlMs: number }): Promise<{ nonce: string; expiresAt: number; url: string }> {
+    async mintConsent(p: {
+      workflowId: string;
+      provider: Provider;
+      country?: string | null;
+      ttlMs: number;
+    }): Promise<{ nonce: string; expiresAt: number; url: string }> {
       const minted = mintState(config, p.workflowId, p.ttlMs);
       // PKCE: only the challenge leaves this activity (in the URL); the verifier is re-derived at the exchange.
       const url = oauthFor(p.provider).authorizationUrl(config, {
@@ -52,16 +61,30 @@ export function createConnectionActivities(deps: ActivityDeps) {
      * Lists what the consent reaches (`candidate`: the staged re-consent's grant, not the current one) and, for Sage
      * Accounting, which Sage user it belongs to. Never throws: a failed test is a result the workflow records.
      */
-    async testConnection(p: { workflowId: string; provider: Provider; edition?: string; candidate?: boolean }): Promise<ConnectionTestResult> {
+    async testConnection(p: {
+      workflowId: string;
+      provider: Provider;
+      edition?: string;
+      candidate?: boolean;
+    }): Promise<ConnectionTestResult> {
       try {
         const doc = await readConsentDoc(mongo, p.workflowId);
         if (!doc) return { ok: false, available: [], leadBusinessId: null, error: 'no stored tokens' };
         const ring = keyRingFromConfig(config);
-        if (p.candidate && !doc.consentCandidate) return { ok: false, available: [], leadBusinessId: null, error: 'no staged re-consent' };
-        const { accessToken } = p.candidate && doc.consentCandidate ? openCandidate(ring, p.workflowId, doc.consentCandidate) : openTokens(ring, doc);
+        if (p.candidate && !doc.consentCandidate)
+          return { ok: false, available: [], leadBusinessId: null, error: 'no staged re-consent' };
+        const { accessToken } =
+          p.candidate && doc.consentCandidate
+            ? openCandidate(ring, p.workflowId, doc.consentCandidate)
+            : openTokens(ring, doc);
         if (p.provider === 'sage-accounting') {
           const r = await listSageAccountingBusinesses(sageHttp(), config, accessToken);
-          return { ok: true, available: r.businesses, leadBusinessId: r.leadBusinessId, sageUserId: await sageAccountingUserId(accessToken) };
+          return {
+            ok: true,
+            available: r.businesses,
+            leadBusinessId: r.leadBusinessId,
+            sageUserId: await sageAccountingUserId(accessToken),
+          };
         }
         const sites: Partition[] = await listSage200Sites(sageHttp(), config, accessToken, p.edition);
         return { ok: true, available: sites, leadBusinessId: null };

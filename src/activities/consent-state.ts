@@ -14,13 +14,19 @@ import { completeAuthorizationUpdate } from '../messages.js';
 const UpdateArg = z.object({ code: z.string(), state: z.string() }).loose();
 
 /** The state of the newest `completeAuthorization` update of this run that carried `code`; null when there is none. */
-export async function consentStateForCode(client: Client, execution: { workflowId: string; runId: string }, code: string): Promise<string | null> {
+export async function consentStateForCode(
+  client: Client,
+  execution: { workflowId: string; runId: string },
+  code: string,
+): Promise<string | null> {
   const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
   const events = history.events ?? [];
   for (let i = events.length - 1; i >= 0; i--) {
     const input = events[i]!.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
     if (input?.name !== completeAuthorizationUpdate.name) continue;
-    const arg = UpdateArg.safeParse(await decodeFromPayloadsAtIndex(client.options.loadedDataConverter, 0, input.args?.payloads));
+    const arg = UpdateArg.safeParse(
+      await decodeFromPayloadsAtIndex(client.options.loadedDataConverter, 0, input.args?.payloads),
+    );
     if (arg.success && arg.data.code === code) return arg.data.state;
   }
   return null;

@@ -59,14 +59,24 @@ export function createConsentActivities(deps: ActivityDeps) {
    * when the provider's consents carry no challenge. Not found / not authentic → a non-retryable failure: without the
    * verifier Sage refuses the code anyway.
    */
-  async function codeVerifier(p: { workflowId: string; provider: Provider; code: string }): Promise<string | undefined> {
+  async function codeVerifier(p: {
+    workflowId: string;
+    provider: Provider;
+    code: string;
+  }): Promise<string | undefined> {
     if (!pkceEnabled(config, p.provider)) return undefined;
     const fail = (message: string) =>
-      ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message, details: [{ error: 'pkce_state', reason: 'authorization_failed', description: null }] });
+      ApplicationFailure.create({
+        type: OAUTH_FAILURE_TYPE,
+        nonRetryable: true,
+        message,
+        details: [{ error: 'pkce_state', reason: 'authorization_failed', description: null }],
+      });
     const { workflowExecution } = activityInfo();
     if (!workflowExecution) throw fail('the code exchange runs outside a workflow: cannot derive the PKCE verifier');
     const state = await consentStateForCode(deps.client, workflowExecution, p.code);
-    if (!state) throw fail('no completeAuthorization update with this code in the run: cannot derive the PKCE verifier');
+    if (!state)
+      throw fail('no completeAuthorization update with this code in the run: cannot derive the PKCE verifier');
     try {
       return verifierForState(config, state);
     } catch (err) {
@@ -80,11 +90,20 @@ export function createConsentActivities(deps: ActivityDeps) {
      * Exchanges a single-use code. `stage`: a re-consent, stored beside the current tokens until promoted. A retry that
      * finds its own exchange (by the code's hash) in the store returns it without calling Sage.
      */
-    async exchangeAuthorizationCode(p: { workflowId: string; tenantId: string; provider: Provider; code: string; stage?: boolean }): Promise<ExchangeResult> {
+    async exchangeAuthorizationCode(p: {
+      workflowId: string;
+      tenantId: string;
+      provider: Provider;
+      code: string;
+      stage?: boolean;
+    }): Promise<ExchangeResult> {
       const exchangeId = consentExchangeId(p.workflowId, p.code);
       const existing = await readConsentDoc(mongo, p.workflowId);
       if (existing?.consentExchangeId === exchangeId) {
-        log.info({ workflowId: p.workflowId, version: existing.version }, 'authorization code already exchanged; returning the stored version');
+        log.info(
+          { workflowId: p.workflowId, version: existing.version },
+          'authorization code already exchanged; returning the stored version',
+        );
         return { ...metaOf(existing), exchangeId };
       }
       if (existing?.consentCandidate?.exchangeId === exchangeId) {
@@ -96,9 +115,13 @@ export function createConsentActivities(deps: ActivityDeps) {
       const beat = setInterval(() => heartbeat(), 2_000);
       let tokens: TokenSet;
       try {
-        tokens = await oauthFor(p.provider).exchangeCode(config, { code: p.code, ...(verifier ? { codeVerifier: verifier } : {}) });
+        tokens = await oauthFor(p.provider).exchangeCode(config, {
+          code: p.code,
+          ...(verifier ? { codeVerifier: verifier } : {}),
+        });
       } catch (err) {
-        if (err instanceof SageOAuthError) throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
+        if (err instanceof SageOAuthError)
+          throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
         throw toActivityFailure(err);
       } finally {
         clearInterval(beat);
@@ -106,10 +129,19 @@ export function createConsentActivities(deps: ActivityDeps) {
       if (p.stage && existing) {
         const c = await stageConsentCandidate(mongo, ring, { id: p.workflowId, tokens, exchangeId });
         crashPoint(config, 'exchange:after-store');
-        log.info({ workflowId: p.workflowId }, 'authorization code exchanged; re-consent staged until its partitions are checked');
+        log.info(
+          { workflowId: p.workflowId },
+          'authorization code exchanged; re-consent staged until its partitions are checked',
+        );
         return { ...candidateMeta(c, existing.version), exchangeId, staged: true };
       }
-      const doc = await storeConsentTokens(mongo, ring, { id: p.workflowId, tenantId: p.tenantId, provider: p.provider, tokens, exchangeId });
+      const doc = await storeConsentTokens(mongo, ring, {
+        id: p.workflowId,
+        tenantId: p.tenantId,
+        provider: p.provider,
+        tokens,
+        exchangeId,
+      });
       crashPoint(config, 'exchange:after-store');
       await mirrorTokenTimes(deps, doc);
       log.info({ workflowId: p.workflowId, version: doc.version }, 'authorization code exchanged');
@@ -119,14 +151,24 @@ export function createConsentActivities(deps: ActivityDeps) {
     /** The re-consent passed its partitions check: its tokens become the next current version. Idempotent. */
     async promoteConsentCandidate(p: { workflowId: string; exchangeId: string }): Promise<TokenMeta> {
       const doc = await promoteConsentCandidate(mongo, ring, { id: p.workflowId, exchangeId: p.exchangeId });
-      if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'the staged re-consent is gone', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
+      if (!doc)
+        throw ApplicationFailure.create({
+          type: OAUTH_FAILURE_TYPE,
+          nonRetryable: true,
+          message: 'the staged re-consent is gone',
+          details: [{ error: 'tokens_missing', reason: 'tokens_missing' }],
+        });
       await mirrorTokenTimes(deps, doc);
       log.info({ workflowId: p.workflowId, version: doc.version }, 're-consent promoted to the current tokens');
       return metaOf(doc);
     },
 
     /** The re-consent was refused: revoke its grant at Sage (an already dead grant counts), then drop it. Idempotent. */
-    async discardConsentCandidate(p: { workflowId: string; provider: Provider; exchangeId: string }): Promise<'revoked' | 'nothing_to_revoke' | 'already_invalid'> {
+    async discardConsentCandidate(p: {
+      workflowId: string;
+      provider: Provider;
+      exchangeId: string;
+    }): Promise<'revoked' | 'nothing_to_revoke' | 'already_invalid'> {
       const doc = await readConsentDoc(mongo, p.workflowId);
       const c = doc?.consentCandidate;
       if (!c || c.exchangeId !== p.exchangeId) return 'nothing_to_revoke';

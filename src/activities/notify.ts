@@ -27,20 +27,34 @@ export function createNotifyActivities(deps: ActivityDeps) {
   const coll = () => mongo.collection<NotificationDoc>(COLLECTIONS.notifications);
   const policy = webhookPolicy(config);
   return {
-    async deliverNotification(p: { event: NotificationEvent | CustomersChangedEvent; url?: string }): Promise<'delivered' | 'already_delivered' | 'no_webhook'> {
+    async deliverNotification(p: {
+      event: NotificationEvent | CustomersChangedEvent;
+      url?: string;
+    }): Promise<'delivered' | 'already_delivered' | 'no_webhook'> {
       const url = p.url ?? config.NOTIFY_WEBHOOK_URL;
       if (!url) return 'no_webhook';
       const existing = await coll().findOne({ _id: p.event.id });
       if (existing?.deliveredAt) return 'already_delivered';
       await coll().updateOne(
         { _id: p.event.id },
-        { $set: { type: p.event.type, workflowId: 'workflowId' in p.event ? p.event.workflowId : p.event.runId, url, updatedAt: new Date() }, $inc: { attempts: 1 }, $setOnInsert: { deliveredAt: null, lastError: null } },
+        {
+          $set: {
+            type: p.event.type,
+            workflowId: 'workflowId' in p.event ? p.event.workflowId : p.event.runId,
+            url,
+            updatedAt: new Date(),
+          },
+          $inc: { attempts: 1 },
+          $setOnInsert: { deliveredAt: null, lastError: null },
+        },
         { upsert: true },
       );
       try {
         await postWebhook(url, config.NOTIFY_WEBHOOK_SECRET, p.event, policy);
       } catch (err) {
-        await coll().updateOne({ _id: p.event.id }, { $set: { lastError: (err as Error).message, updatedAt: new Date() } }).catch(() => {});
+        await coll()
+          .updateOne({ _id: p.event.id }, { $set: { lastError: (err as Error).message, updatedAt: new Date() } })
+          .catch(() => {});
         if (err instanceof WebhookRefusedError) {
           log.error({ eventId: p.event.id, err }, 'webhook URL refused; not retrying');
           throw ApplicationFailure.nonRetryable(err.message, 'WebhookRefused');
@@ -48,7 +62,10 @@ export function createNotifyActivities(deps: ActivityDeps) {
         log.warn({ eventId: p.event.id, err }, 'webhook delivery failed; will retry');
         throw err;
       }
-      await coll().updateOne({ _id: p.event.id }, { $set: { deliveredAt: new Date(), lastError: null, updatedAt: new Date() } });
+      await coll().updateOne(
+        { _id: p.event.id },
+        { $set: { deliveredAt: new Date(), lastError: null, updatedAt: new Date() } },
+      );
       return 'delivered';
     },
   };

@@ -5,7 +5,13 @@
  * re-consent, deleted on disconnect. Every function is idempotent, so activity retries are harmless.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleDescription, type ScheduleOptionsAction } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type ScheduleDescription,
+  type ScheduleOptionsAction,
+} from '@temporalio/client';
 import { COLLECTIONS } from '../lib/mongo.js';
 import {
   connectionWorkflowId,
@@ -65,7 +71,9 @@ export function createScheduleActivities(deps: ActivityDeps) {
 
   return {
     /** Creates the schedule, or updates interval and action of an existing one; `paused` sets its paused state. */
-    async ensureSyncSchedule(p: ScheduleTarget & { intervalMinutes: number; paused?: boolean }): Promise<'created' | 'updated'> {
+    async ensureSyncSchedule(
+      p: ScheduleTarget & { intervalMinutes: number; paused?: boolean },
+    ): Promise<'created' | 'updated'> {
       const spec = { intervals: [{ every: `${p.intervalMinutes}m` as const }] };
       const note = `connection ${connectionWorkflowId(p.provider, p.tenantId)}`;
       try {
@@ -127,7 +135,11 @@ export function createScheduleActivities(deps: ActivityDeps) {
       if (p.mode === 'full') {
         await deps.mongo
           .collection(COLLECTIONS.connections)
-          .updateOne({ _id: connectionWorkflowId(p.provider, p.tenantId) } as never, { $set: { fullSyncRequested: true, updatedAt: new Date() } }, { upsert: true });
+          .updateOne(
+            { _id: connectionWorkflowId(p.provider, p.tenantId) } as never,
+            { $set: { fullSyncRequested: true, updatedAt: new Date() } },
+            { upsert: true },
+          );
       }
       try {
         const handle = handleFor(p);

@@ -6,8 +6,21 @@ import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { toActivityFailure } from '../errors.js';
 import { COLLECTIONS } from '../lib/mongo.js';
-import { countSyncAccessDenied, countSyncRecords, countSyncRun, observeSageResponse, recordSyncSucceeded } from '../lib/metrics.js';
-import { connectionWorkflowId, statusQuery, type ConnectionState, type Partition, type PartitionSyncSummary, type Provider } from '../messages.js';
+import {
+  countSyncAccessDenied,
+  countSyncRecords,
+  countSyncRun,
+  observeSageResponse,
+  recordSyncSucceeded,
+} from '../lib/metrics.js';
+import {
+  connectionWorkflowId,
+  statusQuery,
+  type ConnectionState,
+  type Partition,
+  type PartitionSyncSummary,
+  type Provider,
+} from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
 import { customerSourceFor, pageSizeFor } from '../providers/index.js';
 import { DEFAULT_EDITION } from '../providers/sage200/api.js';
@@ -67,11 +80,17 @@ export interface SyncActivityOptions {
 
 export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptions = {}) {
   const { config, mongo } = deps;
-  const http = opts.http ?? createSageHttp({ maxConcurrency: config.SAGE_MAX_CONCURRENCY, onResponse: observeSageResponse });
+  const http =
+    opts.http ?? createSageHttp({ maxConcurrency: config.SAGE_MAX_CONCURRENCY, onResponse: observeSageResponse });
   const tokenSourceFor =
     opts.tokenSourceFor ??
     ((t: SyncTargetInput): TokenSource => ({
-      get: (o) => acquireAccessToken(deps, t, o?.rejectedTokenVersion !== undefined ? { rejectedTokenVersion: o.rejectedTokenVersion } : {}),
+      get: (o) =>
+        acquireAccessToken(
+          deps,
+          t,
+          o?.rejectedTokenVersion !== undefined ? { rejectedTokenVersion: o.rejectedTokenVersion } : {},
+        ),
     }));
 
   async function readConnection(t: SyncTargetInput): Promise<ConnectionDoc | null> {
@@ -94,14 +113,20 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     /** Which partitions to sync and in which mode (contract §7: first sync full; full on request or when due). */
     async planCustomerSync(input: SyncTargetInput & { mode?: SyncMode }): Promise<SyncPlan> {
       const conn = await readConnection(input);
-      const base = { fullSyncRequested: conn?.fullSyncRequested === true, heartbeatTimeoutSeconds: config.SYNC_HEARTBEAT_TIMEOUT_SECONDS };
+      const base = {
+        fullSyncRequested: conn?.fullSyncRequested === true,
+        heartbeatTimeoutSeconds: config.SYNC_HEARTBEAT_TIMEOUT_SECONDS,
+      };
       if (!conn) return { ...base, skipped: 'connection_not_found', partitions: [] };
-      if (conn.state !== 'connected') return { ...base, skipped: conn.reason ?? conn.state ?? 'not_connected', partitions: [] };
+      if (conn.state !== 'connected')
+        return { ...base, skipped: conn.reason ?? conn.state ?? 'not_connected', partitions: [] };
       const now = new Date();
       const states = mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
       const partitions: PartitionPlan[] = [];
       for (const partition of conn.partitions ?? []) {
-        const state = await states.findOne({ _id: syncStateId({ tenantId: input.tenantId, provider: input.provider, partitionId: partition.id }) });
+        const state = await states.findOne({
+          _id: syncStateId({ tenantId: input.tenantId, provider: input.provider, partitionId: partition.id }),
+        });
         const decided = decideMode({
           requested: input.mode,
           fullSyncRequested: base.fullSyncRequested,
@@ -111,7 +136,8 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         });
         partitions.push({ partition, ...decided });
       }
-      const edition = input.provider === 'sage-200' ? (conn.sage200?.edition ?? conn.edition ?? DEFAULT_EDITION) : undefined;
+      const edition =
+        input.provider === 'sage-200' ? (conn.sage200?.edition ?? conn.edition ?? DEFAULT_EDITION) : undefined;
       return { ...base, skipped: null, partitions, ...(edition ? { edition } : {}) };
     },
 
@@ -122,7 +148,10 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
       const resumeFrom = (info.heartbeatDetails as Checkpoint | undefined) ?? null;
       let last: Checkpoint | null = resumeFrom;
       // Heartbeat between pages too (a page can wait out a long Retry-After), so a live attempt is never timed out.
-      const beat = setInterval(() => ctx.heartbeat(last ?? undefined), Math.max(1_000, (config.SYNC_HEARTBEAT_TIMEOUT_SECONDS * 1000) / 3));
+      const beat = setInterval(
+        () => ctx.heartbeat(last ?? undefined),
+        Math.max(1_000, (config.SYNC_HEARTBEAT_TIMEOUT_SECONDS * 1000) / 3),
+      );
       try {
         const result = await syncPartition(
           {
@@ -136,12 +165,21 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
               last = cp;
               ctx.heartbeat(cp);
               // Cancellation (workflow cancelled, or this attempt timed out) arrives with heartbeats: stop between pages.
-              if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('activity cancelled');
+              if (ctx.cancellationSignal.aborted)
+                throw ctx.cancellationSignal.reason ?? new Error('activity cancelled');
             },
-            log: { info: (o, m) => ctx.log.info(m, o as Record<string, unknown>), warn: (o, m) => ctx.log.warn(m, o as Record<string, unknown>) },
+            log: {
+              info: (o, m) => ctx.log.info(m, o as Record<string, unknown>),
+              warn: (o, m) => ctx.log.warn(m, o as Record<string, unknown>),
+            },
           },
           {
-            target: { tenantId: input.tenantId, provider: input.provider, partition: input.partition, ...(input.edition ? { edition: input.edition } : {}) },
+            target: {
+              tenantId: input.tenantId,
+              provider: input.provider,
+              partition: input.partition,
+              ...(input.edition ? { edition: input.edition } : {}),
+            },
             mode: input.mode,
             syncWorkflowId: input.syncWorkflowId,
             resumeFrom,
@@ -171,12 +209,26 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     },
 
     /** Marks a partition's run failed (or skipped for reauthorization) in `sync_runs` once the workflow gives up on it. */
-    async recordPartitionSyncFailure(input: SyncTargetInput & { partitionId: string; mode: SyncMode; syncWorkflowId: string; error: string; reason?: string }): Promise<void> {
+    async recordPartitionSyncFailure(
+      input: SyncTargetInput & {
+        partitionId: string;
+        mode: SyncMode;
+        syncWorkflowId: string;
+        error: string;
+        reason?: string;
+      },
+    ): Promise<void> {
       countSyncRun(input.provider, input.mode, 'failed');
       if (input.reason) countSyncAccessDenied(input.provider, input.reason);
       await markRunFailed(
         mongo,
-        { tenantId: input.tenantId, provider: input.provider, partitionId: input.partitionId, syncWorkflowId: input.syncWorkflowId, mode: input.mode },
+        {
+          tenantId: input.tenantId,
+          provider: input.provider,
+          partitionId: input.partitionId,
+          syncWorkflowId: input.syncWorkflowId,
+          mode: input.mode,
+        },
         input.error,
         new Date(),
         input.reason ?? null,
@@ -187,7 +239,10 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     async clearFullSyncRequest(input: SyncTargetInput): Promise<void> {
       await mongo
         .collection<ConnectionDoc>(COLLECTIONS.connections)
-        .updateOne({ _id: connectionWorkflowId(input.provider, input.tenantId), fullSyncRequested: true }, { $unset: { fullSyncRequested: '' } });
+        .updateOne(
+          { _id: connectionWorkflowId(input.provider, input.tenantId), fullSyncRequested: true },
+          { $unset: { fullSyncRequested: '' } },
+        );
     },
   };
 }

@@ -128,7 +128,10 @@ export function createTokenActivities(deps: ActivityDeps) {
         return await commitRefresh(mongo, ring, { id: workflowId, fromVersion, ...entry });
       } catch (err) {
         if (Date.now() + delay > deadline) throw err;
-        log.warn({ err, workflowId, fromVersion }, 'storing refreshed tokens failed; retrying the store (not the Sage call)');
+        log.warn(
+          { err, workflowId, fromVersion },
+          'storing refreshed tokens failed; retrying the store (not the Sage call)',
+        );
         await sleep(delay);
         delay = Math.min(delay * 2, 5_000);
       }
@@ -138,7 +141,13 @@ export function createTokenActivities(deps: ActivityDeps) {
   /** Reads the token document; a store that cannot be read is a transient failure (the attempt is retried). */
   async function readDoc(workflowId: string): Promise<TokenDoc> {
     const doc = await readTokenDoc(mongo, workflowId, { withLease: true });
-    if (!doc) throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no stored tokens', details: [{ error: 'tokens_missing', reason: 'tokens_missing' }] });
+    if (!doc)
+      throw ApplicationFailure.create({
+        type: OAUTH_FAILURE_TYPE,
+        nonRetryable: true,
+        message: 'no stored tokens',
+        details: [{ error: 'tokens_missing', reason: 'tokens_missing' }],
+      });
     return doc;
   }
 
@@ -146,32 +155,53 @@ export function createTokenActivities(deps: ActivityDeps) {
    * Waits until the refresh lease on `fromVersion` is ours, or the store moved on (then returns that document). While
    * another attempt's lease is live, only the store is polled: that owner may still get Sage's answer and store it.
    */
-  async function leaseOrNewer(p: { workflowId: string; fromVersion: number }): Promise<{ lease: RefreshLease; doc: TokenDoc } | { newer: TokenDoc }> {
+  async function leaseOrNewer(p: {
+    workflowId: string;
+    fromVersion: number;
+  }): Promise<{ lease: RefreshLease; doc: TokenDoc } | { newer: TokenDoc }> {
     const attemptId = `${activityInfo().activityId}/${activityInfo().attempt}/${randomUUID()}`;
     const signal = Context.current().cancellationSignal;
     let waitedFor: string | null = null;
     for (;;) {
       const doc = await readDoc(p.workflowId);
       if (doc.version > p.fromVersion) return { newer: doc };
-      if (doc.version < p.fromVersion) throw new Error(`token store for ${p.workflowId} is at version ${doc.version}, behind ${p.fromVersion}`);
+      if (doc.version < p.fromVersion)
+        throw new Error(`token store for ${p.workflowId} is at version ${doc.version}, behind ${p.fromVersion}`);
       const state = leaseState(doc, p.fromVersion, new Date());
       if (state.kind === 'live') {
         if (waitedFor !== state.lease.attemptId) {
           waitedFor = state.lease.attemptId;
-          log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, owner: state.lease.attemptId, endsAt: state.endsAt }, 'another attempt holds the refresh lease; waiting for its answer instead of calling Sage');
+          log.warn(
+            {
+              workflowId: p.workflowId,
+              fromVersion: p.fromVersion,
+              owner: state.lease.attemptId,
+              endsAt: state.endsAt,
+            },
+            'another attempt holds the refresh lease; waiting for its answer instead of calling Sage',
+          );
         }
         if (signal.aborted) throw signal.reason;
-        if (Date.now() > attemptDeadline()) throw ApplicationFailure.retryable('refresh lease still held by another attempt', 'RefreshLeaseHeld');
+        if (Date.now() > attemptDeadline())
+          throw ApplicationFailure.retryable('refresh lease still held by another attempt', 'RefreshLeaseHeld');
         await sleep(Math.min(1_000, Math.max(50, state.endsAt.getTime() - Date.now())));
         continue;
       }
-      const lease = await acquireRefreshLease(mongo, { id: p.workflowId, fromVersion: p.fromVersion, attemptId, seen: doc });
+      const lease = await acquireRefreshLease(mongo, {
+        id: p.workflowId,
+        fromVersion: p.fromVersion,
+        attemptId,
+        seen: doc,
+      });
       if (lease) return { lease, doc };
       // Someone changed the document between our read and our write: read again.
     }
   }
 
-  async function refreshOnceInStore(p: { workflowId: string; provider: Provider; fromVersion: number }, carry: (c: CarriedAnswer) => void): Promise<RefreshResult> {
+  async function refreshOnceInStore(
+    p: { workflowId: string; provider: Provider; fromVersion: number },
+    carry: (c: CarriedAnswer) => void,
+  ): Promise<RefreshResult> {
     const key = `${p.workflowId}#${p.fromVersion}`;
     // An earlier attempt (maybe on a worker that died) may have got Sage's answer without storing it.
     let entry: Answer | null | undefined = null;
@@ -179,10 +209,16 @@ export function createTokenActivities(deps: ActivityDeps) {
       entry = openCarriedAnswer(ring, p.workflowId, p.fromVersion, activityInfo().heartbeatDetails);
     } catch (err) {
       // Unreadable (e.g. its key was dropped): fall back to the store and the lease, which stay correct without it.
-      log.warn({ err, workflowId: p.workflowId, fromVersion: p.fromVersion }, 'could not open the refresh answer carried in heartbeat details');
+      log.warn(
+        { err, workflowId: p.workflowId, fromVersion: p.fromVersion },
+        'could not open the refresh answer carried in heartbeat details',
+      );
     }
     if (entry) {
-      log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion }, 'storing the refresh answer carried from an earlier attempt (Sage is not called again)');
+      log.warn(
+        { workflowId: p.workflowId, fromVersion: p.fromVersion },
+        'storing the refresh answer carried from an earlier attempt (Sage is not called again)',
+      );
       carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
     } else entry = outbox.get(key);
     if (!entry) {
@@ -192,7 +228,12 @@ export function createTokenActivities(deps: ActivityDeps) {
       const { refreshToken } = openTokens(ring, doc);
       if (!refreshToken) {
         await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: false }).catch(() => {});
-        throw ApplicationFailure.create({ type: OAUTH_FAILURE_TYPE, nonRetryable: true, message: 'no refresh token stored', details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }] });
+        throw ApplicationFailure.create({
+          type: OAUTH_FAILURE_TYPE,
+          nonRetryable: true,
+          message: 'no refresh token stored',
+          details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }],
+        });
       }
       crashPoint(config, 'refresh:before-sage');
       let tokens: TokenSet;
@@ -204,7 +245,11 @@ export function createTokenActivities(deps: ActivityDeps) {
         tokens = await oauthFor(p.provider).refresh(config, refreshToken, { timeoutMs: REFRESH_CALL_TIMEOUT_MS });
       } catch (err) {
         // The call is over without an answer: nobody needs to wait for this lease any more.
-        await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: mayHaveReachedSage(err) }).catch((e: unknown) =>
+        await releaseRefreshLease(mongo, {
+          id: p.workflowId,
+          lease,
+          mayHaveReachedSage: mayHaveReachedSage(err),
+        }).catch((e: unknown) =>
           log.warn({ err: e, workflowId: p.workflowId }, 'could not release the refresh lease (it will expire)'),
         );
         if (err instanceof SageOAuthError && err.definitive) {
@@ -212,12 +257,22 @@ export function createTokenActivities(deps: ActivityDeps) {
           const again = await readTokenDoc(mongo, p.workflowId);
           if (again && again.version > p.fromVersion) return { calledSage: false, token: metaOf(again) };
           const lost = lease.doubt === true && err.error === 'invalid_grant';
-          log.warn({ workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost }, 'refresh rejected by Sage');
+          log.warn(
+            { workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost },
+            'refresh rejected by Sage',
+          );
           throw oauthFailure(err, lost ? 'refresh_response_lost' : err.reason);
         }
         throw toActivityFailure(err);
       }
-      entry = { tokens, previous: { refreshToken, refreshTokenExpiresAt: doc.refreshTokenExpiresAt, refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec } };
+      entry = {
+        tokens,
+        previous: {
+          refreshToken,
+          refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
+          refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec,
+        },
+      };
       outbox.set(key, entry);
       crashPoint(config, 'refresh:after-sage');
       carry(sealCarriedAnswer(ring, p.workflowId, p.fromVersion, entry));
@@ -231,7 +286,11 @@ export function createTokenActivities(deps: ActivityDeps) {
   }
 
   return {
-    async refreshAccessToken(p: { workflowId: string; provider: Provider; fromVersion: number }): Promise<RefreshResult> {
+    async refreshAccessToken(p: {
+      workflowId: string;
+      provider: Provider;
+      fromVersion: number;
+    }): Promise<RefreshResult> {
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the start-to-close timeout; the
       // retry on another worker then finds the lease, the stored version, or (in the details) Sage's sealed answer.
       // The worker caps its heartbeat throttle (worker.ts), so the server hears one every few seconds.
@@ -250,7 +309,8 @@ export function createTokenActivities(deps: ActivityDeps) {
         const definitive = err instanceof ApplicationFailure && err.type === OAUTH_FAILURE_TYPE && err.nonRetryable;
         countTokenRefresh(p.provider, definitive ? 'rejected' : 'failed_transient');
         // A definitive rejection is what moves the connection to reauthorization_required.
-        if (definitive) countReauthorization(p.provider, (err.details?.[0] as { reason?: string } | undefined)?.reason ?? 'unknown');
+        if (definitive)
+          countReauthorization(p.provider, (err.details?.[0] as { reason?: string } | undefined)?.reason ?? 'unknown');
         throw err;
       } finally {
         clearInterval(timer);
@@ -258,7 +318,10 @@ export function createTokenActivities(deps: ActivityDeps) {
     },
 
     /** Revokes the grant at Sage (disconnect). An already-dead grant counts as revoked. */
-    async revokeTokens(p: { workflowId: string; provider: Provider }): Promise<'revoked' | 'nothing_to_revoke' | 'already_invalid'> {
+    async revokeTokens(p: {
+      workflowId: string;
+      provider: Provider;
+    }): Promise<'revoked' | 'nothing_to_revoke' | 'already_invalid'> {
       const doc = await readTokenDoc(mongo, p.workflowId);
       if (!doc) return 'nothing_to_revoke';
       const { refreshToken } = openTokens(ring, doc);

@@ -7,7 +7,8 @@ import { CliExit, EXIT } from './exit-codes.js';
 
 export function parseTenant(tenant: string): string {
   const r = TenantId.safeParse(tenant);
-  if (!r.success) throw new CliExit(EXIT.usage, `invalid tenant "${tenant}": ${r.error.issues[0]?.message ?? 'bad value'}`);
+  if (!r.success)
+    throw new CliExit(EXIT.usage, `invalid tenant "${tenant}": ${r.error.issues[0]?.message ?? 'bad value'}`);
   return r.data;
 }
 
@@ -22,22 +23,36 @@ export function parseProvider(provider: string | undefined): Provider | undefine
  * Finds the connection of `tenant` for `provider`; without `--provider`, the tenant's only connection. Exit 3 when there
  * is none, exit 2 when the tenant has several and `--provider` is needed to choose.
  */
-export async function resolveConnection(ctx: CliContext, tenant: string, provider: string | undefined): Promise<ConnectionOverview> {
+export async function resolveConnection(
+  ctx: CliContext,
+  tenant: string,
+  provider: string | undefined,
+): Promise<ConnectionOverview> {
   const tenantId = parseTenant(tenant);
   const chosen = parseProvider(provider);
   const deps = await ctx.deps();
   let candidates: Provider[];
   if (chosen) candidates = [chosen];
   else {
-    const docs = await deps.mongo.collection<ConnectionDoc>(COLLECTIONS.connections).find({ tenantId }, { projection: { provider: 1 } }).toArray();
+    const docs = await deps.mongo
+      .collection<ConnectionDoc>(COLLECTIONS.connections)
+      .find({ tenantId }, { projection: { provider: 1 } })
+      .toArray();
     candidates = docs.length ? [...new Set(docs.map((d) => d.provider))] : [...PROVIDERS];
   }
-  const found = (await Promise.all(candidates.map((p) => getConnection(deps, p, tenantId, { countCustomers: true })))).filter(
-    (c): c is ConnectionOverview => c !== null,
-  );
-  if (found.length === 0) throw new CliExit(EXIT.notFound, `no connection for tenant "${tenantId}"${chosen ? ` and provider ${chosen}` : ''}`);
+  const found = (
+    await Promise.all(candidates.map((p) => getConnection(deps, p, tenantId, { countCustomers: true })))
+  ).filter((c): c is ConnectionOverview => c !== null);
+  if (found.length === 0)
+    throw new CliExit(
+      EXIT.notFound,
+      `no connection for tenant "${tenantId}"${chosen ? ` and provider ${chosen}` : ''}`,
+    );
   if (found.length > 1) {
-    throw new CliExit(EXIT.usage, `tenant "${tenantId}" has connections for ${found.map((c) => c.provider).join(' and ')}; choose one with --provider`);
+    throw new CliExit(
+      EXIT.usage,
+      `tenant "${tenantId}" has connections for ${found.map((c) => c.provider).join(' and ')}; choose one with --provider`,
+    );
   }
   return found[0] as ConnectionOverview;
 }

@@ -22,7 +22,8 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
   try {
     config = parseConfig(env);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliExit(EXIT.config, err.issues.map((i) => `config error: ${i.variable}: ${i.message}`).join('\n'));
+    if (err instanceof ConfigError)
+      throw new CliExit(EXIT.config, err.issues.map((i) => `config error: ${i.variable}: ${i.message}`).join('\n'));
     throw err;
   }
   let client: Promise<Client> | undefined;
@@ -34,9 +35,11 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
         throw new CliExit(EXIT.failure, `cannot reach Temporal at ${config.TEMPORAL_ADDRESS}: ${err.message}`);
       })),
     mongo: () =>
-      (mongo ??= connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-cli' }).catch((err: Error) => {
-        throw new CliExit(EXIT.failure, `cannot reach MongoDB at ${config.MONGODB_URI}: ${err.message}`);
-      })),
+      (mongo ??= connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: 'sage-sync-cli' }).catch(
+        (err: Error) => {
+          throw new CliExit(EXIT.failure, `cannot reach MongoDB at ${config.MONGODB_URI}: ${err.message}`);
+        },
+      )),
     deps: async () => ({ client: await ctx.client(), mongo: await ctx.mongo() }),
     async close() {
       await Promise.allSettled([client?.then((c) => c.connection.close()), mongo?.then((m) => m.close())]);

@@ -8,7 +8,17 @@ const when = (iso: string | null) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : '-');
 export function connectionsTable(list: ConnectionOverview[]): string {
   if (list.length === 0) return 'no connections';
   return table(
-    ['TENANT', 'PROVIDER', 'STATE', 'REASON', 'PARTITIONS', 'ACCESS TOKEN EXPIRES', 'REFRESH TOKEN EXPIRES', 'LAST SYNC', 'CUSTOMERS'],
+    [
+      'TENANT',
+      'PROVIDER',
+      'STATE',
+      'REASON',
+      'PARTITIONS',
+      'ACCESS TOKEN EXPIRES',
+      'REFRESH TOKEN EXPIRES',
+      'LAST SYNC',
+      'CUSTOMERS',
+    ],
     list.map((c) => [
       c.tenantId,
       c.provider,

@@ -26,10 +26,16 @@ Exit codes:
 Environment: the service's variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, MONGODB_URI, MONGODB_DB,
 TOKEN_ENCRYPTION_KEY — outside production the dev key written by \`npm start\` is used when it is unset).`;
 
-const providerOption = () => new Option('-p, --provider <provider>', 'sage-accounting or sage-200 (needed when the tenant has both)').choices(PROVIDERS);
+const providerOption = () =>
+  new Option('-p, --provider <provider>', 'sage-accounting or sage-200 (needed when the tenant has both)').choices(
+    PROVIDERS,
+  );
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-export function buildProgram(run: (fn: (ctx: CliContext) => Promise<number>) => Promise<void>, io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream & { isTTY?: boolean } }): Command {
+export function buildProgram(
+  run: (fn: (ctx: CliContext) => Promise<number>) => Promise<void>,
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream & { isTTY?: boolean } },
+): Command {
   const program = new Command('sage-sync')
     .description('Operate Sage tenant connections: connect, inspect, sync and disconnect.')
     .addHelpText('after', EXIT_HELP)
@@ -89,7 +95,9 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<number>) => 
 
   program
     .command('changes')
-    .description('customers changed after --since, in changeSeq order (one JSON line each), then {"horizon": N} for the next --since')
+    .description(
+      'customers changed after --since, in changeSeq order (one JSON line each), then {"horizon": N} for the next --since',
+    )
     .argument('<tenant>', 'tenant id')
     .addOption(providerOption())
     .option('--since <seq>', 'the horizon printed by the previous call (default 0: everything)')
@@ -100,7 +108,11 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<number>) => 
 }
 
 /** Runs the CLI and returns the exit code (tests call this; the entry point exits with it). */
-export async function runCli(argv: string[], io = { out: process.stdout, err: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io = { out: process.stdout, err: process.stderr },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   let code: number = EXIT.ok;
   let ctx: CliContext | undefined;
   const run = async (fn: (c: CliContext) => Promise<number>): Promise<void> => {

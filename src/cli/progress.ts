@@ -49,6 +49,7 @@ export class ProgressView {
   /** Ends the progress display; on a pipe, prints the final numbers if the throttle held them back. */
   done(): void {
     if (this.out.isTTY) this.out.write('\n');
-    else if (this.last && renderProgress(this.last, null) !== this.lastLine) this.out.write(`${renderProgress(this.last, null)}\n`);
+    else if (this.last && renderProgress(this.last, null) !== this.lastLine)
+      this.out.write(`${renderProgress(this.last, null)}\n`);
   }
 }

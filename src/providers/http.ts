@@ -22,7 +22,8 @@ export class Semaphore {
       return await fn();
     } finally {
       const next = this.waiters.shift();
-      if (next) next(); // hand the slot over without releasing it
+      if (next)
+        next(); // hand the slot over without releasing it
       else this.active--;
     }
   }
@@ -42,7 +43,11 @@ export interface SageHttp {
   got: Got;
   limiter: Semaphore;
   /** GET JSON with the concurrency cap and typed errors. */
-  getJson<T>(provider: Provider, url: string, options?: OptionsInit): Promise<{ body: T; headers: Record<string, string | string[] | undefined> }>;
+  getJson<T>(
+    provider: Provider,
+    url: string,
+    options?: OptionsInit,
+  ): Promise<{ body: T; headers: Record<string, string | string[] | undefined> }>;
 }
 
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
@@ -62,7 +67,16 @@ export function createSageHttp(opts: SageHttpOptions): SageHttp {
       limit: opts.retries ?? 4,
       methods: ['GET'],
       statusCodes: [429, 500, 502, 503, 504],
-      errorCodes: ['ETIMEDOUT', 'ECONNRESET', 'EADDRINUSE', 'ECONNREFUSED', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN'],
+      errorCodes: [
+        'ETIMEDOUT',
+        'ECONNRESET',
+        'EADDRINUSE',
+        'ECONNREFUSED',
+        'EPIPE',
+        'ENOTFOUND',
+        'ENETUNREACH',
+        'EAI_AGAIN',
+      ],
       maxRetryAfter: maxRetryAfterMs,
       backoffLimit: 10_000,
     },
@@ -74,20 +88,35 @@ export function createSageHttp(opts: SageHttpOptions): SageHttp {
     return limiter.run(async () => {
       const started = performance.now();
       try {
-        const res = (await instance.get(url, { ...options, responseType: 'text', resolveBodyOnly: false } as OptionsInit)) as Response<string>;
+        const res = (await instance.get(url, {
+          ...options,
+          responseType: 'text',
+          resolveBodyOnly: false,
+        } as OptionsInit)) as Response<string>;
         opts.onResponse?.({ provider, path, status: res.statusCode, durationMs: performance.now() - started });
         let body: T;
         try {
           body = JSON.parse(res.body) as T;
         } catch {
-          throw new SageApiError(provider, res.statusCode, path, `malformed JSON body (${String(res.body).length} bytes)`);
+          throw new SageApiError(
+            provider,
+            res.statusCode,
+            path,
+            `malformed JSON body (${String(res.body).length} bytes)`,
+          );
         }
         return { body, headers: res.headers };
       } catch (err) {
         if (err instanceof HTTPError) {
           const status = err.response.statusCode;
           opts.onResponse?.({ provider, path, status, durationMs: performance.now() - started });
-          throw new SageApiError(provider, status, path, String(err.response.body ?? '').slice(0, 1000), parseRetryAfter(err.response.headers['retry-after']));
+          throw new SageApiError(
+            provider,
+            status,
+            path,
+            String(err.response.body ?? '').slice(0, 1000),
+            parseRetryAfter(err.response.headers['retry-after']),
+          );
         }
         if (err instanceof SageApiError) throw err;
         if (err instanceof RequestError) throw new SageNetworkError(provider, err.code, err.message);

@@ -18,6 +18,11 @@ export function customerSourceFor(provider: Provider, http: SageHttp, config: Co
 }
 
 /** Page size per provider: Sage Accounting's maximum is 200; Sage 200 takes `$top` up to 5000 (we default lower). */
-export function pageSizeFor(provider: Provider, config: Pick<Config, 'SAGE200_PAGE_SIZE' | 'SAGE_ACCOUNTING_PAGE_SIZE'>): number {
-  return provider === 'sage-accounting' ? Math.min(SAGE_ACCOUNTING_MAX_PAGE, config.SAGE_ACCOUNTING_PAGE_SIZE) : config.SAGE200_PAGE_SIZE;
+export function pageSizeFor(
+  provider: Provider,
+  config: Pick<Config, 'SAGE200_PAGE_SIZE' | 'SAGE_ACCOUNTING_PAGE_SIZE'>,
+): number {
+  return provider === 'sage-accounting'
+    ? Math.min(SAGE_ACCOUNTING_MAX_PAGE, config.SAGE_ACCOUNTING_PAGE_SIZE)
+    : config.SAGE200_PAGE_SIZE;
 }

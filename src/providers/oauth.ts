@@ -96,7 +96,13 @@ export async function postForm(
       responseType: 'text',
       throwHttpErrors: true,
     });
-    if (res.statusCode >= 300) throw new SageApiError(provider, res.statusCode, path, 'redirect refused (token and revoke calls never follow redirects)');
+    if (res.statusCode >= 300)
+      throw new SageApiError(
+        provider,
+        res.statusCode,
+        path,
+        'redirect refused (token and revoke calls never follow redirects)',
+      );
     try {
       return res.body ? JSON.parse(res.body) : {};
     } catch {
@@ -115,7 +121,13 @@ export async function postForm(
       }
       // 429 and 5xx are transient whatever the body says; an `{error}` body on a 4xx is Sage's verdict on the grant.
       if (status === 429 || status >= 500 || !parsed) {
-        throw new SageApiError(provider, status, path, text.slice(0, 300), parseRetryAfter(err.response.headers['retry-after']));
+        throw new SageApiError(
+          provider,
+          status,
+          path,
+          text.slice(0, 300),
+          parseRetryAfter(err.response.headers['retry-after']),
+        );
       }
       throw new SageOAuthError(provider, status, parsed.error, parsed.error_description);
     }
@@ -126,7 +138,13 @@ export async function postForm(
 
 export function toTokenSet(provider: Provider, body: unknown, defaultRefreshLifetimeSec: number): TokenSet {
   const parsed = TokenResponse.safeParse(body);
-  if (!parsed.success) throw new SageApiError(provider, 200, 'token', `token response without the expected fields (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`);
+  if (!parsed.success)
+    throw new SageApiError(
+      provider,
+      200,
+      'token',
+      `token response without the expected fields (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`,
+    );
   const t = parsed.data;
   return {
     accessToken: t.access_token,
@@ -152,7 +170,12 @@ export function clientCredentials(config: Config, provider: Provider): { clientI
       : [config.SAGE200_CLIENT_ID, config.SAGE200_CLIENT_SECRET];
   if (!clientId || !clientSecret) {
     const prefix = provider === 'sage-accounting' ? 'SAGE_ACCOUNTING' : 'SAGE200';
-    throw new SageOAuthError(provider, 0, 'invalid_client', `${prefix}_CLIENT_ID / ${prefix}_CLIENT_SECRET are not configured`);
+    throw new SageOAuthError(
+      provider,
+      0,
+      'invalid_client',
+      `${prefix}_CLIENT_ID / ${prefix}_CLIENT_SECRET are not configured`,
+    );
   }
   return { clientId, clientSecret };
 }

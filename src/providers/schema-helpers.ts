@@ -91,7 +91,13 @@ export function nulPath(value: unknown, path = '(record)'): string | null {
 /** The rejection for a payload holding U+0000, or null when it has none. Both provider mappings check this first. */
 export function rejectNul(raw: unknown): { ok: false; externalId: string | null; reason: string } | null {
   const at = nulPath(raw);
-  return at ? { ok: false, externalId: looseId(raw), reason: `${at}: contains U+0000 (NUL), which the customer store cannot hold` } : null;
+  return at
+    ? {
+        ok: false,
+        externalId: looseId(raw),
+        reason: `${at}: contains U+0000 (NUL), which the customer store cannot hold`,
+      }
+    : null;
 }
 
 /** Best-effort id extraction from an item that failed validation, so the quarantine entry still names the record. */

@@ -74,7 +74,13 @@ export interface NormalizedCustomer {
   currency: string | null;
   balance: number | null;
   creditLimit: number | null;
-  address: { line1: string | null; line2: string | null; city: string | null; postalCode: string | null; country: string | null };
+  address: {
+    line1: string | null;
+    line2: string | null;
+    city: string | null;
+    postalCode: string | null;
+    country: string | null;
+  };
   active: boolean;
   sourceUpdatedAt: Date;
 }

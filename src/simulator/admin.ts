@@ -9,7 +9,15 @@ import type { FaultRule, FaultRuleInput } from './faults.js';
 import { accountingTokenBody } from './sage-accounting/oauth.js';
 import { sage200TokenBody } from './sage200/oauth.js';
 import { SAGE200_AUDIENCE } from './apps.js';
-import { parseProvider, SimError, type CreateUserOptions, type MutateRequest, type ProviderSettings, type SimulatorSettings, type SimulatorState } from './state.js';
+import {
+  parseProvider,
+  SimError,
+  type CreateUserOptions,
+  type MutateRequest,
+  type ProviderSettings,
+  type SimulatorSettings,
+  type SimulatorState,
+} from './state.js';
 
 const ProviderField = z.string().transform((v) => parseProvider(v));
 const IdList = z.array(z.union([z.string(), z.number()]).transform(String));
@@ -27,22 +35,52 @@ const ProviderSettingsPatch = z
   .strict();
 
 export const Schemas = {
-  reset: z.object({ seed: z.number().int().optional(), customersPerPartition: Count.optional(), usersPerProvider: z.number().int().min(0).max(100).optional() }).strict(),
+  reset: z
+    .object({
+      seed: z.number().int().optional(),
+      customersPerPartition: Count.optional(),
+      usersPerProvider: z.number().int().min(0).max(100).optional(),
+    })
+    .strict(),
   createUser: z
     .object({
       provider: ProviderField,
       partitions: z.number().int().min(1).max(50).optional(),
       customersPerPartition: Count.optional(),
-      country: z.string().regex(/^[A-Za-z]{2}$/).optional(),
+      country: z
+        .string()
+        .regex(/^[A-Za-z]{2}$/)
+        .optional(),
       edition: z.enum(['sage200', 'sage200extra']).optional(),
     })
     .strict(),
-  nextConsent: z.object({ provider: ProviderField, userId: z.string().optional(), deny: z.string().min(1).optional(), denyDescription: z.string().optional() }).strict(),
-  mintGrant: z.object({ provider: ProviderField, userId: z.string().optional(), scope: z.string().optional(), offline: z.boolean().optional() }).strict(),
+  nextConsent: z
+    .object({
+      provider: ProviderField,
+      userId: z.string().optional(),
+      deny: z.string().min(1).optional(),
+      denyDescription: z.string().optional(),
+    })
+    .strict(),
+  mintGrant: z
+    .object({
+      provider: ProviderField,
+      userId: z.string().optional(),
+      scope: z.string().optional(),
+      offline: z.boolean().optional(),
+    })
+    .strict(),
   revoke: z
-    .object({ provider: ProviderField, grantId: z.string().optional(), refreshToken: z.string().optional(), userId: z.string().optional() })
+    .object({
+      provider: ProviderField,
+      grantId: z.string().optional(),
+      refreshToken: z.string().optional(),
+      userId: z.string().optional(),
+    })
     .strict()
-    .refine((v) => [v.grantId, v.refreshToken, v.userId].filter(Boolean).length === 1, { message: 'give exactly one of grantId, refreshToken, userId' }),
+    .refine((v) => [v.grantId, v.refreshToken, v.userId].filter(Boolean).length === 1, {
+      message: 'give exactly one of grantId, refreshToken, userId',
+    }),
   mutate: z
     .object({
       provider: ProviderField,
@@ -57,12 +95,21 @@ export const Schemas = {
   settings: z
     .object({
       sageAccounting: ProviderSettingsPatch.optional(),
-      sage200: ProviderSettingsPatch.extend({ requireSubscriptionKey: z.boolean().optional(), revokeGrantOnRefreshReuse: z.boolean().optional() }).optional(),
+      sage200: ProviderSettingsPatch.extend({
+        requireSubscriptionKey: z.boolean().optional(),
+        revokeGrantOnRefreshReuse: z.boolean().optional(),
+      }).optional(),
     })
     .strict(),
   expireAccessTokens: z.object({ provider: ProviderField.optional(), grantId: z.string().optional() }).strict(),
   subscription: z.object({ businessId: z.string().min(1), active: z.boolean() }).strict(),
-  siteAccess: z.object({ userId: z.string().min(1), companyId: z.union([z.string(), z.number()]).transform(String), reachable: z.boolean() }).strict(),
+  siteAccess: z
+    .object({
+      userId: z.string().min(1),
+      companyId: z.union([z.string(), z.number()]).transform(String),
+      reachable: z.boolean(),
+    })
+    .strict(),
 };
 
 export class SimulatorAdmin {
@@ -75,7 +122,11 @@ export class SimulatorAdmin {
 
   users(provider?: string) {
     const p = provider ? parseProvider(provider) : undefined;
-    return { users: [...this.state.users.values()].filter((u) => !p || u.provider === p).map((u) => this.state.describeUser(u)) };
+    return {
+      users: [...this.state.users.values()]
+        .filter((u) => !p || u.provider === p)
+        .map((u) => this.state.describeUser(u)),
+    };
   }
 
   createUser(input: z.input<typeof Schemas.createUser>) {
@@ -84,8 +135,18 @@ export class SimulatorAdmin {
   }
 
   partitions(provider?: string, userId?: string) {
-    const users = [...this.state.users.values()].filter((u) => (!provider || u.provider === parseProvider(provider)) && (!userId || u.id === userId));
-    return { partitions: users.flatMap((u) => u.partitionIds.map((pid) => ({ provider: u.provider, userId: u.id, ...this.state.describePartition(u.provider, pid) }))) };
+    const users = [...this.state.users.values()].filter(
+      (u) => (!provider || u.provider === parseProvider(provider)) && (!userId || u.id === userId),
+    );
+    return {
+      partitions: users.flatMap((u) =>
+        u.partitionIds.map((pid) => ({
+          provider: u.provider,
+          userId: u.id,
+          ...this.state.describePartition(u.provider, pid),
+        })),
+      ),
+    };
   }
 
   /** The next consent for `provider` goes to `userId` (default: a fresh user) or is denied with `deny` as the error. */
@@ -97,7 +158,11 @@ export class SimulatorAdmin {
 
   grants(provider?: string, userId?: string) {
     const p = provider ? parseProvider(provider) : undefined;
-    return { grants: [...this.state.grants.values()].filter((g) => (!p || g.provider === p) && (!userId || g.userId === userId)).map((g) => this.state.grantSummary(g)) };
+    return {
+      grants: [...this.state.grants.values()]
+        .filter((g) => (!p || g.provider === p) && (!userId || g.userId === userId))
+        .map((g) => this.state.grantSummary(g)),
+    };
   }
 
   /** A new grant without the browser dance; returns the provider's token response under `token`. */
@@ -108,7 +173,13 @@ export class SimulatorAdmin {
     const g =
       provider === 'sage-accounting'
         ? s.createGrant(provider, user.id, scope ?? 'full_access', null, true)
-        : s.createGrant(provider, user.id, scope ?? 'openid profile email offline_access', SAGE200_AUDIENCE, offline ?? (scope ?? 'offline_access').split(' ').includes('offline_access'));
+        : s.createGrant(
+            provider,
+            user.id,
+            scope ?? 'openid profile email offline_access',
+            SAGE200_AUDIENCE,
+            offline ?? (scope ?? 'offline_access').split(' ').includes('offline_access'),
+          );
     s.counters.inc('consents', provider);
     const token = provider === 'sage-accounting' ? accountingTokenBody(s, g) : sage200TokenBody(s, g);
     return { ...s.grantSummary(g), user: s.describeUser(user), token };
@@ -226,7 +297,13 @@ export function adminRoutes(admin: SimulatorAdmin) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.setErrorHandler((err, request, reply) => {
       if (err instanceof SimError) return reply.code(err.statusCode).send({ error: err.message });
-      if (err instanceof z.ZodError) return reply.code(400).send({ error: 'invalid request', issues: err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`) });
+      if (err instanceof z.ZodError)
+        return reply
+          .code(400)
+          .send({
+            error: 'invalid request',
+            issues: err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
+          });
       const status = (err as { statusCode?: number }).statusCode;
       if (status && status < 500) return reply.code(status).send({ error: (err as Error).message });
       request.log.error(err);

@@ -26,7 +26,11 @@ export const SAGE200_AUDIENCE = 's200ukipd/sage200';
 
 export const DEMO_APPS = {
   sageAccounting: { clientId: 'demo-sage-accounting-client', clientSecret: 'demo-sage-accounting-secret' },
-  sage200: { clientId: 'demo-sage200-client', clientSecret: 'demo-sage200-secret', subscriptionKey: 'demo-sage200-subscription-key' },
+  sage200: {
+    clientId: 'demo-sage200-client',
+    clientSecret: 'demo-sage200-secret',
+    subscriptionKey: 'demo-sage200-subscription-key',
+  },
 } as const;
 
 export interface AppOverrides {
@@ -37,6 +41,11 @@ export interface AppOverrides {
 export function resolveApps(overrides: AppOverrides = {}): SimulatorApps {
   return {
     sageAccounting: { ...DEMO_APPS.sageAccounting, redirectUri: DEFAULT_REDIRECT_URI, ...overrides.sageAccounting },
-    sage200: { ...DEMO_APPS.sage200, redirectUri: DEFAULT_REDIRECT_URI, audience: SAGE200_AUDIENCE, ...overrides.sage200 },
+    sage200: {
+      ...DEMO_APPS.sage200,
+      redirectUri: DEFAULT_REDIRECT_URI,
+      audience: SAGE200_AUDIENCE,
+      ...overrides.sage200,
+    },
   };
 }

@@ -119,7 +119,10 @@ export class Counters {
       customerPagesHighWater: this.pagesHighWater,
       customerPagesHighWaterByPartition: { ...this.pagesHighWaterBy },
       byProvider: {
-        'sage-accounting': { ...this.perProvider['sage-accounting'], concurrentHighWater: this.highWaterBy['sage-accounting'] },
+        'sage-accounting': {
+          ...this.perProvider['sage-accounting'],
+          concurrentHighWater: this.highWaterBy['sage-accounting'],
+        },
         'sage-200': { ...this.perProvider['sage-200'], concurrentHighWater: this.highWaterBy['sage-200'] },
       },
     };

@@ -59,7 +59,15 @@ export const isCustomer = (r: CustomerRecord) => r.kind !== 'vendor';
 export function generatePartition(provider: SimProvider, id: string, seed: number, customers: number): PartitionData {
   const pseed = hash32(seed, provider, id);
   const rnd = prng(pseed);
-  const p: PartitionData = { provider, id, seed: pseed, records: [], byId: new Map(), version: 0, nextSageId: 20000 + intBetween(rnd, 0, 9000) };
+  const p: PartitionData = {
+    provider,
+    id,
+    seed: pseed,
+    records: [],
+    byId: new Map(),
+    version: 0,
+    nextSageId: 20000 + intBetween(rnd, 0, 9000),
+  };
   // Estimate total contacts so creation times spread evenly over the window.
   const total = provider === 'sage-accounting' ? Math.ceil((customers * 5) / 4) + 1 : customers;
   const step = (DATA_CREATED_END - DATA_START) / Math.max(total, 1);
@@ -104,14 +112,121 @@ export function createCustomer(p: PartitionData, now: number): CustomerRecord {
 // ---------------------------------------------------------------------------------------------------------------------
 // Derived customer details (the same for both providers; each API shapes them its own way)
 
-const SURNAMES = ['Hill', 'Patel', 'Okafor', 'Smith', 'Nowak', 'Murphy', 'Jones', 'Khan', 'Williams', 'Brown', 'Evans', 'Taylor', "O'Neill", 'Müller', 'García', 'Chen', 'Davies', 'Wilson', 'Thomas', 'Roberts', 'Walker', 'Wright', 'Lefèvre', 'Kowalski'];
-const FIRST = ['Jessica', 'Amir', 'Chloe', 'Oliver', 'Zoë', 'Liam', 'Priya', 'Noah', 'Sofia', 'Hamish', 'Aoife', 'Tomasz', 'Grace', 'Yusuf'];
-const WORDS = ['Northern', 'Riverside', 'Apex', 'Granite', 'Harbour', 'Meadow', 'Summit', 'Oak', 'Copper', 'Thistle', 'Beacon', 'Willow', 'Kestrel', 'Blue Anchor', 'Castle', 'Orchard'];
-const TRADES = ['Joinery', 'Garages', 'Design Services', 'Plumbing', 'Catering', 'Logistics', 'Print', 'Electrical', 'Bakery', 'Café', 'Engineering', 'Consulting', 'Florists', 'Builders', 'Motors', 'Dental Care'];
+const SURNAMES = [
+  'Hill',
+  'Patel',
+  'Okafor',
+  'Smith',
+  'Nowak',
+  'Murphy',
+  'Jones',
+  'Khan',
+  'Williams',
+  'Brown',
+  'Evans',
+  'Taylor',
+  "O'Neill",
+  'Müller',
+  'García',
+  'Chen',
+  'Davies',
+  'Wilson',
+  'Thomas',
+  'Roberts',
+  'Walker',
+  'Wright',
+  'Lefèvre',
+  'Kowalski',
+];
+const FIRST = [
+  'Jessica',
+  'Amir',
+  'Chloe',
+  'Oliver',
+  'Zoë',
+  'Liam',
+  'Priya',
+  'Noah',
+  'Sofia',
+  'Hamish',
+  'Aoife',
+  'Tomasz',
+  'Grace',
+  'Yusuf',
+];
+const WORDS = [
+  'Northern',
+  'Riverside',
+  'Apex',
+  'Granite',
+  'Harbour',
+  'Meadow',
+  'Summit',
+  'Oak',
+  'Copper',
+  'Thistle',
+  'Beacon',
+  'Willow',
+  'Kestrel',
+  'Blue Anchor',
+  'Castle',
+  'Orchard',
+];
+const TRADES = [
+  'Joinery',
+  'Garages',
+  'Design Services',
+  'Plumbing',
+  'Catering',
+  'Logistics',
+  'Print',
+  'Electrical',
+  'Bakery',
+  'Café',
+  'Engineering',
+  'Consulting',
+  'Florists',
+  'Builders',
+  'Motors',
+  'Dental Care',
+];
 const SUFFIX = ['Ltd', 'Limited', 'LLP', '& Sons', 'plc', 'Ltd', ''];
-const STREETS = ['High Street', 'Station Road', 'Church Lane', 'Mill Road', 'Victoria Street', 'Park Avenue', 'Queen Street', 'The Green', 'Market Place', 'Kings Road'];
-const CITIES_GB = ['Leeds', 'Newcastle upon Tyne', 'Bristol', 'Manchester', 'Glasgow', 'Cardiff', 'Norwich', 'York', 'Belfast', 'Brighton'];
-const REGIONS_GB = ['West Yorkshire', 'Tyne & Wear', 'Avon', 'Greater Manchester', 'Lanarkshire', 'South Glamorgan', 'Norfolk', 'North Yorkshire', 'Antrim', 'East Sussex'];
+const STREETS = [
+  'High Street',
+  'Station Road',
+  'Church Lane',
+  'Mill Road',
+  'Victoria Street',
+  'Park Avenue',
+  'Queen Street',
+  'The Green',
+  'Market Place',
+  'Kings Road',
+];
+const CITIES_GB = [
+  'Leeds',
+  'Newcastle upon Tyne',
+  'Bristol',
+  'Manchester',
+  'Glasgow',
+  'Cardiff',
+  'Norwich',
+  'York',
+  'Belfast',
+  'Brighton',
+];
+const REGIONS_GB = [
+  'West Yorkshire',
+  'Tyne & Wear',
+  'Avon',
+  'Greater Manchester',
+  'Lanarkshire',
+  'South Glamorgan',
+  'Norfolk',
+  'North Yorkshire',
+  'Antrim',
+  'East Sussex',
+];
 
 export interface Currency {
   code: 'GBP' | 'EUR' | 'USD';
@@ -145,7 +260,14 @@ export interface CustomerDetails {
   onHold: boolean;
   active: boolean;
   vatNumber: string | null;
-  address: { line1: string; line2: string | null; city: string; region: string | null; postalCode: string; country: string };
+  address: {
+    line1: string;
+    line2: string | null;
+    city: string;
+    region: string | null;
+    postalCode: string;
+    country: string;
+  };
 }
 
 function letters(name: string, n: number): string {
@@ -159,7 +281,9 @@ function letters(name: string, n: number): string {
 function referenceFor(provider: SimProvider, name: string, seq: number): string {
   const num = seq + 1;
   if (provider === 'sage-accounting') return `${letters(name, 4)}${String(num).padStart(3, '0')}`.slice(0, 10);
-  return num < 100000 ? `${letters(name, 3)}${String(num).padStart(5, '0')}` : `${letters(name, 2)}${String(num).padStart(6, '0')}`.slice(0, 8);
+  return num < 100000
+    ? `${letters(name, 3)}${String(num).padStart(5, '0')}`
+    : `${letters(name, 2)}${String(num).padStart(6, '0')}`.slice(0, 8);
 }
 
 function postcode(rnd: () => number): string {
@@ -180,16 +304,36 @@ export function customerDetails(p: PartitionData, rec: CustomerRecord): Customer
   const country = currency.code === 'GBP' ? 'GB' : currency.code === 'USD' ? 'US' : r() < 0.6 ? 'IE' : 'FR';
   const cityIdx = intBetween(r, 0, CITIES_GB.length - 1);
   const domain = `${letters(name, 6).toLowerCase()}${rec.seq}.example.com`;
-  const email = r() < 0.1 ? null : `${personal ? first.normalize('NFD').replace(/[^A-Za-z]/g, '').toLowerCase() : 'accounts'}@${domain}`;
+  const email =
+    r() < 0.1
+      ? null
+      : `${
+          personal
+            ? first
+                .normalize('NFD')
+                .replace(/[^A-Za-z]/g, '')
+                .toLowerCase()
+            : 'accounts'
+        }@${domain}`;
   const website = personal || r() < 0.3 ? null : `www.${domain}`;
-  const vatNumber = country === 'GB' && !personal && r() < 0.7 ? `GB${intBetween(r, 100, 999)} ${intBetween(r, 1000, 9999)} ${intBetween(r, 10, 99)}` : null;
+  const vatNumber =
+    country === 'GB' && !personal && r() < 0.7
+      ? `GB${intBetween(r, 100, 999)} ${intBetween(r, 1000, 9999)} ${intBetween(r, 10, 99)}`
+      : null;
   const line1 = `${intBetween(r, 1, 240)} ${pick(r, STREETS)}`;
   // Mutable fields: they change with each update (version).
   const v = prng(hash32(p.seed, rec.seq, 'v', rec.version));
   const balanceRoll = v();
   const balance = balanceRoll < 0.25 ? 0 : Math.round((balanceRoll < 0.33 ? -1 : 1) * v() * 25000 * 100) / 100;
   const creditLimit = v() < 0.2 ? 0 : intBetween(v, 1, 20) * 500;
-  const phone = v() < 0.1 ? null : { country: country === 'US' ? '1' : '44', area: `0${intBetween(v, 113, 191)}`, number: `${intBetween(v, 200, 999)} ${intBetween(v, 1000, 9999)}` };
+  const phone =
+    v() < 0.1
+      ? null
+      : {
+          country: country === 'US' ? '1' : '44',
+          area: `0${intBetween(v, 113, 191)}`,
+          number: `${intBetween(v, 200, 999)} ${intBetween(v, 1000, 9999)}`,
+        };
   const line2 = v() < 0.5 ? null : `Unit ${intBetween(v, 1, 40)}`;
   return {
     name,
@@ -208,9 +352,21 @@ export function customerDetails(p: PartitionData, rec: CustomerRecord): Customer
     address: {
       line1,
       line2,
-      city: country === 'GB' ? (CITIES_GB[cityIdx] as string) : country === 'IE' ? 'Dublin' : country === 'FR' ? 'Lyon' : 'Boston',
+      city:
+        country === 'GB'
+          ? (CITIES_GB[cityIdx] as string)
+          : country === 'IE'
+            ? 'Dublin'
+            : country === 'FR'
+              ? 'Lyon'
+              : 'Boston',
       region: country === 'GB' ? (REGIONS_GB[cityIdx] as string) : null,
-      postalCode: country === 'GB' ? postcode(r) : country === 'IE' ? `D0${intBetween(r, 1, 9)} X${intBetween(r, 100, 999)}` : `${intBetween(r, 10000, 99999)}`,
+      postalCode:
+        country === 'GB'
+          ? postcode(r)
+          : country === 'IE'
+            ? `D0${intBetween(r, 1, 9)} X${intBetween(r, 100, 999)}`
+            : `${intBetween(r, 10000, 99999)}`,
       country,
     },
   };

@@ -35,7 +35,9 @@ export const FaultRuleInput = z
   })
   .strict()
   .refine((r) => r.kind !== 'status' || r.status !== undefined, { message: 'status is required for kind=status' })
-  .refine((r) => r.kind !== 'latency' || r.latencyMs !== undefined, { message: 'latencyMs is required for kind=latency' });
+  .refine((r) => r.kind !== 'latency' || r.latencyMs !== undefined, {
+    message: 'latencyMs is required for kind=latency',
+  });
 export type FaultRuleInput = z.input<typeof FaultRuleInput>;
 
 export interface FaultRule extends z.output<typeof FaultRuleInput> {
@@ -99,7 +101,11 @@ export class FaultInjector {
   }
 
   /** Decides what happens to one request: total extra latency, then at most one status/drop action. */
-  evaluate(provider: SimProvider, scope: EndpointScope, path: string): { latencyMs: number; action: FaultAction | null; held: Promise<void>[] } {
+  evaluate(
+    provider: SimProvider,
+    scope: EndpointScope,
+    path: string,
+  ): { latencyMs: number; action: FaultAction | null; held: Promise<void>[] } {
     let latencyMs = 0;
     const held: Promise<void>[] = [];
     let action: FaultAction | null = null;

@@ -13,7 +13,10 @@ const SimEnv = z.object({
   SIM_SEED: z.coerce.number().int().default(1),
   SIM_CUSTOMERS_PER_PARTITION: z.coerce.number().int().min(0).default(25),
   SIM_REQUIRE_SUBSCRIPTION_KEY: z.enum(['true', 'false']).default('true'),
-  PUBLIC_BASE_URL: z.url().default('http://localhost:3000').transform((v) => v.replace(/\/+$/, '')),
+  PUBLIC_BASE_URL: z
+    .url()
+    .default('http://localhost:3000')
+    .transform((v) => v.replace(/\/+$/, '')),
   SAGE_ACCOUNTING_CLIENT_ID: opt,
   SAGE_ACCOUNTING_CLIENT_SECRET: opt,
   SAGE200_CLIENT_ID: opt,
@@ -27,7 +30,9 @@ export function parseSimulatorConfig(env: NodeJS.ProcessEnv): SimulatorOptions {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = SimEnv.safeParse(cleaned);
   if (!parsed.success) {
-    throw new Error(`Invalid simulator configuration: ${parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `Invalid simulator configuration: ${parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`).join('; ')}`,
+    );
   }
   const e = parsed.data;
   const redirectUri = `${e.PUBLIC_BASE_URL}/oauth/callback`;
@@ -65,7 +70,11 @@ async function main(): Promise<void> {
   }
   const sim = await startSimulator(options);
   process.stdout.write(`Sage simulator listening on ${sim.url} (admin API: ${sim.url}/__admin)\n`);
-  process.stdout.write(`Point the service at it with:\n${Object.entries(sim.env).map(([k, v]) => `  ${k}=${v}`).join('\n')}\n`);
+  process.stdout.write(
+    `Point the service at it with:\n${Object.entries(sim.env)
+      .map(([k, v]) => `  ${k}=${v}`)
+      .join('\n')}\n`,
+  );
   const stop = () => {
     void sim.close().then(() => process.exit(0));
   };

@@ -37,7 +37,9 @@ export function clientCredentials(request: FastifyRequest, body: Params): Client
   }
   const clientId = body.client_id ?? basicId;
   const clientSecret = body.client_secret ?? basicSecret;
-  const conflicting = (basicId !== undefined && body.client_id !== undefined && basicId !== body.client_id) || (basicSecret !== undefined && body.client_secret !== undefined && basicSecret !== body.client_secret);
+  const conflicting =
+    (basicId !== undefined && body.client_id !== undefined && basicId !== body.client_id) ||
+    (basicSecret !== undefined && body.client_secret !== undefined && basicSecret !== body.client_secret);
   return { clientId, clientSecret, conflicting };
 }
 
@@ -55,7 +57,9 @@ export function errorPage(reply: FastifyReply, title: string, detail: string): F
   return reply
     .code(400)
     .type('text/html; charset=utf-8')
-    .send(`<!doctype html><html><head><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`);
+    .send(
+      `<!doctype html><html><head><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`,
+    );
 }
 
 export function oauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {

@@ -41,7 +41,10 @@ export function intBetween(rnd: () => number, min: number, max: number): number 
 /** `n` hex characters from the PRNG (e.g. 32 for a Sage Accounting id). */
 export function hex(rnd: () => number, n: number): string {
   let out = '';
-  while (out.length < n) out += Math.floor(rnd() * 0x100000000).toString(16).padStart(8, '0');
+  while (out.length < n)
+    out += Math.floor(rnd() * 0x100000000)
+      .toString(16)
+      .padStart(8, '0');
   return out.slice(0, n);
 }
 

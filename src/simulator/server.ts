@@ -76,27 +76,48 @@ export function classify(path: string): { provider: SimProvider; scope: Endpoint
 }
 
 /** An error answer shaped as the provider would shape it for that kind of endpoint. */
-function sendFault(reply: FastifyReply, provider: SimProvider, scope: EndpointScope, status: number, retryAfterSeconds: number | null): FastifyReply {
+function sendFault(
+  reply: FastifyReply,
+  provider: SimProvider,
+  scope: EndpointScope,
+  status: number,
+  retryAfterSeconds: number | null,
+): FastifyReply {
   if (retryAfterSeconds !== null) reply.header('retry-after', String(retryAfterSeconds));
   reply.code(status);
-  if (scope === 'authorize') return reply.type('text/html; charset=utf-8').send(`<!doctype html><h1>${status} Service unavailable</h1>`);
+  if (scope === 'authorize')
+    return reply.type('text/html; charset=utf-8').send(`<!doctype html><h1>${status} Service unavailable</h1>`);
   if (scope === 'token' || scope === 'revoke') {
     const error = status === 429 ? 'too_many_requests' : status === 503 ? 'temporarily_unavailable' : 'server_error';
-    return reply.send({ error, error_description: status === 429 ? 'Too many requests.' : 'The authorization server could not handle the request.' });
+    return reply.send({
+      error,
+      error_description:
+        status === 429 ? 'Too many requests.' : 'The authorization server could not handle the request.',
+    });
   }
   if (provider === 'sage-accounting') {
     const [code, message] =
-      status === 429 ? ['TooManyRequests', 'Too many requests. Please retry later.'] : status === 503 ? ['ServiceUnavailable', 'The service is temporarily unavailable. Please retry later.'] : ['UnexpectedError', 'An unexpected error occurred.'];
+      status === 429
+        ? ['TooManyRequests', 'Too many requests. Please retry later.']
+        : status === 503
+          ? ['ServiceUnavailable', 'The service is temporarily unavailable. Please retry later.']
+          : ['UnexpectedError', 'An unexpected error occurred.'];
     return reply.send([{ $severity: 'error', $dataCode: code, $message: message, $source: '' }]);
   }
-  if (status === 429) return reply.send({ statusCode: 429, message: `Rate limit is exceeded. Try again in ${retryAfterSeconds ?? 1} seconds.` });
+  if (status === 429)
+    return reply.send({
+      statusCode: 429,
+      message: `Rate limit is exceeded. Try again in ${retryAfterSeconds ?? 1} seconds.`,
+    });
   return reply.send({ Message: 'An error has occurred.' });
 }
 
 /** A customer list page: Sage Accounting `/v3.1/contacts`, Sage 200 `/…/accounts/v1/customers` (not one customer by id). */
 const CUSTOMER_LIST = /\/(v3\.1\/contacts|accounts\/v1\/customers)$/;
 
-export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app: FastifyInstance; state: SimulatorState; admin: SimulatorAdmin }> {
+export async function buildSimulator(
+  opts: SimulatorOptions = {},
+): Promise<{ app: FastifyInstance; state: SimulatorState; admin: SimulatorAdmin }> {
   const state = new SimulatorState({
     seed: opts.seed,
     apps: opts.apps,
@@ -122,13 +143,22 @@ export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app
     if (cls.scope === 'api' && request.method === 'GET' && CUSTOMER_LIST.test(path)) {
       // Counted from arrival (latency faults included: that is the time Sage spends on the page) to the answer.
       const h = request.headers;
-      const partition = String(h['x-business'] ?? (h['x-company'] !== undefined ? `${String(h['x-company'])}/${String(h['x-site'] ?? '')}` : '?'));
+      const partition = String(
+        h['x-business'] ??
+          (h['x-company'] !== undefined ? `${String(h['x-company'])}/${String(h['x-site'] ?? '')}` : '?'),
+      );
       reply.raw.once('close', state.counters.beginCustomerPage(partition));
     }
     const limit = state.settings[settingsKey(cls.provider)].maxConcurrentRequests;
     if (cls.scope === 'api' && limit > 0 && state.counters.inFlightFor(cls.provider) > limit) {
       state.counters.inc('rateLimited', cls.provider);
-      return sendFault(reply, cls.provider, cls.scope, 429, state.settings[settingsKey(cls.provider)].concurrencyRetryAfterSeconds);
+      return sendFault(
+        reply,
+        cls.provider,
+        cls.scope,
+        429,
+        state.settings[settingsKey(cls.provider)].concurrencyRetryAfterSeconds,
+      );
     }
     const { latencyMs, action, held } = state.faults.evaluate(cls.provider, cls.scope, path);
     if (latencyMs > 0) await sleep(latencyMs);
@@ -155,7 +185,11 @@ export async function buildSimulator(opts: SimulatorOptions = {}): Promise<{ app
   await app.register(sage200OAuth(state), { prefix: '/sage200' });
   await app.register(sage200Api(state), { prefix: '/sage200/api/uk' });
   await app.register(adminRoutes(admin), { prefix: '/__admin' });
-  app.get('/', async () => ({ name: 'sage-simulator', admin: '/__admin', providers: ['/sage-accounting', '/sage200'] }));
+  app.get('/', async () => ({
+    name: 'sage-simulator',
+    admin: '/__admin',
+    providers: ['/sage-accounting', '/sage200'],
+  }));
   return { app, state, admin };
 }
 
@@ -184,5 +218,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   await app.listen({ port: opts.port ?? 0, host });
   const port = (app.server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { url, port, env: simulatorEnv(url, state.apps), apps: state.apps, admin, state, app, close: () => app.close() };
+  return {
+    url,
+    port,
+    env: simulatorEnv(url, state.apps),
+    apps: state.apps,
+    admin,
+    state,
+    app,
+    close: () => app.close(),
+  };
 }

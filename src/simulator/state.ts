@@ -167,7 +167,8 @@ export class SimError extends Error {
   }
 }
 
-export const settingsKey = (p: SimProvider) => (p === 'sage-accounting' ? 'sageAccounting' : 'sage200') as 'sageAccounting' | 'sage200';
+export const settingsKey = (p: SimProvider) =>
+  (p === 'sage-accounting' ? 'sageAccounting' : 'sage200') as 'sageAccounting' | 'sage200';
 
 export function parseProvider(v: unknown): SimProvider {
   if (v === 'sage-accounting' || v === 'sageAccounting' || v === 'sage_accounting') return 'sage-accounting';
@@ -192,7 +193,8 @@ export function sage200Time(ms: number): string {
 }
 
 /** Ground-truth timestamps (admin API) are unambiguous ISO-8601 UTC, not the wire form. */
-export const formatTime = (p: SimProvider, ms: number) => (p === 'sage-accounting' ? accountingTime(ms) : new Date(ms).toISOString());
+export const formatTime = (p: SimProvider, ms: number) =>
+  p === 'sage-accounting' ? accountingTime(ms) : new Date(ms).toISOString();
 
 function base64url(buf: Buffer | string): string {
   return Buffer.from(buf).toString('base64url');
@@ -291,15 +293,34 @@ export class SimulatorState {
   createUser(provider: SimProvider, opts: CreateUserOptions = {}): SimUser {
     const index = ++this.userCount[provider];
     const r = prng(hash32(this.seed, 'user', provider, index));
-    const uuidHex = Array.from({ length: 4 }, () => Math.floor(r() * 0x100000000).toString(16).padStart(8, '0')).join('');
+    const uuidHex = Array.from({ length: 4 }, () =>
+      Math.floor(r() * 0x100000000)
+        .toString(16)
+        .padStart(8, '0'),
+    ).join('');
     const uuid = `${uuidHex.slice(0, 8)}-${uuidHex.slice(8, 12)}-${uuidHex.slice(12, 16)}-${uuidHex.slice(16, 20)}-${uuidHex.slice(20, 32)}`;
     const id = provider === 'sage-accounting' ? `acc-user-${index}` : `s200-user-${index}`;
-    const count = opts.partitions ?? (provider === 'sage-accounting' ? (this.options.partitionsPerUser?.sageAccounting ?? 3) : (this.options.partitionsPerUser?.sage200 ?? 2));
-    if (!Number.isInteger(count) || count < 1 || count > 50) throw new SimError(400, 'partitions must be an integer 1..50');
+    const count =
+      opts.partitions ??
+      (provider === 'sage-accounting'
+        ? (this.options.partitionsPerUser?.sageAccounting ?? 3)
+        : (this.options.partitionsPerUser?.sage200 ?? 2));
+    if (!Number.isInteger(count) || count < 1 || count > 50)
+      throw new SimError(400, 'partitions must be an integer 1..50');
     const customers = opts.customersPerPartition ?? this.customersPerPartition;
-    if (!Number.isInteger(customers) || customers < 0 || customers > 2_000_000) throw new SimError(400, 'customersPerPartition must be an integer 0..2000000');
+    if (!Number.isInteger(customers) || customers < 0 || customers > 2_000_000)
+      throw new SimError(400, 'customersPerPartition must be an integer 0..2000000');
     const country = (opts.country ?? 'GB').toUpperCase();
-    const user: SimUser = { id, provider, index, uuid, email: `${id}@example.com`, country, edition: opts.edition ?? 'sage200extra', partitionIds: [] };
+    const user: SimUser = {
+      id,
+      provider,
+      index,
+      uuid,
+      email: `${id}@example.com`,
+      country,
+      edition: opts.edition ?? 'sage200extra',
+      partitionIds: [],
+    };
     for (let k = 0; k < count; k++) {
       let partitionId: string;
       if (provider === 'sage-accounting') {
@@ -336,7 +357,9 @@ export class SimulatorState {
       provider: u.provider,
       uuid: u.uuid,
       email: u.email,
-      ...(u.provider === 'sage-accounting' ? { country: u.country, leadBusinessId: u.partitionIds[0] } : { edition: u.edition }),
+      ...(u.provider === 'sage-accounting'
+        ? { country: u.country, leadBusinessId: u.partitionIds[0] }
+        : { edition: u.edition }),
       partitions: u.partitionIds.map((pid) => this.describePartition(u.provider, pid)),
     };
   }
@@ -352,10 +375,24 @@ export class SimulatorState {
     }
     if (provider === 'sage-accounting') {
       const b = this.businesses.get(pid)!;
-      return { partitionId: pid, businessId: b.id, name: b.name, customers, deletedCustomers: deleted, contacts: p.records.length };
+      return {
+        partitionId: pid,
+        businessId: b.id,
+        name: b.name,
+        customers,
+        deletedCustomers: deleted,
+        contacts: p.records.length,
+      };
     }
     const s = this.sites.get(pid)!;
-    return { partitionId: pid, companyId: s.companyId, siteId: s.siteId, name: s.companyName, customers, deletedCustomers: deleted };
+    return {
+      partitionId: pid,
+      companyId: s.companyId,
+      siteId: s.siteId,
+      name: s.companyName,
+      customers,
+      deletedCustomers: deleted,
+    };
   }
 
   // -------------------------------------------------------------------------------------------------------------------
@@ -369,7 +406,10 @@ export class SimulatorState {
   /** The next consent's outcome: the planned user (or a fresh one), or a denial. */
   takeConsent(provider: SimProvider): { user?: SimUser; deny?: { error: string; description: string } } {
     const plan = this.consentPlans[provider].shift();
-    if (plan?.deny) return { deny: { error: plan.deny, description: plan.denyDescription ?? 'The user denied access to your application.' } };
+    if (plan?.deny)
+      return {
+        deny: { error: plan.deny, description: plan.denyDescription ?? 'The user denied access to your application.' },
+      };
     return { user: plan?.userId ? this.user(plan.userId, provider) : this.createUser(provider) };
   }
 
@@ -383,7 +423,12 @@ export class SimulatorState {
   issueCode(c: Omit<AuthCode, 'code' | 'expiresAt' | 'usedAt'>, regionPrefix?: string): AuthCode {
     const random = randomBytes(24).toString('base64url');
     const code = regionPrefix ? `${regionPrefix}/${random}` : random;
-    const rec: AuthCode = { ...c, code, expiresAt: this.now() + this.settings[settingsKey(c.provider)].codeTtlSeconds * 1000, usedAt: null };
+    const rec: AuthCode = {
+      ...c,
+      code,
+      expiresAt: this.now() + this.settings[settingsKey(c.provider)].codeTtlSeconds * 1000,
+      usedAt: null,
+    };
     this.codes.set(code, rec);
     this.issuedCodes.push(code);
     return rec;
@@ -435,7 +480,12 @@ export class SimulatorState {
   }
 
   /** Issues a new access token (and refresh token when the grant is offline), killing the previous refresh token. */
-  issueTokens(g: Grant): { accessToken: string; accessExpiresIn: number; refreshToken: string | null; refreshExpiresIn: number | null } {
+  issueTokens(g: Grant): {
+    accessToken: string;
+    accessExpiresIn: number;
+    refreshToken: string | null;
+    refreshExpiresIn: number | null;
+  } {
     const s = this.settings[settingsKey(g.provider)];
     const accessToken = this.mintToken('access', g, s.accessTokenTtlSeconds);
     let refreshToken: string | null = null;
@@ -449,7 +499,12 @@ export class SimulatorState {
       // Sliding window: each refresh restarts the refresh token's lifetime (every response carries the full lifetime).
       g.refreshExpiresAt = this.now() + s.refreshTokenTtlSeconds * 1000;
     }
-    return { accessToken, accessExpiresIn: s.accessTokenTtlSeconds, refreshToken, refreshExpiresIn: g.offline ? s.refreshTokenTtlSeconds : null };
+    return {
+      accessToken,
+      accessExpiresIn: s.accessTokenTtlSeconds,
+      refreshToken,
+      refreshExpiresIn: g.offline ? s.refreshTokenTtlSeconds : null,
+    };
   }
 
   revokeGrant(g: Grant, reason: string): void {
@@ -464,7 +519,10 @@ export class SimulatorState {
   }
 
   /** The grant behind a live, unexpired access token, or why it is not usable. */
-  checkAccessToken(token: string | undefined, provider: SimProvider): { grant: Grant; user: SimUser } | { problem: 'missing' | 'invalid' | 'expired' | 'revoked' } {
+  checkAccessToken(
+    token: string | undefined,
+    provider: SimProvider,
+  ): { grant: Grant; user: SimUser } | { problem: 'missing' | 'invalid' | 'expired' | 'revoked' } {
     if (!token) return { problem: 'missing' };
     const rec = this.tokens.get(token);
     if (!rec || rec.kind !== 'access') return { problem: 'invalid' };
@@ -496,7 +554,8 @@ export class SimulatorState {
 
   private checkPartitionOwner(provider: SimProvider, partitionId: string, userId?: string): PartitionData {
     const p = this.partition(provider, partitionId);
-    if (userId && !this.user(userId, provider).partitionIds.includes(partitionId)) throw new SimError(400, `user ${userId} cannot reach partition ${partitionId}`);
+    if (userId && !this.user(userId, provider).partitionIds.includes(partitionId))
+      throw new SimError(400, `user ${userId} cannot reach partition ${partitionId}`);
     return p;
   }
 
@@ -524,9 +583,11 @@ export class SimulatorState {
   mutate(req: MutateRequest): MutateResult {
     const p = this.checkPartitionOwner(req.provider, req.partitionId, req.userId);
     const now = providerTime(p.provider, this.now());
-    const toUpdate = typeof req.update === 'number' ? this.pickLive(p, req.update, new Set()) : this.resolveIds(p, req.update ?? []);
+    const toUpdate =
+      typeof req.update === 'number' ? this.pickLive(p, req.update, new Set()) : this.resolveIds(p, req.update ?? []);
     const updatedIds = new Set(toUpdate.map((r) => r.id));
-    const toDelete = typeof req.delete === 'number' ? this.pickLive(p, req.delete, updatedIds) : this.resolveIds(p, req.delete ?? []);
+    const toDelete =
+      typeof req.delete === 'number' ? this.pickLive(p, req.delete, updatedIds) : this.resolveIds(p, req.delete ?? []);
     for (const r of toUpdate) {
       r.version++;
       r.updatedAt = now;
@@ -538,7 +599,12 @@ export class SimulatorState {
     const created: string[] = [];
     for (let i = 0; i < (req.create ?? 0); i++) created.push(createCustomer(p, now).id);
     p.version++;
-    return { updated: toUpdate.map((r) => r.id), deleted: toDelete.map((r) => r.id), created, at: new Date(now).toISOString() };
+    return {
+      updated: toUpdate.map((r) => r.id),
+      deleted: toDelete.map((r) => r.id),
+      created,
+      at: new Date(now).toISOString(),
+    };
   }
 
   /** Every customer of a partition (vendors excluded), deleted ones flagged: what a perfect sync would hold. */
@@ -555,7 +621,13 @@ export class SimulatorState {
         email: d.email,
         currency: d.currency.code,
         balance: d.balance,
-        address: { line1: d.address.line1, line2: d.address.line2 ?? null, city: d.address.city, postalCode: d.address.postalCode, country: d.address.country },
+        address: {
+          line1: d.address.line1,
+          line2: d.address.line2 ?? null,
+          city: d.address.city,
+          postalCode: d.address.postalCode,
+          country: d.address.country,
+        },
         creditLimit: d.creditLimit,
         created_at: formatTime(provider, r.createdAt),
         updated_at: formatTime(provider, r.updatedAt),

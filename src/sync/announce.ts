@@ -9,7 +9,16 @@
  */
 import type { Db } from 'mongodb';
 import { COLLECTIONS } from '../lib/mongo.js';
-import { closeRunReservations, horizonOf, markAnnounced, nextAnnouncement, readAnnounced, readCounter, readFloors, type ConnectionKey } from './change-seq.js';
+import {
+  closeRunReservations,
+  horizonOf,
+  markAnnounced,
+  nextAnnouncement,
+  readAnnounced,
+  readCounter,
+  readFloors,
+  type ConnectionKey,
+} from './change-seq.js';
 import { syncRunId } from './documents.js';
 
 export const CHANGE_ANNOUNCEMENTS = COLLECTIONS.changeAnnouncements;
@@ -82,10 +91,15 @@ export async function announceRun(
   // Repeated on a retry too: the insert above may have been the last thing a crashed attempt did.
   if (result.changed) await markAnnounced(db, k, result.toSeq);
   const runs = db.collection(COLLECTIONS.syncRuns);
-  const fields = result.changed ? { changeHorizon: horizon, fromSeq: result.fromSeq, toSeq: result.toSeq } : { changeHorizon: horizon };
-  if (partitionIds.length > 0) await runs.bulkWrite(
-    partitionIds.map((p) => ({ updateOne: { filter: { _id: syncRunId(syncWorkflowId, p) } as never, update: { $set: fields } } })),
-    { ordered: false },
-  );
+  const fields = result.changed
+    ? { changeHorizon: horizon, fromSeq: result.fromSeq, toSeq: result.toSeq }
+    : { changeHorizon: horizon };
+  if (partitionIds.length > 0)
+    await runs.bulkWrite(
+      partitionIds.map((p) => ({
+        updateOne: { filter: { _id: syncRunId(syncWorkflowId, p) } as never, update: { $set: fields } },
+      })),
+      { ordered: false },
+    );
   return result;
 }

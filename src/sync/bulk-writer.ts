@@ -59,7 +59,8 @@ export class PreloadedHashes implements HashView {
   private constructor(readonly stored: Map<string, StoredHash>) {}
   static async load(hashes: Collection<HashDoc>, k: PartitionKey): Promise<PreloadedHashes> {
     const stored = new Map<string, StoredHash>();
-    for (const d of await hashes.find({ p: customerIdPrefix(k) }).toArray()) stored.set(d._id, { contentHash: d.h, deleted: d.d });
+    for (const d of await hashes.find({ p: customerIdPrefix(k) }).toArray())
+      stored.set(d._id, { contentHash: d.h, deleted: d.d });
     return new PreloadedHashes(stored);
   }
   async get(ids: string[]): Promise<Map<string, StoredHash>> {
@@ -120,7 +121,11 @@ function duplicateKeyOnly(err: unknown): err is MongoBulkWriteError {
 }
 
 /** Hash entries after their customers: inserts for new ids (fast path), replaces otherwise; a stale insert is redone. */
-async function writeHashes(hashes: Collection<HashDoc>, docs: CustomerDoc[], isNew: (id: string) => boolean): Promise<void> {
+async function writeHashes(
+  hashes: Collection<HashDoc>,
+  docs: CustomerDoc[],
+  isNew: (id: string) => boolean,
+): Promise<void> {
   const entry = (d: CustomerDoc): HashDoc => ({ _id: d._id, p: customerIdPrefix(d), h: d.contentHash, d: false });
   const replace = (d: CustomerDoc) => ({ replaceOne: { filter: { _id: d._id }, replacement: entry(d), upsert: true } });
   const ops = docs.map((d) => (isNew(d._id) ? { insertOne: { document: entry(d) } } : replace(d)));
@@ -129,7 +134,10 @@ async function writeHashes(hashes: Collection<HashDoc>, docs: CustomerDoc[], isN
   } catch (err) {
     if (!duplicateKeyOnly(err)) throw err;
     const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    await hashes.bulkWrite(errors.map((e) => replace(docs[e.index]!)), { ordered: false });
+    await hashes.bulkWrite(
+      errors.map((e) => replace(docs[e.index]!)),
+      { ordered: false },
+    );
   }
 }
 
@@ -137,7 +145,12 @@ async function writeHashes(hashes: Collection<HashDoc>, docs: CustomerDoc[], isN
  * `stamper`: gives every document actually written (new, changed, undeleted) a fresh `changeSeq` and `changedAt`
  * (contract §4); unchanged ones are skipped above and keep theirs. The content hash covers `raw` only, never these.
  */
-export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[], view: HashView, stamper?: ChangeStamper): Promise<WriteCounts> {
+export async function writeCustomers(
+  colls: SyncCollections,
+  docs: CustomerDoc[],
+  view: HashView,
+  stamper?: ChangeStamper,
+): Promise<WriteCounts> {
   const coll = colls.customers;
   if (docs.length === 0) return { upserted: 0, modified: 0, unchanged: 0 };
   // The same record can appear twice in one page (Sage re-serving a page, ties in an overlap): last one wins.
@@ -149,7 +162,8 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
   for (const d of byId.values()) {
     const s = stored.get(d._id);
     if (!s) ops.push({ insertOne: { document: d } });
-    else if (s.contentHash !== d.contentHash || s.deleted === true) ops.push({ replaceOne: { filter: { _id: d._id }, replacement: d, upsert: true } });
+    else if (s.contentHash !== d.contentHash || s.deleted === true)
+      ops.push({ replaceOne: { filter: { _id: d._id }, replacement: d, upsert: true } });
     else continue;
     written.push(d);
   }
@@ -177,10 +191,21 @@ export async function writeCustomers(colls: SyncCollections, docs: CustomerDoc[]
     // after a lost connection): the document exists now, so replace it without upsert; count only real changes.
     const retry = errors
       .map((e) => ops[e.index])
-      .flatMap((op) => (op && 'insertOne' in op ? [op.insertOne.document as CustomerDoc] : op && 'replaceOne' in op ? [op.replaceOne.replacement as CustomerDoc] : []));
+      .flatMap((op) =>
+        op && 'insertOne' in op
+          ? [op.insertOne.document as CustomerDoc]
+          : op && 'replaceOne' in op
+            ? [op.replaceOne.replacement as CustomerDoc]
+            : [],
+      );
     if (retry.length > 0) {
       const again = await coll.bulkWrite(
-        retry.map((d) => ({ replaceOne: { filter: { _id: d._id, $or: [{ contentHash: { $ne: d.contentHash } }, { deleted: true }] }, replacement: d } })),
+        retry.map((d) => ({
+          replaceOne: {
+            filter: { _id: d._id, $or: [{ contentHash: { $ne: d.contentHash } }, { deleted: true }] },
+            replacement: d,
+          },
+        })),
         { ordered: false },
       );
       modified += again.modifiedCount;

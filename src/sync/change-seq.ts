@@ -104,7 +104,9 @@ export async function readAnnounced(db: Db, k: ConnectionKey): Promise<number> {
 }
 
 export async function readFloors(db: Db, k: ConnectionKey): Promise<number[]> {
-  const docs = await reservations(db).find({ connection: connectionKey(k) }).toArray();
+  const docs = await reservations(db)
+    .find({ connection: connectionKey(k) })
+    .toArray();
   return docs.map((d) => d.floor);
 }
 
@@ -130,9 +132,11 @@ export async function allocateBlock(db: Db, k: ConnectionKey): Promise<number> {
     }
   }
   // Only a hint (see the module comment): a lost or reordered update costs readers a probe, never correctness.
-  await hints(db).updateOne({ _id: connectionKey(k) }, { $max: { k: n } }, { upsert: true }).catch((err: unknown) => {
-    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
-  });
+  await hints(db)
+    .updateOne({ _id: connectionKey(k) }, { $max: { k: n } }, { upsert: true })
+    .catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+    });
   return n;
 }
 
@@ -164,7 +168,13 @@ export class ChangeSeqAllocator implements ChangeStamper {
     const counter = await readCounter(this.db, this.key);
     await reservations(this.db).replaceOne(
       { _id: reservationId(this.key) },
-      { connection: connectionKey(this.key), floor: counter + 1, syncWorkflowId: this.owner.syncWorkflowId, attempt: this.owner.attempt, openedAt: new Date() },
+      {
+        connection: connectionKey(this.key),
+        floor: counter + 1,
+        syncWorkflowId: this.owner.syncWorkflowId,
+        attempt: this.owner.attempt,
+        openedAt: new Date(),
+      },
       { upsert: true },
     );
     this.opened = true;
@@ -193,7 +203,12 @@ export class ChangeSeqAllocator implements ChangeStamper {
 }
 
 /** Drops the reservations a run left open (partitions that failed for good): their attempts commit nothing more. */
-export async function closeRunReservations(db: Db, k: ConnectionKey, syncWorkflowId: string, partitionIds: string[]): Promise<number> {
+export async function closeRunReservations(
+  db: Db,
+  k: ConnectionKey,
+  syncWorkflowId: string,
+  partitionIds: string[],
+): Promise<number> {
   if (partitionIds.length === 0) return 0;
   const ids = partitionIds.map((partitionId) => reservationId({ ...k, partitionId }));
   const res = await reservations(db).deleteMany({ _id: { $in: ids }, syncWorkflowId });

@@ -25,11 +25,17 @@ export async function flagDeleted(
     const stamp = (j: number) => (seqs === null ? {} : { changeSeq: seqs[j]!, changedAt: now });
     const res = await colls.customers.bulkWrite(
       chunk.map((_id, j) => ({
-        updateOne: { filter: { _id, deleted: false }, update: { $set: { deleted: true, deletedAt: deletedAt?.(_id) ?? now, syncedAt: now, ...stamp(j) } } },
+        updateOne: {
+          filter: { _id, deleted: false },
+          update: { $set: { deleted: true, deletedAt: deletedAt?.(_id) ?? now, syncedAt: now, ...stamp(j) } },
+        },
       })),
       { ordered: false },
     );
-    await colls.hashes.bulkWrite(chunk.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { d: true } } } })), { ordered: false });
+    await colls.hashes.bulkWrite(
+      chunk.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { d: true } } } })),
+      { ordered: false },
+    );
     flagged += res.modifiedCount;
   }
   return flagged;

@@ -11,7 +11,8 @@ export interface PartitionKey {
   partitionId: string;
 }
 
-export const customerId = (k: PartitionKey, externalId: string) => `${k.provider}:${k.tenantId}:${k.partitionId}:${externalId}`;
+export const customerId = (k: PartitionKey, externalId: string) =>
+  `${k.provider}:${k.tenantId}:${k.partitionId}:${externalId}`;
 /** Prefix shared by every customer `_id` of a partition (for `_id` range scans, the indexed path on FerretDB). */
 export const customerIdPrefix = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}:`;
 export const syncRunId = (syncWorkflowId: string, partitionId: string) => `${syncWorkflowId}:${partitionId}`;
@@ -48,7 +49,13 @@ export function storableRaw(value: unknown): unknown {
   return out;
 }
 
-export function buildCustomerDoc(k: PartitionKey, customer: NormalizedCustomer, raw: unknown, hash: string, now: Date): CustomerDoc {
+export function buildCustomerDoc(
+  k: PartitionKey,
+  customer: NormalizedCustomer,
+  raw: unknown,
+  hash: string,
+  now: Date,
+): CustomerDoc {
   return {
     _id: customerId(k, customer.externalId),
     tenantId: k.tenantId,

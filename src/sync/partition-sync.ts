@@ -9,14 +9,49 @@
 import { accessProblem, SageAccessDeniedError, SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
-import type { Cursor, CustomerPage, CustomerSource, NormalizedCustomer, PlannedPage, RequestContext, SyncTarget } from '../providers/types.js';
-import { CUSTOMER_HASHES, PointHashes, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from './bulk-writer.js';
+import type {
+  Cursor,
+  CustomerPage,
+  CustomerSource,
+  NormalizedCustomer,
+  PlannedPage,
+  RequestContext,
+  SyncTarget,
+} from '../providers/types.js';
+import {
+  CUSTOMER_HASHES,
+  PointHashes,
+  PreloadedHashes,
+  writeCustomers,
+  type HashDoc,
+  type HashView,
+  type SyncCollections,
+} from './bulk-writer.js';
 import { ChangeSeqAllocator } from './change-seq.js';
 import { flagDeleted, flagDeletedExternal, unseenIds } from './deletions.js';
-import { buildCustomerDoc, customerId, customerIdPrefix, syncStateId, type CustomerDoc, type PartitionKey } from './documents.js';
+import {
+  buildCustomerDoc,
+  customerId,
+  customerIdPrefix,
+  syncStateId,
+  type CustomerDoc,
+  type PartitionKey,
+} from './documents.js';
 import { contentHash } from './hash.js';
 import { writeQuarantine, type QuarantineDoc, type Rejected } from './quarantine.js';
-import { checkpointRun, finishRun, readState, saveState, startRun, zeroCounts, type Checkpoint, type RunCounts, type SyncMode, type SyncRunDoc, type SyncStateDoc } from './runs.js';
+import {
+  checkpointRun,
+  finishRun,
+  readState,
+  saveState,
+  startRun,
+  zeroCounts,
+  type Checkpoint,
+  type RunCounts,
+  type SyncMode,
+  type SyncRunDoc,
+  type SyncStateDoc,
+} from './runs.js';
 import {
   clearSeen,
   clearWriteIntent,
@@ -101,14 +136,25 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const intents = deps.mongo.db.collection<WriteIntentDoc>(SYNC_WRITE_INTENTS);
   const prefix = customerIdPrefix(key);
   const stamper =
-    deps.stampChanges === false ? undefined : new ChangeSeqAllocator(deps.mongo.db, key, { syncWorkflowId: input.syncWorkflowId, attempt: input.attempt ?? 1 });
+    deps.stampChanges === false
+      ? undefined
+      : new ChangeSeqAllocator(deps.mongo.db, key, {
+          syncWorkflowId: input.syncWorkflowId,
+          attempt: input.attempt ?? 1,
+        });
 
   const state = await readState(stateColl, syncStateId(key));
   const since = mode === 'incremental' ? incrementalSince(state?.watermark, deps.overlapSeconds) : null;
   const run = await startRun(
     runs,
     runKey,
-    { ...key, syncWorkflowId: input.syncWorkflowId, mode, watermarkFrom: state?.watermark ? new Date(state.watermark.updatedAt) : null, attempt: input.attempt ?? 1 },
+    {
+      ...key,
+      syncWorkflowId: input.syncWorkflowId,
+      mode,
+      watermarkFrom: state?.watermark ? new Date(state.watermark.updatedAt) : null,
+      attempt: input.attempt ?? 1,
+    },
     now(),
     { deletionsFrom: state?.deletionsSince ?? null },
   );
@@ -143,9 +189,13 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       // A 401/403 whose body names the cause (lapsed subscription, business/site access, APIM key) is not the token.
       const named = accessProblem(err);
       if (named) throw named;
-      if (err.status === 403 || (forcedRefresh && token.tokenVersion !== forcedRefresh.fromVersion)) throw await unauthorizedOnFreshToken(err, token.accessToken);
+      if (err.status === 403 || (forcedRefresh && token.tokenVersion !== forcedRefresh.fromVersion))
+        throw await unauthorizedOnFreshToken(err, token.accessToken);
       // Possibly the token (expired early, revoked, rotated elsewhere): ask once for a newer one, then retry the page.
-      forcedRefresh ??= { fromVersion: token.tokenVersion, token: tokens.get({ rejectedTokenVersion: token.tokenVersion }) };
+      forcedRefresh ??= {
+        fromVersion: token.tokenVersion,
+        token: tokens.get({ rejectedTokenVersion: token.tokenVersion }),
+      };
       token = await forcedRefresh.token;
       try {
         return await fn({ ...target, accessToken: token.accessToken });
@@ -159,7 +209,15 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   /** A 401 that a fresh token did not cure: an access problem of this partition, explained by the source when it can. */
   async function unauthorizedOnFreshToken(err: SageApiError, accessToken: string): Promise<SageAccessDeniedError> {
     const explained = await deps.source.explainUnauthorized?.({ ...target, accessToken }).catch(() => null);
-    return explained ?? new SageAccessDeniedError(target.provider, 'token_rejected', err.status, `Sage rejects a freshly refreshed token for this partition (HTTP ${err.status} on ${err.path})`);
+    return (
+      explained ??
+      new SageAccessDeniedError(
+        target.provider,
+        'token_rejected',
+        err.status,
+        `Sage rejects a freshly refreshed token for this partition (HTTP ${err.status} on ${err.path})`,
+      )
+    );
   }
 
   /**
@@ -180,7 +238,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       }
       const r = deps.source.mapCustomer(raw);
       if (r.ok) found.push(buildCustomerDoc(key, r.customer, raw, contentHash(raw), now()));
-      else if (r.skip) gone.push(id); // no longer a customer (turned into a vendor only)
+      else if (r.skip)
+        gone.push(id); // no longer a customer (turned into a vendor only)
       else rejected.push({ externalId: id, reason: r.reason, raw });
     }
     const written = await writeWithIntent(found);
@@ -263,7 +322,16 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
               // Sage quirk: `$total` moved while we paged (customers created or deleted meanwhile), or a page past the
               // new end answered the last page again. The pages fetched ahead were numbered for a listing that no longer
               // exists: drop them and read on from the last page written, with a plan made from a fresh answer.
-              deps.log?.warn({ partitionId: key.partitionId, planned: ahead.total, now: taken.page.total, page: taken.item.pageNumber, answered: taken.page.pageNumber }, 'Sage total changed while paging: re-planning from the last page written');
+              deps.log?.warn(
+                {
+                  partitionId: key.partitionId,
+                  planned: ahead.total,
+                  now: taken.page.total,
+                  page: taken.item.pageNumber,
+                  answered: taken.page.pageNumber,
+                },
+                'Sage total changed while paging: re-planning from the last page written',
+              );
               ahead.pages.abandon();
               ahead = null;
             } else {
@@ -273,7 +341,8 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
           page ??= await fetchPage(cursor);
           if (concurrency > 1 && !ahead && page.nextCursor && deps.source.plannedPagesAfter) {
             const plan = deps.source.plannedPagesAfter(page, cursor);
-            if (plan.length > 1) ahead = { pages: new ReadAhead(plan, (item) => fetchPage(item.cursor), concurrency), total: page.total };
+            if (plan.length > 1)
+              ahead = { pages: new ReadAhead(plan, (item) => fetchPage(item.cursor), concurrency), total: page.total };
           }
           await writePage(page);
           if (!page.nextCursor) break;
@@ -291,7 +360,13 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
         const stored = new Set([...(preloaded?.liveIds() ?? []), ...(leftovers?.ids ?? [])]);
         const candidates = unseenIds(key, [...stored], seen);
         const gone = await confirmGone(candidates);
-        cp.counts.deleted += await flagDeleted(colls, gone.map((id) => customerId(key, id)), now(), undefined, stamper);
+        cp.counts.deleted += await flagDeleted(
+          colls,
+          gone.map((id) => customerId(key, id)),
+          now(),
+          undefined,
+          stamper,
+        );
         // Every intent read at this attempt's start is settled now: its ids were seen (and written) or reconciled.
         if (leftovers) await dropWriteIntents(intents, leftovers.docIds);
       } else if (deps.source.deletions && deletionsFrom) {
@@ -331,7 +406,17 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
       },
       finishedAt,
     );
-    await finishRun(runs, runKey, { status: 'succeeded', counts: cp.counts, watermarkTo: watermark ? new Date(watermark.updatedAt) : null, error: null }, finishedAt);
+    await finishRun(
+      runs,
+      runKey,
+      {
+        status: 'succeeded',
+        counts: cp.counts,
+        watermarkTo: watermark ? new Date(watermark.updatedAt) : null,
+        error: null,
+      },
+      finishedAt,
+    );
     if (mode === 'full') await clearSeen(seenColl, runKey, cp.counts.pages);
     deps.log?.info({ partitionId: key.partitionId, mode, ...cp.counts }, 'partition sync succeeded');
     return {
@@ -367,11 +452,20 @@ export async function markRunFailed(
   const doc = await runs.findOne({ _id: runKey });
   const counts = doc?.checkpoint?.counts ?? zeroCounts();
   // The failed run's seen-id pages are of no further use (the next full run starts over).
-  if (fields.mode === 'full') await clearSeen(mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION), runKey, counts.pages);
+  if (fields.mode === 'full')
+    await clearSeen(mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION), runKey, counts.pages);
   await runs.updateOne(
     { _id: runKey },
     {
-      $set: { ...fields, ...counts, status: 'failed', error: error.slice(0, 2000), reason, finishedAt: now, updatedAt: now },
+      $set: {
+        ...fields,
+        ...counts,
+        status: 'failed',
+        error: error.slice(0, 2000),
+        reason,
+        finishedAt: now,
+        updatedAt: now,
+      },
       $setOnInsert: { startedAt: now, watermarkFrom: null, watermarkTo: null, checkpoint: null, attempt: 0 },
     },
     { upsert: true },

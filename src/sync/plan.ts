@@ -14,6 +14,7 @@ export function decideMode(i: ModeInputs): { mode: SyncMode; reason: string } {
   if (i.requested === 'full') return { mode: 'full', reason: 'requested' };
   if (!i.lastFullSyncAt) return { mode: 'full', reason: 'first_sync' };
   if (i.fullSyncRequested) return { mode: 'full', reason: 'full_sync_requested' };
-  if (i.now.getTime() - i.lastFullSyncAt.getTime() >= i.fullSyncEveryHours * 3_600_000) return { mode: 'full', reason: 'reconciliation_due' };
+  if (i.now.getTime() - i.lastFullSyncAt.getTime() >= i.fullSyncEveryHours * 3_600_000)
+    return { mode: 'full', reason: 'reconciliation_due' };
   return { mode: 'incremental', reason: 'scheduled' };
 }

@@ -28,7 +28,13 @@ export interface Rejected {
   raw: unknown;
 }
 
-export async function writeQuarantine(coll: Collection<QuarantineDoc>, k: PartitionKey, runId: string, rejected: Rejected[], now: Date): Promise<number> {
+export async function writeQuarantine(
+  coll: Collection<QuarantineDoc>,
+  k: PartitionKey,
+  runId: string,
+  rejected: Rejected[],
+  now: Date,
+): Promise<number> {
   if (rejected.length === 0) return 0;
   const ops = rejected.map((r) => {
     const json = JSON.stringify(r.raw) ?? 'null';

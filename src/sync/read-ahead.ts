@@ -18,7 +18,8 @@ export class ReadAhead<T, P> {
     private readonly fetch: (item: T, index: number) => Promise<P>,
     private readonly limit: number,
   ) {
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`read-ahead limit must be a positive integer (got ${limit})`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new RangeError(`read-ahead limit must be a positive integer (got ${limit})`);
     this.fill();
   }
 

@@ -18,7 +18,14 @@ export interface RunCounts {
   quarantined: number;
 }
 
-export const zeroCounts = (): RunCounts => ({ pages: 0, fetched: 0, upserted: 0, modified: 0, deleted: 0, quarantined: 0 });
+export const zeroCounts = (): RunCounts => ({
+  pages: 0,
+  fetched: 0,
+  upserted: 0,
+  modified: 0,
+  deleted: 0,
+  quarantined: 0,
+});
 
 /** What a resumed attempt needs to continue at the next page (also the activity heartbeat details). */
 export interface Checkpoint {
@@ -76,7 +83,15 @@ export async function startRun(
   await coll.updateOne(
     { _id: id },
     {
-      $setOnInsert: { startedAt: now, ...zeroCounts(), finishedAt: null, error: null, checkpoint: null, watermarkTo: null, deletionsFrom: pinned.deletionsFrom },
+      $setOnInsert: {
+        startedAt: now,
+        ...zeroCounts(),
+        finishedAt: null,
+        error: null,
+        checkpoint: null,
+        watermarkTo: null,
+        deletionsFrom: pinned.deletionsFrom,
+      },
       $set: { ...fields, status: 'running', updatedAt: now },
     },
     { upsert: true },
@@ -84,7 +99,12 @@ export async function startRun(
   return coll.findOne({ _id: id });
 }
 
-export async function checkpointRun(coll: Collection<SyncRunDoc>, id: string, cp: Checkpoint, now: Date): Promise<void> {
+export async function checkpointRun(
+  coll: Collection<SyncRunDoc>,
+  id: string,
+  cp: Checkpoint,
+  now: Date,
+): Promise<void> {
   await coll.updateOne(
     { _id: id },
     {
@@ -107,7 +127,16 @@ export async function finishRun(
 ): Promise<void> {
   await coll.updateOne(
     { _id: id },
-    { $set: { ...outcome.counts, status: outcome.status, finishedAt: now, watermarkTo: outcome.watermarkTo, error: outcome.error, updatedAt: now } },
+    {
+      $set: {
+        ...outcome.counts,
+        status: outcome.status,
+        finishedAt: now,
+        watermarkTo: outcome.watermarkTo,
+        error: outcome.error,
+        updatedAt: now,
+      },
+    },
   );
 }
 
@@ -115,6 +144,11 @@ export async function readState(coll: Collection<SyncStateDoc>, id: string): Pro
   return coll.findOne({ _id: id });
 }
 
-export async function saveState(coll: Collection<SyncStateDoc>, id: string, fields: Omit<SyncStateDoc, '_id' | 'updatedAt'>, now: Date): Promise<void> {
+export async function saveState(
+  coll: Collection<SyncStateDoc>,
+  id: string,
+  fields: Omit<SyncStateDoc, '_id' | 'updatedAt'>,
+  now: Date,
+): Promise<void> {
   await coll.updateOne({ _id: id }, { $set: { ...fields, updatedAt: now } }, { upsert: true });
 }

@@ -15,7 +15,13 @@ export interface SeenPageDoc {
 
 const pageId = (runKey: string, page: number) => `${runKey}:${page}`;
 
-export async function recordSeen(coll: Collection<SeenPageDoc>, runKey: string, page: number, ids: string[], now: Date): Promise<void> {
+export async function recordSeen(
+  coll: Collection<SeenPageDoc>,
+  runKey: string,
+  page: number,
+  ids: string[],
+  now: Date,
+): Promise<void> {
   await coll.updateOne({ _id: pageId(runKey, page) }, { $set: { ids, at: now } }, { upsert: true });
 }
 
@@ -53,7 +59,12 @@ export interface WriteIntentDoc {
   at: Date;
 }
 
-export async function recordWriteIntent(coll: Collection<WriteIntentDoc>, partitionPrefix: string, ids: string[], now: Date): Promise<string | null> {
+export async function recordWriteIntent(
+  coll: Collection<WriteIntentDoc>,
+  partitionPrefix: string,
+  ids: string[],
+  now: Date,
+): Promise<string | null> {
   if (ids.length === 0) return null;
   const _id = `${partitionPrefix}${randomUUID()}`;
   await coll.insertOne({ _id, p: partitionPrefix, ids, at: now });
@@ -65,7 +76,10 @@ export async function clearWriteIntent(coll: Collection<WriteIntentDoc>, id: str
 }
 
 /** Intents left behind by crashed writes in this partition: their document ids and the customer `_id`s they name. */
-export async function loadWriteIntents(coll: Collection<WriteIntentDoc>, partitionPrefix: string): Promise<{ docIds: string[]; ids: string[] }> {
+export async function loadWriteIntents(
+  coll: Collection<WriteIntentDoc>,
+  partitionPrefix: string,
+): Promise<{ docIds: string[]; ids: string[] }> {
   const docs = await coll.find({ p: partitionPrefix }).toArray();
   return { docIds: docs.map((d) => d._id), ids: [...new Set(docs.flatMap((d) => d.ids))] };
 }

@@ -33,7 +33,10 @@ export function incrementalSince(watermark: Watermark | null | undefined, overla
 }
 
 /** Advances a watermark over a page of mapped customers. */
-export function advanceWatermark(current: Watermark | null, customers: { sourceUpdatedAt: Date; externalId: string }[]): Watermark | null {
+export function advanceWatermark(
+  current: Watermark | null,
+  customers: { sourceUpdatedAt: Date; externalId: string }[],
+): Watermark | null {
   let wm = current;
   for (const c of customers) wm = maxWatermark(wm, watermarkOf(c));
   return wm;

@@ -8,7 +8,10 @@ import { EncryptionCodec } from './codec.js';
 
 /** `failure-converter.cts` from source (tsx), `failure-converter.cjs` once compiled; also given to the workflow bundler. */
 export const FAILURE_CONVERTER_PATH = fileURLToPath(
-  new URL(`./failure-converter.${path.extname(fileURLToPath(import.meta.url)) === '.ts' ? 'cts' : 'cjs'}`, import.meta.url),
+  new URL(
+    `./failure-converter.${path.extname(fileURLToPath(import.meta.url)) === '.ts' ? 'cts' : 'cjs'}`,
+    import.meta.url,
+  ),
 );
 
 type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
@@ -24,5 +27,8 @@ export function codecKeyRingFromConfig(config: KeyConfig): KeyRing {
 }
 
 export function dataConverter(config: KeyConfig): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(codecKeyRingFromConfig(config))], failureConverterPath: FAILURE_CONVERTER_PATH };
+  return {
+    payloadCodecs: [new EncryptionCodec(codecKeyRingFromConfig(config))],
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+  };
 }

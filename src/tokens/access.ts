@@ -80,7 +80,9 @@ function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSna
   if (!p) {
     p = Promise.all([
       readTokenDoc(deps.mongo, workflowId),
-      deps.mongo.collection<{ _id: string; state?: string }>(COLLECTIONS.connections).findOne({ _id: workflowId }, { projection: { state: 1 } }),
+      deps.mongo
+        .collection<{ _id: string; state?: string }>(COLLECTIONS.connections)
+        .findOne({ _id: workflowId }, { projection: { state: 1 } }),
     ])
       .then(([doc, connection]): StoreSnapshot => ({ doc, connection }))
       .finally(() => inFlightReads.delete(key));
@@ -113,7 +115,8 @@ export async function readValidToken(
 }
 
 function isRetryLater(err: unknown): boolean {
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause.type === RETRY_LATER_ERROR_TYPE;
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
+    return err.cause.type === RETRY_LATER_ERROR_TYPE;
   // The server allows 10 updates in flight per workflow; beyond that it answers RESOURCE_EXHAUSTED (the client has
   // already retried a few times by then). A run that just continued-as-new answers NOT_FOUND for a moment.
   // "workflow update was aborted" (UNAVAILABLE) happens when the run closes or its task is retried under load.
@@ -143,10 +146,12 @@ export async function acquireAccessToken(
     try {
       lease = await limited(workflowId, () => handle.executeUpdate(getAccessTokenUpdate, { args: [args] }));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new ReauthorizationRequiredError('connection_not_found', `no connection workflow ${workflowId}`);
+      if (err instanceof WorkflowNotFoundError)
+        throw new ReauthorizationRequiredError('connection_not_found', `no connection workflow ${workflowId}`);
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
         if (err.cause.type === ErrorTypes.ReauthorizationRequired) {
-          const reason = typeof err.cause.details?.[0] === 'string' ? (err.cause.details[0] as string) : 'reauthorization_required';
+          const reason =
+            typeof err.cause.details?.[0] === 'string' ? (err.cause.details[0] as string) : 'reauthorization_required';
           throw new ReauthorizationRequiredError(reason, err.cause.message);
         }
         if (err.cause.type === TOKEN_UNAVAILABLE_ERROR_TYPE) throw new TokenUnavailableError(err.cause.message);
@@ -161,7 +166,8 @@ export async function acquireAccessToken(
     const doc = await readTokenDoc(deps.mongo, workflowId);
     if (!doc) throw new ReauthorizationRequiredError('tokens_missing', `no stored tokens for ${workflowId}`);
     // The store can only be ahead of the lease (a newer version is valid too), never behind it.
-    if (doc.version < lease.tokenVersion) throw new Error(`token store for ${workflowId} is at version ${doc.version}, behind lease ${lease.tokenVersion}`);
+    if (doc.version < lease.tokenVersion)
+      throw new Error(`token store for ${workflowId} is at version ${doc.version}, behind lease ${lease.tokenVersion}`);
     const tokens = openTokens(keyRingFromConfig(deps.config), doc);
     return resultOf(doc, tokens.accessToken, 'workflow');
   }

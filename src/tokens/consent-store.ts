@@ -52,7 +52,10 @@ export interface ConsentCandidate {
   obtainedAt: Date;
 }
 
-export type ConsentTokenDoc = TokenDoc & { consentExchangeId?: string | null; consentCandidate?: ConsentCandidate | null };
+export type ConsentTokenDoc = TokenDoc & {
+  consentExchangeId?: string | null;
+  consentCandidate?: ConsentCandidate | null;
+};
 
 const candidateAadId = (id: string, exchangeId: string) => `${id}#candidate#${exchangeId}`;
 
@@ -79,15 +82,35 @@ export async function readConsentDoc(mongo: Mongo, id: string): Promise<ConsentT
 }
 
 /** The fields of a current version `version` holding `plain` (sealed under the version's AAD). */
-function currentFields(ring: KeyRing, id: string, version: number, plain: PlainTokens, times: ReturnType<typeof timesOf>, exchangeId: string, now: Date) {
-  return { version, ...sealTokens(ring, id, version, plain), ...times, pendingRefresh: null, consentExchangeId: exchangeId, consentCandidate: null, updatedAt: now };
+function currentFields(
+  ring: KeyRing,
+  id: string,
+  version: number,
+  plain: PlainTokens,
+  times: ReturnType<typeof timesOf>,
+  exchangeId: string,
+  now: Date,
+) {
+  return {
+    version,
+    ...sealTokens(ring, id, version, plain),
+    ...times,
+    pendingRefresh: null,
+    consentExchangeId: exchangeId,
+    consentCandidate: null,
+    updatedAt: now,
+  };
 }
 
 /**
  * Writes the next version after the one read: a fresh document by insert, else by the version's claim (`store.ts`);
  * either insert has one winner. Retried a few times when someone else wrote that version first.
  */
-async function writeNextVersion(mongo: Mongo, id: string, build: (existing: ConsentTokenDoc | null) => ConsentTokenDoc | 'done'): Promise<ConsentTokenDoc> {
+async function writeNextVersion(
+  mongo: Mongo,
+  id: string,
+  build: (existing: ConsentTokenDoc | null) => ConsentTokenDoc | 'done',
+): Promise<ConsentTokenDoc> {
   const coll = tokensCollection(mongo);
   for (let attempt = 0; attempt < 5; attempt++) {
     const existing = await readConsentDoc(mongo, id);
@@ -127,19 +150,33 @@ export async function storeConsentTokens(
     const now = p.now ?? new Date();
     const version = (existing?.version ?? 0) + 1;
     const plain = { accessToken: p.tokens.accessToken, refreshToken: p.tokens.refreshToken };
-    return { _id: p.id, tenantId: p.tenantId, provider: p.provider, ...currentFields(ring, p.id, version, plain, timesOf(p.tokens, now), p.exchangeId, now) };
+    return {
+      _id: p.id,
+      tenantId: p.tenantId,
+      provider: p.provider,
+      ...currentFields(ring, p.id, version, plain, timesOf(p.tokens, now), p.exchangeId, now),
+    };
   });
   // A fresh consent replaces whatever re-consent was staged.
-  await claimsCollection(mongo).deleteOne({ _id: candidateSlotId(p.id, genOf(doc)) }).catch(() => {});
+  await claimsCollection(mongo)
+    .deleteOne({ _id: candidateSlotId(p.id, genOf(doc)) })
+    .catch(() => {});
   return doc;
 }
 
 /** Stages a re-consent beside the current tokens (replacing any earlier candidate). Needs an existing document. */
-export async function stageConsentCandidate(mongo: Mongo, ring: KeyRing, p: { id: string; tokens: TokenSet; exchangeId: string; now?: Date }): Promise<ConsentCandidate> {
+export async function stageConsentCandidate(
+  mongo: Mongo,
+  ring: KeyRing,
+  p: { id: string; tokens: TokenSet; exchangeId: string; now?: Date },
+): Promise<ConsentCandidate> {
   const now = p.now ?? new Date();
   const candidate: ConsentCandidate = {
     exchangeId: p.exchangeId,
-    ...sealTokens(ring, candidateAadId(p.id, p.exchangeId), 0, { accessToken: p.tokens.accessToken, refreshToken: p.tokens.refreshToken }),
+    ...sealTokens(ring, candidateAadId(p.id, p.exchangeId), 0, {
+      accessToken: p.tokens.accessToken,
+      refreshToken: p.tokens.refreshToken,
+    }),
     ...timesOf(p.tokens, now),
   };
   const doc = await readTokenDoc(mongo, p.id);
@@ -163,7 +200,11 @@ export function openCandidate(ring: KeyRing, id: string, c: ConsentCandidate): P
  * Makes the staged candidate the next current version. Idempotent: if the exchange is already the current one, that
  * document is returned. Null when there is no such candidate (dropped, or replaced by a newer consent).
  */
-export async function promoteConsentCandidate(mongo: Mongo, ring: KeyRing, p: { id: string; exchangeId: string; now?: Date }): Promise<ConsentTokenDoc | null> {
+export async function promoteConsentCandidate(
+  mongo: Mongo,
+  ring: KeyRing,
+  p: { id: string; exchangeId: string; now?: Date },
+): Promise<ConsentTokenDoc | null> {
   let missing = false;
   const doc = await writeNextVersion(mongo, p.id, (existing) => {
     if (existing?.consentExchangeId === p.exchangeId) return 'done';
@@ -174,9 +215,15 @@ export async function promoteConsentCandidate(mongo: Mongo, ring: KeyRing, p: { 
     }
     const now = p.now ?? new Date();
     const { exchangeId: _e, keyId: _k, sealed: _s, ...times } = c;
-    return { ...existing, ...currentFields(ring, p.id, existing.version + 1, openCandidate(ring, p.id, c), times, p.exchangeId, now) };
+    return {
+      ...existing,
+      ...currentFields(ring, p.id, existing.version + 1, openCandidate(ring, p.id, c), times, p.exchangeId, now),
+    };
   });
-  if (!missing) await claimsCollection(mongo).deleteOne({ _id: candidateSlotId(p.id, genOf(doc)), 'candidate.exchangeId': p.exchangeId } as never).catch(() => {});
+  if (!missing)
+    await claimsCollection(mongo)
+      .deleteOne({ _id: candidateSlotId(p.id, genOf(doc)), 'candidate.exchangeId': p.exchangeId } as never)
+      .catch(() => {});
   return missing ? null : { ...doc, consentCandidate: null };
 }
 
@@ -184,7 +231,12 @@ export async function promoteConsentCandidate(mongo: Mongo, ring: KeyRing, p: { 
 export async function dropConsentCandidate(mongo: Mongo, p: { id: string; exchangeId: string }): Promise<void> {
   const doc = await readTokenDoc(mongo, p.id);
   if (!doc) return;
-  await claimsCollection(mongo).deleteOne({ _id: candidateSlotId(p.id, genOf(doc)), 'candidate.exchangeId': p.exchangeId } as never);
+  await claimsCollection(mongo).deleteOne({
+    _id: candidateSlotId(p.id, genOf(doc)),
+    'candidate.exchangeId': p.exchangeId,
+  } as never);
   // A candidate staged in the head by an older build.
-  await tokensCollection(mongo).updateOne({ _id: p.id, 'consentCandidate.exchangeId': p.exchangeId } as never, { $set: { consentCandidate: null, updatedAt: new Date() } as never });
+  await tokensCollection(mongo).updateOne({ _id: p.id, 'consentCandidate.exchangeId': p.exchangeId } as never, {
+    $set: { consentCandidate: null, updatedAt: new Date() } as never,
+  });
 }

@@ -22,7 +22,11 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export function crashPoint(config: Pick<Config, 'NODE_ENV' | 'TEST_CRASH_AT'>, point: CrashPoint): void {
   if (config.NODE_ENV !== 'test' || !config.TEST_CRASH_AT) return;
-  if (config.TEST_CRASH_AT.split(',').map((s) => s.trim()).includes(point)) {
+  if (
+    config.TEST_CRASH_AT.split(',')
+      .map((s) => s.trim())
+      .includes(point)
+  ) {
     process.stderr.write(`TEST_CRASH_AT: killing worker process ${process.pid} at ${point}\n`);
     process.kill(process.pid, 'SIGKILL');
   }

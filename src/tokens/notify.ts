@@ -55,12 +55,27 @@ export function webhookPolicy(config: { NODE_ENV: string; NOTIFY_WEBHOOK_ALLOW_P
 /** Addresses that are not on the public internet (RFC 6890 special-purpose ranges that matter for SSRF). */
 const NON_PUBLIC = new net.BlockList();
 for (const [net4, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) NON_PUBLIC.addSubnet(net4, bits, 'ipv4');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  NON_PUBLIC.addSubnet(net4, bits, 'ipv4');
 for (const [net6, bits] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-] as const) NON_PUBLIC.addSubnet(net6, bits, 'ipv6');
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  NON_PUBLIC.addSubnet(net6, bits, 'ipv6');
 
 export function isNonPublicAddress(address: string): boolean {
   const family = net.isIP(address);
@@ -79,10 +94,12 @@ export function webhookUrlProblem(url: string, policy: WebhookPolicy): string | 
   } catch {
     return 'not a URL';
   }
-  if (u.protocol !== 'https:' && !(policy.allowHttp && u.protocol === 'http:')) return `scheme ${u.protocol} is not allowed (https only outside development)`;
+  if (u.protocol !== 'https:' && !(policy.allowHttp && u.protocol === 'http:'))
+    return `scheme ${u.protocol} is not allowed (https only outside development)`;
   if (u.username || u.password) return 'credentials in the URL are not allowed';
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (!policy.allowPrivate && isNonPublicAddress(host)) return `address ${host} is not public (set NOTIFY_WEBHOOK_ALLOW_PRIVATE=true to allow)`;
+  if (!policy.allowPrivate && isNonPublicAddress(host))
+    return `address ${host} is not public (set NOTIFY_WEBHOOK_ALLOW_PRIVATE=true to allow)`;
   return null;
 }
 
@@ -92,7 +109,16 @@ function publicOnlyLookup(hostname: string, options: LookupOptions, callback: Lo
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     const bad = addresses.find((a) => isNonPublicAddress(a.address));
-    if (bad) return callback(Object.assign(new WebhookRefusedError(`${hostname} resolves to ${bad.address}, which is not public (set NOTIFY_WEBHOOK_ALLOW_PRIVATE=true to allow)`), { code: 'EWEBHOOKREFUSED' }), []);
+    if (bad)
+      return callback(
+        Object.assign(
+          new WebhookRefusedError(
+            `${hostname} resolves to ${bad.address}, which is not public (set NOTIFY_WEBHOOK_ALLOW_PRIVATE=true to allow)`,
+          ),
+          { code: 'EWEBHOOKREFUSED' },
+        ),
+        [],
+      );
     if (options.all) return callback(null, addresses);
     const first = addresses[0];
     if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
@@ -104,7 +130,12 @@ function publicOnlyLookup(hostname: string, options: LookupOptions, callback: Lo
  * POSTs once; any non-2xx (including a redirect, which is not followed) or network failure throws
  * WebhookDeliveryError (the activity retry policy does the backoff); a URL the policy forbids throws WebhookRefusedError.
  */
-export async function postWebhook(url: string, secret: string | undefined, event: { id: string; type: string }, policy: WebhookPolicy = STRICT_WEBHOOK_POLICY): Promise<number> {
+export async function postWebhook(
+  url: string,
+  secret: string | undefined,
+  event: { id: string; type: string },
+  policy: WebhookPolicy = STRICT_WEBHOOK_POLICY,
+): Promise<number> {
   const problem = webhookUrlProblem(url, policy);
   if (problem) throw new WebhookRefusedError(`webhook URL refused: ${problem}`);
   const body = JSON.stringify(event);
@@ -133,6 +164,7 @@ export async function postWebhook(url: string, secret: string | undefined, event
     if (cause instanceof WebhookRefusedError) throw new WebhookRefusedError(`webhook URL refused: ${cause.message}`);
     throw new WebhookDeliveryError(`webhook not reachable: ${(err as Error).message}`);
   }
-  if (status < 200 || status > 299) throw new WebhookDeliveryError(`webhook answered HTTP ${status} (redirects are not followed)`);
+  if (status < 200 || status > 299)
+    throw new WebhookDeliveryError(`webhook answered HTTP ${status} (redirects are not followed)`);
   return status;
 }

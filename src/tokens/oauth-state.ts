@@ -28,17 +28,26 @@ export function mintState(config: KeyConfig, workflowId: string, ttlMs: number, 
   const nonce = randomBytes(16).toString('base64url');
   const expiresAt = now + ttlMs;
   const body = `${Buffer.from(workflowId).toString('base64url')}.${nonce}.${Math.floor(expiresAt / 1000).toString(36)}`;
-  return { state: `${body}.${mac(config.encryptionKey.key, body)}`, nonce, expiresAt: Math.floor(expiresAt / 1000) * 1000 };
+  return {
+    state: `${body}.${mac(config.encryptionKey.key, body)}`,
+    nonce,
+    expiresAt: Math.floor(expiresAt / 1000) * 1000,
+  };
 }
 
-export type VerifiedState = { ok: true; workflowId: string; nonce: string; expiresAt: number } | { ok: false; reason: 'malformed' | 'forged' | 'expired' };
+export type VerifiedState =
+  | { ok: true; workflowId: string; nonce: string; expiresAt: number }
+  | { ok: false; reason: 'malformed' | 'forged' | 'expired' };
 
 /**
  * The master key (current or old) whose MAC authenticates `state`, ignoring expiry, with the state's parts; null when
  * malformed or forged. PKCE derives the state's code_verifier from the same key, so a key rotated between consent and
  * code exchange still gives the verifier the consent URL was minted with.
  */
-export function stateKey(config: KeyConfig, state: string): { key: Buffer; workflowId: string; nonce: string; exp: string } | 'malformed' | 'forged' {
+export function stateKey(
+  config: KeyConfig,
+  state: string,
+): { key: Buffer; workflowId: string; nonce: string; exp: string } | 'malformed' | 'forged' {
   const parts = state.split('.');
   if (parts.length !== 4 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return 'malformed';
   const [wf, nonce, exp, got] = parts as [string, string, string, string];

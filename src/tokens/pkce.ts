@@ -16,13 +16,18 @@ import { stateKey } from './oauth-state.js';
 type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
 
 /** Whether consents for this provider use PKCE (per-provider setting: SAGE_ACCOUNTING_PKCE / SAGE200_PKCE). */
-export function pkceEnabled(config: Pick<Config, 'SAGE_ACCOUNTING_PKCE' | 'SAGE200_PKCE'>, provider: Provider): boolean {
+export function pkceEnabled(
+  config: Pick<Config, 'SAGE_ACCOUNTING_PKCE' | 'SAGE200_PKCE'>,
+  provider: Provider,
+): boolean {
   return (provider === 'sage-accounting' ? config.SAGE_ACCOUNTING_PKCE : config.SAGE200_PKCE) === 'S256';
 }
 
 /** The verifier for one consent state, from the master key that MACs it. */
 export function deriveVerifier(masterKey: Buffer, workflowId: string, nonce: string): string {
-  return createHmac('sha256', deriveKey(masterKey, 'pkceVerifier')).update(`${workflowId}\n${nonce}`).digest('base64url');
+  return createHmac('sha256', deriveKey(masterKey, 'pkceVerifier'))
+    .update(`${workflowId}\n${nonce}`)
+    .digest('base64url');
 }
 
 /** RFC 7636 §4.2 S256: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))). */

@@ -23,7 +23,15 @@ import type { TokenDoc } from './store.js';
 export type ReadPathDecision = { use: 'store' } | { use: 'workflow'; why: string };
 
 /** The fields of a token document the decision reads (the `_id`/sealed value is opened only after `use: 'store'`). */
-export type TokenDocTimes = Pick<TokenDoc, 'version' | 'accessTokenExpiresAt' | 'accessTokenLifetimeSec' | 'refreshTokenExpiresAt' | 'refreshTokenLifetimeSec' | 'obtainedAt'> & {
+export type TokenDocTimes = Pick<
+  TokenDoc,
+  | 'version'
+  | 'accessTokenExpiresAt'
+  | 'accessTokenLifetimeSec'
+  | 'refreshTokenExpiresAt'
+  | 'refreshTokenLifetimeSec'
+  | 'obtainedAt'
+> & {
   pendingRefresh?: { fromVersion: number } | null;
 };
 
@@ -38,8 +46,10 @@ export function decideReadPath(
   if (!GetAccessTokenInput.safeParse(req).success) return { use: 'workflow', why: 'invalid_input' };
   if (req.rejectedTokenVersion !== undefined) return { use: 'workflow', why: 'rejected_version' };
   if (!doc) return { use: 'workflow', why: 'no_token_doc' };
-  if (connection?.state !== 'connected') return { use: 'workflow', why: `connection_${connection?.state ?? 'unknown'}` };
-  if (doc.pendingRefresh && doc.pendingRefresh.fromVersion >= doc.version) return { use: 'workflow', why: 'refresh_started' };
+  if (connection?.state !== 'connected')
+    return { use: 'workflow', why: `connection_${connection?.state ?? 'unknown'}` };
+  if (doc.pendingRefresh && doc.pendingRefresh.fromVersion >= doc.version)
+    return { use: 'workflow', why: 'refresh_started' };
   // The workflow's own rule, applied to the stored times (a minimal connected state: decideAccess reads only these).
   const state = {
     workflowId: conn.workflowId,

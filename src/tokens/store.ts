@@ -76,7 +76,8 @@ export interface RefreshLease {
  */
 export const REFRESH_LEASE_MS = 90_000;
 
-export type LeaseState = { kind: 'free'; doubt: boolean; attemptId: string | null } | { kind: 'live'; lease: RefreshLease; endsAt: Date };
+export type LeaseState =
+  { kind: 'free'; doubt: boolean; attemptId: string | null } | { kind: 'live'; lease: RefreshLease; endsAt: Date };
 
 /** What a lease on `fromVersion` in `doc` means at `now`: someone else's live call, or free (with what is known). */
 export function leaseState(doc: Pick<TokenDoc, 'pendingRefresh'>, fromVersion: number, now: Date): LeaseState {
@@ -116,7 +117,10 @@ export function tokensCollection(mongo: Mongo): Collection<TokenDoc> {
 }
 
 /** The fields that make up one version (everything but the connection's identity). */
-export type VersionFields = Omit<TokenDoc, '_id' | 'tenantId' | 'provider' | 'claimGen'> & { consentExchangeId?: string | null; consentCandidate?: null };
+export type VersionFields = Omit<TokenDoc, '_id' | 'tenantId' | 'provider' | 'claimGen'> & {
+  consentExchangeId?: string | null;
+  consentCandidate?: null;
+};
 
 export type TokenClaim =
   | { _id: string; kind: 'version'; fields: VersionFields; at: Date }
@@ -129,16 +133,28 @@ export function claimsCollection(mongo: Mongo): Collection<TokenClaim> {
 
 export const genOf = (doc: { claimGen?: string | undefined }): string => doc.claimGen ?? 'g0';
 export const versionClaimId = (id: string, gen: string, version: number) => `${id}#${gen}#v${version}`;
-export const leaseClaimId = (id: string, gen: string, fromVersion: number, n: number) => `${id}#${gen}#v${fromVersion}#lease${n}`;
+export const leaseClaimId = (id: string, gen: string, fromVersion: number, n: number) =>
+  `${id}#${gen}#v${fromVersion}#lease${n}`;
 export const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 
 /**
  * Inserts the claim of version `fields.version` (the compare-and-set). True: ours, write the head. False: that version
  * exists already (someone else stored it first).
  */
-export async function claimVersion(mongo: Mongo, id: string, gen: string, fields: VersionFields, now: Date): Promise<boolean> {
+export async function claimVersion(
+  mongo: Mongo,
+  id: string,
+  gen: string,
+  fields: VersionFields,
+  now: Date,
+): Promise<boolean> {
   try {
-    await claimsCollection(mongo).insertOne({ _id: versionClaimId(id, gen, fields.version), kind: 'version', fields, at: now });
+    await claimsCollection(mongo).insertOne({
+      _id: versionClaimId(id, gen, fields.version),
+      kind: 'version',
+      fields,
+      at: now,
+    });
     return true;
   } catch (err) {
     if (isDuplicateKey(err)) return false;
@@ -151,7 +167,9 @@ export async function claimVersion(mongo: Mongo, id: string, gen: string, fields
  * makes this exact; on FerretDB a racing head write can still win, which readers' roll-forward makes harmless.
  */
 export async function writeHead(mongo: Mongo, id: string, fields: VersionFields): Promise<void> {
-  await tokensCollection(mongo).updateOne({ _id: id, version: { $lt: fields.version } } as never, { $set: fields as never });
+  await tokensCollection(mongo).updateOne({ _id: id, version: { $lt: fields.version } } as never, {
+    $set: fields as never,
+  });
 }
 
 /** Best effort: claims no reader needs any more (versions two behind the head, leases on versions before it). */
@@ -200,8 +218,17 @@ async function withCurrentLease(mongo: Mongo, doc: TokenDoc): Promise<TokenDoc> 
 
 const aad = (id: string, version: number) => Buffer.from(`${id}#${version}`);
 
-export function sealTokens(ring: KeyRing, id: string, version: number, t: PlainTokens): { keyId: string; sealed: Binary } {
-  const { keyId, data } = seal(ring, Buffer.from(JSON.stringify({ a: t.accessToken, r: t.refreshToken })), aad(id, version));
+export function sealTokens(
+  ring: KeyRing,
+  id: string,
+  version: number,
+  t: PlainTokens,
+): { keyId: string; sealed: Binary } {
+  const { keyId, data } = seal(
+    ring,
+    Buffer.from(JSON.stringify({ a: t.accessToken, r: t.refreshToken })),
+    aad(id, version),
+  );
   return { keyId, sealed: new Binary(data) };
 }
 
@@ -226,7 +253,11 @@ export function metaOf(doc: TokenDoc): TokenMeta {
  * The newest version of a connection's tokens (the head, rolled forward over any newer version claim). `withLease`: with
  * `pendingRefresh` read from the lease claims (what a refresh attempt decides on), not the head's hint.
  */
-export async function readTokenDoc(mongo: Mongo, id: string, opts: { withLease?: boolean } = {}): Promise<TokenDoc | null> {
+export async function readTokenDoc(
+  mongo: Mongo,
+  id: string,
+  opts: { withLease?: boolean } = {},
+): Promise<TokenDoc | null> {
   const head = await tokensCollection(mongo).findOne({ _id: id });
   if (!head) return null;
   const doc = await rollForward(mongo, head);
@@ -240,19 +271,34 @@ export interface PreviousRefresh {
   refreshTokenLifetimeSec: number | null;
 }
 
-function fieldsFor(ring: KeyRing, id: string, version: number, set: TokenSet, previous: PreviousRefresh | null, now: Date) {
+function fieldsFor(
+  ring: KeyRing,
+  id: string,
+  version: number,
+  set: TokenSet,
+  previous: PreviousRefresh | null,
+  now: Date,
+) {
   // Sage 200 (Sage ID) may answer a refresh without a new refresh token: the old one then stays valid, and so does
   // its expiry (it is not renewed by the refresh).
   const keepOld = set.refreshToken === null && previous !== null && previous.refreshToken !== null;
   const refreshToken = keepOld ? previous.refreshToken : set.refreshToken;
-  const refreshTokenExpiresAt = keepOld ? previous.refreshTokenExpiresAt : refreshToken ? new Date(now.getTime() + set.refreshTokenExpiresIn * 1000) : null;
+  const refreshTokenExpiresAt = keepOld
+    ? previous.refreshTokenExpiresAt
+    : refreshToken
+      ? new Date(now.getTime() + set.refreshTokenExpiresIn * 1000)
+      : null;
   return {
     version,
     ...sealTokens(ring, id, version, { accessToken: set.accessToken, refreshToken }),
     accessTokenExpiresAt: new Date(now.getTime() + set.expiresIn * 1000),
     accessTokenLifetimeSec: set.expiresIn,
     refreshTokenExpiresAt,
-    refreshTokenLifetimeSec: keepOld ? previous.refreshTokenLifetimeSec : refreshToken ? set.refreshTokenExpiresIn : null,
+    refreshTokenLifetimeSec: keepOld
+      ? previous.refreshTokenLifetimeSec
+      : refreshToken
+        ? set.refreshTokenExpiresIn
+        : null,
     obtainedAt: now,
     pendingRefresh: null,
     updatedAt: now,
@@ -268,7 +314,14 @@ function fieldsFor(ring: KeyRing, id: string, version: number, set: TokenSet, pr
  */
 export async function acquireRefreshLease(
   mongo: Mongo,
-  p: { id: string; fromVersion: number; attemptId: string; seen: Pick<TokenDoc, 'pendingRefresh' | 'claimGen'>; now?: Date; leaseMs?: number },
+  p: {
+    id: string;
+    fromVersion: number;
+    attemptId: string;
+    seen: Pick<TokenDoc, 'pendingRefresh' | 'claimGen'>;
+    now?: Date;
+    leaseMs?: number;
+  },
 ): Promise<RefreshLease | null> {
   const now = p.now ?? new Date();
   const state = leaseState(p.seen, p.fromVersion, now);
@@ -294,9 +347,14 @@ export async function acquireRefreshLease(
     throw err;
   }
   // The hint the read path sees (a refresh started on this version), and a check that the store is still at it.
-  const res = await tokensCollection(mongo).updateOne({ _id: p.id, version: p.fromVersion } as never, { $set: { pendingRefresh: lease, updatedAt: now } });
+  const res = await tokensCollection(mongo).updateOne({ _id: p.id, version: p.fromVersion } as never, {
+    $set: { pendingRefresh: lease, updatedAt: now },
+  });
   if (res.matchedCount !== 1) return null;
-  const newer = await claimsCollection(mongo).findOne({ _id: versionClaimId(p.id, gen, p.fromVersion + 1) }, { projection: { _id: 1 } });
+  const newer = await claimsCollection(mongo).findOne(
+    { _id: versionClaimId(p.id, gen, p.fromVersion + 1) },
+    { projection: { _id: 1 } },
+  );
   return newer ? null : lease;
 }
 
@@ -305,15 +363,27 @@ export async function acquireRefreshLease(
  * `mayHaveReachedSage`: the call could have rotated the token (timeout, reset, 5xx), kept as `doubt` for later owners.
  * Only the owner writes its claim; the head's hint follows.
  */
-export async function releaseRefreshLease(mongo: Mongo, p: { id: string; lease: RefreshLease; mayHaveReachedSage: boolean }): Promise<void> {
+export async function releaseRefreshLease(
+  mongo: Mongo,
+  p: { id: string; lease: RefreshLease; mayHaveReachedSage: boolean },
+): Promise<void> {
   const now = new Date();
   const doubt = p.lease.doubt === true || p.mayHaveReachedSage;
   if (p.lease.claimId) {
-    await claimsCollection(mongo).updateOne({ _id: p.lease.claimId, kind: 'lease' } as never, { $set: { 'lease.released': true, 'lease.expiresAt': now, 'lease.doubt': doubt } as never });
+    await claimsCollection(mongo).updateOne({ _id: p.lease.claimId, kind: 'lease' } as never, {
+      $set: { 'lease.released': true, 'lease.expiresAt': now, 'lease.doubt': doubt } as never,
+    });
   }
   await tokensCollection(mongo).updateOne(
     { _id: p.id, version: p.lease.fromVersion, 'pendingRefresh.attemptId': p.lease.attemptId } as never,
-    { $set: { 'pendingRefresh.released': true, 'pendingRefresh.expiresAt': now, 'pendingRefresh.doubt': doubt, updatedAt: now } },
+    {
+      $set: {
+        'pendingRefresh.released': true,
+        'pendingRefresh.expiresAt': now,
+        'pendingRefresh.doubt': doubt,
+        updatedAt: now,
+      },
+    },
   );
 }
 
@@ -363,7 +433,8 @@ export async function deleteTokenDoc(mongo: Mongo, id: string): Promise<void> {
     const claims = claimsCollection(mongo);
     for (const v of [doc.version, doc.version - 1].filter((x) => x >= 1)) {
       await claims.deleteOne({ _id: versionClaimId(id, gen, v) });
-      for (let n = 1; n <= 20; n++) if ((await claims.deleteOne({ _id: leaseClaimId(id, gen, v, n) })).deletedCount === 0) break;
+      for (let n = 1; n <= 20; n++)
+        if ((await claims.deleteOne({ _id: leaseClaimId(id, gen, v, n) })).deletedCount === 0) break;
     }
     await claims.deleteOne({ _id: `${id}#${gen}#candidate` });
   }
@@ -392,21 +463,42 @@ const CarriedPlain = z
       refreshTokenExpiresIn: z.number(),
       scope: z.string().optional(),
     }),
-    previous: z.object({ refreshToken: z.string().nullable(), refreshTokenExpiresAt: z.coerce.date().nullable(), refreshTokenLifetimeSec: z.number().nullable() }),
+    previous: z.object({
+      refreshToken: z.string().nullable(),
+      refreshTokenExpiresAt: z.coerce.date().nullable(),
+      refreshTokenLifetimeSec: z.number().nullable(),
+    }),
   })
   .strict();
 
 const carriedAad = (id: string, fromVersion: number) => Buffer.from(`${id}#${fromVersion}#carried-refresh-answer`);
 
-export function sealCarriedAnswer(ring: KeyRing, id: string, fromVersion: number, answer: { tokens: TokenSet; previous: PreviousRefresh }): CarriedAnswer {
+export function sealCarriedAnswer(
+  ring: KeyRing,
+  id: string,
+  fromVersion: number,
+  answer: { tokens: TokenSet; previous: PreviousRefresh },
+): CarriedAnswer {
   const { keyId, data } = seal(ring, Buffer.from(JSON.stringify(answer)), carriedAad(id, fromVersion));
   return { carried: 'refresh-answer/1', fromVersion, keyId, sealed: data.toString('base64') };
 }
 
 /** The answer carried in heartbeat details for this connection and version, or null (none, other version, not ours). */
-export function openCarriedAnswer(ring: KeyRing, id: string, fromVersion: number, details: unknown): { tokens: TokenSet; previous: PreviousRefresh } | null {
+export function openCarriedAnswer(
+  ring: KeyRing,
+  id: string,
+  fromVersion: number,
+  details: unknown,
+): { tokens: TokenSet; previous: PreviousRefresh } | null {
   const d = details as Partial<CarriedAnswer> | null | undefined;
-  if (!d || d.carried !== 'refresh-answer/1' || d.fromVersion !== fromVersion || typeof d.keyId !== 'string' || typeof d.sealed !== 'string') return null;
+  if (
+    !d ||
+    d.carried !== 'refresh-answer/1' ||
+    d.fromVersion !== fromVersion ||
+    typeof d.keyId !== 'string' ||
+    typeof d.sealed !== 'string'
+  )
+    return null;
   const plain = open(ring, d.keyId, Buffer.from(d.sealed, 'base64'), carriedAad(id, fromVersion));
   const p = CarriedPlain.parse(JSON.parse(plain.toString('utf8')));
   const tokens: TokenSet = { ...p.tokens, ...(p.tokens.scope === undefined ? {} : { scope: p.tokens.scope }) };

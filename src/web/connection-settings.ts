@@ -16,19 +16,36 @@ export const SAGE200_EDITIONS = ['sage200extra', 'sage200'] as const;
 export type Sage200Edition = (typeof SAGE200_EDITIONS)[number];
 
 /** The user-facing settings of a start input, without tenant/provider and without internal fields (`__carried`, …). */
-const Settings = TenantConnectionInput.pick({ sync: true, businessIds: true, sage200: true, notifyWebhookUrl: true }).partial();
+const Settings = TenantConnectionInput.pick({
+  sync: true,
+  businessIds: true,
+  sage200: true,
+  notifyWebhookUrl: true,
+}).partial();
 export type ConnectionSettings = z.input<typeof Settings>;
 
 export async function lastRunSettings(client: Client, workflowId: string): Promise<ConnectionSettings | null> {
   try {
     const res = await client.withDeadline(Date.now() + 5_000, () =>
-      client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: 1 }),
+      client.workflowService.getWorkflowExecutionHistory({
+        namespace: client.options.namespace,
+        execution: { workflowId },
+        maximumPageSize: 1,
+      }),
     );
     const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
     if (!payloads?.length) return null;
-    const input = await decodeFromPayloadsAtIndex<Record<string, unknown>>(client.workflow.options.loadedDataConverter, 0, payloads);
+    const input = await decodeFromPayloadsAtIndex<Record<string, unknown>>(
+      client.workflow.options.loadedDataConverter,
+      0,
+      payloads,
+    );
     const { sync, businessIds, sage200, notifyWebhookUrl } = input ?? {};
-    const parsed = Settings.safeParse(Object.fromEntries(Object.entries({ sync, businessIds, sage200, notifyWebhookUrl }).filter(([, v]) => v !== undefined)));
+    const parsed = Settings.safeParse(
+      Object.fromEntries(
+        Object.entries({ sync, businessIds, sage200, notifyWebhookUrl }).filter(([, v]) => v !== undefined),
+      ),
+    );
     return parsed.success ? (parsed.data as ConnectionSettings) : null;
   } catch {
     return null; // no such workflow, history gone, undecodable: the caller falls back to the connections document
@@ -38,7 +55,9 @@ export async function lastRunSettings(client: Client, workflowId: string): Promi
 /** The Sage 200 edition the `connections` document records for this connection, if any. */
 export async function recordedEdition(mongo: Mongo, workflowId: string): Promise<Sage200Edition | null> {
   try {
-    const doc = await mongo.collection<{ _id: string; sage200?: { edition?: string } }>(COLLECTIONS.connections).findOne({ _id: workflowId }, { projection: { sage200: 1 } });
+    const doc = await mongo
+      .collection<{ _id: string; sage200?: { edition?: string } }>(COLLECTIONS.connections)
+      .findOne({ _id: workflowId }, { projection: { sage200: 1 } });
     const edition = doc?.sage200?.edition;
     return (SAGE200_EDITIONS as readonly string[]).includes(edition ?? '') ? (edition as Sage200Edition) : null;
   } catch {
@@ -47,8 +66,13 @@ export async function recordedEdition(mongo: Mongo, workflowId: string): Promise
 }
 
 /** Settings for a new run: the last run's (or the recorded edition), with an explicitly chosen edition on top. */
-export async function settingsForRestart(deps: { client: Client; mongo: Mongo }, workflowId: string, edition: Sage200Edition | undefined): Promise<ConnectionSettings> {
+export async function settingsForRestart(
+  deps: { client: Client; mongo: Mongo },
+  workflowId: string,
+  edition: Sage200Edition | undefined,
+): Promise<ConnectionSettings> {
   const previous = (await lastRunSettings(deps.client, workflowId)) ?? {};
-  const keptEdition = edition ?? previous.sage200?.edition ?? (await recordedEdition(deps.mongo, workflowId)) ?? undefined;
+  const keptEdition =
+    edition ?? previous.sage200?.edition ?? (await recordedEdition(deps.mongo, workflowId)) ?? undefined;
   return { ...previous, ...(keptEdition ? { sage200: { ...previous.sage200, edition: keptEdition } } : {}) };
 }

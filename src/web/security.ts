@@ -86,16 +86,24 @@ export function crossSiteReason(req: FastifyRequest, config: Config): string | n
  * preHandler for routes that change something (page actions, `/connect`): same-origin and a valid CSRF token when the
  * credential is ambient. Answers 403 (plain text, or `onRefused` for a friendlier page) and stops the request.
  */
-export function sameOriginGuard(app: FastifyInstance, config: Config, onRefused?: (req: FastifyRequest, reply: FastifyReply, why: string) => FastifyReply) {
+export function sameOriginGuard(
+  app: FastifyInstance,
+  config: Config,
+  onRefused?: (req: FastifyRequest, reply: FastifyReply, why: string) => FastifyReply,
+) {
   const refuse = (req: FastifyRequest, reply: FastifyReply, why: string) => {
     req.log.warn({ why, url: req.routeOptions.url }, 'refused a cross-site or token-less request');
-    return onRefused ? onRefused(req, reply, why) : reply.code(403).type('text/plain; charset=utf-8').send(`Refused: ${why}. Use the connections page.`);
+    return onRefused
+      ? onRefused(req, reply, why)
+      : reply.code(403).type('text/plain; charset=utf-8').send(`Refused: ${why}. Use the connections page.`);
   };
   return async function guard(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     if (!usesAmbientCredential(req)) return undefined;
     const why = crossSiteReason(req, config);
     if (why) return refuse(req, reply, why);
-    const given = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD] ?? (req.query as Record<string, unknown> | undefined)?.[CSRF_FIELD];
+    const given =
+      (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD] ??
+      (req.query as Record<string, unknown> | undefined)?.[CSRF_FIELD];
     if (typeof given !== 'string' || given === '') return refuse(req, reply, 'missing CSRF token');
     // A token that does not match this browser's signed secret cookie: the plugin answers 403 itself (synchronously).
     let valid = false;
@@ -106,7 +114,9 @@ export function sameOriginGuard(app: FastifyInstance, config: Config, onRefused?
 
 /** A secret for signing cookies, derived from the operator credential so every web replica agrees without more config. */
 function cookieSecret(token: string): string {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(token, 'utf8'), Buffer.alloc(0), 'sage-sync web cookie v1', 32)).toString('base64');
+  return Buffer.from(
+    hkdfSync('sha256', Buffer.from(token, 'utf8'), Buffer.alloc(0), 'sage-sync web cookie v1', 32),
+  ).toString('base64');
 }
 
 export async function registerSecurity(app: FastifyInstance, config: Config): Promise<void> {
@@ -127,7 +137,12 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
         'frame-ancestors': ["'none'"],
         // The connect form leads (via our 302) to Sage's consent page; Chrome applies form-action to that redirect.
         // Sage sends the browser back to PUBLIC_BASE_URL, which is not 'self' when the page was opened under another name.
-        'form-action': ["'self'", originOf(config.PUBLIC_BASE_URL), originOf(config.SAGE_ACCOUNTING_AUTH_URL), originOf(config.SAGE200_AUTH_URL)],
+        'form-action': [
+          "'self'",
+          originOf(config.PUBLIC_BASE_URL),
+          originOf(config.SAGE_ACCOUNTING_AUTH_URL),
+          originOf(config.SAGE200_AUTH_URL),
+        ],
         'upgrade-insecure-requests': https ? [] : null,
       },
     },
@@ -162,11 +177,17 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
   await app.register(fastifyRateLimit, { global: false });
 
   await app.register(fastifyAuth);
-  await app.register(fastifyBearerAuth, { keys: [], addHook: false, verifyErrorLogLevel: null as unknown as string, auth: (presented: string) => operatorTokenMatches(token, presented) });
+  await app.register(fastifyBearerAuth, {
+    keys: [],
+    addHook: false,
+    verifyErrorLogLevel: null as unknown as string,
+    auth: (presented: string) => operatorTokenMatches(token, presented),
+  });
   await app.register(fastifyBasicAuth, {
     authenticate: { realm: OPERATOR_REALM },
     validate: async (_user, password) => {
-      if (!operatorTokenMatches(token, password)) throw Object.assign(new Error('wrong operator credential'), { statusCode: 401 });
+      if (!operatorTokenMatches(token, password))
+        throw Object.assign(new Error('wrong operator credential'), { statusCode: 401 });
     },
   });
   const operator = app.auth([app.verifyBearerAuth!, app.basicAuth], { relation: 'or' });
@@ -180,7 +201,11 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
         .header('www-authenticate', `Basic realm="${OPERATOR_REALM}", charset="UTF-8"`)
         .header('cache-control', 'no-store')
         .type('application/json; charset=utf-8')
-        .send({ error: 'unauthorized', message: 'this is an operator route: send Authorization: Bearer <OPERATOR_TOKEN>, or HTTP Basic with OPERATOR_TOKEN as the password' });
+        .send({
+          error: 'unauthorized',
+          message:
+            'this is an operator route: send Authorization: Bearer <OPERATOR_TOKEN>, or HTTP Basic with OPERATOR_TOKEN as the password',
+        });
     });
   });
 }

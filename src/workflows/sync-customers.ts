@@ -28,9 +28,21 @@ import {
 import { deliverCustomersChanged } from './notify-changes.js';
 
 /** Error types after which retrying the same partition run cannot help. */
-const NON_RETRYABLE = [ErrorTypes.ReauthorizationRequired, ErrorTypes.InvalidInput, 'PartitionMismatch', 'SageProtocolError', 'SageAccessDenied'];
+const NON_RETRYABLE = [
+  ErrorTypes.ReauthorizationRequired,
+  ErrorTypes.InvalidInput,
+  'PartitionMismatch',
+  'SageProtocolError',
+  'SageAccessDenied',
+];
 
-const { planCustomerSync, recordPartitionSyncFailure, clearFullSyncRequest, announceCustomerChanges, connectionWebhookUrl } = proxyActivities<Activities>({
+const {
+  planCustomerSync,
+  recordPartitionSyncFailure,
+  clearFullSyncRequest,
+  announceCustomerChanges,
+  connectionWebhookUrl,
+} = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
 });
@@ -63,11 +75,20 @@ function failureMessage(err: unknown): string {
  * After every partition finished (succeeded or not): the run's change range, and a `customers.changed` event when it
  * changed anything, delivered by its own abandoned workflow (see ./notify-changes.ts).
  */
-async function announceChanges(input: SyncCustomersInput, syncWorkflowId: string, results: [string, PartitionSyncSummary][]): Promise<void> {
+async function announceChanges(
+  input: SyncCustomersInput,
+  syncWorkflowId: string,
+  results: [string, PartitionSyncSummary][],
+): Promise<void> {
   const partitions: Record<string, PartitionChangeCounts> = Object.fromEntries(
     results.map(([id, s]) => [id, { created: s.upserted, updated: s.modified, deleted: s.deleted }]),
   );
-  const announced = await announceCustomerChanges({ tenantId: input.tenantId, provider: input.provider, syncWorkflowId, partitions });
+  const announced = await announceCustomerChanges({
+    tenantId: input.tenantId,
+    provider: input.provider,
+    syncWorkflowId,
+    partitions,
+  });
   if (!announced.changed) return;
   const url = await connectionWebhookUrl({ tenantId: input.tenantId, provider: input.provider });
   const event: CustomersChangedEvent = {
@@ -95,7 +116,11 @@ async function announceChanges(input: SyncCustomersInput, syncWorkflowId: string
 
 export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncCustomersResult> {
   const parsed = SyncCustomersInput.safeParse(rawInput);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid syncCustomers input: ${describeZodError(parsed.error)}`, ErrorTypes.InvalidInput);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(
+      `invalid syncCustomers input: ${describeZodError(parsed.error)}`,
+      ErrorTypes.InvalidInput,
+    );
   const input = parsed.data;
   const syncWorkflowId = workflowInfo().workflowId;
 
@@ -109,7 +134,13 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
     // A full run of a large partition takes a while; liveness comes from the heartbeat, not from this bound.
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: `${plan.heartbeatTimeoutSeconds} seconds`,
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '5 minutes',
+      maximumAttempts: 8,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
   });
   const connection = getExternalWorkflowHandle(connectionWorkflowId(input.provider, input.tenantId));
 
@@ -117,12 +148,25 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
     plan.partitions.map(async (p): Promise<[string, PartitionSyncSummary]> => {
       let summary: PartitionSyncSummary;
       try {
-        summary = await syncCustomerPartition({ ...input, partition: p.partition, mode: p.mode, syncWorkflowId, ...(plan.edition ? { edition: plan.edition } : {}) });
+        summary = await syncCustomerPartition({
+          ...input,
+          partition: p.partition,
+          mode: p.mode,
+          syncWorkflowId,
+          ...(plan.edition ? { edition: plan.edition } : {}),
+        });
       } catch (err) {
         const reauth = failureType(err) === ErrorTypes.ReauthorizationRequired;
         const error = failureMessage(err);
         const reason = failureReason(err);
-        await recordPartitionSyncFailure({ ...input, partitionId: p.partition.id, mode: p.mode, syncWorkflowId, error: reauth ? `skipped: ${error}` : error, ...(reason ? { reason } : {}) });
+        await recordPartitionSyncFailure({
+          ...input,
+          partitionId: p.partition.id,
+          mode: p.mode,
+          syncWorkflowId,
+          error: reauth ? `skipped: ${error}` : error,
+          ...(reason ? { reason } : {}),
+        });
         summary = {
           finishedAt: new Date().toISOString(),
           status: reauth ? 'skipped' : 'failed',
@@ -150,11 +194,16 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
   if (patched('customers-changed-webhook')) await announceChanges(input, syncWorkflowId, results);
   const partitions = Object.fromEntries(results);
   const statuses = results.map(([, s]) => s.status);
-  if (plan.fullSyncRequested && results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full')) await clearFullSyncRequest(input);
+  if (plan.fullSyncRequested && results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full'))
+    await clearFullSyncRequest(input);
   if (statuses.includes('failed')) {
     const failed = results.filter(([, s]) => s.status === 'failed').map(([id, s]) => `${id}: ${s.error}`);
     // Visible as a failed run in the UI; the schedule's next run starts over from each partition's last watermark.
-    throw ApplicationFailure.nonRetryable(`customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`.slice(0, 2000), 'SyncFailed', partitions);
+    throw ApplicationFailure.nonRetryable(
+      `customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`.slice(0, 2000),
+      'SyncFailed',
+      partitions,
+    );
   }
   const status = statuses.length > 0 && statuses.every((s) => s === 'skipped') ? 'skipped' : 'succeeded';
   return { status, partitions };

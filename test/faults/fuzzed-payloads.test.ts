@@ -79,14 +79,37 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
     test(`${provider}: every fuzzed record is stored or quarantined with a reason (mapping path)`, async () => {
       const cases = fuzzCases(COUNT).filter((c) => c.provider === provider);
       const real = customerSourceFor(provider, createSageHttp({ maxConcurrency: 4 }), stack.config);
-      const key = { tenantId: 'fuzz', provider: provider as Provider, partitionId: provider === 'sage-accounting' ? 'fuzzbiz' : '777' };
+      const key = {
+        tenantId: 'fuzz',
+        provider: provider as Provider,
+        partitionId: provider === 'sage-accounting' ? 'fuzzbiz' : '777',
+      };
       const want = expectations(real, key, cases);
       const result = await syncPartition(
-        { mongo: stack.mongo, source: listSource(real, cases.map((c) => c.raw)), tokens: staticTokens, pageSize: PAGE, overlapSeconds: 0 },
-        { target: { tenantId: key.tenantId, provider, partition: { id: key.partitionId, name: 'fuzz' } }, mode: 'full', syncWorkflowId: `fuzz-${provider}` },
+        {
+          mongo: stack.mongo,
+          source: listSource(
+            real,
+            cases.map((c) => c.raw),
+          ),
+          tokens: staticTokens,
+          pageSize: PAGE,
+          overlapSeconds: 0,
+        },
+        {
+          target: { tenantId: key.tenantId, provider, partition: { id: key.partitionId, name: 'fuzz' } },
+          mode: 'full',
+          syncWorkflowId: `fuzz-${provider}`,
+        },
       );
-      const customers = await stack.mongo.collection(COLLECTIONS.customers).find({ tenantId: 'fuzz', provider }).toArray();
-      const quarantine = await stack.mongo.collection(COLLECTIONS.quarantine).find({ tenantId: 'fuzz', provider }).toArray();
+      const customers = await stack.mongo
+        .collection(COLLECTIONS.customers)
+        .find({ tenantId: 'fuzz', provider })
+        .toArray();
+      const quarantine = await stack.mongo
+        .collection(COLLECTIONS.quarantine)
+        .find({ tenantId: 'fuzz', provider })
+        .toArray();
       const storedIds = new Set(customers.map((d) => String(d.externalId)));
       const mutatedAccepted = cases.filter((c) => c.mutations.length > 0).length - want.quarantined - want.skipped;
       console.log(
@@ -95,22 +118,37 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
       assert.equal(result.summary.status, 'succeeded');
       assert.equal(result.summary.fetched, cases.length);
       assert.equal(result.summary.quarantined, want.quarantined, 'run summary counts every rejected record');
-      assert.deepEqual([...want.stored].filter((id) => !storedIds.has(id)), [], 'every accepted record is stored');
+      assert.deepEqual(
+        [...want.stored].filter((id) => !storedIds.has(id)),
+        [],
+        'every accepted record is stored',
+      );
       assert.equal(customers.length, want.stored.size, 'nothing stored that the mapper rejected');
-      assert.deepEqual(new Set(quarantine.map((q) => String(q._id))), want.quarantineIds, 'every rejected record has its quarantine document');
+      assert.deepEqual(
+        new Set(quarantine.map((q) => String(q._id))),
+        want.quarantineIds,
+        'every rejected record has its quarantine document',
+      );
       for (const q of quarantine) {
         assert.ok(typeof q.reason === 'string' && q.reason.length > 0, `quarantine ${q._id} has a reason`);
         assert.ok(q.raw !== undefined || typeof q.rawJson === 'string', `quarantine ${q._id} keeps the payload`);
       }
       for (const d of customers) {
         assert.ok(d.balance === null || Number.isFinite(d.balance), `balance of ${d._id} is a number or null`);
-        assert.ok(d.sourceUpdatedAt instanceof Date && !Number.isNaN(d.sourceUpdatedAt.getTime()), `sourceUpdatedAt of ${d._id} is a date`);
+        assert.ok(
+          d.sourceUpdatedAt instanceof Date && !Number.isNaN(d.sourceUpdatedAt.getTime()),
+          `sourceUpdatedAt of ${d._id} is a date`,
+        );
         assert.equal(d._id, customerId(key, String(d.externalId)));
       }
       // Oracle checks that do not trust the mapper: a record without an id, or not an object, is never stored.
       for (const c of cases) {
         const isObject = c.raw !== null && typeof c.raw === 'object' && !Array.isArray(c.raw);
-        if (!isObject || !('id' in (c.raw as object))) assert.ok(!storedIds.has(String((c.raw as { id?: unknown } | null)?.id)), `case ${c.seq} (${c.mutations}) not stored`);
+        if (!isObject || !('id' in (c.raw as object)))
+          assert.ok(
+            !storedIds.has(String((c.raw as { id?: unknown } | null)?.id)),
+            `case ${c.seq} (${c.mutations}) not stored`,
+          );
       }
     });
   }
@@ -122,11 +160,19 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
     const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), stack.config);
     const good = fuzzCases(40).filter((c) => c.provider === 'sage-accounting' && c.mutations.length === 0);
     assert.ok(good.length > 0);
-    const raw = { ...(good[0]!.raw as Record<string, unknown>), id: 'nul00000000000000000000000000001', name: 'Acme\u0000Ltd' };
+    const raw = {
+      ...(good[0]!.raw as Record<string, unknown>),
+      id: 'nul00000000000000000000000000001',
+      name: 'Acme\u0000Ltd',
+    };
     const key = { tenantId: 'fuzznul', provider: 'sage-accounting' as const, partitionId: 'nulbiz' };
     const result = await syncPartition(
       { mongo: stack.mongo, source: listSource(real, [raw]), tokens: staticTokens, pageSize: PAGE, overlapSeconds: 0 },
-      { target: { tenantId: key.tenantId, provider: key.provider, partition: { id: key.partitionId, name: 'nul' } }, mode: 'full', syncWorkflowId: 'fuzz-nul' },
+      {
+        target: { tenantId: key.tenantId, provider: key.provider, partition: { id: key.partitionId, name: 'nul' } },
+        mode: 'full',
+        syncWorkflowId: 'fuzz-nul',
+      },
     );
     const stored = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: key.tenantId });
     const quarantined = await stack.mongo.collection(COLLECTIONS.quarantine).countDocuments({ tenantId: key.tenantId });
@@ -148,7 +194,14 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
       const slice = items.slice((page - 1) * per, page * per);
       const params = new URLSearchParams(url.searchParams);
       params.set('page', String(page + 1));
-      const body = { $total: items.length, $page: page, $next: page * per < items.length ? `/contacts?${params}` : null, $back: null, $itemsPerPage: per, $items: slice };
+      const body = {
+        $total: items.length,
+        $page: page,
+        $next: page * per < items.length ? `/contacts?${params}` : null,
+        $back: null,
+        $itemsPerPage: per,
+        $items: slice,
+      };
       res.writeHead(200, { 'content-type': 'application/json', 'x-business': req.headers['x-business'] ?? '' });
       // Page 2 is cut short the first time: a broken body must fail the page (retryably), never half-write it.
       if (page === 2 && truncatedServed === 0) {
@@ -160,10 +213,25 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const port = (server.address() as AddressInfo).port;
-      const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4, retries: 0 }), { ...stack.config, SAGE_ACCOUNTING_API_URL: `http://127.0.0.1:${port}/v3.1` });
-      const want = expectations(real, { tenantId: 'fuzzhttp', provider: 'sage-accounting', partitionId: business }, items.map((raw, i) => ({ ...cases[i]!, raw })));
+      const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4, retries: 0 }), {
+        ...stack.config,
+        SAGE_ACCOUNTING_API_URL: `http://127.0.0.1:${port}/v3.1`,
+      });
+      const want = expectations(
+        real,
+        { tenantId: 'fuzzhttp', provider: 'sage-accounting', partitionId: business },
+        items.map((raw, i) => ({ ...cases[i]!, raw })),
+      );
       const deps = { mongo: stack.mongo, source: real, tokens: staticTokens, pageSize: 50, overlapSeconds: 0 };
-      const input = { target: { tenantId: 'fuzzhttp', provider: 'sage-accounting' as const, partition: { id: business, name: 'fuzz' } }, mode: 'full' as const, syncWorkflowId: 'fuzz-http' };
+      const input = {
+        target: {
+          tenantId: 'fuzzhttp',
+          provider: 'sage-accounting' as const,
+          partition: { id: business, name: 'fuzz' },
+        },
+        mode: 'full' as const,
+        syncWorkflowId: 'fuzz-http',
+      };
       let resumeFrom: Checkpoint | null = null;
       let failures = 0;
       // What the activity retry does: run again from the checkpoint the failed attempt left.
@@ -180,7 +248,9 @@ describe(`fault suite: ${COUNT} fuzzed Sage payloads`, () => {
       }
       const stored = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: 'fuzzhttp' });
       const quarantined = await stack.mongo.collection(COLLECTIONS.quarantine).find({ tenantId: 'fuzzhttp' }).toArray();
-      console.log(`[faults] HTTP path: ${cases.length} fuzzed contacts, ${failures} failed attempt(s) on the cut-short page, stored ${stored}, quarantined ${quarantined.length}, skipped ${want.skipped}`);
+      console.log(
+        `[faults] HTTP path: ${cases.length} fuzzed contacts, ${failures} failed attempt(s) on the cut-short page, stored ${stored}, quarantined ${quarantined.length}, skipped ${want.skipped}`,
+      );
       assert.equal(truncatedServed, 1);
       assert.equal(failures, 1);
       assert.equal(stored, want.stored.size);

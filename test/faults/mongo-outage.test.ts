@@ -33,7 +33,12 @@ before(async () => {
   mongo = await separateMongo();
   await mongo.up();
   sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack({ ...sim.env, MONGODB_URI: mongo.uri, SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' });
+  stack = await testStack({
+    ...sim.env,
+    MONGODB_URI: mongo.uri,
+    SAGE_ACCOUNTING_PAGE_SIZE: '25',
+    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10',
+  });
   worker = await stack.startWorker();
   worker.done.catch((err) => (workerCrash = err));
 });
@@ -60,7 +65,9 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   const syncHandle = await sync;
   // Cut the server once the sync has written a few pages.
   for (let i = 0; i < 300; i++) {
-    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId: syncHandle.workflowId });
+    const run = await stack.mongo
+      .collection(COLLECTIONS.syncRuns)
+      .findOne({ tenantId, syncWorkflowId: syncHandle.workflowId });
     if ((run?.checkpoint?.counts?.pages ?? run?.pages ?? 0) >= 3) break;
     await sleep(200);
   }
@@ -68,7 +75,11 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   await mongo.stopFerret();
   const outageStart = Date.now();
   // During the outage: a forced refresh (as after a 401) and a caller that keeps asking.
-  const forced = acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: before.tokenVersion, deadlineMs: OUTAGE_MS + 180_000 }).then(
+  const forced = acquireAccessToken(
+    stack,
+    { tenantId, provider: P },
+    { rejectedTokenVersion: before.tokenVersion, deadlineMs: OUTAGE_MS + 180_000 },
+  ).then(
     (t) => ({ ok: true as const, t }),
     (err: Error) => ({ ok: false as const, err }),
   );
@@ -82,18 +93,33 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   const forcedResult = await forced;
   // After the outage a forced refresh must work again (the one asked during it may have been refused as transient).
   const current = await acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 120_000 });
-  const after = await acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: current.tokenVersion, deadlineMs: 120_000 });
-  const result = (await syncHandle.result()) as { status: string; partitions: Record<string, { status: string; error?: string }> };
+  const after = await acquireAccessToken(
+    stack,
+    { tenantId, provider: P },
+    { rejectedTokenVersion: current.tokenVersion, deadlineMs: 120_000 },
+  );
+  const result = (await syncHandle.result()) as {
+    status: string;
+    partitions: Record<string, { status: string; error?: string }>;
+  };
   const final = (await stack.client.workflow.execute('syncCustomers', {
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
     workflowId: uniqueName('outage-final'),
     args: [{ tenantId, provider: P, mode: 'full' }],
   })) as { status: string };
-  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const report = await compareWithTruth(
+    stack.mongo,
+    { tenantId, provider: P, partitionId },
+    sim.admin.truth(P, partitionId).customers,
+    { checkDeletions: true },
+  );
   const counters = sim.admin.counters();
   const conn = await handle.query(statusQuery);
   const open: string[] = [];
-  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  for await (const w of stack.client.workflow.list({
+    query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
+  }))
+    open.push(w.workflowId);
   console.log(
     `[faults] mongo outage: ${outageSecs.toFixed(0)} s; sync during outage ${result.status}; refresh forced during the outage ${forcedResult.ok ? `ok (v${forcedResult.t.tokenVersion})` : `refused: ${forcedResult.err.name}: ${forcedResult.err.message}`}; after it v${current.tokenVersion} → v${after.tokenVersion}; ${duringErrors} caller errors during the outage; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
   );

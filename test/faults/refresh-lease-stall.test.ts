@@ -27,7 +27,11 @@ let workers: FaultWorker[] = [];
 before(async () => {
   h = await tokenHarness({ worker: false });
   const bundle = await ensureBundle();
-  const env = workerEnvFor(h.stack.config, { ...h.sim.env, PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL, FAULT_WORKER_MAX_ACTIVITIES: '1' });
+  const env = workerEnvFor(h.stack.config, {
+    ...h.sim.env,
+    PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL,
+    FAULT_WORKER_MAX_ACTIVITIES: '1',
+  });
   workers = [startFaultWorker(env, bundle), startFaultWorker(env, bundle)];
   await Promise.all(workers.map((w) => w.ready));
 });
@@ -63,10 +67,17 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
   const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
   const forced = acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 1, deadlineMs: 240_000 });
   forced.catch(() => {});
-  await until('the refresh call to reach Sage', () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined), 60_000);
+  await until(
+    'the refresh call to reach Sage',
+    () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined),
+    60_000,
+  );
   const attempt1 = await until(
     'the refresh activity to show its worker',
-    async () => (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity),
+    async () =>
+      (await handle.describe()).raw.pendingActivities?.find(
+        (a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity,
+      ),
     30_000,
   );
   const stalled = workers.find((w) => attempt1.lastWorkerIdentity!.startsWith(`${w.pid}@`));
@@ -78,20 +89,36 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
     await until(
       'attempt 2 of the refresh',
       async () => {
-        const a = (await handle.describe()).raw.pendingActivities?.find((x) => x.activityType?.name === 'refreshAccessToken');
-        lastSeen = { attempt: a?.attempt, state: a?.state, worker: a?.lastWorkerIdentity, failure: a?.lastFailure?.message, held: h.sim.admin.faults().rules.map((r) => r.hits) };
-        return a && (a.attempt ?? 0) >= 2 && a.lastWorkerIdentity && !a.lastWorkerIdentity.startsWith(`${stalled.pid}@`) ? a : undefined;
+        const a = (await handle.describe()).raw.pendingActivities?.find(
+          (x) => x.activityType?.name === 'refreshAccessToken',
+        );
+        lastSeen = {
+          attempt: a?.attempt,
+          state: a?.state,
+          worker: a?.lastWorkerIdentity,
+          failure: a?.lastFailure?.message,
+          held: h.sim.admin.faults().rules.map((r) => r.hits),
+        };
+        return a && (a.attempt ?? 0) >= 2 && a.lastWorkerIdentity && !a.lastWorkerIdentity.startsWith(`${stalled.pid}@`)
+          ? a
+          : undefined;
       },
       90_000,
     );
     // Give attempt 2 time to do the wrong thing (present the same refresh token).
     await sleep(4_000);
     const holdNow = h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!;
-    console.log(`[faults] lease stall: attempt 2 started ${((Date.now() - stalledAt) / 1000).toFixed(1)} s after the stall; token calls held at Sage: ${holdNow.hits}`);
+    console.log(
+      `[faults] lease stall: attempt 2 started ${((Date.now() - stalledAt) / 1000).toFixed(1)} s after the stall; token calls held at Sage: ${holdNow.hits}`,
+    );
     assert.equal(holdNow.hits, 1, 'attempt 2 did not call Sage while attempt 1 held the lease');
     // Sage answers attempt 1 (rotating the pair), then the stalled worker wakes up and reads that answer.
     h.sim.admin.clearFaults(hold!.id);
-    await until('Sage to rotate the pair', () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined), 10_000);
+    await until(
+      'Sage to rotate the pair',
+      () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined),
+      10_000,
+    );
   } finally {
     stalled.child.kill('SIGCONT');
   }
@@ -99,7 +126,9 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
   const after = h.sim.admin.counters().byProvider[P];
   const doc = await readTokenDoc(h.stack.mongo, id);
   const st = await h.status(tenantId, P);
-  console.log(`[faults] lease stall: refreshes at Sage ${after.refreshes - before.refreshes}, reused ${after.reusedRefreshTokens - before.reusedRefreshTokens}, stored v${doc?.version}, state ${st.state}`);
+  console.log(
+    `[faults] lease stall: refreshes at Sage ${after.refreshes - before.refreshes}, reused ${after.reusedRefreshTokens - before.reusedRefreshTokens}, stored v${doc?.version}, state ${st.state}`,
+  );
   assert.equal(after.reusedRefreshTokens - before.reusedRefreshTokens, 0, 'no refresh token presented twice');
   assert.equal(after.refreshes - before.refreshes, 1, 'exactly one rotation at Sage');
   assert.equal(got.tokenVersion, 2);
@@ -107,7 +136,11 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
   assert.equal(doc?.pendingRefresh, null, 'the lease is gone once the answer is stored');
   assert.equal(st.state, 'connected');
   assert.equal(st.tokenVersion, 2);
-  const next = await acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 2, deadlineMs: 120_000 });
+  const next = await acquireAccessToken(
+    deps,
+    { tenantId, provider: P },
+    { rejectedTokenVersion: 2, deadlineMs: 120_000 },
+  );
   assert.equal(next.tokenVersion, 3, 'the rotated pair keeps working');
   assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
 });

@@ -64,14 +64,25 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
 
   // Sage holds the refresh until MongoDB is down, then answers: the answer arrives with nowhere to store it.
   const [hold] = h.sim.admin.addFaults({ provider: P, scope: 'token', kind: 'hold' }).rules;
-  const forced = acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 1, deadlineMs: OUTAGE_MS + 240_000 }).then(
+  const forced = acquireAccessToken(
+    deps,
+    { tenantId, provider: P },
+    { rejectedTokenVersion: 1, deadlineMs: OUTAGE_MS + 240_000 },
+  ).then(
     (t) => ({ ok: true as const, t }),
     (err: Error) => ({ ok: false as const, err }),
   );
-  await until('the refresh call to reach Sage', () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined), 60_000);
+  await until(
+    'the refresh call to reach Sage',
+    () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined),
+    60_000,
+  );
   const attempt1 = await until(
     'the refresh activity to show its worker',
-    async () => (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity),
+    async () =>
+      (await handle.describe()).raw.pendingActivities?.find(
+        (a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity,
+      ),
     30_000,
   );
   const holder = workers.find((w) => attempt1.lastWorkerIdentity!.startsWith(`${w.pid}@`));
@@ -79,7 +90,11 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
   await mongo.stopFerret();
   const outageStart = Date.now();
   h.sim.admin.clearFaults(hold!.id);
-  await until('Sage to rotate the pair', () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined), 10_000);
+  await until(
+    'Sage to rotate the pair',
+    () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined),
+    10_000,
+  );
   // The answer is in the worker's hands (and, heartbeats being every ~2 s, sealed in the activity's details): kill it.
   await sleep(6_000);
   await holder.kill();
@@ -90,7 +105,9 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
 
   const forcedResult = await forced;
   // The caller that asked during the outage may have been refused (it could not read the store); asking again works.
-  const current = forcedResult.ok ? forcedResult.t : await acquireAccessToken(deps, { tenantId, provider: P }, { deadlineMs: 240_000 });
+  const current = forcedResult.ok
+    ? forcedResult.t
+    : await acquireAccessToken(deps, { tenantId, provider: P }, { deadlineMs: 240_000 });
   const stored = await readTokenDoc(h.stack.mongo, id);
   const counters = h.sim.admin.counters().byProvider[P];
   const st = await h.status(tenantId, P);
@@ -102,7 +119,11 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
   assert.equal(stored?.version, 2, 'the rotated pair was stored');
   assert.equal(current.tokenVersion, 2);
   assert.equal(st.state, 'connected');
-  const next = await acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 2, deadlineMs: 120_000 });
+  const next = await acquireAccessToken(
+    deps,
+    { tenantId, provider: P },
+    { rejectedTokenVersion: 2, deadlineMs: 120_000 },
+  );
   assert.equal(next.tokenVersion, 3, 'the stored pair keeps working');
   assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
 });

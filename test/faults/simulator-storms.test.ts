@@ -71,7 +71,12 @@ test(`fault suite: simulator storms (429, 5xx, dropped connections, latency) ove
   const partitionId = status.partitions[0]!.id;
   const handle = stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId));
   // The schedule's first sync starts right after consent; let it finish before the storm so every run below is ours.
-  await waitForStatus(stack.client, handle.workflowId, (st) => st.lastSync[partitionId]?.status === 'succeeded', 120_000);
+  await waitForStatus(
+    stack.client,
+    handle.workflowId,
+    (st) => st.lastSync[partitionId]?.status === 'succeeded',
+    120_000,
+  );
   const runs: { mode: string; status: string; error?: string }[] = [];
   const tokenErrors: string[] = [];
   let forcedRefreshes = 0;
@@ -81,7 +86,11 @@ test(`fault suite: simulator storms (429, 5xx, dropped connections, latency) ove
     for (let i = 0; i < 3; i++) {
       try {
         const t = await acquireAccessToken(stack, { tenantId, provider: P });
-        await acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: t.tokenVersion, deadlineMs: 120_000 });
+        await acquireAccessToken(
+          stack,
+          { tenantId, provider: P },
+          { rejectedTokenVersion: t.tokenVersion, deadlineMs: 120_000 },
+        );
         forcedRefreshes++;
       } catch (err) {
         tokenErrors.push(String((err as Error).message).slice(0, 200));
@@ -108,15 +117,30 @@ test(`fault suite: simulator storms (429, 5xx, dropped connections, latency) ove
     workflowId: uniqueName('storm-final'),
     args: [{ tenantId, provider: P, mode: 'full' }],
   })) as { status: string };
-  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const report = await compareWithTruth(
+    stack.mongo,
+    { tenantId, provider: P, partitionId },
+    sim.admin.truth(P, partitionId).customers,
+    { checkDeletions: true },
+  );
   const conn = await handle.query(statusQuery);
   const open: string[] = [];
-  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  for await (const w of stack.client.workflow.list({
+    query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
+  }))
+    open.push(w.workflowId);
   console.log(
     `[faults] storms: ${counters.faultsInjected} faults injected (${counters.rateLimited} 429s, ${counters.droppedConnections} drops); runs ${runs.map((r) => `${r.mode}:${r.status}`).join(', ')}; ${forcedRefreshes} forced refreshes ok, ${tokenErrors.length} failed; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}`,
   );
-  assert.ok(counters.faultsInjected >= GUARANTEED_FAULTS_PER_ROUND * ROUNDS, `the storm really happened (${counters.faultsInjected} faults)`);
-  assert.deepEqual(runs.filter((r) => r.status !== 'succeeded'), [], 'every run under the storm succeeded (retries absorb the faults)');
+  assert.ok(
+    counters.faultsInjected >= GUARANTEED_FAULTS_PER_ROUND * ROUNDS,
+    `the storm really happened (${counters.faultsInjected} faults)`,
+  );
+  assert.deepEqual(
+    runs.filter((r) => r.status !== 'succeeded'),
+    [],
+    'every run under the storm succeeded (retries absorb the faults)',
+  );
   assert.equal(last.status, 'succeeded');
   assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
   assert.deepEqual(tokenErrors, [], 'token callers got a token through the storm');

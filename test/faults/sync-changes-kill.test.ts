@@ -39,7 +39,12 @@ after(async () => {
 });
 
 test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor across the crash misses no change', async (t) => {
-  const env = workerEnvFor(stack.config, { ...sim.env, SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3', NOTIFY_WEBHOOK_URL: hook.url });
+  const env = workerEnvFor(stack.config, {
+    ...sim.env,
+    SAGE200_PAGE_SIZE: '20',
+    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3',
+    NOTIFY_WEBHOOK_URL: hook.url,
+  });
   const first = spawnWorker(env);
   workers.push(first);
   await first.ready;
@@ -48,9 +53,17 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   const tenantId = uniqueName('chkill').replace(/_/g, '-');
   const conn = { tenantId, provider };
   const user = sim.admin.createUser({ provider, partitions: 2, customersPerPartition: 0 });
-  const status = await connectTenant({ client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` }, { tenantId, provider, userId: user.id });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
   const [pa, pb] = status.partitions.map((p) => p.id) as [string, string];
-  await waitForStatus(stack.client, connectionWorkflowId(provider, tenantId), (s) => s.lastSync[pa]?.status === 'succeeded' && s.lastSync[pb]?.status === 'succeeded', 90_000);
+  await waitForStatus(
+    stack.client,
+    connectionWorkflowId(provider, tenantId),
+    (s) => s.lastSync[pa]?.status === 'succeeded' && s.lastSync[pb]?.status === 'succeeded',
+    90_000,
+  );
   // A: 300 new customers, slow pages (the kill lands mid-run); B: 40, fast (its horizon moves while A is written).
   sim.admin.mutate({ provider, partitionId: pa, userId: user.id, create: 300 });
   sim.admin.mutate({ provider, partitionId: pb, userId: user.id, create: 40 });
@@ -64,7 +77,8 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   let reading = true;
   const poll = async () => {
     const horizon = await readHorizon(stack.mongo.db, conn);
-    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray()) seen.set(d._id, d.changeSeq!);
+    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray())
+      seen.set(d._id, d.changeSeq!);
     horizons.push(horizon);
     cursor = Math.max(cursor, horizon);
   };
@@ -76,7 +90,11 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   })();
 
   const workflowId = uniqueName('sync-chkill');
-  const handle = await stack.client.workflow.start(syncCustomers, { workflowId, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider }] });
+  const handle = await stack.client.workflow.start(syncCustomers, {
+    workflowId,
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider }],
+  });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   let pagesAtKill = 0;
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
@@ -108,24 +126,40 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   assert.equal(new Set(seqs).size, seqs.length, 'no changeSeq used twice');
   assert.ok(horizonAtKill < counterAtKill, 'the reader horizon was held back while A was being written');
   const retried = docs.filter((d) => d.partitionId === pa && d.changeSeq! > counterAtKill).length;
-  t.diagnostic(`killed after ${pagesAtKill} pages of A; horizon at kill ${horizonAtKill}, counter ${counterAtKill}; ${retried} of A's customers stamped by the retry`);
-  assert.ok(retried > 0 && retried < 300, 'the retry stamped the rest with fresh numbers above every number handed out before the crash');
+  t.diagnostic(
+    `killed after ${pagesAtKill} pages of A; horizon at kill ${horizonAtKill}, counter ${counterAtKill}; ${retried} of A's customers stamped by the retry`,
+  );
+  assert.ok(
+    retried > 0 && retried < 300,
+    'the retry stamped the rest with fresh numbers above every number handed out before the crash',
+  );
 
   // The reader kept its cursor across the crash and still has every customer, with its final number.
   const missing = docs.filter((d) => seen.get(d._id) !== d.changeSeq).map((d) => d._id);
   assert.deepEqual(missing.slice(0, 5), [], `${missing.length} changes missed by the polling reader`);
-  assert.ok(horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!), 'the horizon never went backwards');
+  assert.ok(
+    horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!),
+    'the horizon never went backwards',
+  );
 
   // The run's event covers the same changes (counts may miss the page that was in flight; its range does not).
   let event: CustomersChangedEvent | undefined;
   for (const deadline = Date.now() + 60_000; !event && Date.now() < deadline; await sleep(100)) {
-    event = hook.received.map((r) => JSON.parse(r.body) as CustomersChangedEvent).find((e) => e.type === 'customers.changed' && e.runId === workflowId);
+    event = hook.received
+      .map((r) => JSON.parse(r.body) as CustomersChangedEvent)
+      .find((e) => e.type === 'customers.changed' && e.runId === workflowId);
   }
   assert.ok(event, 'customers.changed for the run');
-  assert.ok(seqs.every((s) => s <= event.toSeq), 'toSeq covers every change');
+  assert.ok(
+    seqs.every((s) => s <= event.toSeq),
+    'toSeq covers every change',
+  );
   const inRange = docs.filter((d) => d.changeSeq! >= event.fromSeq);
   assert.equal(inRange.length, 340, 'every customer of this run is in (fromSeq - 1, toSeq]');
   assert.equal(event.partitions[pb]!.created, 40);
 
-  await stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId)).signal(disconnectSignal, { revoke: false }).catch(() => {});
+  await stack.client.workflow
+    .getHandle(connectionWorkflowId(provider, tenantId))
+    .signal(disconnectSignal, { revoke: false })
+    .catch(() => {});
 });

@@ -76,14 +76,28 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   const tenantId = uniqueName('rakill').replace(/_/g, '-');
   const conn = { tenantId, provider };
   const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: INITIAL });
-  const status = await connectTenant({ client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` }, { tenantId, provider, userId: user.id });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
   const partitionId = status.partitions[0]!.id;
-  await waitForStatus(stack.client, connectionWorkflowId(provider, tenantId), (s) => s.lastSync[partitionId]?.status === 'succeeded', 120_000);
+  await waitForStatus(
+    stack.client,
+    connectionWorkflowId(provider, tenantId),
+    (s) => s.lastSync[partitionId]?.status === 'succeeded',
+    120_000,
+  );
   const truth = () => sim.admin.truth(provider, partitionId, user.id).customers;
   assert.equal(truth().length, INITIAL);
   // Changes for the measured run to write (and stamp): new customers at the end of the listing, updates anywhere.
   sim.admin.mutate({ provider, partitionId, userId: user.id, create: CREATED, update: UPDATED });
-  const faults = sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/contacts', kind: 'latency', latencyMs: LATENCY_MS });
+  const faults = sim.admin.addFaults({
+    provider,
+    scope: 'api',
+    pathIncludes: '/contacts',
+    kind: 'latency',
+    latencyMs: LATENCY_MS,
+  });
   sim.admin.resetCounters();
 
   // The downstream reader: polls (cursor, horizon] and moves its cursor to the horizon, keeping it across the crash.
@@ -95,7 +109,8 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   let reading = true;
   const poll = async () => {
     const horizon = await readHorizon(stack.mongo.db, conn);
-    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray()) seen.set(d._id, d.changeSeq!);
+    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray())
+      seen.set(d._id, d.changeSeq!);
     horizons.push(horizon);
     cursor = Math.max(cursor, horizon);
   };
@@ -107,7 +122,11 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   })();
 
   const workflowId = uniqueName('sync-rakill');
-  const handle = await stack.client.workflow.start(syncCustomers, { workflowId, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider, mode: 'full' }] });
+  const handle = await stack.client.workflow.start(syncCustomers, {
+    workflowId,
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider, mode: 'full' }],
+  });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   const runId = `${workflowId}:${partitionId}`;
 
@@ -120,7 +139,10 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
     inFlightAtKill = sim.admin.counters().customerPagesInFlight;
     if (pagesSeen >= 3 && inFlightAtKill >= 2) break;
   }
-  assert.ok(pagesSeen >= 3 && inFlightAtKill >= 2, `aimed kill: ${pagesSeen} pages written, ${inFlightAtKill} in flight`);
+  assert.ok(
+    pagesSeen >= 3 && inFlightAtKill >= 2,
+    `aimed kill: ${pagesSeen} pages written, ${inFlightAtKill} in flight`,
+  );
   // The worker running the partition activity (with two workers either may have it).
   const desc = await handle.describe();
   const identity = desc.raw.pendingActivities?.[0]?.lastWorkerIdentity ?? '';
@@ -133,18 +155,31 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   const requestedAtKill = listPages();
   const killedRun = await runs.findOne({ _id: runId } as never);
   const pagesAtKill = killedRun?.pages as number;
-  assert.ok(requestedAtKill - pagesAtKill >= 2, `pages requested beyond the checkpoint at the kill: ${requestedAtKill} requested, ${pagesAtKill} written`);
+  assert.ok(
+    requestedAtKill - pagesAtKill >= 2,
+    `pages requested beyond the checkpoint at the kill: ${requestedAtKill} requested, ${pagesAtKill} written`,
+  );
 
   // Sage changes while no worker runs the partition: updates and deletes before the write point (pages written) and
   // after it (pages not yet written). Listing order is creation order, as `truth` lists them.
   const live = truth().filter((c) => !c.deleted);
   const writtenPart = live.slice(0, pagesAtKill * PAGE);
   const laterPart = live.slice((pagesAtKill + 2) * PAGE);
-  assert.ok(writtenPart.length >= 3 * PAGE && laterPart.length >= 3 * PAGE, `kill at page ${pagesAtKill} leaves both parts`);
-  const pick = (list: typeof live, n: number, from: number) => Array.from({ length: n }, (_, i) => list[Math.floor(((i + from) * list.length) / 8)]!.id);
+  assert.ok(
+    writtenPart.length >= 3 * PAGE && laterPart.length >= 3 * PAGE,
+    `kill at page ${pagesAtKill} leaves both parts`,
+  );
+  const pick = (list: typeof live, n: number, from: number) =>
+    Array.from({ length: n }, (_, i) => list[Math.floor(((i + from) * list.length) / 8)]!.id);
   const del = { written: pick(writtenPart, 3, 0), later: pick(laterPart, 3, 0) };
   const upd = { written: pick(writtenPart, 3, 4), later: pick(laterPart, 3, 4) };
-  sim.admin.mutate({ provider, partitionId, userId: user.id, update: [...upd.written, ...upd.later], delete: [...del.written, ...del.later] });
+  sim.admin.mutate({
+    provider,
+    partitionId,
+    userId: user.id,
+    update: [...upd.written, ...upd.later],
+    delete: [...del.written, ...del.later],
+  });
 
   if (!opts.twoWorkersAllAlong) {
     const second = spawnWorker(env);
@@ -171,27 +206,55 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   assert.ok(singleGets() >= del.written.length, `${singleGets()} unseen customers confirmed by GET before flagging`);
 
   // After the resumed full run: nothing live lost or flagged deleted; what changed in the unwritten part is in.
-  const byId = async () => new Map((await customers.find({ tenantId, provider, partitionId }).toArray()).map((d) => [d.externalId, d]));
-  const report = await compareWithTruth(stack.mongo, { tenantId, provider, partitionId }, truth(), { checkDeletions: true });
+  const byId = async () =>
+    new Map((await customers.find({ tenantId, provider, partitionId }).toArray()).map((d) => [d.externalId, d]));
+  const report = await compareWithTruth(stack.mongo, { tenantId, provider, partitionId }, truth(), {
+    checkDeletions: true,
+  });
   t.diagnostic(`after the resumed run: ${describeReport(report)}`);
   assert.deepEqual(report.lost, [], 'no live Sage customer missing or flagged deleted');
   assert.deepEqual(report.duplicated, []);
-  assert.deepEqual(report.extra.sort(), [...del.written].sort(), 'only customers deleted in pages already written are still live (the next run flags them)');
+  assert.deepEqual(
+    report.extra.sort(),
+    [...del.written].sort(),
+    'only customers deleted in pages already written are still live (the next run flags them)',
+  );
   const docs1 = await byId();
   const truthById = new Map(truth().map((c) => [c.id, c]));
-  for (const id of del.later) assert.equal(docs1.get(id)?.deleted, true, `${id} deleted at Sage after the kill, not yet written: flagged`);
-  for (const id of upd.later) assert.equal(docs1.get(id)?.sourceUpdatedAt.getTime(), Date.parse(truthById.get(id)!.updated_at), `${id} updated after the kill: stored`);
+  for (const id of del.later)
+    assert.equal(docs1.get(id)?.deleted, true, `${id} deleted at Sage after the kill, not yet written: flagged`);
+  for (const id of upd.later)
+    assert.equal(
+      docs1.get(id)?.sourceUpdatedAt.getTime(),
+      Date.parse(truthById.get(id)!.updated_at),
+      `${id} updated after the kill: stored`,
+    );
 
   // The next incremental run brings what changed in the pages written before the kill; then MongoDB equals Sage.
   sim.admin.clearFaults(faults.rules[0]!.id);
-  const inc = await stack.client.workflow.execute(syncCustomers, { workflowId: uniqueName('sync-rakill-inc'), taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider }] });
+  const inc = await stack.client.workflow.execute(syncCustomers, {
+    workflowId: uniqueName('sync-rakill-inc'),
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider }],
+  });
   assert.equal(inc.status, 'succeeded');
-  const final = await compareWithTruth(stack.mongo, { tenantId, provider, partitionId }, truth(), { checkDeletions: true });
-  assert.deepEqual({ lost: final.lost, duplicated: final.duplicated, extra: final.extra }, { lost: [], duplicated: [], extra: [] }, describeReport(final));
+  const final = await compareWithTruth(stack.mongo, { tenantId, provider, partitionId }, truth(), {
+    checkDeletions: true,
+  });
+  assert.deepEqual(
+    { lost: final.lost, duplicated: final.duplicated, extra: final.extra },
+    { lost: [], duplicated: [], extra: [] },
+    describeReport(final),
+  );
   const docs2 = await byId();
   const liveTruth = truth().filter((c) => !c.deleted);
   assert.equal([...docs2.values()].filter((d) => !d.deleted).length, liveTruth.length, 'live customers equal Sage');
-  for (const c of liveTruth) assert.equal(docs2.get(c.id)?.sourceUpdatedAt.getTime(), Date.parse(c.updated_at), `${c.id} is Sage's latest version`);
+  for (const c of liveTruth)
+    assert.equal(
+      docs2.get(c.id)?.sourceUpdatedAt.getTime(),
+      Date.parse(c.updated_at),
+      `${c.id} is Sage's latest version`,
+    );
   for (const id of [...del.written, ...del.later]) assert.equal(docs2.get(id)?.deleted, true, `${id} flagged deleted`);
 
   // The change sequence across the crash.
@@ -205,11 +268,23 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   const changed = all.filter((d) => d.changeSeq! > cursorAtStart);
   assert.ok(changed.length >= CREATED + UPDATED, `${changed.length} changes in the two runs`);
   const missed = changed.filter((d) => seen.get(d._id) !== d.changeSeq).map((d) => d._id);
-  assert.deepEqual(missed.slice(0, 5), [], `${missed.length} changes missed by the reader that kept its cursor across the crash`);
-  assert.ok(horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!), 'the horizon never went backwards');
-  t.diagnostic(`changeSeq: cursor ${cursorAtStart} → ${cursor}, horizon at kill ${horizonAtKill}, counter ${counterAtKill}, ${changed.length} changes read across the crash`);
+  assert.deepEqual(
+    missed.slice(0, 5),
+    [],
+    `${missed.length} changes missed by the reader that kept its cursor across the crash`,
+  );
+  assert.ok(
+    horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!),
+    'the horizon never went backwards',
+  );
+  t.diagnostic(
+    `changeSeq: cursor ${cursorAtStart} → ${cursor}, horizon at kill ${horizonAtKill}, counter ${counterAtKill}, ${changed.length} changes read across the crash`,
+  );
 
-  await stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId)).signal(disconnectSignal, { revoke: false }).catch(() => {});
+  await stack.client.workflow
+    .getHandle(connectionWorkflowId(provider, tenantId))
+    .signal(disconnectSignal, { revoke: false })
+    .catch(() => {});
   for (const w of running) w.kill('SIGKILL');
   await Promise.all(running.map((w) => w.exited));
 }

@@ -39,18 +39,30 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
   const provider = 'sage-200' as const;
   const tenantId = uniqueName('kill').replace(/_/g, '-');
   const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: 0 });
-  const status = await connectTenant({ client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` }, { tenantId, provider, userId: user.id });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
   const partitionId = status.partitions[0]!.id;
   // The schedule's first (full) run starts right after consent: let it finish on the still-empty partition, then give
   // Sage 400 new customers for the measured run to fetch and write.
-  await waitForStatus(stack.client, connectionWorkflowId(provider, tenantId), (s) => s.lastSync[partitionId]?.status === 'succeeded', 90_000);
+  await waitForStatus(
+    stack.client,
+    connectionWorkflowId(provider, tenantId),
+    (s) => s.lastSync[partitionId]?.status === 'succeeded',
+    90_000,
+  );
   sim.admin.mutate({ provider, partitionId, userId: user.id, create: 400 });
   // Slow pages down so the kill lands mid-run.
   sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/customers', kind: 'latency', latencyMs: 150 });
   sim.admin.resetCounters();
 
   const workflowId = uniqueName('sync-kill');
-  const handle = await stack.client.workflow.start(syncCustomers, { workflowId, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider }] });
+  const handle = await stack.client.workflow.start(syncCustomers, {
+    workflowId,
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider }],
+  });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   let pagesAtKill = 0;
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
@@ -78,11 +90,19 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
   const requested = Object.entries(sim.admin.counters().requestsByPath)
     .filter(([p]) => p.endsWith('/customers'))
     .reduce((n, [, c]) => n + c, 0);
-  t.diagnostic(`killed after ${pagesAtKill} pages; ${pages} pages in all; ${requested} page requests (${requested - pages} re-read)`);
-  assert.ok(requested - pages <= 2, `re-read ${requested - pages} pages (requested ${requested}, pages ${pages}, killed at ${pagesAtKill})`);
+  t.diagnostic(
+    `killed after ${pagesAtKill} pages; ${pages} pages in all; ${requested} page requests (${requested - pages} re-read)`,
+  );
+  assert.ok(
+    requested - pages <= 2,
+    `re-read ${requested - pages} pages (requested ${requested}, pages ${pages}, killed at ${pagesAtKill})`,
+  );
 
   const truth = sim.admin.truth(provider, partitionId, user.id).customers;
-  const docs = await stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, partitionId }).toArray();
+  const docs = await stack.mongo
+    .collection<CustomerDoc>(COLLECTIONS.customers)
+    .find({ tenantId, partitionId })
+    .toArray();
   assert.equal(docs.length, truth.length, 'no duplicates');
   assert.deepEqual(docs.map((d) => d.externalId).sort(), truth.map((c) => c.id).sort(), 'nothing lost');
   sim.admin.clearFaults();

@@ -34,7 +34,12 @@ before(async () => {
   temporal = await separateTemporal();
   await temporal.up();
   sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack({ ...sim.env, TEMPORAL_ADDRESS: temporal.address, SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' });
+  stack = await testStack({
+    ...sim.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    SAGE_ACCOUNTING_PAGE_SIZE: '25',
+    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10',
+  });
   worker = await stack.startWorker();
   worker.done.catch((err) => (workerCrash = err));
 });
@@ -45,7 +50,8 @@ after(async () => {
 });
 
 /** Retries a client call through the restart window (UNAVAILABLE while the server is down). */
-const throughRestart = <T>(fn: () => Promise<T>, timeoutMs = 180_000) => eventually(fn, { timeoutMs, intervalMs: 1_000 });
+const throughRestart = <T>(fn: () => Promise<T>, timeoutMs = 180_000) =>
+  eventually(fn, { timeoutMs, intervalMs: 1_000 });
 
 test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during a sync`, async () => {
   const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
@@ -57,7 +63,11 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
   const partitionId = status.partitions[0]!.id;
   const connWf = connectionWorkflowId(P, tenantId);
   const syncId = uniqueName('restart-sync');
-  await stack.client.workflow.start('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: syncId, args: [{ tenantId, provider: P, mode: 'full' }] });
+  await stack.client.workflow.start('syncCustomers', {
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    workflowId: syncId,
+    args: [{ tenantId, provider: P, mode: 'full' }],
+  });
   for (let i = 0; i < 300; i++) {
     const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId: syncId });
     if ((run?.checkpoint?.counts?.pages ?? 0) >= 3) break;
@@ -69,17 +79,39 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
   await temporal.up();
   const restartSecs = (Date.now() - t0) / 1000;
 
-  const result = (await throughRestart(() => stack.client.workflow.getHandle(syncId).result(), 300_000)) as { status: string };
-  const token = await throughRestart(() => acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }));
-  const forced = await throughRestart(() => acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 }));
+  const result = (await throughRestart(() => stack.client.workflow.getHandle(syncId).result(), 300_000)) as {
+    status: string;
+  };
+  const token = await throughRestart(() =>
+    acquireAccessToken(stack, { tenantId, provider: P }, { deadlineMs: 60_000 }),
+  );
+  const forced = await throughRestart(() =>
+    acquireAccessToken(
+      stack,
+      { tenantId, provider: P },
+      { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 },
+    ),
+  );
   const final = (await throughRestart(() =>
-    stack.client.workflow.execute('syncCustomers', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: uniqueName('restart-final'), args: [{ tenantId, provider: P, mode: 'full' }] }),
+    stack.client.workflow.execute('syncCustomers', {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: uniqueName('restart-final'),
+      args: [{ tenantId, provider: P, mode: 'full' }],
+    }),
   )) as { status: string };
   const conn = await throughRestart(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
-  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, sim.admin.truth(P, partitionId).customers, { checkDeletions: true });
+  const report = await compareWithTruth(
+    stack.mongo,
+    { tenantId, provider: P, partitionId },
+    sim.admin.truth(P, partitionId).customers,
+    { checkDeletions: true },
+  );
   const counters = sim.admin.counters();
   const open: string[] = [];
-  for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  for await (const w of stack.client.workflow.list({
+    query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
+  }))
+    open.push(w.workflowId);
   console.log(
     `[faults] temporal restart: down+up ${restartSecs.toFixed(0)} s; sync across the restart ${result.status}; token v${token.tokenVersion} → forced v${forced.tokenVersion}; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
   );

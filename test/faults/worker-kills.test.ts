@@ -35,7 +35,9 @@ const REFRESH_CRASH_POINTS = ['refresh:before-sage', 'refresh:after-store'] as c
 
 /** Which kind each kill aims at: short form sync, refresh, sync, consent, sync; full form 30 / 15 / 5. */
 function killPlan(n: number): KillKind[] {
-  return Array.from({ length: n }, (_, k) => (k % 10 === 3 ? 'consent' : k % 10 === 1 || k % 10 === 5 || k % 10 === 8 ? 'refresh' : 'sync'));
+  return Array.from({ length: n }, (_, k) =>
+    k % 10 === 3 ? 'consent' : k % 10 === 1 || k % 10 === 5 || k % 10 === 8 ? 'refresh' : 'sync',
+  );
 }
 const CUSTOMERS = size(1_200, 3_000);
 const P = 'sage-accounting' as const;
@@ -82,18 +84,29 @@ async function openSyncRuns(): Promise<string[]> {
 }
 
 /** Why each customer deleted at Sage is still live here: its document, its hash entry, Sage's deletion time, the runs. */
-async function explainExtras(tenantId: string, partitionId: string, extra: string[], truth: { id: string; deleted_at?: string | null }[]): Promise<string> {
+async function explainExtras(
+  tenantId: string,
+  partitionId: string,
+  extra: string[],
+  truth: { id: string; deleted_at?: string | null }[],
+): Promise<string> {
   const lines: string[] = [];
   const state = await stack.mongo.db.collection('sync_state').findOne({});
   lines.push(`sync_state: ${JSON.stringify(state)}`);
   for (const id of extra.slice(0, 10)) {
-    const doc = await stack.mongo.collection(COLLECTIONS.customers).findOne({ tenantId, partitionId, externalId: id }, { projection: { raw: 0 } });
+    const doc = await stack.mongo
+      .collection(COLLECTIONS.customers)
+      .findOne({ tenantId, partitionId, externalId: id }, { projection: { raw: 0 } });
     const hash = doc ? await stack.mongo.db.collection('customer_hashes').findOne({ _id: doc._id } as never) : null;
-    lines.push(`${id}: deleted at Sage ${truth.find((t) => t.id === id)?.deleted_at}; doc ${JSON.stringify({ deleted: doc?.deleted, syncedAt: doc?.syncedAt, sourceUpdatedAt: doc?.sourceUpdatedAt })}; hash ${JSON.stringify(hash)}`);
+    lines.push(
+      `${id}: deleted at Sage ${truth.find((t) => t.id === id)?.deleted_at}; doc ${JSON.stringify({ deleted: doc?.deleted, syncedAt: doc?.syncedAt, sourceUpdatedAt: doc?.sourceUpdatedAt })}; hash ${JSON.stringify(hash)}`,
+    );
   }
   const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).sort({ startedAt: 1 }).toArray();
   for (const r of runs)
-    lines.push(`run ${String(r._id).slice(-40)} ${r.mode} ${r.status} attempt ${r.attempt} ${r.startedAt?.toISOString?.()}..${r.finishedAt?.toISOString?.()} pages ${r.pages} deleted ${r.deleted} wm ${r.watermarkFrom?.toISOString?.()}->${r.watermarkTo?.toISOString?.()}`);
+    lines.push(
+      `run ${String(r._id).slice(-40)} ${r.mode} ${r.status} attempt ${r.attempt} ${r.startedAt?.toISOString?.()}..${r.finishedAt?.toISOString?.()} pages ${r.pages} deleted ${r.deleted} wm ${r.watermarkFrom?.toISOString?.()}->${r.watermarkTo?.toISOString?.()}`,
+    );
   return lines.join('\n');
 }
 
@@ -141,7 +154,8 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
   const hits: Record<KillKind, number> = { refresh: 0, consent: 0, sync: 0 };
   const missed: string[] = [];
   const refreshPointsHit: string[] = [];
-  const consents: { tenantId: string; result: Promise<{ ok: true; state: string } | { ok: false; error: string }> }[] = [];
+  const consents: { tenantId: string; result: Promise<{ ok: true; state: string } | { ok: false; error: string }> }[] =
+    [];
   const forced: Promise<unknown>[] = [];
   const plan = killPlan(KILLS);
   for (let k = 0; k < plan.length; k++) {
@@ -156,9 +170,11 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
       ]);
       if (current) {
         forced.push(
-          acquireAccessToken(stack, { tenantId, provider: P }, { rejectedTokenVersion: current.tokenVersion, deadlineMs: 180_000 }).catch((err: Error) =>
-            tokenErrors.push(`forced: ${String(err.message).slice(0, 200)}`),
-          ),
+          acquireAccessToken(
+            stack,
+            { tenantId, provider: P },
+            { rejectedTokenVersion: current.tokenVersion, deadlineMs: 180_000 },
+          ).catch((err: Error) => tokenErrors.push(`forced: ${String(err.message).slice(0, 200)}`)),
         );
       }
       const died = await Promise.race([worker.exited.then(() => true), sleep(45_000).then(() => false)]);
@@ -172,7 +188,14 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
       // worker is killed during it.
       const other = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: 20 });
       const otherTenant = uniqueName('kills-consent');
-      const rule = sim.admin.addFaults({ provider: P, scope: 'api', pathIncludes: '/businesses', kind: 'latency', latencyMs: 5_000, count: 1 }).rules[0]!;
+      const rule = sim.admin.addFaults({
+        provider: P,
+        scope: 'api',
+        pathIncludes: '/businesses',
+        kind: 'latency',
+        latencyMs: 5_000,
+        count: 1,
+      }).rules[0]!;
       let settled = false;
       const result = connectTenant(
         { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
@@ -184,7 +207,9 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
       consents.push({ tenantId: otherTenant, result });
       let held = false;
       for (const deadline = Date.now() + 60_000; Date.now() < deadline && !settled; await sleep(100)) {
-        const stored = await stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: connectionWorkflowId(P, otherTenant) } as never);
+        const stored = await stack.mongo
+          .collection(COLLECTIONS.tokens)
+          .findOne({ _id: connectionWorkflowId(P, otherTenant) } as never);
         const seen = sim.admin.faults().rules.find((r) => r.id === rule.id)?.hits ?? 0;
         if (stored && seen > 0) {
           held = true;
@@ -192,20 +217,27 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
         }
       }
       if (held && !settled) hits.consent++;
-      else missed.push(`consent kill ${k}: ${settled ? 'consent finished first' : 'connection test never reached Sage'}`);
+      else
+        missed.push(`consent kill ${k}: ${settled ? 'consent finished first' : 'connection test never reached Sage'}`);
     } else {
       // Wait until this worker has moved a sync run forward, then kill it a moment later.
       let progressing = false;
       for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(200)) {
-        if ((await stack.mongo.collection(COLLECTIONS.syncRuns).countDocuments({ tenantId, status: 'running', updatedAt: { $gt: readyAt } })) > 0) {
+        if (
+          (await stack.mongo
+            .collection(COLLECTIONS.syncRuns)
+            .countDocuments({ tenantId, status: 'running', updatedAt: { $gt: readyAt } })) > 0
+        ) {
           progressing = true;
           break;
         }
       }
       await sleep(Math.random() * 1_500);
-      const stillRunning = (await stack.mongo.collection(COLLECTIONS.syncRuns).countDocuments({ tenantId, status: 'running' })) > 0;
+      const stillRunning =
+        (await stack.mongo.collection(COLLECTIONS.syncRuns).countDocuments({ tenantId, status: 'running' })) > 0;
       if (progressing && stillRunning) hits.sync++;
-      else missed.push(`sync kill ${k}: ${progressing ? 'the run finished first' : 'no sync progressed on this worker'}`);
+      else
+        missed.push(`sync kill ${k}: ${progressing ? 'the run finished first' : 'no sync progressed on this worker'}`);
     }
     await worker.kill();
     if (kind === 'consent') sim.admin.clearFaults();
@@ -235,9 +267,12 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
   const connStatus = await handle.query(statusQuery);
   const counters = sim.admin.counters();
   const truth = sim.admin.truth(P, partitionId).customers;
-  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, truth, { checkDeletions: true });
+  const report = await compareWithTruth(stack.mongo, { tenantId, provider: P, partitionId }, truth, {
+    checkDeletions: true,
+  });
   const connRunning = (await handle.describe()).status.name === 'RUNNING';
-  if (report.extra.length > 0) console.log(`[faults] extras explained:\n${await explainExtras(tenantId, partitionId, report.extra, truth)}`);
+  if (report.extra.length > 0)
+    console.log(`[faults] extras explained:\n${await explainExtras(tenantId, partitionId, report.extra, truth)}`);
   await worker.stop();
 
   console.log(
@@ -252,8 +287,17 @@ test(`fault suite: ${KILLS} SIGKILLs of the worker across refreshes and syncs`, 
   assert.deepEqual(report.extra, [], 'customers deleted at Sage still live here');
   assert.deepEqual(stuck, [], 'stuck sync workflows');
   assert.equal(crashes, 0, 'worker crashes other than our kills');
-  assert.deepEqual(tokenErrors.filter((e) => /reauthoriz/i.test(e)), [], 'no caller was told to reauthorize');
-  for (const c of consentResults) assert.deepEqual(c, { tenantId: c.tenantId, ok: true, state: 'connected' }, 'a consent whose worker was killed still connects');
+  assert.deepEqual(
+    tokenErrors.filter((e) => /reauthoriz/i.test(e)),
+    [],
+    'no caller was told to reauthorize',
+  );
+  for (const c of consentResults)
+    assert.deepEqual(
+      c,
+      { tenantId: c.tenantId, ok: true, state: 'connected' },
+      'a consent whose worker was killed still connects',
+    );
   assert.ok(hits.refresh >= 1, `at least one kill inside a refresh (${missed.join('; ')})`);
   assert.ok(hits.consent >= 1, `at least one kill during a consent (${missed.join('; ')})`);
   assert.ok(hits.sync >= 1, `at least one kill with a sync in flight (${missed.join('; ')})`);

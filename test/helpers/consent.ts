@@ -42,7 +42,10 @@ export async function waitForStatus(
     } catch (err) {
       if (Date.now() > deadline) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`status of ${workflowId} did not reach the expected state: ${JSON.stringify(last)?.slice(0, 400)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `status of ${workflowId} did not reach the expected state: ${JSON.stringify(last)?.slice(0, 400)}`,
+      );
     await sleep(intervalMs);
   }
 }
@@ -54,7 +57,8 @@ export async function waitForStatus(
 export async function followConsent(authorizationUrl: string): Promise<URL> {
   const res = await got(authorizationUrl, { followRedirect: false, throwHttpErrors: false });
   const location = res.headers.location;
-  if (res.statusCode !== 302 || !location) throw new Error(`consent at the simulator did not redirect (${res.statusCode}): ${String(res.body).slice(0, 300)}`);
+  if (res.statusCode !== 302 || !location)
+    throw new Error(`consent at the simulator did not redirect (${res.statusCode}): ${String(res.body).slice(0, 300)}`);
   return new URL(location);
 }
 
@@ -85,6 +89,9 @@ export async function connectTenant(
   const awaiting = await waitForStatus(t.client, workflowId, (s) => s.authorizationUrl !== null);
   const back = await followConsent(awaiting.authorizationUrl!);
   const status = await handle.executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
-  if (status.state !== 'connected') throw new Error(`consent did not connect ${workflowId}: ${status.state} ${status.reason} ${status.lastError ?? ''}`);
+  if (status.state !== 'connected')
+    throw new Error(
+      `consent did not connect ${workflowId}: ${status.state} ${status.reason} ${status.lastError ?? ''}`,
+    );
   return status;
 }

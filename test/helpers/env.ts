@@ -67,10 +67,15 @@ export async function testStack(env: Record<string, string | undefined> = {}): P
 }
 
 /** A stack (Mongo, Temporal client and worker connection, workers on demand) for any config: tests' and the bench's. */
-export async function stackFor(config: Config, opts: { appName?: string; runtimeLogLevel?: 'WARN' | 'ERROR' } = {}): Promise<TestStack> {
+export async function stackFor(
+  config: Config,
+  opts: { appName?: string; runtimeLogLevel?: 'WARN' | 'ERROR' } = {},
+): Promise<TestStack> {
   quietRuntime(opts.runtimeLogLevel);
   const log = createLogger({ level: config.LOG_LEVEL });
-  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, { appName: opts.appName ?? 'sage-sync-test' });
+  const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB, {
+    appName: opts.appName ?? 'sage-sync-test',
+  });
   await ensureIndexes(mongo);
   const client = await connectClient(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -20,7 +20,11 @@ export async function ensureBundle(): Promise<string> {
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { WORKFLOWS_PATH } = await import('../../src/worker.js');
   const { FAILURE_CONVERTER_PATH } = await import('../../src/temporal/data-converter.js');
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, logger: undefined });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    logger: undefined,
+  });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, code);
   process.env.WORKFLOW_BUNDLE_PATH = out;
@@ -56,7 +60,10 @@ async function main(): Promise<void> {
   const maxActivities = Number(process.env.FAULT_WORKER_MAX_ACTIVITIES ?? 0);
   const worker = await createWorker(
     { config, connection, client, mongo, log },
-    { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! }, ...(maxActivities > 0 ? { maxConcurrentActivityTaskExecutions: maxActivities } : {}) },
+    {
+      workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! },
+      ...(maxActivities > 0 ? { maxConcurrentActivityTaskExecutions: maxActivities } : {}),
+    },
   );
   process.stdout.write('fault worker polling\n');
   await worker.run();

@@ -34,7 +34,10 @@ export async function compareWithTruth(
 ): Promise<TruthReport> {
   const docs = await mongo
     .collection(COLLECTIONS.customers)
-    .find({ tenantId: key.tenantId, provider: key.provider, partitionId: key.partitionId }, { projection: { externalId: 1, deleted: 1 } })
+    .find(
+      { tenantId: key.tenantId, provider: key.provider, partitionId: key.partitionId },
+      { projection: { externalId: 1, deleted: 1 } },
+    )
     .toArray();
   const byExternal = new Map<string, { deleted: boolean }[]>();
   for (const d of docs) {
@@ -46,7 +49,9 @@ export async function compareWithTruth(
   const lost = live.filter((t) => !(byExternal.get(t.id) ?? []).some((d) => !d.deleted)).map((t) => t.id);
   const duplicated = [...byExternal].filter(([, list]) => list.length > 1).map(([id]) => id);
   const liveIds = new Set(live.map((t) => t.id));
-  const extra = opts.checkDeletions ? [...byExternal].filter(([id, list]) => !liveIds.has(id) && list.some((d) => !d.deleted)).map(([id]) => id) : [];
+  const extra = opts.checkDeletions
+    ? [...byExternal].filter(([id, list]) => !liveIds.has(id) && list.some((d) => !d.deleted)).map(([id]) => id)
+    : [];
   return { truthLive: live.length, stored: docs.length, lost, duplicated, extra };
 }
 

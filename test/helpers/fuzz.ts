@@ -45,23 +45,58 @@ const MUTATORS: { name: string; apply(r: Rec, rnd: () => number, keys: string[])
   { name: 'drop-field', apply: (r, rnd, keys) => (delete r[keys[Math.floor(rnd() * keys.length)]!], r) },
   { name: 'drop-id', apply: (r) => (delete r.id, r) },
   { name: 'drop-updated_at', apply: (r) => (delete r.updated_at, delete r.date_time_updated, r) },
-  { name: 'mistype-field', apply: (r, rnd, keys) => ((r[keys[Math.floor(rnd() * keys.length)]!] = WRONG_VALUES[Math.floor(rnd() * WRONG_VALUES.length)]!()), r) },
+  {
+    name: 'mistype-field',
+    apply: (r, rnd, keys) => (
+      (r[keys[Math.floor(rnd() * keys.length)]!] = WRONG_VALUES[Math.floor(rnd() * WRONG_VALUES.length)]!()),
+      r
+    ),
+  },
   { name: 'mistype-id', apply: (r, rnd) => ((r.id = WRONG_VALUES[Math.floor(rnd() * WRONG_VALUES.length)]!()), r) },
   { name: 'huge-string', apply: (r, rnd, keys) => ((r[keys[Math.floor(rnd() * keys.length)]!] = hugeString(rnd)), r) },
   { name: 'huge-name', apply: (r, rnd) => ((r.name = hugeString(rnd)), r) },
-  { name: 'bad-date', apply: (r, rnd) => ((r.updated_at = ['yesterday', '2024-13-45T25:61:61Z', '0', '', '9999-99-99'][Math.floor(rnd() * 5)]), (r.date_time_updated = r.updated_at), r) },
-  { name: 'bad-decimal', apply: (r, rnd) => ((r.balance = ['abc', '1e400', 'NaN', '1,234.00', '--1', {}][Math.floor(rnd() * 6)]), (r.credit_limit = 'twelve'), r) },
+  {
+    name: 'bad-date',
+    apply: (r, rnd) => (
+      (r.updated_at = ['yesterday', '2024-13-45T25:61:61Z', '0', '', '9999-99-99'][Math.floor(rnd() * 5)]),
+      (r.date_time_updated = r.updated_at),
+      r
+    ),
+  },
+  {
+    name: 'bad-decimal',
+    apply: (r, rnd) => (
+      (r.balance = ['abc', '1e400', 'NaN', '1,234.00', '--1', {}][Math.floor(rnd() * 6)]),
+      (r.credit_limit = 'twelve'),
+      r
+    ),
+  },
   { name: 'dollar-and-dot-keys', apply: (r) => ((r['$weird'] = { 'a.b': 1, $c: [{ 'd.e': 2 }] }), r) },
-  { name: 'proto-keys', apply: (r) => (Object.defineProperty(r, '__proto__', { value: { polluted: true }, enumerable: true, configurable: true, writable: true }), (r['constructor'] = 'x'), r) },
+  {
+    name: 'proto-keys',
+    apply: (r) => (
+      Object.defineProperty(r, '__proto__', {
+        value: { polluted: true },
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      }),
+      (r['constructor'] = 'x'),
+      r
+    ),
+  },
   { name: 'address-not-object', apply: (r) => ((r.main_address = 'Somewhere 1'), (r.address = 'Somewhere 1'), r) },
   { name: 'non-object-item', apply: (_r, rnd) => [null, 'a string', 12, [], true][Math.floor(rnd() * 5)] },
-  { name: 'deep-nesting', apply: (r) => {
-    let deep: Rec = {};
-    const root = deep;
-    for (let i = 0; i < 60; i++) deep = (deep.next = {}) as Rec;
-    r.notes = root;
-    return r;
-  } },
+  {
+    name: 'deep-nesting',
+    apply: (r) => {
+      let deep: Rec = {};
+      const root = deep;
+      for (let i = 0; i < 60; i++) deep = (deep.next = {}) as Rec;
+      r.notes = root;
+      return r;
+    },
+  },
 ];
 
 /** `count` fuzz cases, alternating providers; about one in eight is left valid (the control group). */
@@ -76,7 +111,12 @@ export function fuzzCases(count: number, seed = Number(process.env.FUZZ_SEED ?? 
     const base =
       provider === 'sage-accounting'
         ? contactFull(acc, accCustomers[seq % accCustomers.length]!)
-        : customerJson(s200, s200.records[seq % s200.records.length]!, ['main_address', 'contacts', 'currency', 'country_code']);
+        : customerJson(s200, s200.records[seq % s200.records.length]!, [
+            'main_address',
+            'contacts',
+            'currency',
+            'country_code',
+          ]);
     // Unique ids and payloads: every case must be accounted for on its own.
     const rec: Rec = { ...structuredClone(base), fuzz_seq: seq };
     rec.id = provider === 'sage-accounting' ? `f${seq.toString(16).padStart(31, '0')}` : 5_000_000 + seq;

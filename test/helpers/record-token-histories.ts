@@ -19,7 +19,8 @@ import { tokenHarness } from './token-harness.js';
 
 const out = path.join(import.meta.dirname, '..', 'histories');
 const prefix = process.env.RECORD_AS ?? 'tenant-connection';
-if (!prefix.startsWith('tenant-connection')) throw new Error('RECORD_AS must start with tenant-connection (the replay test picks files by that prefix)');
+if (!prefix.startsWith('tenant-connection'))
+  throw new Error('RECORD_AS must start with tenant-connection (the replay test picks files by that prefix)');
 /**
  * Saved as JSON wrapping the binary History protobuf (base64). Why not the CLI's proto-JSON: with SDK 1.24.0,
  * `historyFromJSON` mixes protobufjs 8 (its protojson ext) with @temporalio/proto's protobufjs 7 types and throws
@@ -42,24 +43,49 @@ try {
   const st = await h.status(tenantId, 'sage-accounting');
   await handle.signal(syncReportSignal, {
     partitionId: st.partitions[0]!.id,
-    summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 },
+    summary: {
+      finishedAt: new Date().toISOString(),
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 1,
+      upserted: 1,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    },
   });
   let v = 1;
-  for (let i = 0; i < 3; i++) v = (await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v })).tokenVersion;
+  for (let i = 0; i < 3; i++)
+    v = (await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }))
+      .tokenVersion;
   const doc = await readTokenDoc(h.stack.mongo, id);
   const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
   const grantId = h.sim.state.tokens.get(refreshToken!)?.grantId;
   const userId = h.sim.admin.grants('sage-accounting').grants.find((g) => g.grantId === grantId)?.userId;
   h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
-  await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(() => {});
-  const re = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.state === 'reauthorization_required' && s.authorizationUrl !== null);
+  await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(
+    () => {},
+  );
+  const re = await h.waitForStatus(
+    tenantId,
+    'sage-accounting',
+    (s) => s.state === 'reauthorization_required' && s.authorizationUrl !== null,
+  );
   h.sim.admin.nextConsent({ provider: 'sage-accounting', userId: userId! });
   await h.callback(await h.followConsent(re.authorizationUrl!));
-  for (let i = 0; i < 10; i++) v = (await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: (await h.status(tenantId, 'sage-accounting')).tokenVersion! })).tokenVersion;
+  for (let i = 0; i < 10; i++)
+    v = (
+      await acquireAccessToken(
+        deps,
+        { tenantId, provider: 'sage-accounting' },
+        { rejectedTokenVersion: (await h.status(tenantId, 'sage-accounting')).tokenVersion! },
+      )
+    ).tokenVersion;
   await handle.signal(disconnectSignal, {});
   await handle.result();
   const runs: { runId: string; startTime: Date }[] = [];
-  for await (const wf of h.stack.client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push({ runId: wf.runId, startTime: wf.startTime });
+  for await (const wf of h.stack.client.workflow.list({ query: `WorkflowId = "${id}"` }))
+    runs.push({ runId: wf.runId, startTime: wf.startTime });
   runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
   if (!runs.some((r) => r.runId === firstRunId)) console.warn('visibility does not list the first run yet');
   let n = 0;
@@ -70,7 +96,11 @@ try {
     const badTenant = `replay-bad-${Date.now().toString(36)}`;
     const badId = connectionWorkflowId('sage-200', badTenant);
     await h.stack.client.workflow
-      .execute(tenantConnection, { workflowId: badId, taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId: badTenant, provider: 'sage-200', sync: { intervalMinutes: -1 } }] })
+      .execute(tenantConnection, {
+        workflowId: badId,
+        taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
+        args: [{ tenantId: badTenant, provider: 'sage-200', sync: { intervalMinutes: -1 } }],
+      })
       .catch(() => {});
     const badRun = (await h.stack.client.workflow.getHandle(badId).describe()).runId;
     writeFileSync(path.join(out, `${prefix}-bad-input.json`), await show(badId, badRun));

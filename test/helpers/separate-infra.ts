@@ -28,7 +28,11 @@ export interface SeparateInfra {
 }
 
 async function script(name: 'up.sh' | 'down.sh', env: Record<string, string>, args: string[] = []): Promise<void> {
-  await run('bash', [path.join(SCRIPTS, name), ...args], { env: { ...process.env, ...env }, timeout: 180_000, maxBuffer: 10 * 1024 * 1024 });
+  await run('bash', [path.join(SCRIPTS, name), ...args], {
+    env: { ...process.env, ...env },
+    timeout: 180_000,
+    maxBuffer: 10 * 1024 * 1024,
+  });
 }
 
 /** A Temporal dev server with a database file (state survives a restart) on free ports; Mongo stays the shared one. */
@@ -78,7 +82,8 @@ function infra(env: Record<string, string>, dataDir: string): SeparateInfra {
       } catch {
         process.kill(pid, 'SIGKILL');
       }
-      for (let i = 0; i < 50 && (await portOpen(Number(env.MONGO_PORT))); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && (await portOpen(Number(env.MONGO_PORT))); i++)
+        await new Promise((r) => setTimeout(r, 100));
     },
     async destroy() {
       if (env.MONGO_PORT) await script('down.sh', env, ['mongo']).catch(() => {});

@@ -62,9 +62,14 @@ export function launchWorkerProcess(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${opts.label} not ready after ${opts.timeoutMs} ms:\n${out.slice(-2000)}`)), opts.timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`${opts.label} not ready after ${opts.timeoutMs} ms:\n${out.slice(-2000)}`)),
+      opts.timeoutMs,
+    );
     const onData = (d: Buffer) => {
       out += String(d);
       if (opts.keepOutputChars) out = out.slice(-opts.keepOutputChars);
@@ -104,5 +109,11 @@ export function launchWorkerProcess(
 
 export function spawnWorker(env: Record<string, string>, timeoutMs = 120_000): SpawnedWorker {
   const w = launchWorkerProcess('src/worker.ts', env, { readyLine: 'worker started', label: 'worker', timeoutMs });
-  return { child: w.child, output: w.output, ready: w.ready, exited: w.exited.then((e) => e.code), kill: (signal = 'SIGKILL') => void w.child.kill(signal) };
+  return {
+    child: w.child,
+    output: w.output,
+    ready: w.ready,
+    exited: w.exited.then((e) => e.code),
+    kill: (signal = 'SIGKILL') => void w.child.kill(signal),
+  };
 }

@@ -32,8 +32,15 @@ export interface SyncHarness {
   /** Every Sage URL the sync activities requested (path + query), in order. */
   requests: URL[];
   worker: Worker;
-  createTenant(provider: Provider, opts: { partitions: number; customersPerPartition: number }): Promise<SimUserInfo & { tenantId: string }>;
-  runSync(tenantId: string, provider: Provider, mode?: 'incremental' | 'full'): Promise<SyncCustomersResult & { workflowId: string }>;
+  createTenant(
+    provider: Provider,
+    opts: { partitions: number; customersPerPartition: number },
+  ): Promise<SimUserInfo & { tenantId: string }>;
+  runSync(
+    tenantId: string,
+    provider: Provider,
+    mode?: 'incremental' | 'full',
+  ): Promise<SyncCustomersResult & { workflowId: string }>;
   customers(tenantId: string, provider: Provider, partitionId: string): Promise<CustomerDoc[]>;
   /** Differences between MongoDB and the simulator's truth for one partition (empty = equal). */
   diffWithTruth(tenantId: string, t: SimUserInfo, partitionId: string): Promise<string[]>;
@@ -44,7 +51,11 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
   const sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
   const stack = await testStack({ ...sim.env, SYNC_HEARTBEAT_TIMEOUT_SECONDS: '5', ...env });
   const requests: URL[] = [];
-  const real = createSageHttp({ maxConcurrency: stack.config.SAGE_MAX_CONCURRENCY, retries: 4, maxRetryAfterMs: 5_000 });
+  const real = createSageHttp({
+    maxConcurrency: stack.config.SAGE_MAX_CONCURRENCY,
+    retries: 4,
+    maxRetryAfterMs: 5_000,
+  });
   // Records what we send (the simulator's counters only know paths), then delegates to the real client.
   const http: SageHttp = {
     ...real,
@@ -73,7 +84,9 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
   const deps = { config: stack.config, mongo: stack.mongo, client: stack.client, log };
   const customers = (tenantId: string, provider: Provider, partitionId: string) =>
     stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, provider, partitionId }).toArray();
-  const { worker } = await stack.startWorker({ activities: { ...createActivities(deps), ...createSyncActivities(deps, { tokenSourceFor, http }) } });
+  const { worker } = await stack.startWorker({
+    activities: { ...createActivities(deps), ...createSyncActivities(deps, { tokenSourceFor, http }) },
+  });
 
   return {
     sim,
@@ -81,19 +94,41 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
     requests,
     worker,
     async createTenant(provider, opts) {
-      const u = sim.admin.createUser({ provider, partitions: opts.partitions, customersPerPartition: opts.customersPerPartition });
+      const u = sim.admin.createUser({
+        provider,
+        partitions: opts.partitions,
+        customersPerPartition: opts.customersPerPartition,
+      });
       const partitions: Partition[] = u.partitions.map((p) =>
-        'siteId' in p ? { id: String(p.companyId), name: p.name, siteId: p.siteId } : { id: p.partitionId, name: p.name },
+        'siteId' in p
+          ? { id: String(p.companyId), name: p.name, siteId: p.siteId }
+          : { id: p.partitionId, name: p.name },
       );
       const tenantId = uniqueName('t').replace(/_/g, '-');
-      const info: SimUserInfo = { userId: u.id, provider, partitions, ...('edition' in u && u.edition ? { edition: u.edition } : {}) };
+      const info: SimUserInfo = {
+        userId: u.id,
+        provider,
+        partitions,
+        ...('edition' in u && u.edition ? { edition: u.edition } : {}),
+      };
       users.set(`${provider}:${tenantId}`, info);
       // The connection's mirror document, as the connection workflow writes it once connected.
-      await stack.mongo.collection(COLLECTIONS.connections).updateOne(
-        { _id: connectionWorkflowId(provider, tenantId) } as never,
-        { $set: { tenantId, provider, state: 'connected', partitions, ...(info.edition ? { sage200: { edition: info.edition } } : {}), updatedAt: new Date() } },
-        { upsert: true },
-      );
+      await stack.mongo
+        .collection(COLLECTIONS.connections)
+        .updateOne(
+          { _id: connectionWorkflowId(provider, tenantId) } as never,
+          {
+            $set: {
+              tenantId,
+              provider,
+              state: 'connected',
+              partitions,
+              ...(info.edition ? { sage200: { edition: info.edition } } : {}),
+              updatedAt: new Date(),
+            },
+          },
+          { upsert: true },
+        );
       return { ...info, tenantId };
     },
     async runSync(tenantId, provider, mode) {
@@ -113,7 +148,8 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
       const byId = new Map(docs.map((d) => [d.externalId, d]));
       if (byId.size !== docs.length) diffs.push(`duplicate externalIds: ${docs.length} docs, ${byId.size} ids`);
       const truthIds = new Set(truth.map((c) => c.id));
-      for (const d of docs) if (!truthIds.has(d.externalId)) diffs.push(`${d.externalId}: stored but not a customer in Sage (vendor?)`);
+      for (const d of docs)
+        if (!truthIds.has(d.externalId)) diffs.push(`${d.externalId}: stored but not a customer in Sage (vendor?)`);
       for (const c of truth) {
         const d = byId.get(c.id);
         if (!d) {
@@ -133,7 +169,12 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
           currency: t.provider === 'sage-200' ? null : c.currency,
           balance: c.balance,
           creditLimit: c.creditLimit,
-          address: { line1: c.address.line1, line2: c.address.line2, city: c.address.city, postalCode: c.address.postalCode },
+          address: {
+            line1: c.address.line1,
+            line2: c.address.line2,
+            city: c.address.city,
+            postalCode: c.address.postalCode,
+          },
         };
         const got = {
           reference: d.reference,
@@ -142,11 +183,19 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
           currency: d.currency,
           balance: d.balance,
           creditLimit: d.creditLimit,
-          address: { line1: d.address.line1, line2: d.address.line2, city: d.address.city, postalCode: d.address.postalCode },
+          address: {
+            line1: d.address.line1,
+            line2: d.address.line2,
+            city: d.address.city,
+            postalCode: d.address.postalCode,
+          },
         };
-        if (d.balance === null || d.address.line1 === null || d.address.country === null) diffs.push(`${c.id}: balance/address not stored (${JSON.stringify(d.address)}, ${d.balance})`);
-        if (JSON.stringify(expect) !== JSON.stringify(got)) diffs.push(`${c.id}: ${JSON.stringify(got)} != truth ${JSON.stringify(expect)}`);
-        if (d.sourceUpdatedAt.getTime() !== Date.parse(c.updated_at)) diffs.push(`${c.id}: sourceUpdatedAt ${d.sourceUpdatedAt.toISOString()} != ${c.updated_at}`);
+        if (d.balance === null || d.address.line1 === null || d.address.country === null)
+          diffs.push(`${c.id}: balance/address not stored (${JSON.stringify(d.address)}, ${d.balance})`);
+        if (JSON.stringify(expect) !== JSON.stringify(got))
+          diffs.push(`${c.id}: ${JSON.stringify(got)} != truth ${JSON.stringify(expect)}`);
+        if (d.sourceUpdatedAt.getTime() !== Date.parse(c.updated_at))
+          diffs.push(`${c.id}: sourceUpdatedAt ${d.sourceUpdatedAt.toISOString()} != ${c.updated_at}`);
       }
       return diffs.slice(0, 20);
     },

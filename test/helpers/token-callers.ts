@@ -20,11 +20,19 @@ process.stdout.write('READY\n');
 await sleep(Math.max(0, Number(env.CALLERS_START_AT) - Date.now()));
 const results = await Promise.allSettled(
   Array.from({ length: Number(env.CALLERS ?? 50) }, () =>
-    acquireAccessToken({ client, mongo, config }, conn, rejected !== undefined ? { rejectedTokenVersion: rejected } : {}),
+    acquireAccessToken(
+      { client, mongo, config },
+      conn,
+      rejected !== undefined ? { rejectedTokenVersion: rejected } : {},
+    ),
   ),
 );
 const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-const errors = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
-process.stdout.write(`RESULT ${JSON.stringify({ versions: ok.map((r) => r.tokenVersion), servedBy: ok.map((r) => r.servedBy), errors })}\n`);
+const errors = results.flatMap((r) =>
+  r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : [],
+);
+process.stdout.write(
+  `RESULT ${JSON.stringify({ versions: ok.map((r) => r.tokenVersion), servedBy: ok.map((r) => r.servedBy), errors })}\n`,
+);
 await client.connection.close();
 await mongo.close();

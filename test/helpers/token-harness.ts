@@ -7,7 +7,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../../src/lib/logger.js';
-import { connectionWorkflowId, statusQuery, type ConnectionStatus, type Provider, type TenantConnectionInput } from '../../src/messages.js';
+import {
+  connectionWorkflowId,
+  statusQuery,
+  type ConnectionStatus,
+  type Provider,
+  type TenantConnectionInput,
+} from '../../src/messages.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/server.js';
 import { buildServer } from '../../src/web/server.js';
 import { tenantConnection } from '../../src/workflows/index.js';
@@ -26,15 +32,27 @@ export interface TokenHarness {
   followConsent(authorizationUrl: string): Promise<string>;
   callback(callbackUrl: string): Promise<{ status: number; body: string }>;
   status(tenantId: string, provider: Provider): Promise<ConnectionStatus>;
-  waitForStatus(tenantId: string, provider: Provider, pred: (s: ConnectionStatus) => boolean, timeoutMs?: number): Promise<ConnectionStatus>;
+  waitForStatus(
+    tenantId: string,
+    provider: Provider,
+    pred: (s: ConnectionStatus) => boolean,
+    timeoutMs?: number,
+  ): Promise<ConnectionStatus>;
   close(): Promise<void>;
 }
 
-export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<string, string>; worker?: boolean } = {}): Promise<TokenHarness> {
+export async function tokenHarness(
+  opts: { sim?: SimulatorOptions; env?: Record<string, string>; worker?: boolean } = {},
+): Promise<TokenHarness> {
   const sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 2, ...opts.sim });
   const stack = await testStack({ ...sim.env, ...opts.env });
   if (opts.worker !== false) await stack.startWorker();
-  const web = await buildServer({ config: stack.config, client: stack.client, mongo: stack.mongo, log: createLogger({ level: 'silent' }) });
+  const web = await buildServer({
+    config: stack.config,
+    client: stack.client,
+    mongo: stack.mongo,
+    log: createLogger({ level: 'silent' }),
+  });
 
   const h: TokenHarness = {
     sim,
@@ -42,7 +60,11 @@ export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<
     web,
     async start(input) {
       const workflowId = connectionWorkflowId(input.provider, input.tenantId);
-      await stack.client.workflow.start(tenantConnection, { workflowId, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [input] });
+      await stack.client.workflow.start(tenantConnection, {
+        workflowId,
+        taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+        args: [input],
+      });
       return workflowId;
     },
     async followConsent(authorizationUrl) {
@@ -54,7 +76,11 @@ export async function tokenHarness(opts: { sim?: SimulatorOptions; env?: Record<
       return { status: res.statusCode, body: res.body };
     },
     async consent(tenantId, provider) {
-      const res = await web.inject({ method: 'GET', url: `/connect?tenantId=${encodeURIComponent(tenantId)}&provider=${provider}`, headers: operatorAuth });
+      const res = await web.inject({
+        method: 'GET',
+        url: `/connect?tenantId=${encodeURIComponent(tenantId)}&provider=${provider}`,
+        headers: operatorAuth,
+      });
       if (res.statusCode !== 302) throw new Error(`/connect answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
       const callbackUrl = await h.followConsent(String(res.headers.location));
       return { ...(await h.callback(callbackUrl)), callbackUrl };

@@ -27,13 +27,18 @@ export async function eventually<T>(fn: () => Promise<T>, opts: WaitOptions = {}
   }
 }
 
-export async function waitUntil<T>(what: string | (() => string | Promise<string>), fn: () => Promise<T | undefined | null | false>, opts: WaitOptions = {}): Promise<T> {
+export async function waitUntil<T>(
+  what: string | (() => string | Promise<string>),
+  fn: () => Promise<T | undefined | null | false>,
+  opts: WaitOptions = {},
+): Promise<T> {
   const { timeoutMs = 60_000, intervalMs = 200 } = opts;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? await what() : what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${typeof what === 'function' ? await what() : what}`);
     await sleep(intervalMs);
   }
 }

@@ -16,7 +16,15 @@ import { CUSTOMER_HASHES, PreloadedHashes, writeCustomers, type HashDoc } from '
 import { flagDeleted } from '../../src/sync/deletions.js';
 import { buildCustomerDoc, type CustomerDoc } from '../../src/sync/documents.js';
 import { contentHash } from '../../src/sync/hash.js';
-import { BLOCK_SIZE, ChangeSeqAllocator, horizonOf, readCounter, readFloors, readHorizon, type ConnectionKey } from '../../src/sync/change-seq.js';
+import {
+  BLOCK_SIZE,
+  ChangeSeqAllocator,
+  horizonOf,
+  readCounter,
+  readFloors,
+  readHorizon,
+  type ConnectionKey,
+} from '../../src/sync/change-seq.js';
 import { uniqueName } from '../helpers/env.js';
 
 let mongo: Mongo;
@@ -48,11 +56,23 @@ function interleavings(lengths: Record<'A' | 'B' | 'R', number>): Step[][] {
 }
 
 /** Runs one interleaving on a fresh connection; returns the violations found (empty = safe). */
-async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-first' | 'reservations-first'): Promise<string[]> {
+async function runInterleaving(
+  db: Db,
+  order: Step[],
+  readerOrder: 'counter-first' | 'reservations-first',
+): Promise<string[]> {
   const conn: ConnectionKey = { tenantId: uniqueName('il'), provider: 'sage-accounting' };
   const writers = {
-    A: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pA' }, { syncWorkflowId: 'run', attempt: 1 }), seq: null as number | null, closedAt: -1 },
-    B: { alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pB' }, { syncWorkflowId: 'run', attempt: 1 }), seq: null as number | null, closedAt: -1 },
+    A: {
+      alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pA' }, { syncWorkflowId: 'run', attempt: 1 }),
+      seq: null as number | null,
+      closedAt: -1,
+    },
+    B: {
+      alloc: new ChangeSeqAllocator(db, { ...conn, partitionId: 'pB' }, { syncWorkflowId: 'run', attempt: 1 }),
+      seq: null as number | null,
+      closedAt: -1,
+    },
   };
   let counter = 0;
   let floors: number[] = [];
@@ -76,7 +96,8 @@ async function runInterleaving(db: Db, order: Step[], readerOrder: 'counter-firs
   const h = horizonOf(counter, floors);
   const violations: string[] = [];
   for (const [name, w] of Object.entries(writers)) {
-    if (w.closedAt > readerDoneAt && w.seq !== null && w.seq <= h) violations.push(`${name} committed ${w.seq} after horizon ${h} was read`);
+    if (w.closedAt > readerDoneAt && w.seq !== null && w.seq <= h)
+      violations.push(`${name} committed ${w.seq} after horizon ${h} was read`);
   }
   if (writers.A.seq === writers.B.seq) violations.push(`number ${writers.A.seq} handed out twice`);
   const final = await readHorizon(db, conn);
@@ -115,8 +136,15 @@ test('the checker can fail: reading reservations before the counter lets a horiz
     { actor: 'B', i: 2 },
   ];
   const v = await runInterleaving(mongo.db, order, 'reservations-first');
-  assert.ok(v.some((x) => x.startsWith('A committed')), `expected a violation, got ${JSON.stringify(v)}`);
-  assert.deepEqual(await runInterleaving(mongo.db, order, 'counter-first'), [], 'the real order is safe on the same schedule');
+  assert.ok(
+    v.some((x) => x.startsWith('A committed')),
+    `expected a violation, got ${JSON.stringify(v)}`,
+  );
+  assert.deepEqual(
+    await runInterleaving(mongo.db, order, 'counter-first'),
+    [],
+    'the real order is safe on the same schedule',
+  );
 });
 
 test('a crashed attempt holds the horizon back until the retry replaces its reservation; no number is reused', async () => {
@@ -127,11 +155,23 @@ test('a crashed attempt holds the horizon back until the retry replaces its rese
   const other = new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: '8' }, { syncWorkflowId: 'run', attempt: 1 });
   assert.deepEqual(await other.take(2), [BLOCK_SIZE + 1, BLOCK_SIZE + 2]); // block 2
   await other.close();
-  assert.equal(await readHorizon(mongo.db, conn), 0, 'the dead reservation (floor 1) holds the horizon below its numbers');
+  assert.equal(
+    await readHorizon(mongo.db, conn),
+    0,
+    'the dead reservation (floor 1) holds the horizon below its numbers',
+  );
   const retry = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'run', attempt: 2 });
   const again = await retry.take(2);
-  assert.deepEqual(again, [2 * BLOCK_SIZE + 1, 2 * BLOCK_SIZE + 2], 'the retry takes fresh numbers above every block handed out');
-  assert.equal(await readHorizon(mongo.db, conn), 2 * BLOCK_SIZE, 'the replaced reservation no longer holds back the dead attempt, only the retry');
+  assert.deepEqual(
+    again,
+    [2 * BLOCK_SIZE + 1, 2 * BLOCK_SIZE + 2],
+    'the retry takes fresh numbers above every block handed out',
+  );
+  assert.equal(
+    await readHorizon(mongo.db, conn),
+    2 * BLOCK_SIZE,
+    'the replaced reservation no longer holds back the dead attempt, only the retry',
+  );
   await retry.close();
   assert.equal(await readHorizon(mongo.db, conn), 3 * BLOCK_SIZE);
 });
@@ -139,7 +179,10 @@ test('a crashed attempt holds the horizon back until the retry replaces its rese
 test('many partitions allocating at once on FerretDB: every number handed out once, blocks 1..K without holes', async () => {
   // FerretDB's $inc is read-modify-write (lost updates under concurrency); the insert-per-block scheme must not be.
   const conn: ConnectionKey = { tenantId: uniqueName('race'), provider: 'sage-accounting' };
-  const allocs = Array.from({ length: 8 }, (_, i) => new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: `p${i}` }, { syncWorkflowId: 'r', attempt: 1 }));
+  const allocs = Array.from(
+    { length: 8 },
+    (_, i) => new ChangeSeqAllocator(mongo.db, { ...conn, partitionId: `p${i}` }, { syncWorkflowId: 'r', attempt: 1 }),
+  );
   const all: number[] = [];
   for (let round = 0; round < 4; round++) {
     const got = await Promise.all(allocs.map((a) => a.take(BLOCK_SIZE / 2 + 1))); // each take crosses into a new block
@@ -147,27 +190,60 @@ test('many partitions allocating at once on FerretDB: every number handed out on
   }
   assert.equal(new Set(all).size, all.length, 'no number handed out twice');
   const counter = await readCounter(mongo.db, conn);
-  assert.ok(all.every((n) => n >= 1 && n <= counter), 'the counter covers every number handed out');
+  assert.ok(
+    all.every((n) => n >= 1 && n <= counter),
+    'the counter covers every number handed out',
+  );
   const blocks = new Set(all.map((n) => Math.ceil(n / BLOCK_SIZE)));
-  assert.deepEqual([...blocks].sort((a, b) => a - b), Array.from({ length: counter / BLOCK_SIZE }, (_, i) => i + 1), 'blocks 1..K, no holes');
+  assert.deepEqual(
+    [...blocks].sort((a, b) => a - b),
+    Array.from({ length: counter / BLOCK_SIZE }, (_, i) => i + 1),
+    'blocks 1..K, no holes',
+  );
 });
 
 test('the writers stamp exactly what they change: new, changed, stale-view redo, undelete, deletion flag; the rest keep theirs', async () => {
   const key = { tenantId: uniqueName('w'), provider: 'sage-200' as const, partitionId: '7' };
-  const colls = { customers: mongo.db.collection<CustomerDoc>(COLLECTIONS.customers), hashes: mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
+  const colls = {
+    customers: mongo.db.collection<CustomerDoc>(COLLECTIONS.customers),
+    hashes: mongo.db.collection<HashDoc>(CUSTOMER_HASHES),
+  };
   const doc = (id: number, v: number) => {
     const raw = { id, v };
-    const c = { externalId: String(id), reference: null, name: `c${id}`, email: null, phone: null, currency: null, balance: v, creditLimit: null, address: { line1: null, line2: null, city: null, postalCode: null, country: null }, active: true, sourceUpdatedAt: new Date('2024-01-01T00:00:00Z') };
+    const c = {
+      externalId: String(id),
+      reference: null,
+      name: `c${id}`,
+      email: null,
+      phone: null,
+      currency: null,
+      balance: v,
+      creditLimit: null,
+      address: { line1: null, line2: null, city: null, postalCode: null, country: null },
+      active: true,
+      sourceUpdatedAt: new Date('2024-01-01T00:00:00Z'),
+    };
     return buildCustomerDoc(key, c, raw, contentHash(raw), new Date());
   };
-  const seqOf = async () => new Map((await colls.customers.find({ tenantId: key.tenantId }).toArray()).map((d) => [d.externalId, d.changeSeq]));
+  const seqOf = async () =>
+    new Map((await colls.customers.find({ tenantId: key.tenantId }).toArray()).map((d) => [d.externalId, d.changeSeq]));
   const stamper = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'w', attempt: 1 });
 
-  await writeCustomers(colls, [doc(1, 1), doc(2, 1), doc(3, 1)], await PreloadedHashes.load(colls.hashes, key), stamper);
+  await writeCustomers(
+    colls,
+    [doc(1, 1), doc(2, 1), doc(3, 1)],
+    await PreloadedHashes.load(colls.hashes, key),
+    stamper,
+  );
   const s1 = await seqOf();
   assert.deepEqual([...s1.values()].sort(), [1, 2, 3], 'new customers: fresh numbers');
 
-  await writeCustomers(colls, [doc(1, 1), doc(2, 2), doc(3, 1)], await PreloadedHashes.load(colls.hashes, key), stamper);
+  await writeCustomers(
+    colls,
+    [doc(1, 1), doc(2, 2), doc(3, 1)],
+    await PreloadedHashes.load(colls.hashes, key),
+    stamper,
+  );
   const s2 = await seqOf();
   assert.equal(s2.get('1'), s1.get('1'), 'unchanged keeps its number');
   assert.ok(s2.get('2')! > 3, 'changed gets a fresh, higher number');

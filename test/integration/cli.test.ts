@@ -8,7 +8,13 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { completeAuthorizationUpdate, connectionWorkflowId, getAccessTokenUpdate, statusQuery, type ConnectionStatus } from '../../src/messages.js';
+import {
+  completeAuthorizationUpdate,
+  connectionWorkflowId,
+  getAccessTokenUpdate,
+  statusQuery,
+  type ConnectionStatus,
+} from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { callbackArgs, followConsent } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
@@ -30,10 +36,15 @@ interface CliResult {
 
 function cli(...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin/sage-sync.js'), ...args], { cwd: ROOT, env: cliEnv, timeout: 180_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(ROOT, 'bin/sage-sync.js'), ...args],
+      { cwd: ROOT, env: cliEnv, timeout: 180_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -50,7 +61,9 @@ async function consent(authorizationUrl: string): Promise<ConnectionStatus> {
   // followConsent fails unless the simulated consent page redirects back; callbackArgs unless it carries code and state.
   const back = await followConsent(authorizationUrl);
   assert.equal(`${back.origin}${back.pathname}`, stack.config.redirectUri, 'Sage redirects to our registered callback');
-  return stack.client.workflow.getHandle(workflowId).executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
+  return stack.client.workflow
+    .getHandle(workflowId)
+    .executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
 }
 
 before(async () => {
@@ -98,7 +111,11 @@ test('usage errors exit 2 and --help exits 0', async () => {
 });
 
 test('an unknown tenant is "not found" (exit 3) and list --json is valid JSON', async () => {
-  const [status, sync, list] = await Promise.all([cli('status', 'nobody-here', '--json'), cli('sync-now', 'nobody-here'), cli('list', '--json')]);
+  const [status, sync, list] = await Promise.all([
+    cli('status', 'nobody-here', '--json'),
+    cli('sync-now', 'nobody-here'),
+    cli('list', '--json'),
+  ]);
   assert.equal(status.code, 3, status.stderr);
   assert.equal(sync.code, 3, sync.stderr);
   assert.equal(list.code, 0, list.stderr);
@@ -131,7 +148,11 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /waiting for consent/);
     assert.match(r.stdout, /\/sage-accounting\/oauth2\/auth\/central\?/);
-    assert.equal((await stack.client.workflow.getHandle(workflowId).describe()).runId, runId, 'the same run, not a restart');
+    assert.equal(
+      (await stack.client.workflow.getHandle(workflowId).describe()).runId,
+      runId,
+      'the same run, not a restart',
+    );
   });
 
   let partitions: string[] = [];
@@ -146,13 +167,19 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
     assert.ok(out.partitions.length >= 1);
     assert.ok(Date.parse(out.accessTokenExpiresAt) > Date.now());
     partitions = out.partitions.map((p) => p.id);
-    assert.ok(!r.stdout.includes('access_token') && !/"(accessToken|refreshToken)"/.test(r.stdout), 'no token in the output');
+    assert.ok(
+      !r.stdout.includes('access_token') && !/"(accessToken|refreshToken)"/.test(r.stdout),
+      'no token in the output',
+    );
   });
 
   await t.test('sync-now --full --wait follows the run to the end and reports every partition', async () => {
     const r = await cli('sync-now', tenant, '--full', '--wait', '--timeout', '150', '--json');
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-    const out = json<{ status: string; runs: { partitionId: string; status: string; mode: string; fetched: number; pages: number }[] }>(r);
+    const out = json<{
+      status: string;
+      runs: { partitionId: string; status: string; mode: string; fetched: number; pages: number }[];
+    }>(r);
     assert.equal(out.status, 'succeeded');
     assert.deepEqual([...new Set(out.runs.map((x) => x.partitionId))].sort(), [...partitions].sort());
     for (const run of out.runs) {
@@ -161,14 +188,18 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
       assert.equal(run.fetched, CUSTOMERS_PER_PARTITION, `partition ${run.partitionId} fetched every customer`);
       assert.ok(run.pages >= 1);
     }
-    const inMongo = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
+    const inMongo = await stack.mongo
+      .collection(COLLECTIONS.customers)
+      .countDocuments({ tenantId: tenant, provider: 'sage-accounting' });
     assert.equal(inMongo, CUSTOMERS_PER_PARTITION * partitions.length);
   });
 
   await t.test('list --json shows the connection with its customer count', async () => {
     const r = await cli('list', '--json');
     assert.equal(r.code, 0, r.stderr);
-    const mine = json<{ connections: { tenantId: string; state: string; customers: number }[] }>(r).connections.find((c) => c.tenantId === tenant);
+    const mine = json<{ connections: { tenantId: string; state: string; customers: number }[] }>(r).connections.find(
+      (c) => c.tenantId === tenant,
+    );
     assert.ok(mine, 'listed');
     assert.equal(mine.state, 'connected');
     assert.equal(mine.customers, CUSTOMERS_PER_PARTITION * partitions.length);
@@ -177,7 +208,8 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
   });
 
   await t.test('when the customer revokes access at Sage, status and sync-now exit 4', async () => {
-    for (const g of sim.admin.grants('sage-accounting').grants) sim.admin.revoke({ provider: 'sage-accounting', grantId: g.grantId });
+    for (const g of sim.admin.grants('sage-accounting').grants)
+      sim.admin.revoke({ provider: 'sage-accounting', grantId: g.grantId });
     const handle = stack.client.workflow.getHandle(workflowId);
     const current = (await handle.query(statusQuery)).tokenVersion ?? 0;
     // The sync's next Sage call would be refused with the revoked token: report it the way the sync does.
@@ -190,18 +222,25 @@ test('a connection through its life: connect, consent, status, sync-now --wait, 
     assert.equal(sync.code, 4, sync.stderr);
   });
 
-  await t.test('disconnect --no-revoke ends the workflow; afterwards the tenant is disconnected and actions are not found (3)', async () => {
-    const r = await cli('disconnect', tenant, '--no-revoke', '--json');
-    assert.equal(r.code, 0, r.stderr);
-    const out = json<{ state: string; revoked: boolean }>(r);
-    assert.equal(out.state, 'disconnected');
-    assert.equal(out.revoked, false);
-    const [status, sync, again] = await Promise.all([cli('status', tenant, '--json'), cli('sync-now', tenant), cli('disconnect', tenant)]);
-    assert.equal(status.code, 0, status.stderr);
-    assert.equal(json<{ state: string }>(status).state, 'disconnected');
-    assert.equal(sync.code, 3, sync.stderr);
-    assert.equal(again.code, 3, again.stderr);
-    const kept = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant });
-    assert.equal(kept, CUSTOMERS_PER_PARTITION * partitions.length, 'synced customers stay');
-  });
+  await t.test(
+    'disconnect --no-revoke ends the workflow; afterwards the tenant is disconnected and actions are not found (3)',
+    async () => {
+      const r = await cli('disconnect', tenant, '--no-revoke', '--json');
+      assert.equal(r.code, 0, r.stderr);
+      const out = json<{ state: string; revoked: boolean }>(r);
+      assert.equal(out.state, 'disconnected');
+      assert.equal(out.revoked, false);
+      const [status, sync, again] = await Promise.all([
+        cli('status', tenant, '--json'),
+        cli('sync-now', tenant),
+        cli('disconnect', tenant),
+      ]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(json<{ state: string }>(status).state, 'disconnected');
+      assert.equal(sync.code, 3, sync.stderr);
+      assert.equal(again.code, 3, again.stderr);
+      const kept = await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId: tenant });
+      assert.equal(kept, CUSTOMERS_PER_PARTITION * partitions.length, 'synced customers stay');
+    },
+  );
 });

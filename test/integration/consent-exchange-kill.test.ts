@@ -20,7 +20,9 @@ after(async () => h?.close());
 
 test('worker SIGKILLed at exchange:after-store: the code is presented to Sage once, the connection ends connected', async () => {
   const c = h.stack.config;
-  const child = spawnWorker(workerEnvFor(c, { ...h.sim.env, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, TEST_CRASH_AT: 'exchange:after-store' }));
+  const child = spawnWorker(
+    workerEnvFor(c, { ...h.sim.env, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, TEST_CRASH_AT: 'exchange:after-store' }),
+  );
   let recovery: Awaited<ReturnType<typeof h.stack.startWorker>> | undefined;
   try {
     await child.ready;
@@ -36,7 +38,9 @@ test('worker SIGKILLed at exchange:after-store: the code is presented to Sage on
     assert.equal(res.status, 200, res.body);
 
     const after = h.sim.admin.counters().byProvider['sage-accounting'];
-    console.log(`exchange kill: code exchanges ${after.codeExchanges - before.codeExchanges}, invalid grants ${after.invalidGrants - before.invalidGrants}`);
+    console.log(
+      `exchange kill: code exchanges ${after.codeExchanges - before.codeExchanges}, invalid grants ${after.invalidGrants - before.invalidGrants}`,
+    );
     assert.equal(after.codeExchanges - before.codeExchanges, 1, 'one successful exchange at Sage');
     assert.equal(after.invalidGrants - before.invalidGrants, 0, 'the single-use code was not presented again');
 
@@ -46,10 +50,16 @@ test('worker SIGKILLed at exchange:after-store: the code is presented to Sage on
     assert.ok(st.partitions.length >= 1);
     // The exchange is recorded by a hash, never the code itself.
     const { codes } = h.sim.admin.issuedTokens() as { codes: string[] };
-    const doc = await h.stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: connectionWorkflowId('sage-accounting', tenantId) } as never);
+    const doc = await h.stack.mongo
+      .collection(COLLECTIONS.tokens)
+      .findOne({ _id: connectionWorkflowId('sage-accounting', tenantId) } as never);
     assert.match(String(doc?.consentExchangeId), /^[0-9a-f]{64}$/);
     const raw = JSON.stringify(doc);
-    assert.deepEqual(codes.filter((code) => raw.includes(code)), [], 'no code in the token store');
+    assert.deepEqual(
+      codes.filter((code) => raw.includes(code)),
+      [],
+      'no code in the token store',
+    );
   } finally {
     if (child.child.exitCode === null && child.child.signalCode === null) child.kill('SIGKILL');
     if (recovery) {

@@ -24,9 +24,18 @@ let stopWorker: () => Promise<void>;
 before(async () => {
   h = await tokenHarness({ worker: false, env: { SAGE200_PKCE: 'S256' } });
   // The production worker, with a logger at trace level that we can read.
-  const log = createLogger({ level: 'trace', destination: new Writable({ write: (chunk, _enc, cb) => (logLines.push(String(chunk)), cb()) }) });
+  const log = createLogger({
+    level: 'trace',
+    destination: new Writable({ write: (chunk, _enc, cb) => (logLines.push(String(chunk)), cb()) }),
+  });
   const connection = await NativeConnection.connect({ address: h.stack.config.TEMPORAL_ADDRESS });
-  const worker = await createWorker({ config: h.stack.config, connection, client: h.stack.client, mongo: h.stack.mongo, log });
+  const worker = await createWorker({
+    config: h.stack.config,
+    connection,
+    client: h.stack.client,
+    mongo: h.stack.mongo,
+    log,
+  });
   const done = worker.run();
   stopWorker = async () => {
     worker.shutdown();
@@ -41,25 +50,56 @@ after(async () => {
 
 /** /connect → the simulator's consent page; returns the authorize URL and the callback URL (code, state). */
 async function consentUpTo(tenantId: string, provider: Provider) {
-  const res = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=${provider}`, headers: operatorAuth });
+  const res = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${tenantId}&provider=${provider}`,
+    headers: operatorAuth,
+  });
   assert.equal(res.statusCode, 302, res.body);
   const authorizeUrl = new URL(String(res.headers.location));
   const callbackUrl = new URL(await h.followConsent(authorizeUrl.toString()));
-  return { authorizeUrl, callbackUrl, code: callbackUrl.searchParams.get('code')!, state: callbackUrl.searchParams.get('state')! };
+  return {
+    authorizeUrl,
+    callbackUrl,
+    code: callbackUrl.searchParams.get('code')!,
+    state: callbackUrl.searchParams.get('state')!,
+  };
 }
 
 function tokenEndpoint(provider: Provider): { url: string; clientId: string; clientSecret: string } {
   return provider === 'sage-accounting'
-    ? { url: h.sim.env.SAGE_ACCOUNTING_TOKEN_URL!, clientId: h.sim.apps.sageAccounting.clientId, clientSecret: h.sim.apps.sageAccounting.clientSecret }
-    : { url: h.sim.env.SAGE200_TOKEN_URL!, clientId: h.sim.apps.sage200.clientId, clientSecret: h.sim.apps.sage200.clientSecret };
+    ? {
+        url: h.sim.env.SAGE_ACCOUNTING_TOKEN_URL!,
+        clientId: h.sim.apps.sageAccounting.clientId,
+        clientSecret: h.sim.apps.sageAccounting.clientSecret,
+      }
+    : {
+        url: h.sim.env.SAGE200_TOKEN_URL!,
+        clientId: h.sim.apps.sage200.clientId,
+        clientSecret: h.sim.apps.sage200.clientSecret,
+      };
 }
 
 /** An attacker holding the code (and even our client credentials) but not the verifier. */
-async function exchangeAsAttacker(provider: Provider, code: string, codeVerifier?: string): Promise<{ status: number; error?: string }> {
+async function exchangeAsAttacker(
+  provider: Provider,
+  code: string,
+  codeVerifier?: string,
+): Promise<{ status: number; error?: string }> {
   const t = tokenEndpoint(provider);
-  const form: Record<string, string> = { grant_type: 'authorization_code', client_id: t.clientId, client_secret: t.clientSecret, code, redirect_uri: h.stack.config.redirectUri };
+  const form: Record<string, string> = {
+    grant_type: 'authorization_code',
+    client_id: t.clientId,
+    client_secret: t.clientSecret,
+    code,
+    redirect_uri: h.stack.config.redirectUri,
+  };
   if (codeVerifier) form.code_verifier = codeVerifier;
-  const res = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(form) });
+  const res = await fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(form),
+  });
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   return { status: res.status, ...(body.error ? { error: body.error } : {}) };
 }
@@ -101,7 +141,11 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       assert.equal(r.status, provider === 'sage-accounting' ? 400 : 403);
       assert.equal(r.error, 'invalid_grant');
     }
-    assert.equal(h.sim.admin.counters().byProvider[provider].codeExchanges, before.codeExchanges, 'the attacker exchanged nothing');
+    assert.equal(
+      h.sim.admin.counters().byProvider[provider].codeExchanges,
+      before.codeExchanges,
+      'the attacker exchanged nothing',
+    );
 
     // The real callback: the exchange activity re-derives the verifier and connects.
     const ok = await h.callback(callbackUrl.toString());
@@ -133,7 +177,8 @@ test('the verifier is in no workflow history (raw or decoded), MongoDB document 
   // The search is meaningful: the decoded history holds the state the verifier comes from, and the challenge.
   assert.ok(decoded.includes(state), 'the completeAuthorization input (with the state) is in the decoded history');
   assert.ok(decoded.includes(challenge), 'the minted consent URL (with the challenge) is in the decoded history');
-  for (const hay of [raw, Buffer.from(raw).toString('latin1'), decoded]) assert.ok(!hay.includes(verifier), 'verifier in history');
+  for (const hay of [raw, Buffer.from(raw).toString('latin1'), decoded])
+    assert.ok(!hay.includes(verifier), 'verifier in history');
 
   const docs: string[] = [];
   for (const c of await h.stack.mongo.db.listCollections().toArray()) {

@@ -21,7 +21,11 @@ test('saved tenantConnection histories replay without nondeterminism', async () 
   const bundle = process.env.WORKFLOW_BUNDLE_PATH;
   const source = bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH };
   for (const f of files) {
-    const saved = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { format: string; data: string; workflowId: string };
+    const saved = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
+      format: string;
+      data: string;
+      workflowId: string;
+    };
     assert.equal(saved.format, 'temporal.api.history.v1.History+base64');
     const history = proto.temporal.api.history.v1.History.decode(Buffer.from(saved.data, 'base64'));
     // The real workflow id matters: the workflow checks it is running under its canonical id.

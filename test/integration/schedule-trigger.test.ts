@@ -23,7 +23,12 @@ after(async () => {
 });
 
 test('a syncNow in the same second as the schedule creation runs under its own workflow id', async () => {
-  const acts = createActivities({ config: stack.config, mongo: stack.mongo, client: stack.client, log: createLogger({ level: 'silent' }) });
+  const acts = createActivities({
+    config: stack.config,
+    mongo: stack.mongo,
+    client: stack.client,
+    log: createLogger({ level: 'silent' }),
+  });
   // No connection workflow: each run plans, finds none and ends as skipped within a second — fast enough to collide.
   const target = { provider: 'sage-accounting' as const, tenantId: uniqueName('trig').replace(/_/g, '-') };
   const handle = stack.client.schedule.getHandle(syncScheduleId(target.provider, target.tenantId));

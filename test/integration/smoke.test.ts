@@ -29,5 +29,10 @@ test('a workflow runs an activity that writes to MongoDB, and its history is rea
   // The workflow input is stored encrypted: no plaintext id in the raw history payload.
   const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   assert.equal(Buffer.from(input?.metadata?.encoding ?? []).toString(), 'binary/encrypted');
-  assert.ok(!Buffer.from(input?.data ?? []).toString('latin1').includes(id), 'input must not be stored in plaintext');
+  assert.ok(
+    !Buffer.from(input?.data ?? [])
+      .toString('latin1')
+      .includes(id),
+    'input must not be stored in plaintext',
+  );
 });

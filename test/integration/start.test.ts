@@ -19,11 +19,13 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 let proc: ChildProcess | undefined;
 const config = testConfig();
 
-
 after(async () => {
   if (proc && proc.exitCode === null) proc.kill('SIGKILL');
   const mongo = await MongoClient.connect(config.MONGODB_URI);
-  await mongo.db(config.MONGODB_DB).dropDatabase().catch(() => {});
+  await mongo
+    .db(config.MONGODB_DB)
+    .dropDatabase()
+    .catch(() => {});
   await mongo.close();
 });
 
@@ -45,7 +47,11 @@ test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what
     SIM_PORT: String(simPort),
     WORKER_METRICS_PORT: String(metricsPort),
   };
-  proc = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -75,27 +81,45 @@ test('npm start runs the demo stack, prints the URLs, and Ctrl-C stops only what
   assert.equal((await fetch(`${base}/connections`)).status, 401, 'the connections page needs the operator');
   assert.equal((await fetch(`${base}/connections`, { headers: basic })).status, 200, 'a browser logs in with Basic');
   // The worker's metrics carry tenant labels: the operator credential guards them too.
-  assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status, 401, 'worker metrics need the operator');
+  assert.equal(
+    (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status,
+    401,
+    'worker metrics need the operator',
+  );
   const workerMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { headers: bearer })).text();
   assert.match(workerMetrics, /sage_sync_process_cpu_seconds_total/, 'worker serves our metrics');
   assert.match(workerMetrics, /^temporal_/m, 'and the SDK runtime metrics');
 
   // A visitor connects a tenant: /connect → simulated Sage consent → /oauth/callback, all through the started processes.
   const tenant = uniqueName('start').replace(/_/g, '-');
-  assert.equal((await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`, { redirect: 'manual' })).status, 401, 'minting a consent link needs the operator');
+  assert.equal(
+    (await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`, { redirect: 'manual' })).status,
+    401,
+    'minting a consent link needs the operator',
+  );
   const page = await fetch(`${base}/connect?tenantId=${tenant}&provider=sage-accounting`, { headers: bearer });
   assert.equal(page.status, 200, await page.clone().text());
   assert.match(await page.text(), /Connected to Sage/);
   // Leave nothing running in the shared namespace.
-  const disconnected = await fetch(`${base}/connections/sage-accounting/${tenant}/disconnect`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/x-www-form-urlencoded' }, body: 'revoke=true', redirect: 'manual' });
+  const disconnected = await fetch(`${base}/connections/sage-accounting/${tenant}/disconnect`, {
+    method: 'POST',
+    headers: { ...bearer, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'revoke=true',
+    redirect: 'manual',
+  });
   assert.equal(disconnected.status, 303);
 
   proc.kill('SIGINT');
   const code = await Promise.race([exited, sleep(90_000, 'timeout' as const, { ref: false })]);
   assert.equal(code, 0, `npm start did not stop cleanly:\n${out.slice(-3000)}`);
   assert.match(out, /\[start\] stopped/);
-  for (const p of [port, simPort, metricsPort]) assert.equal(await portOpen(p), false, `port ${p} is closed after Ctrl-C`);
+  for (const p of [port, simPort, metricsPort])
+    assert.equal(await portOpen(p), false, `port ${p} is closed after Ctrl-C`);
   const [host = '127.0.0.1', tport = '7233'] = TEMPORAL_ADDRESS.split(':');
   assert.equal(await portOpen(Number(tport), host), true, 'the reused Temporal server is left running');
-  assert.equal(await portOpen(Number(new URL(MONGODB_URI).port || 27017)), true, 'the reused MongoDB server is left running');
+  assert.equal(
+    await portOpen(Number(new URL(MONGODB_URI).port || 27017)),
+    true,
+    'the reused MongoDB server is left running',
+  );
 });

@@ -38,7 +38,11 @@ async function deniedCount(provider: Provider, reason: string): Promise<number> 
 async function runSync(tenantId: string, provider: Provider): Promise<{ workflowId: string; failed: boolean }> {
   const workflowId = uniqueName(`sync-${provider}-${tenantId}`);
   try {
-    await stack.client.workflow.execute(syncCustomers, { workflowId, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider }] });
+    await stack.client.workflow.execute(syncCustomers, {
+      workflowId,
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      args: [{ tenantId, provider }],
+    });
     return { workflowId, failed: false };
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
@@ -51,15 +55,19 @@ const cases = [
     provider: 'sage-accounting' as const,
     reason: 'subscription_inactive',
     text: /subscription/,
-    cut: (userId: string, partitionId: string) => sim.admin.subscription({ businessId: partitionId, active: false }) && userId,
-    restore: (userId: string, partitionId: string) => sim.admin.subscription({ businessId: partitionId, active: true }) && userId,
+    cut: (userId: string, partitionId: string) =>
+      sim.admin.subscription({ businessId: partitionId, active: false }) && userId,
+    restore: (userId: string, partitionId: string) =>
+      sim.admin.subscription({ businessId: partitionId, active: true }) && userId,
   },
   {
     provider: 'sage-200' as const,
     reason: 'site_access_denied',
     text: /site/,
-    cut: (userId: string, partitionId: string) => sim.admin.siteAccess({ userId, companyId: partitionId, reachable: false }),
-    restore: (userId: string, partitionId: string) => sim.admin.siteAccess({ userId, companyId: partitionId, reachable: true }),
+    cut: (userId: string, partitionId: string) =>
+      sim.admin.siteAccess({ userId, companyId: partitionId, reachable: false }),
+    restore: (userId: string, partitionId: string) =>
+      sim.admin.siteAccess({ userId, companyId: partitionId, reachable: true }),
   },
 ];
 
@@ -74,7 +82,12 @@ for (const c of cases) {
       );
       const wfId = connectionWorkflowId(c.provider, tenantId);
       // The schedule's immediate first sync: let it finish so our runs are the only ones.
-      await waitForStatus(stack.client, wfId, (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 120_000);
+      await waitForStatus(
+        stack.client,
+        wfId,
+        (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
+        120_000,
+      );
       const [bad, good] = status.partitions.map((p) => p.id) as [string, string];
 
       c.cut(user.id, bad);
@@ -84,10 +97,17 @@ for (const c of cases) {
       assert.equal(run.failed, true, 'a failed partition makes the run fail (visible in Temporal)');
       const after = sim.admin.counters().byProvider[c.provider];
       // Sage Accounting names the cause in its 401 body: no refresh at all. Sage 200's empty 401 is worth exactly one.
-      assert.equal(after.refreshes - before.refreshes, c.provider === 'sage-accounting' ? 0 : 1, `${after.refreshes - before.refreshes} refreshes at the simulator`);
+      assert.equal(
+        after.refreshes - before.refreshes,
+        c.provider === 'sage-accounting' ? 0 : 1,
+        `${after.refreshes - before.refreshes} refreshes at the simulator`,
+      );
       assert.equal(sim.admin.counters().reusedRefreshTokens, 0, 'no refresh token used twice');
 
-      const runs = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ syncWorkflowId: run.workflowId }).toArray();
+      const runs = await stack.mongo
+        .collection(COLLECTIONS.syncRuns)
+        .find({ syncWorkflowId: run.workflowId })
+        .toArray();
       const badRun = runs.find((r) => r.partitionId === bad);
       const goodRun = runs.find((r) => r.partitionId === good);
       assert.equal(badRun?.status, 'failed');
@@ -101,7 +121,11 @@ for (const c of cases) {
       assert.equal(lastBad.lastSync[bad]?.status, 'failed');
       assert.match(String(lastBad.lastSync[bad]?.error), c.text);
       assert.equal(lastBad.lastSync[good]?.status, 'succeeded');
-      assert.equal(await deniedCount(c.provider, c.reason), metricBefore + 1, 'counted in sage_sync_access_denied_total');
+      assert.equal(
+        await deniedCount(c.provider, c.reason),
+        metricBefore + 1,
+        'counted in sage_sync_access_denied_total',
+      );
 
       c.restore(user.id, bad);
       const again = await runSync(tenantId, c.provider);
@@ -109,7 +133,10 @@ for (const c of cases) {
       const cleared = await waitForStatus(stack.client, wfId, (x) => x.lastSync[bad]?.status === 'succeeded');
       assert.equal(cleared.lastSync[bad]?.reason, undefined, 'the reason clears on the next good run');
       assert.equal(cleared.state, 'connected');
-      const docs = await stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, partitionId: bad }).toArray();
+      const docs = await stack.mongo
+        .collection<CustomerDoc>(COLLECTIONS.customers)
+        .find({ tenantId, partitionId: bad })
+        .toArray();
       assert.equal(docs.length, 30);
       assert.equal(sim.admin.counters().reusedRefreshTokens, 0);
     });

@@ -31,7 +31,12 @@ let h: SyncHarness;
 before(async () => {
   // The first delivery attempt fails: the event still arrives (retried like the reauthorization notifications).
   hook = await webhookReceiver({ failFirst: 1 });
-  h = await syncHarness({ SAGE_ACCOUNTING_PAGE_SIZE: '10', SAGE200_PAGE_SIZE: '10', NOTIFY_WEBHOOK_URL: hook.url, NOTIFY_WEBHOOK_SECRET: SECRET });
+  h = await syncHarness({
+    SAGE_ACCOUNTING_PAGE_SIZE: '10',
+    SAGE200_PAGE_SIZE: '10',
+    NOTIFY_WEBHOOK_URL: hook.url,
+    NOTIFY_WEBHOOK_SECRET: SECRET,
+  });
 });
 after(async () => {
   await h?.close();
@@ -39,7 +44,9 @@ after(async () => {
 });
 
 const eventsFor = (received: typeof hook.received, tenantId: string) =>
-  received.map((r) => ({ ...r, event: JSON.parse(r.body) as CustomersChangedEvent })).filter((r) => r.event.type === 'customers.changed' && r.event.tenantId === tenantId);
+  received
+    .map((r) => ({ ...r, event: JSON.parse(r.body) as CustomersChangedEvent }))
+    .filter((r) => r.event.type === 'customers.changed' && r.event.tenantId === tenantId);
 
 async function waitForEvent(received: typeof hook.received, tenantId: string, runId: string, timeoutMs = 90_000) {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
@@ -69,9 +76,16 @@ async function readChanges(tenantId: string, provider: Provider, after: number, 
 
 function assertNoReuse(docs: CustomerDoc[]) {
   const seqs = docs.map((d) => d.changeSeq);
-  assert.ok(seqs.every((s) => Number.isInteger(s) && s! > 0), 'every stored customer carries a changeSeq');
+  assert.ok(
+    seqs.every((s) => Number.isInteger(s) && s! > 0),
+    'every stored customer carries a changeSeq',
+  );
   const bySeq = new Map<number, string[]>();
-  for (const d of docs) bySeq.set(d.changeSeq!, [...(bySeq.get(d.changeSeq!) ?? []), `${d._id} deleted=${d.deleted} at=${d.changedAt?.toISOString()}`]);
+  for (const d of docs)
+    bySeq.set(d.changeSeq!, [
+      ...(bySeq.get(d.changeSeq!) ?? []),
+      `${d._id} deleted=${d.deleted} at=${d.changedAt?.toISOString()}`,
+    ]);
   const shared = [...bySeq].filter(([, ids]) => ids.length > 1);
   assert.deepEqual(shared, [], 'no two customers share a changeSeq');
 }
@@ -87,10 +101,22 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       assert.equal(run.status, 'succeeded');
       const got = await waitForEvent(hook.received, tenant.tenantId, run.workflowId);
       firstEvent = got.event;
-      assert.ok(verifySignature(SECRET, got.body, got.headers['x-sage-sync-signature'] as string), 'signed like the reauthorization notifications');
+      assert.ok(
+        verifySignature(SECRET, got.body, got.headers['x-sage-sync-signature'] as string),
+        'signed like the reauthorization notifications',
+      );
       assert.equal(got.headers['x-sage-sync-event'], 'customers.changed');
       assert.equal(got.headers['x-sage-sync-event-id'], firstEvent.id);
-      assert.deepEqual(Object.keys(firstEvent).sort(), ['fromSeq', 'id', 'partitions', 'provider', 'runId', 'tenantId', 'toSeq', 'type']);
+      assert.deepEqual(Object.keys(firstEvent).sort(), [
+        'fromSeq',
+        'id',
+        'partitions',
+        'provider',
+        'runId',
+        'tenantId',
+        'toSeq',
+        'type',
+      ]);
       assert.equal(firstEvent.provider, provider);
       const docs = await allDocs(tenant.tenantId, provider);
       for (const p of tenant.partitions) {
@@ -100,24 +126,49 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       assert.equal(firstEvent.fromSeq, 1);
       assertNoReuse(docs);
       const read = await readChanges(tenant.tenantId, provider, firstEvent.fromSeq - 1, firstEvent.toSeq);
-      assert.deepEqual(read.map((d) => d._id).sort(), docs.map((d) => d._id).sort(), 'the range returns exactly the created customers');
+      assert.deepEqual(
+        read.map((d) => d._id).sort(),
+        docs.map((d) => d._id).sort(),
+        'the range returns exactly the created customers',
+      );
       assert.ok(read.every((d) => d.changedAt instanceof Date));
-      assert.equal(await readHorizon(h.stack.mongo.db, tenant), firstEvent.toSeq, 'nothing open: the horizon is the announced toSeq');
-      const runs = await h.stack.mongo.collection(COLLECTIONS.syncRuns).find({ syncWorkflowId: run.workflowId } as never).toArray();
+      assert.equal(
+        await readHorizon(h.stack.mongo.db, tenant),
+        firstEvent.toSeq,
+        'nothing open: the horizon is the announced toSeq',
+      );
+      const runs = await h.stack.mongo
+        .collection(COLLECTIONS.syncRuns)
+        .find({ syncWorkflowId: run.workflowId } as never)
+        .toArray();
       assert.equal(runs.length, 3);
-      assert.ok(runs.every((r) => r.toSeq === firstEvent.toSeq && r.fromSeq === 1), 'sync_runs carry the range for readers without a webhook');
+      assert.ok(
+        runs.every((r) => r.toSeq === firstEvent.toSeq && r.fromSeq === 1),
+        'sync_runs carry the range for readers without a webhook',
+      );
     });
 
     test('after update, delete and create at Sage: counts equal the truth, the range holds exactly the changed customers', async () => {
       const [p1, p2] = tenant.partitions;
       const before = new Map((await allDocs(tenant.tenantId, provider)).map((d) => [d._id, d]));
-      const m1 = h.sim.admin.mutate({ provider, partitionId: p1!.id, userId: tenant.userId, update: 3, delete: 2, create: 4 });
+      const m1 = h.sim.admin.mutate({
+        provider,
+        partitionId: p1!.id,
+        userId: tenant.userId,
+        update: 3,
+        delete: 2,
+        create: 4,
+      });
       const m2 = h.sim.admin.mutate({ provider, partitionId: p2!.id, userId: tenant.userId, update: 1 });
       // Full: every untouched customer is fetched again and must count as nothing (an "update" that changes nothing).
       const run = await h.runSync(tenant.tenantId, provider, 'full');
       assert.equal(run.status, 'succeeded');
       const { event } = await waitForEvent(hook.received, tenant.tenantId, run.workflowId);
-      assert.deepEqual(event.partitions[p1!.id], { created: m1.created.length, updated: m1.updated.length, deleted: m1.deleted.length });
+      assert.deepEqual(event.partitions[p1!.id], {
+        created: m1.created.length,
+        updated: m1.updated.length,
+        deleted: m1.deleted.length,
+      });
       assert.deepEqual(event.partitions[p2!.id], { created: 0, updated: m2.updated.length, deleted: 0 });
       assert.deepEqual(event.partitions[tenant.partitions[2]!.id], { created: 0, updated: 0, deleted: 0 });
       assert.equal(event.fromSeq, firstEvent.toSeq + 1, 'events tile the sequence');
@@ -151,7 +202,10 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       }
       await sleep(1_000);
       assert.equal(eventsFor(hook.received, tenant.tenantId).length, eventsBefore, 'no event arrived');
-      assert.deepEqual((await allDocs(tenant.tenantId, provider)).map((d) => `${d._id}=${d.changeSeq}`).sort(), seqsBefore);
+      assert.deepEqual(
+        (await allDocs(tenant.tenantId, provider)).map((d) => `${d._id}=${d.changeSeq}`).sort(),
+        seqsBefore,
+      );
     });
 
     test('sage-sync changes: JSON lines in sequence order ending with the horizon; --since continues from it', async () => {
@@ -168,8 +222,18 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         const err = new PassThrough();
         let text = '';
         out.on('data', (c) => (text += String(c)));
-        const code = await runCli(args, { out: out as unknown as typeof process.stdout, err: err as unknown as typeof process.stderr }, env);
-        return { code, lines: text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+        const code = await runCli(
+          args,
+          { out: out as unknown as typeof process.stdout, err: err as unknown as typeof process.stderr },
+          env,
+        );
+        return {
+          code,
+          lines: text
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>),
+        };
       };
       const all = await cli('changes', tenant.tenantId, '--provider', provider);
       assert.equal(all.code, 0);
@@ -180,13 +244,32 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       const docs = await allDocs(tenant.tenantId, provider);
       assert.equal(rows.length, docs.length, 'since 0: every customer (each has changed once at least)');
       const seqs = rows.map((r) => r.changeSeq as number);
-      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in sequence order');
-      assert.ok(rows.every((r) => !('contentHash' in r)), 'internal fields stay internal');
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a, b) => a - b),
+        'in sequence order',
+      );
+      assert.ok(
+        rows.every((r) => !('contentHash' in r)),
+        'internal fields stay internal',
+      );
 
-      const m = h.sim.admin.mutate({ provider, partitionId: tenant.partitions[0]!.id, userId: tenant.userId, update: 2 });
+      const m = h.sim.admin.mutate({
+        provider,
+        partitionId: tenant.partitions[0]!.id,
+        userId: tenant.userId,
+        update: 2,
+      });
       await h.runSync(tenant.tenantId, provider);
       const next = await cli('changes', tenant.tenantId, '--provider', provider, '--since', String(horizon));
-      assert.deepEqual(next.lines.slice(0, -1).map((r) => r.externalId).sort(), [...m.updated].sort(), 'only what changed since the last horizon');
+      assert.deepEqual(
+        next.lines
+          .slice(0, -1)
+          .map((r) => r.externalId)
+          .sort(),
+        [...m.updated].sort(),
+        'only what changed since the last horizon',
+      );
       assert.ok((next.lines.at(-1)!.horizon as number) > horizon);
       const bad = await cli('changes', tenant.tenantId, '--since', 'x');
       assert.equal(bad.code, 2, 'a bad --since is a usage error');
@@ -211,15 +294,30 @@ test("a connection's own notifyWebhookUrl overrides NOTIFY_WEBHOOK_URL", async (
     // The schedule's first sync uses the production token path; run one more by hand after a change, for a known run id.
     h.sim.admin.mutate({ provider, partitionId, userId: user.id, create: 2 });
     const syncId = uniqueName('sync-own');
-    await h.stack.client.workflow.execute(syncCustomers, { workflowId: syncId, taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE, args: [{ tenantId, provider }] });
+    await h.stack.client.workflow.execute(syncCustomers, {
+      workflowId: syncId,
+      taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
+      args: [{ tenantId, provider }],
+    });
     const { event } = await waitForEvent(own.received, tenantId, syncId);
     assert.deepEqual(event.partitions[partitionId], { created: 2, updated: 0, deleted: 0 });
     assert.equal(eventsFor(hook.received, tenantId).length, 0, 'nothing went to the global URL');
     // Readers without a webhook: the connection's status carries the partition's horizon after each run.
-    const after = await waitForStatus(h.stack.client, workflowId, (st) => (st.lastSync[partitionId]?.changeHorizon ?? 0) >= event.toSeq);
-    assert.equal(after.lastSync[partitionId]!.changeHorizon, event.toSeq, 'one partition: its horizon is the announced toSeq');
+    const after = await waitForStatus(
+      h.stack.client,
+      workflowId,
+      (st) => (st.lastSync[partitionId]?.changeHorizon ?? 0) >= event.toSeq,
+    );
+    assert.equal(
+      after.lastSync[partitionId]!.changeHorizon,
+      event.toSeq,
+      'one partition: its horizon is the announced toSeq',
+    );
   } finally {
-    await h.stack.client.workflow.getHandle(workflowId).signal(disconnectSignal, { revoke: false }).catch(() => {});
+    await h.stack.client.workflow
+      .getHandle(workflowId)
+      .signal(disconnectSignal, { revoke: false })
+      .catch(() => {});
     await own.close();
   }
 });

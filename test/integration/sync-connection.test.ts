@@ -9,7 +9,13 @@ import { after, before, test } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import got from 'got';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { completeAuthorizationUpdate, connectionWorkflowId, disconnectSignal, syncNowSignal, syncScheduleId } from '../../src/messages.js';
+import {
+  completeAuthorizationUpdate,
+  connectionWorkflowId,
+  disconnectSignal,
+  syncNowSignal,
+  syncScheduleId,
+} from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
@@ -45,44 +51,68 @@ test('schedule created on connect; syncNow full syncs every business through the
   assert.ok(!status.lastError, `consent finished without a failed command (e.g. ensureSchedule): ${status.lastError}`);
   const schedule = stack.client.schedule.getHandle(syncScheduleId(provider, tenantId));
   let describeError = '';
-  const described = await waitUntil(() => `schedule (last describe error: ${describeError || 'none'})`, async () =>
-    schedule.describe().catch((err: Error) => {
-      describeError = `${err.name}: ${err.message}`;
-      return null;
-    }),
+  const described = await waitUntil(
+    () => `schedule (last describe error: ${describeError || 'none'})`,
+    async () =>
+      schedule.describe().catch((err: Error) => {
+        describeError = `${err.name}: ${err.message}`;
+        return null;
+      }),
   );
   assert.equal(described.state.paused, false);
 
   // The schedule runs the first sync at once (no interval wait), and a connection's first sync is full.
   const conn = stack.client.workflow.getHandle(connectionWorkflowId(provider, tenantId));
-  const synced = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 90_000);
+  const synced = await waitForStatus(
+    stack.client,
+    conn.workflowId,
+    (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
+    90_000,
+  );
   for (const p of status.partitions) {
     assert.equal(synced.lastSync[p.id]?.mode, 'full');
     assert.equal(synced.lastSync[p.id]?.fetched, 45);
     const truth = sim.admin.truth(provider, p.id, user.id).customers;
-    const docs = await stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, partitionId: p.id }).toArray();
-    assert.deepEqual(docs.map((d) => d.externalId).sort(), truth.map((c) => c.id).sort(), `business ${p.id} equals Sage`);
+    const docs = await stack.mongo
+      .collection<CustomerDoc>(COLLECTIONS.customers)
+      .find({ tenantId, partitionId: p.id })
+      .toArray();
+    assert.deepEqual(
+      docs.map((d) => d.externalId).sort(),
+      truth.map((c) => c.id).sort(),
+      `business ${p.id} equals Sage`,
+    );
   }
   const firstRuns = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
   assert.equal(firstRuns.length, 2, 'one run, one sync_runs document per business');
-  assert.ok(firstRuns.every((r) => r.status === 'succeeded' && r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'the run was started by the schedule');
+  assert.ok(
+    firstRuns.every((r) => r.status === 'succeeded' && r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')),
+    'the run was started by the schedule',
+  );
 
   // syncNow full goes through the schedule too, and the request flag is cleared once it is done.
   await conn.signal(syncNowSignal, { mode: 'full' });
   let seenRuns = '';
-  const runs = await waitUntil(async () => {
-    // On a timeout, say what was there: the runs, and what the schedule did (its recent and running actions).
-    const info = await schedule.describe().then(
-      (d) => `schedule recent=${JSON.stringify(d.info.recentActions.map((a) => a.action.workflow.workflowId))} running=${JSON.stringify(d.info.runningActions.map((a) => a.workflow.workflowId))}`,
-      (err: Error) => `describe: ${err.message}`,
-    );
-    return `second scheduled run (sync_runs: ${seenRuns}; ${info})`;
-  }, async () => {
-    const all = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
-    seenRuns = JSON.stringify(all.map((r) => [r._id, r.status, r.mode]));
-    return all.length === 4 && all.every((r) => r.status === 'succeeded') ? all : null;
-  });
-  assert.ok(runs.every((r) => r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')), 'syncNow {mode: full} ran a full sync from the schedule');
+  const runs = await waitUntil(
+    async () => {
+      // On a timeout, say what was there: the runs, and what the schedule did (its recent and running actions).
+      const info = await schedule.describe().then(
+        (d) =>
+          `schedule recent=${JSON.stringify(d.info.recentActions.map((a) => a.action.workflow.workflowId))} running=${JSON.stringify(d.info.runningActions.map((a) => a.workflow.workflowId))}`,
+        (err: Error) => `describe: ${err.message}`,
+      );
+      return `second scheduled run (sync_runs: ${seenRuns}; ${info})`;
+    },
+    async () => {
+      const all = await stack.mongo.collection(COLLECTIONS.syncRuns).find({ tenantId }).toArray();
+      seenRuns = JSON.stringify(all.map((r) => [r._id, r.status, r.mode]));
+      return all.length === 4 && all.every((r) => r.status === 'succeeded') ? all : null;
+    },
+  );
+  assert.ok(
+    runs.every((r) => r.mode === 'full' && String(r._id).startsWith('sage-sync-run:')),
+    'syncNow {mode: full} ran a full sync from the schedule',
+  );
   const mirror = await waitUntil('full-sync request cleared', async () => {
     const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
     return m && m.fullSyncRequested === undefined ? m : null;
@@ -91,8 +121,13 @@ test('schedule created on connect; syncNow full syncs every business through the
 
   // Issue 14: a sync run costs the connection workflow its syncReport signals and nothing more: no mirror activity
   // after each report (the partition sync writes connections.lastSyncAt itself) and no cancelled-and-re-armed timer.
-  const reported = await waitForStatus(stack.client, conn.workflowId, (s) => status.partitions.every((p) => (s.lastSync[p.id]?.finishedAt ?? '') > (synced.lastSync[p.id]?.finishedAt ?? '')));
-  const newest = Object.values(reported.lastSync).map((x) => x.finishedAt).sort().at(-1)!;
+  const reported = await waitForStatus(stack.client, conn.workflowId, (s) =>
+    status.partitions.every((p) => (s.lastSync[p.id]?.finishedAt ?? '') > (synced.lastSync[p.id]?.finishedAt ?? '')),
+  );
+  const newest = Object.values(reported.lastSync)
+    .map((x) => x.finishedAt)
+    .sort()
+    .at(-1)!;
   const doc = await waitUntil('connections.lastSyncAt of the second run', async () => {
     const m = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: conn.workflowId } as never);
     return m && m.lastSyncAt instanceof Date && m.lastSyncAt.toISOString() === newest ? m : null;
@@ -102,10 +137,24 @@ test('schedule created on connect; syncNow full syncs every business through the
   const syncNowAt = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'syncNow');
   assert.ok(syncNowAt > 0, 'the syncNow signal is in the history');
   const since = events.slice(syncNowAt);
-  assert.equal(since.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'syncReport').length, 2, 'one report per business');
-  const mirrors = since.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mirrorConnection').length;
-  assert.equal(mirrors, 0, 'no connections mirror activity for a run that changed nothing a reader of connections needs beyond lastSyncAt');
-  assert.equal(since.filter((e) => e.timerCanceledEventAttributes).length, 0, 'the wake-up timer is not cancelled and re-armed by messages');
+  assert.equal(
+    since.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'syncReport').length,
+    2,
+    'one report per business',
+  );
+  const mirrors = since.filter(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mirrorConnection',
+  ).length;
+  assert.equal(
+    mirrors,
+    0,
+    'no connections mirror activity for a run that changed nothing a reader of connections needs beyond lastSyncAt',
+  );
+  assert.equal(
+    since.filter((e) => e.timerCanceledEventAttributes).length,
+    0,
+    'the wake-up timer is not cancelled and re-armed by messages',
+  );
 
   // The user revokes our access in Sage: the next run gets 401, asks for a newer token, the refresh fails for good.
   sim.admin.revoke({ provider, userId: user.id });
@@ -123,7 +172,13 @@ test('schedule created on connect; syncNow full syncs every business through the
   await got.post(`${sim.url}/__admin/next-consent`, { json: { provider, userId: user.id } });
   const back = new URL(String((await got(reauth.authorizationUrl!, { followRedirect: false })).headers.location));
   const again = await conn.executeUpdate(completeAuthorizationUpdate, {
-    args: [{ code: back.searchParams.get('code')!, state: back.searchParams.get('state')!, ...(back.searchParams.get('country') ? { country: back.searchParams.get('country')! } : {}) }],
+    args: [
+      {
+        code: back.searchParams.get('code')!,
+        state: back.searchParams.get('state')!,
+        ...(back.searchParams.get('country') ? { country: back.searchParams.get('country')! } : {}),
+      },
+    ],
   });
   assert.equal(again.state, 'connected');
   await waitUntil('schedule resumed', async () => !(await schedule.describe()).state.paused);
@@ -137,7 +192,11 @@ test('schedule created on connect; syncNow full syncs every business through the
       (err) => err instanceof ScheduleNotFoundError,
     ),
   );
-  assert.equal(await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId }), 90, 'synced customers stay after disconnect');
+  assert.equal(
+    await stack.mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId }),
+    90,
+    'synced customers stay after disconnect',
+  );
 });
 
 test('a sync planned while the connections mirror still says awaiting_consent asks the workflow and syncs (the first sync is not skipped)', async () => {
@@ -152,8 +211,15 @@ test('a sync planned while the connections mirror still says awaiting_consent as
   // The race: the schedule's immediate first run plans before the workflow has written its mirror. Recreate that
   // moment deterministically: the mirror says awaiting_consent while the workflow is connected.
   const id = connectionWorkflowId(provider, tenantId);
-  await stack.mongo.collection(COLLECTIONS.connections).updateOne({ _id: id } as never, { $set: { state: 'awaiting_consent', partitions: [] } });
-  const acts = createActivities({ config: stack.config, mongo: stack.mongo, client: stack.client, log: createLogger({ level: 'silent' }) });
+  await stack.mongo
+    .collection(COLLECTIONS.connections)
+    .updateOne({ _id: id } as never, { $set: { state: 'awaiting_consent', partitions: [] } });
+  const acts = createActivities({
+    config: stack.config,
+    mongo: stack.mongo,
+    client: stack.client,
+    log: createLogger({ level: 'silent' }),
+  });
   const plan = await acts.planCustomerSync({ tenantId, provider });
   assert.ok(!plan.skipped, `planned, not skipped (${plan.skipped})`);
   assert.deepEqual(plan.partitions.map((p) => p.partition.id).sort(), status.partitions.map((p) => p.id).sort());

@@ -36,7 +36,10 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         assert.equal(s?.upserted, 80);
       }
       await assertEqualsTruth(tenant.tenantId, tenant);
-      const runs = await h.stack.mongo.collection(COLLECTIONS.syncRuns).find({ syncWorkflowId: res.workflowId }).toArray();
+      const runs = await h.stack.mongo
+        .collection(COLLECTIONS.syncRuns)
+        .find({ syncWorkflowId: res.workflowId })
+        .toArray();
       assert.equal(runs.length, 3);
       for (const r of runs) {
         assert.equal(r._id, `${res.workflowId}:${r.partitionId}`);
@@ -44,7 +47,8 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         assert.equal(r.mode, 'full');
         assert.ok(r.pages >= 4, `several pages (${r.pages})`);
         for (const f of ['startedAt', 'finishedAt', 'watermarkTo']) assert.ok(r[f] instanceof Date, f);
-        for (const f of ['fetched', 'upserted', 'modified', 'deleted', 'quarantined']) assert.equal(typeof r[f], 'number', f);
+        for (const f of ['fetched', 'upserted', 'modified', 'deleted', 'quarantined'])
+          assert.equal(typeof r[f], 'number', f);
       }
     });
 
@@ -53,7 +57,10 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
       const res = await h.runSync(tenant.tenantId, provider);
       // Sage Accounting: one contacts page + one deleted_since page; Sage 200: one customers page.
       const calls = h.requests.length - before;
-      assert.ok(calls <= (provider === 'sage-accounting' ? 2 : 1) * tenant.partitions.length, `${calls} Sage calls for ${tenant.partitions.length} partitions`);
+      assert.ok(
+        calls <= (provider === 'sage-accounting' ? 2 : 1) * tenant.partitions.length,
+        `${calls} Sage calls for ${tenant.partitions.length} partitions`,
+      );
       for (const p of tenant.partitions) {
         const s = res.partitions[p.id]!;
         assert.equal(s.mode, 'incremental');
@@ -71,7 +78,14 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
     test('updates, creates and deletes reach MongoDB; ties at one updated_at span page boundaries', async () => {
       const p0 = tenant.partitions[0]!;
       // 30 updates share one timestamp: more than a page (20/25), so the tie straddles page boundaries.
-      const m = h.sim.admin.mutate({ provider, partitionId: p0.id, userId: tenant.userId, update: 30, delete: 4, create: 5 });
+      const m = h.sim.admin.mutate({
+        provider,
+        partitionId: p0.id,
+        userId: tenant.userId,
+        update: 30,
+        delete: 4,
+        create: 5,
+      });
       const res = await h.runSync(tenant.tenantId, provider);
       const s = res.partitions[p0.id]!;
       assert.equal(s.mode, 'incremental');
@@ -101,20 +115,32 @@ test('Sage Accounting quirk: a page past the end repeats the last page, so pagin
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 60 });
   const before = h.requests.length;
   await h.runSync(t.tenantId, 'sage-accounting');
-  const lists = h.requests.slice(before).filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since'));
+  const lists = h.requests
+    .slice(before)
+    .filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since'));
   const total = h.sim.admin.truth('sage-accounting', t.partitions[0]!.id, t.userId).customers.length;
   const pages = lists.map((u) => Number(u.searchParams.get('page') ?? '1'));
-  assert.deepEqual(pages, Array.from({ length: Math.ceil(total / 25) }, (_, i) => i + 1), 'each page exactly once, none past the end');
+  assert.deepEqual(
+    pages,
+    Array.from({ length: Math.ceil(total / 25) }, (_, i) => i + 1),
+    'each page exactly once, none past the end',
+  );
   for (const u of lists) {
     assert.equal(u.searchParams.get('contact_type_id'), 'CUSTOMER');
-    assert.ok(u.searchParams.get('attributes')?.includes('updated_at'), 'named attributes on every page (without them items carry only ids)');
+    assert.ok(
+      u.searchParams.get('attributes')?.includes('updated_at'),
+      'named attributes on every page (without them items carry only ids)',
+    );
   }
 });
 
 test('Sage 200 quirk: $skip is never sent without $orderby; every page is ordered by (date_time_updated, id)', () => {
   const s200 = h.requests.filter((u) => u.pathname.endsWith('/customers'));
   assert.ok(s200.length > 10);
-  assert.ok(s200.some((u) => u.searchParams.has('$skip')), 'ties made us use $skip');
+  assert.ok(
+    s200.some((u) => u.searchParams.has('$skip')),
+    'ties made us use $skip',
+  );
   for (const u of s200) {
     if (u.searchParams.has('$skip')) assert.equal(u.searchParams.get('$orderby'), 'date_time_updated asc, id asc');
     assert.ok(u.searchParams.has('$orderby'));

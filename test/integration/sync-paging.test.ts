@@ -17,14 +17,24 @@ const LIMIT = 4;
 const PAGE = 10;
 let h: SyncHarness;
 before(async () => {
-  h = await syncHarness({ SAGE_ACCOUNTING_PAGE_SIZE: String(PAGE), SAGE200_PAGE_SIZE: String(PAGE), SAGE_PAGE_CONCURRENCY: String(LIMIT) });
+  h = await syncHarness({
+    SAGE_ACCOUNTING_PAGE_SIZE: String(PAGE),
+    SAGE200_PAGE_SIZE: String(PAGE),
+    SAGE_PAGE_CONCURRENCY: String(LIMIT),
+  });
 });
 after(async () => h?.close());
 
 function withLatency<T>(provider: 'sage-accounting' | 'sage-200', latencyMs: number, fn: () => Promise<T>): Promise<T> {
   h.sim.admin.clearFaults();
   h.sim.admin.resetCounters();
-  h.sim.admin.addFaults({ provider, scope: 'api', pathIncludes: provider === 'sage-accounting' ? '/contacts' : '/customers', kind: 'latency', latencyMs });
+  h.sim.admin.addFaults({
+    provider,
+    scope: 'api',
+    pathIncludes: provider === 'sage-accounting' ? '/contacts' : '/customers',
+    kind: 'latency',
+    latencyMs,
+  });
   return fn().finally(() => h.sim.admin.clearFaults());
 }
 
@@ -46,10 +56,16 @@ function mintingTokens(t: SimUserInfo) {
 }
 
 /** Calls syncPartition directly (as the activity does), with its own HTTP client so the requests can be listed. */
-async function runPartition(t: SimUserInfo & { tenantId: string }, opts: { tokens?: TokenSource; onCheckpoint?: (cp: Checkpoint) => void | Promise<void>; concurrency?: number } = {}) {
+async function runPartition(
+  t: SimUserInfo & { tenantId: string },
+  opts: { tokens?: TokenSource; onCheckpoint?: (cp: Checkpoint) => void | Promise<void>; concurrency?: number } = {},
+) {
   const urls: URL[] = [];
   const real = createSageHttp({ maxConcurrency: 50, retries: 2, maxRetryAfterMs: 2_000 });
-  const http: SageHttp = { ...real, getJson: (provider, url, o) => (urls.push(new URL(url)), real.getJson(provider, url, o)) };
+  const http: SageHttp = {
+    ...real,
+    getJson: (provider, url, o) => (urls.push(new URL(url)), real.getJson(provider, url, o)),
+  };
   const res = await syncPartition(
     {
       mongo: h.stack.mongo,
@@ -60,9 +76,15 @@ async function runPartition(t: SimUserInfo & { tenantId: string }, opts: { token
       overlapSeconds: 300,
       ...(opts.onCheckpoint ? { onCheckpoint: opts.onCheckpoint } : {}),
     },
-    { target: { tenantId: t.tenantId, provider: t.provider, partition: t.partitions[0]! }, mode: 'full', syncWorkflowId: uniqueName('paging') },
+    {
+      target: { tenantId: t.tenantId, provider: t.provider, partition: t.partitions[0]! },
+      mode: 'full',
+      syncWorkflowId: uniqueName('paging'),
+    },
   );
-  const pageNumbers = urls.filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since')).map((u) => Number(u.searchParams.get('page') ?? 1));
+  const pageNumbers = urls
+    .filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since'))
+    .map((u) => Number(u.searchParams.get('page') ?? 1));
   return { res, urls, pageNumbers };
 }
 
@@ -81,7 +103,10 @@ test('with 150 ms per page, a full sync (Temporal) has >1 page of a partition in
     assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
   }
   // Both partitions ran at once: the process had more than one partition's limit in flight, all under one client cap.
-  assert.ok(counters.customerPagesHighWater <= LIMIT * t.partitions.length, `${counters.customerPagesHighWater} in flight`);
+  assert.ok(
+    counters.customerPagesHighWater <= LIMIT * t.partitions.length,
+    `${counters.customerPagesHighWater} in flight`,
+  );
 });
 
 test('checkpoints are written in page order, each one naming the next page, while pages are fetched out of order', async () => {
@@ -90,7 +115,9 @@ test('checkpoints are written in page order, each one naming the next page, whil
   const { res, pageNumbers } = await withLatency('sage-accounting', 60, () =>
     runPartition(t, {
       onCheckpoint: async (cp) => {
-        const next = cp.cursor ? Number(new URL(String((cp.cursor as { next: string }).next), 'http://x').searchParams.get('page')) : null;
+        const next = cp.cursor
+          ? Number(new URL(String((cp.cursor as { next: string }).next), 'http://x').searchParams.get('page'))
+          : null;
         seen.push({ pages: cp.counts.pages, next, phase: cp.phase });
         await new Promise((r) => setTimeout(r, 5 + (cp.counts.pages % 3) * 10)); // uneven write times
       },
@@ -103,14 +130,22 @@ test('checkpoints are written in page order, each one naming the next page, whil
     Array.from({ length: 10 }, (_, i) => i + 1),
     'one checkpoint per page, pages 1..10 in order',
   );
-  for (const c of customerCps.slice(0, -1)) assert.equal(c.next, c.pages + 1, `checkpoint after page ${c.pages} resumes at page ${c.pages + 1}`);
+  for (const c of customerCps.slice(0, -1))
+    assert.equal(c.next, c.pages + 1, `checkpoint after page ${c.pages} resumes at page ${c.pages + 1}`);
   assert.equal(customerCps.at(-1)!.next, null, 'the last page ends the listing');
-  assert.deepEqual([...pageNumbers].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 1), 'each page requested once');
-  assert.ok((h.sim.admin.counters().customerPagesHighWaterByPartition[t.partitions[0]!.id] ?? 0) > 1, 'fetched concurrently');
+  assert.deepEqual(
+    [...pageNumbers].sort((a, b) => a - b),
+    Array.from({ length: 10 }, (_, i) => i + 1),
+    'each page requested once',
+  );
+  assert.ok(
+    (h.sim.admin.counters().customerPagesHighWaterByPartition[t.partitions[0]!.id] ?? 0) > 1,
+    'fetched concurrently',
+  );
   assert.deepEqual(await h.diffWithTruth(t.tenantId, t, t.partitions[0]!.id), []);
 });
 
-test("Sage quirk: $total moves while paging (customers created/deleted mid-run shift every page=N after them) — pages fetched ahead are dropped and re-fetched, and the result equals the truth", async () => {
+test('Sage quirk: $total moves while paging (customers created/deleted mid-run shift every page=N after them) — pages fetched ahead are dropped and re-fetched, and the result equals the truth', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 150 });
   const p = t.partitions[0]!;
   let mutated = false;
@@ -120,7 +155,13 @@ test("Sage quirk: $total moves while paging (customers created/deleted mid-run s
         if (cp.counts.pages === 3 && !mutated) {
           mutated = true;
           // While pages 4..7 are in flight: deletes anywhere (earlier ones shift later pages left) and creates (appended).
-          h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: 4, create: 7 });
+          h.sim.admin.mutate({
+            provider: 'sage-accounting',
+            partitionId: p.id,
+            userId: t.userId,
+            delete: 4,
+            create: 7,
+          });
         }
       },
     }),
@@ -128,9 +169,16 @@ test("Sage quirk: $total moves while paging (customers created/deleted mid-run s
   assert.ok(mutated);
   assert.equal(res.summary.status, 'succeeded');
   const repeated = pageNumbers.filter((n, i) => pageNumbers.indexOf(n) !== i);
-  assert.ok(repeated.length >= 1, `a page fetched ahead under the old $total was fetched again (requests: ${pageNumbers.join(',')})`);
+  assert.ok(
+    repeated.length >= 1,
+    `a page fetched ahead under the old $total was fetched again (requests: ${pageNumbers.join(',')})`,
+  );
   assert.ok(Math.max(...pageNumbers) >= 16, 'the listing was read to its new end (153 customers = 16 pages of 10)');
-  assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), [], 'created ones stored, deleted ones flagged, none lost to the shift');
+  assert.deepEqual(
+    await h.diffWithTruth(t.tenantId, t, p.id),
+    [],
+    'created ones stored, deleted ones flagged, none lost to the shift',
+  );
 });
 
 test('a run that dies mid-way with pages fetched ahead resumes at the page after its last checkpoint: nothing lost, no page counted twice', async () => {
@@ -139,7 +187,10 @@ test('a run that dies mid-way with pages fetched ahead resumes at the page after
   const syncWorkflowId = uniqueName('paging-crash');
   const urls: URL[] = [];
   const real = createSageHttp({ maxConcurrency: 50 });
-  const http: SageHttp = { ...real, getJson: (provider, url, o) => (urls.push(new URL(url)), real.getJson(provider, url, o)) };
+  const http: SageHttp = {
+    ...real,
+    getJson: (provider, url, o) => (urls.push(new URL(url)), real.getJson(provider, url, o)),
+  };
   let last: Checkpoint | null = null;
   const deps = (onCheckpoint: (cp: Checkpoint) => void) => ({
     mongo: h.stack.mongo,
@@ -150,7 +201,11 @@ test('a run that dies mid-way with pages fetched ahead resumes at the page after
     overlapSeconds: 300,
     onCheckpoint,
   });
-  const input = { target: { tenantId: t.tenantId, provider: 'sage-accounting' as const, partition: p }, mode: 'full' as const, syncWorkflowId };
+  const input = {
+    target: { tenantId: t.tenantId, provider: 'sage-accounting' as const, partition: p },
+    mode: 'full' as const,
+    syncWorkflowId,
+  };
   await withLatency('sage-accounting', 60, async () => {
     // The "crash": the heartbeat after page 5 throws (as a cancelled attempt does) while pages 6..9 are in flight.
     await assert.rejects(
@@ -166,13 +221,22 @@ test('a run that dies mid-way with pages fetched ahead resumes at the page after
     const requestedBefore = urls.length;
     assert.ok(requestedBefore > 5, `pages were fetched ahead of the checkpoint (${requestedBefore} requests)`);
     urls.length = 0;
-    const res = await syncPartition(deps((cp) => void (last = cp)), { ...input, resumeFrom: last, attempt: 2 });
+    const res = await syncPartition(
+      deps((cp) => void (last = cp)),
+      { ...input, resumeFrom: last, attempt: 2 },
+    );
     assert.equal(res.summary.status, 'succeeded');
     assert.equal(res.summary.fetched, 140, 'counts carried over from the checkpoint, no page counted twice');
     assert.equal(res.summary.upserted, 140);
-    const resumedPages = urls.filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since')).map((u) => Number(u.searchParams.get('page')));
+    const resumedPages = urls
+      .filter((u) => u.pathname.endsWith('/contacts') && !u.searchParams.has('deleted_since'))
+      .map((u) => Number(u.searchParams.get('page')));
     assert.equal(Math.min(...resumedPages), 6, 'the retry starts at the page after the last checkpoint');
-    assert.deepEqual([...resumedPages].sort((a, b) => a - b), [6, 7, 8, 9, 10, 11, 12, 13, 14], 'and reads each remaining page once');
+    assert.deepEqual(
+      [...resumedPages].sort((a, b) => a - b),
+      [6, 7, 8, 9, 10, 11, 12, 13, 14],
+      'and reads each remaining page once',
+    );
   });
   assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
 });

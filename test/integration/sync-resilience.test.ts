@@ -28,7 +28,15 @@ async function assertEqualsTruth(tenantId: string, t: Awaited<ReturnType<SyncHar
 test('429 storm WITH Retry-After longer than the in-process retries: the activity retry waits it out; result equals truth', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 2, customersPerPartition: 50 });
   // 6 in a row: got retries 4 times honouring Retry-After, then the activity fails and is retried (nextRetryDelay).
-  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 429, retryAfterSeconds: 1, count: 6 });
+  h.sim.admin.addFaults({
+    provider: 'sage-accounting',
+    scope: 'api',
+    pathIncludes: '/contacts',
+    kind: 'status',
+    status: 429,
+    retryAfterSeconds: 1,
+    count: 6,
+  });
   try {
     const res = await h.runSync(t.tenantId, 'sage-accounting');
     assert.equal(res.status, 'succeeded');
@@ -43,13 +51,24 @@ test('429 storm WITH Retry-After longer than the in-process retries: the activit
 test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals truth', async () => {
   const t = await h.createTenant('sage-200', { partitions: 2, customersPerPartition: 50 });
   h.sim.admin.addFaults([
-    { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 429, retryAfterSeconds: null, count: 3 },
+    {
+      provider: 'sage-200',
+      scope: 'api',
+      pathIncludes: '/customers',
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: null,
+      count: 3,
+    },
     { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 503, count: 2, after: 4 },
   ]);
   try {
     const res = await h.runSync(t.tenantId, 'sage-200');
     assert.equal(res.status, 'succeeded');
-    assert.deepEqual(h.sim.admin.faults().rules.map((r) => r.hits), [3, 2]);
+    assert.deepEqual(
+      h.sim.admin.faults().rules.map((r) => r.hits),
+      [3, 2],
+    );
   } finally {
     h.sim.admin.clearFaults();
   }
@@ -62,7 +81,15 @@ test('a 401 mid-run (access token expired early) asks for a newer token once and
   // the run's first page, and one more only when the sync reports its token rejected.
   const grantsMinted = () => h.sim.admin.grants('sage-accounting', t.userId).grants.length;
   const grantsBefore = grantsMinted();
-  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'status', status: 401, count: 1, after: 1 });
+  h.sim.admin.addFaults({
+    provider: 'sage-accounting',
+    scope: 'api',
+    pathIncludes: '/contacts',
+    kind: 'status',
+    status: 401,
+    count: 1,
+    after: 1,
+  });
   try {
     const res = await h.runSync(t.tenantId, 'sage-accounting');
     assert.equal(res.status, 'succeeded');
@@ -75,7 +102,10 @@ test('a 401 mid-run (access token expired early) asks for a newer token once and
 });
 
 /** Wraps the real source (over HTTP) and corrupts chosen records as Sage might send them. */
-function corrupting(source: CustomerSource, corrupt: (raw: Record<string, unknown>, i: number) => unknown): CustomerSource {
+function corrupting(
+  source: CustomerSource,
+  corrupt: (raw: Record<string, unknown>, i: number) => unknown,
+): CustomerSource {
   let n = 0;
   return {
     ...source,
@@ -99,22 +129,39 @@ test('bad records (missing id, mistyped decimal, huge string) go to quarantine w
     if (i === 11) return { ...raw, name: 'x'.repeat(200_000) };
     return raw;
   });
-  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const tokens = {
+    get: async () => ({
+      accessToken: (
+        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
+      ).access_token,
+      tokenVersion: 1,
+    }),
+  };
   const syncWorkflowId = uniqueName('direct');
   const run = (mode: 'full' | 'incremental') =>
     syncPartition(
       { mongo: h.stack.mongo, source, tokens, pageSize: 25, overlapSeconds: 300 },
-      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode, syncWorkflowId: `${syncWorkflowId}-${mode}` },
+      {
+        target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p },
+        mode,
+        syncWorkflowId: `${syncWorkflowId}-${mode}`,
+      },
     );
   const first = await run('full');
   assert.equal(first.summary.status, 'succeeded');
   assert.equal(first.summary.fetched, 40);
   assert.equal(first.summary.quarantined, 3);
   assert.equal(first.summary.upserted, 37);
-  const q = await h.stack.mongo.collection<QuarantineDoc>(COLLECTIONS.quarantine).find({ tenantId: t.tenantId }).toArray();
+  const q = await h.stack.mongo
+    .collection<QuarantineDoc>(COLLECTIONS.quarantine)
+    .find({ tenantId: t.tenantId })
+    .toArray();
   assert.equal(q.length, 3);
   const reasons = q.map((d) => d.reason).sort();
-  assert.ok(reasons.some((r) => /^id:/.test(r)), reasons.join(' | '));
+  assert.ok(
+    reasons.some((r) => /^id:/.test(r)),
+    reasons.join(' | '),
+  );
   assert.ok(reasons.some((r) => /balance: not a decimal number/.test(r)));
   assert.ok(reasons.some((r) => /name: longer than/.test(r)));
   const huge = q.find((d) => /name: longer/.test(d.reason))!;
@@ -132,31 +179,65 @@ test('Sage Accounting quirk: offset paging skips a record when an earlier one is
   const p = t.partitions[0]!;
   const http = createSageHttp({ maxConcurrency: 4 });
   const real = customerSourceFor('sage-accounting', http, h.stack.config);
-  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const tokens = {
+    get: async () => ({
+      accessToken: (
+        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
+      ).access_token,
+      tokenVersion: 1,
+    }),
+  };
   const run = (source: CustomerSource, id: string) =>
     syncPartition(
       { mongo: h.stack.mongo, source, tokens, pageSize: 25, overlapSeconds: 300 },
-      { target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p }, mode: 'full', syncWorkflowId: uniqueName(id) },
+      {
+        target: { tenantId: t.tenantId, provider: 'sage-accounting', partition: p },
+        mode: 'full',
+        syncWorkflowId: uniqueName(id),
+      },
     );
   assert.equal((await run(real, 'first')).summary.upserted, 40);
   // Second full run: the listing "loses" one live customer (as a mid-run deletion would shift it out of the pages),
   // and one customer really is deleted in Sage.
   const live = h.sim.admin.truth('sage-accounting', p.id, t.userId).customers;
   const skipped = live[30]!.id;
-  const m = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: [live[5]!.id] });
-  const shifting = corrupting(real, (raw) => ((raw as { id?: string }).id === skipped ? { id: skipped, contact_types: [{ id: 'VENDOR' }], updated_at: '2024-01-01T00:00:00Z' } : raw));
+  const m = h.sim.admin.mutate({
+    provider: 'sage-accounting',
+    partitionId: p.id,
+    userId: t.userId,
+    delete: [live[5]!.id],
+  });
+  const shifting = corrupting(real, (raw) =>
+    (raw as { id?: string }).id === skipped
+      ? { id: skipped, contact_types: [{ id: 'VENDOR' }], updated_at: '2024-01-01T00:00:00Z' }
+      : raw,
+  );
   const res = await run(shifting, 'second');
   assert.equal(res.summary.deleted, 1, 'only the customer Sage answers 404 for is flagged');
   const docs = await h.customers(t.tenantId, 'sage-accounting', p.id);
-  assert.equal(docs.find((d) => d.externalId === skipped)?.deleted, false, 'the skipped customer was confirmed by GET and kept');
+  assert.equal(
+    docs.find((d) => d.externalId === skipped)?.deleted,
+    false,
+    'the skipped customer was confirmed by GET and kept',
+  );
   assert.equal(docs.find((d) => d.externalId === m.deleted[0])?.deleted, true);
 });
 
 test('a definitive Sage error (400) fails the partition at once: sync_runs says failed with the error, the run fails as SyncFailed', async () => {
   const t = await h.createTenant('sage-200', { partitions: 1, customersPerPartition: 30 });
-  h.sim.admin.addFaults({ provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 400, count: 1 });
+  h.sim.admin.addFaults({
+    provider: 'sage-200',
+    scope: 'api',
+    pathIncludes: '/customers',
+    kind: 'status',
+    status: 400,
+    count: 1,
+  });
   try {
-    await assert.rejects(h.runSync(t.tenantId, 'sage-200'), (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed');
+    await assert.rejects(
+      h.runSync(t.tenantId, 'sage-200'),
+      (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed',
+    );
   } finally {
     h.sim.admin.clearFaults();
   }
@@ -180,7 +261,10 @@ function crashingHashWrites(mongo: SyncHarness['stack']['mongo']) {
     get(target, prop, receiver) {
       if (prop !== 'collection') return Reflect.get(target, prop, receiver);
       return (name: string, ...rest: unknown[]) => {
-        const coll = (target.collection as (n: string, ...r: unknown[]) => ReturnType<typeof target.collection>)(name, ...rest);
+        const coll = (target.collection as (n: string, ...r: unknown[]) => ReturnType<typeof target.collection>)(
+          name,
+          ...rest,
+        );
         if (name !== CUSTOMER_HASHES) return coll;
         return new Proxy(coll, {
           get(c, p, r) {
@@ -201,11 +285,18 @@ function crashingHashWrites(mongo: SyncHarness['stack']['mongo']) {
   return { mongo: { ...mongo, db }, state };
 }
 
-test('crash between a page\'s customer write and its hash write, customer then deleted at Sage: the resumed full run still flags it deleted', async () => {
+test("crash between a page's customer write and its hash write, customer then deleted at Sage: the resumed full run still flags it deleted", async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 30 });
   const p = t.partitions[0]!;
   const source = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
-  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const tokens = {
+    get: async () => ({
+      accessToken: (
+        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
+      ).access_token,
+      tokenVersion: 1,
+    }),
+  };
   const crashing = crashingHashWrites(h.stack.mongo);
   const run = (mongo: typeof h.stack.mongo, syncWorkflowId: string, mode: 'full' | 'incremental' = 'full') =>
     syncPartition(
@@ -215,13 +306,18 @@ test('crash between a page\'s customer write and its hash write, customer then d
   assert.equal((await run(h.stack.mongo, uniqueName('first'))).summary.upserted, 30);
 
   // A new customer appears at Sage; the next full run writes it (the only write of the run), then "crashes".
-  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 }).created[0]!;
+  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 })
+    .created[0]!;
   const second = uniqueName('second');
   crashing.state.armed = true;
   await assert.rejects(run(crashing.mongo, second), /simulated crash/);
   assert.equal(crashing.state.crashes, 1, 'the crash happened at the hash write');
   const stored = await h.customers(t.tenantId, 'sage-accounting', p.id);
-  assert.equal(stored.find((d) => d.externalId === created)?.deleted, false, 'the customer was written before the crash');
+  assert.equal(
+    stored.find((d) => d.externalId === created)?.deleted,
+    false,
+    'the customer was written before the crash',
+  );
 
   // Deleted at Sage before the retry re-reads that page: the retry never sees it again.
   h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, delete: [created] });
@@ -240,7 +336,14 @@ test('an incremental run retried after a crash before its deletion-feed read kee
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 20 });
   const p = t.partitions[0]!;
   const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
-  const tokens = { get: async () => ({ accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }).access_token, tokenVersion: 1 }) };
+  const tokens = {
+    get: async () => ({
+      accessToken: (
+        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
+      ).access_token,
+      tokenVersion: 1,
+    }),
+  };
   // overlap 0: each run's saved feed position is its own start, so "another run moved it past the deletion" is reachable.
   const run = (source: CustomerSource, syncWorkflowId: string, mode: 'full' | 'incremental') =>
     syncPartition(
@@ -272,7 +375,8 @@ test('an incremental run retried after a crash before its deletion-feed read kee
   await atGate;
 
   // Incremental run A writes a new customer, then its worker dies just before it reads the deletion feed.
-  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 }).created[0]!;
+  const created = h.sim.admin.mutate({ provider: 'sage-accounting', partitionId: p.id, userId: t.userId, create: 1 })
+    .created[0]!;
   const dyingBeforeFeed: CustomerSource = {
     ...real,
     deletions: {
@@ -291,12 +395,20 @@ test('an incremental run retried after a crash before its deletion-feed read kee
   openGate();
   assert.equal((await b).summary.status, 'succeeded');
   const docsAfterB = await h.customers(t.tenantId, 'sage-accounting', p.id);
-  assert.equal(docsAfterB.find((d) => d.externalId === created)?.deleted, false, 'B did not know the customer, so it did not flag it');
+  assert.equal(
+    docsAfterB.find((d) => d.externalId === created)?.deleted,
+    false,
+    'B did not know the customer, so it did not flag it',
+  );
 
   // A's retry must read the feed from where A's first attempt started.
   const resumed = await run(real, a, 'incremental');
   assert.equal(resumed.summary.status, 'succeeded');
   const docs = await h.customers(t.tenantId, 'sage-accounting', p.id);
-  assert.equal(docs.find((d) => d.externalId === created)?.deleted, true, 'the deletion reached MongoDB through the retried run');
+  assert.equal(
+    docs.find((d) => d.externalId === created)?.deleted,
+    true,
+    'the deletion reached MongoDB through the retried run',
+  );
   assert.deepEqual(await h.diffWithTruth(t.tenantId, t, p.id), []);
 });

@@ -2,7 +2,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { COLLECTIONS, connectMongo, type Mongo } from '../../src/lib/mongo.js';
-import { CUSTOMER_HASHES, PreloadedHashes, writeCustomers, type HashDoc, type HashView, type SyncCollections } from '../../src/sync/bulk-writer.js';
+import {
+  CUSTOMER_HASHES,
+  PreloadedHashes,
+  writeCustomers,
+  type HashDoc,
+  type HashView,
+  type SyncCollections,
+} from '../../src/sync/bulk-writer.js';
 import { buildCustomerDoc, type CustomerDoc } from '../../src/sync/documents.js';
 import { contentHash } from '../../src/sync/hash.js';
 import { testConfig } from '../helpers/env.js';
@@ -12,7 +19,10 @@ let colls: SyncCollections;
 before(async () => {
   const config = testConfig();
   mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
-  colls = { customers: mongo.collection<CustomerDoc>(COLLECTIONS.customers), hashes: mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
+  colls = {
+    customers: mongo.collection<CustomerDoc>(COLLECTIONS.customers),
+    hashes: mongo.db.collection<HashDoc>(CUSTOMER_HASHES),
+  };
 });
 after(async () => {
   await mongo.db.dropDatabase();
@@ -24,7 +34,19 @@ const doc = (id: number, v: number) => {
   const raw = { id, name: `c${id}`, v, $path: `/customers/${id}` };
   return buildCustomerDoc(
     key,
-    { externalId: String(id), reference: null, name: `c${id}`, email: null, phone: null, currency: null, balance: v, creditLimit: null, address: { line1: null, line2: null, city: null, postalCode: null, country: null }, active: true, sourceUpdatedAt: new Date('2024-01-01T00:00:00Z') },
+    {
+      externalId: String(id),
+      reference: null,
+      name: `c${id}`,
+      email: null,
+      phone: null,
+      currency: null,
+      balance: v,
+      creditLimit: null,
+      address: { line1: null, line2: null, city: null, postalCode: null, country: null },
+      active: true,
+      sourceUpdatedAt: new Date('2024-01-01T00:00:00Z'),
+    },
     raw,
     contentHash(raw),
     new Date(),
@@ -35,15 +57,35 @@ const blind: HashView = { get: async () => new Map(), remember: () => {} };
 
 test('new → inserted; same again → unchanged; changed → modified; raw keeps `$path` (as ＄path)', async () => {
   const view = await PreloadedHashes.load(colls.hashes, key);
-  assert.deepEqual(await writeCustomers(colls, [doc(1, 1), doc(2, 1)], view), { upserted: 2, modified: 0, unchanged: 0 });
-  assert.deepEqual(await writeCustomers(colls, [doc(1, 1), doc(2, 1)], view), { upserted: 0, modified: 0, unchanged: 2 });
-  assert.deepEqual(await writeCustomers(colls, [doc(1, 2), doc(2, 1)], await PreloadedHashes.load(colls.hashes, key)), { upserted: 0, modified: 1, unchanged: 1 });
+  assert.deepEqual(await writeCustomers(colls, [doc(1, 1), doc(2, 1)], view), {
+    upserted: 2,
+    modified: 0,
+    unchanged: 0,
+  });
+  assert.deepEqual(await writeCustomers(colls, [doc(1, 1), doc(2, 1)], view), {
+    upserted: 0,
+    modified: 0,
+    unchanged: 2,
+  });
+  assert.deepEqual(await writeCustomers(colls, [doc(1, 2), doc(2, 1)], await PreloadedHashes.load(colls.hashes, key)), {
+    upserted: 0,
+    modified: 1,
+    unchanged: 1,
+  });
   const stored = await colls.customers.findOne({ _id: 'sage-200:w:7:1' });
   assert.equal((stored?.raw as Record<string, unknown>)['\uFF04path'], '/customers/1');
 });
 
 test('a stale view: inserts meet existing ids (duplicate key on FerretDB too) and are redone as replace-if-changed', async () => {
-  assert.deepEqual(await writeCustomers(colls, [doc(1, 2), doc(2, 3), doc(3, 1)], blind), { upserted: 1, modified: 1, unchanged: 0 });
+  assert.deepEqual(await writeCustomers(colls, [doc(1, 2), doc(2, 3), doc(3, 1)], blind), {
+    upserted: 1,
+    modified: 1,
+    unchanged: 0,
+  });
   assert.equal(await colls.customers.countDocuments({ tenantId: 'w' }), 3);
-  assert.equal((await colls.hashes.findOne({ _id: 'sage-200:w:7:2' }))?.h, doc(2, 3).contentHash, 'hash entry follows the customer');
+  assert.equal(
+    (await colls.hashes.findOne({ _id: 'sage-200:w:7:2' }))?.h,
+    doc(2, 3).contentHash,
+    'hash entry follows the customer',
+  );
 });

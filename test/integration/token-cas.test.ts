@@ -34,7 +34,13 @@ import {
   tokensCollection,
   type RefreshLease,
 } from '../../src/tokens/store.js';
-import { openCandidate, promoteConsentCandidate, readConsentDoc, stageConsentCandidate, storeConsentTokens } from '../../src/tokens/consent-store.js';
+import {
+  openCandidate,
+  promoteConsentCandidate,
+  readConsentDoc,
+  stageConsentCandidate,
+  storeConsentTokens,
+} from '../../src/tokens/consent-store.js';
 import { uniqueName } from '../helpers/env.js';
 
 const ROUNDS = Number(process.env.TOKEN_CAS_ROUNDS ?? 20);
@@ -48,7 +54,9 @@ const dbName = uniqueName('test_tokencas');
 
 let clients: Mongo[] = [];
 before(async () => {
-  clients = await Promise.all(Array.from({ length: CLIENTS }, (_v, i) => connectMongo(uri, dbName, { appName: `token-cas-${i}` })));
+  clients = await Promise.all(
+    Array.from({ length: CLIENTS }, (_v, i) => connectMongo(uri, dbName, { appName: `token-cas-${i}` })),
+  );
   // Warm every pool so the first round already runs in parallel (no connection handshakes serialising it).
   await Promise.all(clients.flatMap((m) => Array.from({ length: 10 }, () => m.db.command({ ping: 1 }))));
 });
@@ -66,17 +74,34 @@ function record(name: string, winners: number): boolean {
   r.maxWinners = Math.max(r.maxWinners, winners);
   return winners === 1;
 }
-const verdict = (name: string) => assert.equal(report[name]!.doubleWinnerRounds, 0, `${name}: ${report[name]!.doubleWinnerRounds} of ${report[name]!.rounds} rounds had more than one winner (up to ${report[name]!.maxWinners})`);
+const verdict = (name: string) =>
+  assert.equal(
+    report[name]!.doubleWinnerRounds,
+    0,
+    `${name}: ${report[name]!.doubleWinnerRounds} of ${report[name]!.rounds} rounds had more than one winner (up to ${report[name]!.maxWinners})`,
+  );
 after(() => {
-  if (process.env.TOKEN_CAS_REPORT) console.log(`token CAS on ${uri}: ${CALLERS} callers × ${CLIENTS} clients\n${JSON.stringify(report, null, 1)}`);
+  if (process.env.TOKEN_CAS_REPORT)
+    console.log(`token CAS on ${uri}: ${CALLERS} callers × ${CLIENTS} clients\n${JSON.stringify(report, null, 1)}`);
 });
 
-const tokenSet = (tag: string): TokenSet => ({ accessToken: `at-${tag}`, refreshToken: `rt-${tag}`, expiresIn: 300, refreshTokenExpiresIn: 2_678_400 });
+const tokenSet = (tag: string): TokenSet => ({
+  accessToken: `at-${tag}`,
+  refreshToken: `rt-${tag}`,
+  expiresIn: 300,
+  refreshTokenExpiresIn: 2_678_400,
+});
 
 /** A fresh connection with tokens at version 1. */
 async function freshConnection(): Promise<string> {
   const id = `sage-connection:sage-accounting:${uniqueName('cas')}`;
-  await storeConsentTokens(clients[0]!, ring, { id, tenantId: 'cas', provider: 'sage-accounting', tokens: tokenSet('v1'), exchangeId: `x-${randomUUID()}` });
+  await storeConsentTokens(clients[0]!, ring, {
+    id,
+    tenantId: 'cas',
+    provider: 'sage-accounting',
+    tokens: tokenSet('v1'),
+    exchangeId: `x-${randomUUID()}`,
+  });
   return id;
 }
 
@@ -89,7 +114,8 @@ async function race<T>(fn: (mongo: Mongo, i: number) => Promise<T>): Promise<Pro
   return Promise.allSettled(all);
 }
 const fulfilled = <T>(rs: PromiseSettledResult<T>[]) => rs.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-const rejected = (rs: PromiseSettledResult<unknown>[]) => rs.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+const rejected = (rs: PromiseSettledResult<unknown>[]) =>
+  rs.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
 
 test(`refresh lease: ${CALLERS} concurrent first takers of one version, exactly one wins (${ROUNDS} rounds)`, async () => {
   for (let round = 0; round < ROUNDS; round++) {
@@ -108,7 +134,13 @@ test(`refresh lease: ${CALLERS} concurrent first takers of one version, exactly 
 test(`refresh lease: ${CALLERS} concurrent takeovers of an expired lease, exactly one wins, with doubt (${ROUNDS} rounds)`, async () => {
   for (let round = 0; round < ROUNDS; round++) {
     const id = await freshConnection();
-    const first = await acquireRefreshLease(clients[0]!, { id, fromVersion: 1, attemptId: 'stalled-owner', seen: (await readTokenDoc(clients[0]!, id))!, leaseMs: 1 });
+    const first = await acquireRefreshLease(clients[0]!, {
+      id,
+      fromVersion: 1,
+      attemptId: 'stalled-owner',
+      seen: (await readTokenDoc(clients[0]!, id))!,
+      leaseMs: 1,
+    });
     assert.ok(first, 'the first lease is taken');
     await sleep(5); // it expires without a word from its owner
     const seen = (await readTokenDoc(clients[0]!, id))!;
@@ -124,7 +156,12 @@ test(`refresh lease: ${CALLERS} concurrent takeovers of an expired lease, exactl
 test(`refresh lease: ${CALLERS} concurrent takers after a release, exactly one wins (${ROUNDS} rounds)`, async () => {
   for (let round = 0; round < ROUNDS; round++) {
     const id = await freshConnection();
-    const first = await acquireRefreshLease(clients[0]!, { id, fromVersion: 1, attemptId: 'owner', seen: (await readTokenDoc(clients[0]!, id))! });
+    const first = await acquireRefreshLease(clients[0]!, {
+      id,
+      fromVersion: 1,
+      attemptId: 'owner',
+      seen: (await readTokenDoc(clients[0]!, id))!,
+    });
     assert.ok(first);
     await releaseRefreshLease(clients[0]!, { id, lease: first, mayHaveReachedSage: false });
     const seen = (await readTokenDoc(clients[0]!, id))!;
@@ -141,7 +178,9 @@ test(`versioned token write: ${CALLERS} concurrent commits of version 1 → 2, e
   for (let round = 0; round < ROUNDS; round++) {
     const id = await freshConnection();
     const previous = { refreshToken: 'rt-v1', refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null };
-    const rs = await race((m, i) => commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet(`c${i}`), previous }));
+    const rs = await race((m, i) =>
+      commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet(`c${i}`), previous }),
+    );
     assert.deepEqual(rejected(rs), [], 'no caller fails');
     const stored = fulfilled(rs)
       .map((r, i) => ({ ...r, i }))
@@ -151,7 +190,8 @@ test(`versioned token write: ${CALLERS} concurrent commits of version 1 → 2, e
     assert.equal(doc.version, 2);
     const winnerTokens = openTokens(ring, stored[0]!.doc);
     assert.deepEqual(openTokens(ring, doc), winnerTokens, 'the stored version 2 is the one the winner was told about');
-    for (const r of fulfilled(rs)) assert.deepEqual(openTokens(ring, r.doc), winnerTokens, 'every loser is handed the winner’s version 2');
+    for (const r of fulfilled(rs))
+      assert.deepEqual(openTokens(ring, r.doc), winnerTokens, 'every loser is handed the winner’s version 2');
   }
   verdict('commitRefresh 1 → 2');
 });
@@ -159,7 +199,15 @@ test(`versioned token write: ${CALLERS} concurrent commits of version 1 → 2, e
 test(`consent write: ${CALLERS} concurrent consents, no two are told they wrote the same version (${CONSENT_ROUNDS} rounds)`, async () => {
   for (let round = 0; round < CONSENT_ROUNDS; round++) {
     const id = await freshConnection();
-    const rs = await race((m, i) => storeConsentTokens(m, ring, { id, tenantId: 'cas', provider: 'sage-accounting', tokens: tokenSet(`s${i}`), exchangeId: `x-${round}-${i}` }));
+    const rs = await race((m, i) =>
+      storeConsentTokens(m, ring, {
+        id,
+        tenantId: 'cas',
+        provider: 'sage-accounting',
+        tokens: tokenSet(`s${i}`),
+        exchangeId: `x-${round}-${i}`,
+      }),
+    );
     // Losers of five read-compare-write rounds in a row give up (TokenStoreConflictError): allowed, they are retried.
     for (const err of rejected(rs)) assert.equal(err.name, 'TokenStoreConflictError', err.message);
     const ok = fulfilled(rs);
@@ -197,11 +245,28 @@ test(`re-consent promotion: ${CALLERS} concurrent promotions of one candidate ma
 test('claims are collected: two versions behind the head, and all of them when the tokens are deleted', async () => {
   const m = clients[0]!;
   const id = await freshConnection();
-  const claimIds = async () => (await claimsCollection(m).find({ _id: { $regex: `^${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#` } }).toArray()).map((c) => c._id).sort();
+  const claimIds = async () =>
+    (
+      await claimsCollection(m)
+        .find({ _id: { $regex: `^${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#` } })
+        .toArray()
+    )
+      .map((c) => c._id)
+      .sort();
   for (let v = 1; v <= 4; v++) {
-    const lease = await acquireRefreshLease(m, { id, fromVersion: v, attemptId: `a${v}`, seen: (await readTokenDoc(m, id, { withLease: true }))! });
+    const lease = await acquireRefreshLease(m, {
+      id,
+      fromVersion: v,
+      attemptId: `a${v}`,
+      seen: (await readTokenDoc(m, id, { withLease: true }))!,
+    });
     assert.ok(lease, `lease on version ${v}`);
-    const r = await commitRefresh(m, ring, { id, fromVersion: v, tokens: tokenSet(`gc${v}`), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+    const r = await commitRefresh(m, ring, {
+      id,
+      fromVersion: v,
+      tokens: tokenSet(`gc${v}`),
+      previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null },
+    });
     assert.equal(r.stored, true);
   }
   const doc = (await readTokenDoc(m, id))!;
@@ -210,16 +275,32 @@ test('claims are collected: two versions behind the head, and all of them when t
   // Kept: the last two version claims; leases of versions before the head are gone.
   assert.deepEqual(await claimIds(), [`${id}#${gen}#v4`, `${id}#${gen}#v5`]);
   await stageConsentCandidate(m, ring, { id, tokens: tokenSet('cand'), exchangeId: 'gc-cand' });
-  await acquireRefreshLease(m, { id, fromVersion: 5, attemptId: 'a5', seen: (await readTokenDoc(m, id, { withLease: true }))! });
+  await acquireRefreshLease(m, {
+    id,
+    fromVersion: 5,
+    attemptId: 'a5',
+    seen: (await readTokenDoc(m, id, { withLease: true }))!,
+  });
   assert.equal((await claimIds()).length, 4);
   await deleteTokenDoc(m, id);
   assert.equal(await readTokenDoc(m, id), null);
   assert.deepEqual(await claimIds(), [], 'no sealed token is left behind after a disconnect');
   // Consented again: a new generation, versions from 1, no old claim in the way.
-  const again = await storeConsentTokens(m, ring, { id, tenantId: 'cas', provider: 'sage-accounting', tokens: tokenSet('again'), exchangeId: 'again' });
+  const again = await storeConsentTokens(m, ring, {
+    id,
+    tenantId: 'cas',
+    provider: 'sage-accounting',
+    tokens: tokenSet('again'),
+    exchangeId: 'again',
+  });
   assert.equal(again.version, 1);
   assert.notEqual(again.claimGen, gen);
-  const r = await commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet('again2'), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+  const r = await commitRefresh(m, ring, {
+    id,
+    fromVersion: 1,
+    tokens: tokenSet('again2'),
+    previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null },
+  });
   assert.equal(r.stored, true);
   assert.equal(openTokens(ring, (await readTokenDoc(m, id))!).accessToken, 'at-again2');
 });
@@ -229,7 +310,12 @@ test('a writer that died between its version claim and the head write costs noth
   const id = await freshConnection();
   const head = (await readTokenDoc(m, id))!;
   // Simulate the crash: only the claim of version 2 is written.
-  const fields = { ...head, version: 2, ...sealTokens(ring, id, 2, { accessToken: 'at-orphan', refreshToken: 'rt-orphan' }), pendingRefresh: null };
+  const fields = {
+    ...head,
+    version: 2,
+    ...sealTokens(ring, id, 2, { accessToken: 'at-orphan', refreshToken: 'rt-orphan' }),
+    pendingRefresh: null,
+  };
   const { _id, tenantId: _t, provider: _p, claimGen: _g, ...versionFields } = fields;
   assert.equal(await claimVersion(m, id, genOf(head), versionFields, new Date()), true);
   assert.equal((await tokensCollection(m).findOne({ _id: id }))!.version, 1, 'the head is behind');
@@ -238,8 +324,17 @@ test('a writer that died between its version claim and the head write costs noth
   assert.equal(openTokens(ring, read).refreshToken, 'rt-orphan');
   assert.equal((await tokensCollection(m).findOne({ _id: id }))!.version, 2, 'and repaired');
   // A refresh from the old version is told the store moved on; it does not overwrite version 2.
-  const r = await commitRefresh(m, ring, { id, fromVersion: 1, tokens: tokenSet('late'), previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null } });
+  const r = await commitRefresh(m, ring, {
+    id,
+    fromVersion: 1,
+    tokens: tokenSet('late'),
+    previous: { refreshToken: null, refreshTokenExpiresAt: null, refreshTokenLifetimeSec: null },
+  });
   assert.equal(r.stored, false);
   assert.equal(r.doc.version, 2);
-  assert.equal(await acquireRefreshLease(m, { id, fromVersion: 1, attemptId: 'late', seen: head }), null, 'no lease on a version the store has left');
+  assert.equal(
+    await acquireRefreshLease(m, { id, fromVersion: 1, attemptId: 'late', seen: head }),
+    null,
+    'no lease on a version the store has left',
+  );
 });

@@ -71,7 +71,15 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
     assert.ok(p.siteId, 'site id kept beside it');
   }
   // Sage ID consent URL: audience + offline_access
-  const url = new URL((await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}x&provider=sage-200`, headers: operatorAuth })).headers.location as string);
+  const url = new URL(
+    (
+      await h.web.inject({
+        method: 'GET',
+        url: `/connect?tenantId=${tenantId}x&provider=sage-200`,
+        headers: operatorAuth,
+      })
+    ).headers.location as string,
+  );
   assert.equal(url.searchParams.get('scope'), 'openid profile email offline_access');
   assert.ok(url.searchParams.get('audience'));
   assert.ok(url.searchParams.get('state'));
@@ -80,7 +88,11 @@ test('Sage 200 consent: sites become partitions (company id, site id beside it),
 test('forged, replayed and expired state → HTTP 400 and nothing changed', async () => {
   const tenantId = uniqueName('st');
   const wfId = connectionWorkflowId('sage-accounting', tenantId);
-  const connect = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${tenantId}&provider=sage-accounting`, headers: operatorAuth });
+  const connect = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${tenantId}&provider=sage-accounting`,
+    headers: operatorAuth,
+  });
   const callbackUrl = await h.followConsent(String(connect.headers.location));
   const cb = new URL(callbackUrl);
   const code = cb.searchParams.get('code')!;
@@ -88,21 +100,31 @@ test('forged, replayed and expired state → HTTP 400 and nothing changed', asyn
   const handle = h.stack.client.workflow.getHandle(wfId);
   // Accepted updates and activities are what "changing something" leaves in history (workflow-task bookkeeping aside).
   const footprint = async () =>
-    ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.activityTaskScheduledEventAttributes).length;
+    ((await handle.fetchHistory()).events ?? []).filter(
+      (e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.activityTaskScheduledEventAttributes,
+    ).length;
   await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.authorizationUrl !== null);
   await new Promise((r) => setTimeout(r, 500));
   const before = await footprint();
 
   // forged: valid format, wrong MAC
   const [a, b, c] = state.split('.');
-  const forged = await h.callback(`http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${a}.${b}.${c}.AAAAAAAAAAAAAAAAAAAAAA`);
+  const forged = await h.callback(
+    `http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${a}.${b}.${c}.AAAAAAAAAAAAAAAAAAAAAA`,
+  );
   assert.equal(forged.status, 400);
   // expired: authentic but past its expiry
   const expired = mintState(h.stack.config, wfId, 1_000, Date.now() - 60_000);
-  assert.equal((await h.callback(`http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${expired.state}`)).status, 400);
+  assert.equal(
+    (await h.callback(`http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${expired.state}`)).status,
+    400,
+  );
   // authentic, unexpired, but never issued by this workflow (unknown nonce) → rejected by the validator
   const unknown = mintState(h.stack.config, wfId, 60_000);
-  assert.equal((await h.callback(`http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${unknown.state}`)).status, 400);
+  assert.equal(
+    (await h.callback(`http://x/oauth/callback?code=${encodeURIComponent(code)}&state=${unknown.state}`)).status,
+    400,
+  );
   assert.equal(await footprint(), before, 'validator rejections accept nothing and run nothing');
   assert.equal((await handle.query(statusQuery)).state, 'awaiting_authorization');
 
@@ -116,9 +138,13 @@ test('forged, replayed and expired state → HTTP 400 and nothing changed', asyn
   assert.equal((await handle.query(statusQuery)).tokenVersion, v);
 });
 
-test('denied consent (access_denied) is shown with Sage\'s reason and recorded as consent_denied', async () => {
+test("denied consent (access_denied) is shown with Sage's reason and recorded as consent_denied", async () => {
   const tenantId = uniqueName('deny');
-  h.sim.admin.nextConsent({ provider: 'sage-accounting', deny: 'access_denied', denyDescription: 'The user denied access' });
+  h.sim.admin.nextConsent({
+    provider: 'sage-accounting',
+    deny: 'access_denied',
+    denyDescription: 'The user denied access',
+  });
   const res = await h.consent(tenantId, 'sage-accounting');
   assert.equal(res.status, 422);
   assert.match(res.body, /access_denied/);
@@ -187,7 +213,10 @@ test('re-consent whose new grant reaches none of the partitions: refused (4xx na
   assert.equal(st.lastReconsent?.reason, 'reconsent_no_partitions');
   assert.equal(st.lastReconsent?.userChanged, true);
   assert.equal(st.lastReconsent?.sageUserId, intruder.uuid);
-  assert.deepEqual([...(st.lastReconsent?.unreachablePartitions ?? [])].sort(), before.partitions.map((p) => p.id).sort());
+  assert.deepEqual(
+    [...(st.lastReconsent?.unreachablePartitions ?? [])].sort(),
+    before.partitions.map((p) => p.id).sort(),
+  );
 
   // Revoked at Sage: the intruder's grant is dead, the owner's is live.
   const intruderGrants = h.sim.admin.grants('sage-accounting', intruder.id).grants;
@@ -203,7 +232,11 @@ test('re-consent whose new grant reaches none of the partitions: refused (4xx na
   assert.equal(conn?.state, 'connected');
 
   // The previous grant keeps working: a refresh rotates it.
-  const lease = await acquireAccessToken({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config }, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: before.tokenVersion! });
+  const lease = await acquireAccessToken(
+    { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config },
+    { tenantId, provider: 'sage-accounting' },
+    { rejectedTokenVersion: before.tokenVersion! },
+  );
   assert.equal(lease.tokenVersion, before.tokenVersion! + 1);
 });
 
@@ -249,7 +282,8 @@ test('Temporal UI: current details show state, reason and, while awaiting consen
   const id = await h.start({ tenantId, provider: 'sage-accounting' });
   const handle = h.stack.client.workflow.getHandle(id);
   const awaiting = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.authorizationUrl !== null);
-  const meta = async () => (await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+  const meta = async () =>
+    (await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
   const d1 = await meta();
   assert.match(d1, /awaiting_authorization/);
   assert.match(d1, /awaiting_consent/);
@@ -261,22 +295,31 @@ test('Temporal UI: current details show state, reason and, while awaiting consen
 });
 
 // Before the fix the workflow task failed forever (the run never ended): the timeout turns that into a failure.
-test('carried state is input too: a malformed __carried fails the workflow at once with InvalidInput naming it', { timeout: 60_000 }, async (t) => {
-  const tenantId = uniqueName('carried');
-  t.after(() => h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId)).terminate('test over').catch(() => {}));
-  const run = h.stack.client.workflow.execute(tenantConnection, {
-    workflowId: connectionWorkflowId('sage-accounting', tenantId),
-    taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
-    args: [{ tenantId, provider: 'sage-accounting', __carried: {} } as never],
-    workflowTaskTimeout: '5s',
-  });
-  await assert.rejects(run, (err: unknown) => {
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, 'InvalidInput');
-    assert.match(err.cause.message, /__carried/);
-    return true;
-  });
-});
+test(
+  'carried state is input too: a malformed __carried fails the workflow at once with InvalidInput naming it',
+  { timeout: 60_000 },
+  async (t) => {
+    const tenantId = uniqueName('carried');
+    t.after(() =>
+      h.stack.client.workflow
+        .getHandle(connectionWorkflowId('sage-accounting', tenantId))
+        .terminate('test over')
+        .catch(() => {}),
+    );
+    const run = h.stack.client.workflow.execute(tenantConnection, {
+      workflowId: connectionWorkflowId('sage-accounting', tenantId),
+      taskQueue: h.stack.config.TEMPORAL_TASK_QUEUE,
+      args: [{ tenantId, provider: 'sage-accounting', __carried: {} } as never],
+      workflowTaskTimeout: '5s',
+    });
+    await assert.rejects(run, (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+      assert.equal(err.cause.type, 'InvalidInput');
+      assert.match(err.cause.message, /__carried/);
+      return true;
+    });
+  },
+);
 
 test('event ids are never reused: the first reauthorization alert after disconnect + restart under the same id gets a new id', async () => {
   const hook = await webhookReceiver();
@@ -284,7 +327,10 @@ test('event ids are never reused: the first reauthorization alert after disconne
     const tenantId = uniqueName('evid');
     const id = connectionWorkflowId('sage-accounting', tenantId);
     const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
-    const alerts = () => hook.received.map((r) => JSON.parse(r.body) as { id: string; type: string; workflowId: string }).filter((e) => e.workflowId === id && e.type === 'connection.reauthorization_required');
+    const alerts = () =>
+      hook.received
+        .map((r) => JSON.parse(r.body) as { id: string; type: string; workflowId: string })
+        .filter((e) => e.workflowId === id && e.type === 'connection.reauthorization_required');
     async function connectThenLoseGrant(): Promise<void> {
       const owner = sageUser();
       await h.start({ tenantId, provider: 'sage-accounting', notifyWebhookUrl: hook.url });
@@ -292,7 +338,9 @@ test('event ids are never reused: the first reauthorization alert after disconne
       const n = alerts().length;
       h.sim.admin.revoke({ provider: 'sage-accounting', userId: owner.id });
       const v = (await h.status(tenantId, 'sage-accounting')).tokenVersion!;
-      await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(() => {});
+      await acquireAccessToken(deps, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }).catch(
+        () => {},
+      );
       const deadline = Date.now() + 60_000;
       while (alerts().length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
       assert.equal(alerts().length, n + 1, 'one reauthorization alert');
@@ -305,7 +353,11 @@ test('event ids are never reused: the first reauthorization alert after disconne
     const [first, second] = alerts();
     assert.ok(first && second);
     assert.notEqual(second.id, first.id, 'a receiver deduplicating by id would drop the second alert');
-    assert.equal(new Set(hook.received.map((r) => r.headers['x-sage-sync-event-id'])).size, hook.received.length, 'no id delivered twice');
+    assert.equal(
+      new Set(hook.received.map((r) => r.headers['x-sage-sync-event-id'])).size,
+      hook.received.length,
+      'no id delivered twice',
+    );
   } finally {
     await hook.close();
   }
@@ -327,6 +379,9 @@ test('Sage 200: a re-consent by a Sage ID user who reaches none of the sites is 
   assert.equal(st.tokenVersion, before.tokenVersion);
   assert.deepEqual(st.partitions, before.partitions);
   assert.equal(st.lastReconsent?.outcome, 'refused');
-  assert.ok(h.sim.admin.grants('sage-200', intruder.id).grants.every((g) => g.revoked), 'the refused Sage ID grant is revoked');
+  assert.ok(
+    h.sim.admin.grants('sage-200', intruder.id).grants.every((g) => g.revoked),
+    'the refused Sage ID grant is revoked',
+  );
   assert.ok(h.sim.admin.grants('sage-200', owner.id).grants.every((g) => !g.revoked));
 });

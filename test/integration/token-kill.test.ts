@@ -23,7 +23,12 @@ after(async () => h?.close());
 
 function childEnv(crashAt: string): Record<string, string> {
   const c = h.stack.config;
-  return workerEnvFor(c, { ...h.sim.env, LOG_LEVEL: 'debug', PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, TEST_CRASH_AT: crashAt });
+  return workerEnvFor(c, {
+    ...h.sim.env,
+    LOG_LEVEL: 'debug',
+    PUBLIC_BASE_URL: c.PUBLIC_BASE_URL,
+    TEST_CRASH_AT: crashAt,
+  });
 }
 
 async function waitForOutput(out: () => string, re: RegExp, timeoutMs = 90_000): Promise<void> {
@@ -44,7 +49,11 @@ async function killDuringRefresh(point: string) {
     assert.equal(res.status, 200, res.body);
     const before = h.sim.admin.counters().byProvider['sage-accounting'];
     // Force a refresh (version 1 rejected); the child kills itself inside it.
-    const pending = acquireAccessToken({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config }, { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
+    const pending = acquireAccessToken(
+      { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config },
+      { tenantId, provider: 'sage-accounting' },
+      { rejectedTokenVersion: 1 },
+    );
     pending.catch(() => {});
     const code = await child.exited;
     assert.equal(code, null, 'killed by a signal');
@@ -73,14 +82,20 @@ for (const point of ['refresh:before-sage', 'refresh:after-store'] as const) {
       const lease = await k.pending;
       assert.equal(lease.tokenVersion, 2);
       const after = h.sim.admin.counters().byProvider['sage-accounting'];
-      console.log(`${point}: refreshes at Sage ${after.refreshes - k.before.refreshes}, reused refresh tokens ${after.reusedRefreshTokens - k.before.reusedRefreshTokens}`);
+      console.log(
+        `${point}: refreshes at Sage ${after.refreshes - k.before.refreshes}, reused refresh tokens ${after.reusedRefreshTokens - k.before.reusedRefreshTokens}`,
+      );
       assert.equal(after.reusedRefreshTokens - k.before.reusedRefreshTokens, 0, 'no refresh token presented twice');
       assert.equal(after.refreshes - k.before.refreshes, 1, 'exactly one rotation at Sage');
       const st = await h.status(k.tenantId, 'sage-accounting');
       assert.equal(st.state, 'connected');
       assert.equal(st.tokenVersion, 2);
       // and the rotated pair keeps working
-      const next = await acquireAccessToken({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config }, { tenantId: k.tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 2 });
+      const next = await acquireAccessToken(
+        { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config },
+        { tenantId: k.tenantId, provider: 'sage-accounting' },
+        { rejectedTokenVersion: 2 },
+      );
       assert.equal(next.tokenVersion, 3);
     });
   });
@@ -91,11 +106,17 @@ test('worker SIGKILLed after Sage answered but before the store (the one window 
   // pretend otherwise: the connection asks for reauthorization at once with a reason that says what happened.
   const k = await killDuringRefresh('refresh:after-sage');
   await withRecoveryWorker(async () => {
-    await assert.rejects(k.pending, (err: unknown) => err instanceof ReauthorizationRequiredError && err.reason === 'refresh_response_lost');
+    await assert.rejects(
+      k.pending,
+      (err: unknown) => err instanceof ReauthorizationRequiredError && err.reason === 'refresh_response_lost',
+    );
     const st = await h.status(k.tenantId, 'sage-accounting');
     assert.equal(st.state, 'reauthorization_required');
     assert.equal(st.reason, 'refresh_response_lost');
-    assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].reusedRefreshTokens - k.before.reusedRefreshTokens, 1);
+    assert.equal(
+      h.sim.admin.counters().byProvider['sage-accounting'].reusedRefreshTokens - k.before.reusedRefreshTokens,
+      1,
+    );
   });
 });
 
@@ -103,6 +124,9 @@ test('worker logs at debug level contain no issued token or code', () => {
   const { tokens, codes } = h.sim.admin.issuedTokens() as { tokens: string[]; codes: string[] };
   const all = logs.join('\n');
   assert.ok(all.length > 1000, 'logs were captured');
-  assert.deepEqual([...tokens, ...codes].filter((t) => t.length >= 16 && all.includes(t)), []);
+  assert.deepEqual(
+    [...tokens, ...codes].filter((t) => t.length >= 16 && all.includes(t)),
+    [],
+  );
   assert.equal(connectionWorkflowId('sage-accounting', 'x'), 'sage-connection:sage-accounting:x');
 });

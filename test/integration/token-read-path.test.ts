@@ -36,7 +36,8 @@ async function connect(prefix: string, provider: Provider = 'sage-accounting'): 
   await h.waitForStatus(
     tenantId,
     provider,
-    (s: ConnectionStatus) => s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
+    (s: ConnectionStatus) =>
+      s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
     240_000, // generous: the machine is shared, and a first sync was seen to take over 90 s under load
   );
   return tenantId;
@@ -57,13 +58,19 @@ test('500 concurrent callers of a valid token: served from the store, 0 Temporal
   const tenantId = await connect('readpath');
   const eventsBefore = await settledHistoryLength(tenantId);
   const refreshesBefore = counters('sage-accounting').refreshes;
-  const results = await Promise.all(Array.from({ length: 500 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { minValidSeconds: 60 })));
+  const results = await Promise.all(
+    Array.from({ length: 500 }, () =>
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { minValidSeconds: 60 }),
+    ),
+  );
   assert.equal(await settledHistoryLength(tenantId), eventsBefore, 'no history event: no update reached the workflow');
   assert.equal(counters('sage-accounting').refreshes - refreshesBefore, 0, 'no refresh at Sage');
   assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([1]));
   assert.deepEqual(new Set(results.map((r) => r.servedBy)), new Set(['store']));
   // The token is the real one and works at Sage.
-  const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, { headers: { authorization: `Bearer ${results[0]!.accessToken}` } });
+  const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, {
+    headers: { authorization: `Bearer ${results[0]!.accessToken}` },
+  });
   assert.equal(api.status, 200);
 });
 
@@ -71,14 +78,22 @@ test('a rejected version still goes to the workflow: 50 callers → exactly 1 re
   const tenantId = await connect('readrej');
   const before = counters('sage-accounting');
   const eventsBefore = await settledHistoryLength(tenantId);
-  const forced = await Promise.all(Array.from({ length: 50 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 })));
+  const forced = await Promise.all(
+    Array.from({ length: 50 }, () =>
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+    ),
+  );
   assert.equal(counters('sage-accounting').refreshes - before.refreshes, 1);
   assert.equal(counters('sage-accounting').reusedRefreshTokens - before.reusedRefreshTokens, 0);
   assert.deepEqual(new Set(forced.map((r) => r.tokenVersion)), new Set([2]));
   assert.deepEqual(new Set(forced.map((r) => r.servedBy)), new Set(['workflow']));
   assert.ok((await settledHistoryLength(tenantId)) > eventsBefore, 'the rejection reached the workflow');
   // A stale holder of version 1 (read before the refresh landed, then 401) gets version 2 without a second refresh.
-  const stale = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
+  const stale = await acquireAccessToken(
+    deps(),
+    { tenantId, provider: 'sage-accounting' },
+    { rejectedTokenVersion: 1 },
+  );
   assert.equal(stale.tokenVersion, 2);
   assert.equal(counters('sage-accounting').refreshes - before.refreshes, 1);
   // Plain reads now get version 2 from the store.
@@ -94,10 +109,16 @@ test('a revoked grant: its valid-looking stored token is never served from the s
   const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
   h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
   // A sync got a 401 on version 1 → the workflow refreshes → invalid_grant → reauthorization_required.
-  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), ReauthorizationRequiredError);
+  await assert.rejects(
+    acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+    ReauthorizationRequiredError,
+  );
   // The stored token still looks valid for minutes (nothing deletes it on reauthorization)...
   const stored = await readTokenDoc(h.stack.mongo, id);
-  assert.ok(stored && stored.accessTokenExpiresAt.getTime() - Date.now() > 60_000, 'the stored access token has minutes left');
+  assert.ok(
+    stored && stored.accessTokenExpiresAt.getTime() - Date.now() > 60_000,
+    'the stored access token has minutes left',
+  );
   // ...but the very next plain read (no waiting for the mirror) is refused with the workflow's reason.
   await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }), (err: unknown) => {
     assert.ok(err instanceof ReauthorizationRequiredError);
@@ -139,26 +160,34 @@ test('a storm across 2 processes (current version rejected): exactly 1 refresh a
   const tenantId = await connect('twoproc');
   const before = counters('sage-accounting');
   const startAt = Date.now() + 8_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '..', 'helpers', 'token-callers.ts')], {
-    env: {
-      ...process.env,
-      ...workerEnvFor(h.stack.config),
-      LOG_LEVEL: 'silent',
-      ...h.sim.env,
-      CALLERS: '50',
-      CALLERS_TENANT: tenantId,
-      CALLERS_PROVIDER: 'sage-accounting',
-      CALLERS_REJECTED_VERSION: '1',
-      CALLERS_START_AT: String(startAt),
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, '..', 'helpers', 'token-callers.ts')],
+    {
+      env: {
+        ...process.env,
+        ...workerEnvFor(h.stack.config),
+        LOG_LEVEL: 'silent',
+        ...h.sim.env,
+        CALLERS: '50',
+        CALLERS_TENANT: tenantId,
+        CALLERS_PROVIDER: 'sage-accounting',
+        CALLERS_REJECTED_VERSION: '1',
+        CALLERS_START_AT: String(startAt),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', r));
   await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
-  const mine = await Promise.all(Array.from({ length: 50 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 })));
+  const mine = await Promise.all(
+    Array.from({ length: 50 }, () =>
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+    ),
+  );
   assert.equal(await exited, 0, out);
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(line, `the other process reported its results: ${out.slice(-2000)}`);

@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, disconnectSignal, syncReportSignal, syncScheduleId, type ConnectionStatus, type Provider } from '../../src/messages.js';
+import {
+  connectionWorkflowId,
+  disconnectSignal,
+  syncReportSignal,
+  syncScheduleId,
+  type ConnectionStatus,
+  type Provider,
+} from '../../src/messages.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { EncryptionCodec } from '../../src/temporal/codec.js';
 import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
@@ -45,7 +52,12 @@ async function connect(provider: Provider, prefix: string): Promise<string> {
 
 /** The schedule's first sync starts right after consent; waits until it has reported every business. */
 async function waitForFirstSync(tenantId: string): Promise<ConnectionStatus> {
-  return h.waitForStatus(tenantId, 'sage-accounting', (s) => s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'), 90_000);
+  return h.waitForStatus(
+    tenantId,
+    'sage-accounting',
+    (s) => s.partitions.length > 0 && s.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
+    90_000,
+  );
 }
 
 /** A counter's value in this process's registry (the test worker runs in-process, so its activities count here). */
@@ -70,15 +82,21 @@ test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE
   await new Promise((r) => setTimeout(r, 3_300));
   const before = refreshes('sage-accounting');
   const expected = current + 2;
-  const metricBefore = await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' });
+  const metricBefore = await metricValue('sage_sync_token_refreshes_total', {
+    provider: 'sage-accounting',
+    outcome: 'refreshed',
+  });
   const started = Date.now();
-  const results = await Promise.all(Array.from({ length: 200 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })));
+  const results = await Promise.all(
+    Array.from({ length: 200 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })),
+  );
   console.log(`storm: 200 getAccessToken calls answered in ${Date.now() - started} ms`);
   const after = refreshes('sage-accounting');
   console.log(`storm: 200 callers → ${after - before} refresh(es) at the simulator`);
   assert.equal(after - before, 1);
   assert.equal(
-    (await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' })) - metricBefore,
+    (await metricValue('sage_sync_token_refreshes_total', { provider: 'sage-accounting', outcome: 'refreshed' })) -
+      metricBefore,
     1,
     'the refresh is counted once in the worker metrics',
   );
@@ -90,7 +108,9 @@ test('200 concurrent getAccessToken calls on an expiring token cause exactly ONE
   await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
   assert.equal(refreshes('sage-accounting'), after);
   // The token works at Sage.
-  const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, { headers: { authorization: `Bearer ${results[0]!.accessToken}` } });
+  const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, {
+    headers: { authorization: `Bearer ${results[0]!.accessToken}` },
+  });
   assert.equal(api.status, 200);
 });
 
@@ -100,11 +120,19 @@ test('rejectedTokenVersion: a stale version gets the current token, the current 
   assert.equal(first.tokenVersion, 1);
   const before = refreshes('sage-accounting');
   // 20 callers all report version 1 as rejected (401): one refresh, everyone gets version 2.
-  const forced = await Promise.all(Array.from({ length: 20 }, () => acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 })));
+  const forced = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+    ),
+  );
   assert.equal(refreshes('sage-accounting') - before, 1);
   assert.ok(forced.every((r) => r.tokenVersion === 2));
   // A late caller still holding version 1: stale, no refresh.
-  const stale = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 });
+  const stale = await acquireAccessToken(
+    deps(),
+    { tenantId, provider: 'sage-accounting' },
+    { rejectedTokenVersion: 1 },
+  );
   assert.equal(stale.tokenVersion, 2);
   assert.equal(refreshes('sage-accounting') - before, 1);
   // Sage 200 path works the same way.
@@ -125,7 +153,16 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   const reported = (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id;
   await handle.signal(syncReportSignal, {
     partitionId: reported,
-    summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 2, upserted: 2, modified: 0, deleted: 0, quarantined: 0 },
+    summary: {
+      finishedAt: new Date().toISOString(),
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 2,
+      upserted: 2,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    },
   });
   const partitionsBefore = (await h.status(tenantId, 'sage-accounting')).partitions;
   // The user disconnects our app in Sage.
@@ -136,16 +173,29 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   assert.ok(userId);
   h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
   const invalidBefore = h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants;
-  const reauthMetricBefore = await metricValue('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'refresh_token_invalid' });
-
-  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), (err: unknown) => {
-    assert.ok(err instanceof ReauthorizationRequiredError);
-    assert.equal(err.reason, 'refresh_token_invalid');
-    return true;
+  const reauthMetricBefore = await metricValue('sage_sync_reauthorizations_required_total', {
+    provider: 'sage-accounting',
+    reason: 'refresh_token_invalid',
   });
-  assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore, 1, 'exactly one invalid_grant');
+
+  await assert.rejects(
+    acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+    (err: unknown) => {
+      assert.ok(err instanceof ReauthorizationRequiredError);
+      assert.equal(err.reason, 'refresh_token_invalid');
+      return true;
+    },
+  );
   assert.equal(
-    (await metricValue('sage_sync_reauthorizations_required_total', { provider: 'sage-accounting', reason: 'refresh_token_invalid' })) - reauthMetricBefore,
+    h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore,
+    1,
+    'exactly one invalid_grant',
+  );
+  assert.equal(
+    (await metricValue('sage_sync_reauthorizations_required_total', {
+      provider: 'sage-accounting',
+      reason: 'refresh_token_invalid',
+    })) - reauthMetricBefore,
     1,
     'the reauthorization is counted in the worker metrics',
   );
@@ -153,7 +203,10 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   assert.equal(st.state, 'reauthorization_required', JSON.stringify(st));
   assert.equal(st.reason, 'refresh_token_invalid');
   // Further callers are refused at once, without calling Sage.
-  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }), ReauthorizationRequiredError);
+  await assert.rejects(
+    acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }),
+    ReauthorizationRequiredError,
+  );
   assert.equal(h.sim.admin.counters().byProvider['sage-accounting'].invalidGrants - invalidBefore, 1);
 
   // Side effects run right after the state change (status answers first): poll for them.
@@ -167,7 +220,8 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
 
   // Webhook: delivered despite a first 503 (retried), signed, with the event id in header and body.
   const deadline = Date.now() + 60_000;
-  while (!hook.received.some((r) => r.body.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  while (!hook.received.some((r) => r.body.includes(id)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 250));
   const got = hook.received.find((r) => r.body.includes(id));
   assert.ok(got, 'webhook received');
   const event = JSON.parse(got.body);
@@ -188,13 +242,24 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   assert.equal(back.reason, null);
   assert.ok(back.tokenVersion! > 1);
   assert.deepEqual(back.partitions.map((p) => p.id).sort(), partitionsBefore.map((p) => p.id).sort());
-  assert.deepEqual(Object.keys(back.lastSync).sort(), partitionsBefore.map((p) => p.id).sort(), 'sync state kept for every business');
+  assert.deepEqual(
+    Object.keys(back.lastSync).sort(),
+    partitionsBefore.map((p) => p.id).sort(),
+    'sync state kept for every business',
+  );
   assert.equal(back.lastSync[reported]?.fetched, 2, 'the last reported summary survived the reauthorization');
   assert.equal((await handle.describe()).runId, runId);
-  assert.equal((await h.stack.client.schedule.getHandle(syncScheduleId('sage-accounting', tenantId)).describe()).state.paused, false);
+  assert.equal(
+    (await h.stack.client.schedule.getHandle(syncScheduleId('sage-accounting', tenantId)).describe()).state.paused,
+    false,
+  );
   const ok = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' });
   assert.equal(ok.tokenVersion, back.tokenVersion);
-  while (!hook.received.some((r) => r.body.includes('connection.recovered') && r.body.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  while (
+    !hook.received.some((r) => r.body.includes('connection.recovered') && r.body.includes(id)) &&
+    Date.now() < deadline
+  )
+    await new Promise((r) => setTimeout(r, 250));
   assert.ok(hook.received.some((r) => r.body.includes('connection.recovered') && r.body.includes(id)));
 });
 
@@ -203,7 +268,10 @@ test('transient token-endpoint failures (503) keep the connection connected with
   h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
   try {
     // The caller's version was rejected and no new one can be had right now: a transient error, no reauthorization.
-    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+    await assert.rejects(
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+      TokenUnavailableError,
+    );
     const st = await h.status(tenantId, 'sage-accounting');
     assert.equal(st.state, 'connected');
     assert.equal(st.reason, 'token_refresh_failing');
@@ -221,13 +289,18 @@ test('history holds no plaintext failure: a Sage error text from a failed refres
   const sageText = 'The authorization server could not handle the request.';
   h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
   try {
-    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+    await assert.rejects(
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+      TokenUnavailableError,
+    );
   } finally {
     h.sim.admin.clearFaults();
   }
   const handle = h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId));
   const history = await handle.fetchHistory();
-  const failures = (history.events ?? []).flatMap((e) => (e.activityTaskFailedEventAttributes?.failure ? [e.activityTaskFailedEventAttributes.failure] : []));
+  const failures = (history.events ?? []).flatMap((e) =>
+    e.activityTaskFailedEventAttributes?.failure ? [e.activityTaskFailedEventAttributes.failure] : [],
+  );
   assert.ok(failures.length > 0, 'the refresh activity failed in history');
   const raw = JSON.stringify(history);
   assert.ok(!raw.includes(sageText), "Sage's error text is not in the stored history");
@@ -243,9 +316,18 @@ test('history holds no plaintext failure: a Sage error text from a failed refres
 test('a refresh that failed without reaching Sage (429) leaves no doubt: a later real revocation reads as refresh_token_invalid, not refresh_response_lost', async () => {
   const tenantId = await connect('sage-accounting', 'stale-lease');
   const id = connectionWorkflowId('sage-accounting', tenantId);
-  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 429, retryAfterSeconds: 1 });
+  h.sim.admin.addFaults({
+    provider: 'sage-accounting',
+    scope: 'token',
+    kind: 'status',
+    status: 429,
+    retryAfterSeconds: 1,
+  });
   try {
-    await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }), TokenUnavailableError);
+    await assert.rejects(
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+      TokenUnavailableError,
+    );
   } finally {
     h.sim.admin.clearFaults();
   }
@@ -254,11 +336,18 @@ test('a refresh that failed without reaching Sage (429) leaves no doubt: a later
   // The user then really disconnects our app in Sage.
   const { refreshToken } = openTokens(keyRingFromConfig(h.stack.config), doc!);
   h.sim.admin.revoke({ provider: 'sage-accounting', refreshToken: refreshToken! });
-  await assert.rejects(acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1, deadlineMs: 120_000 }), (err: unknown) => {
-    assert.ok(err instanceof ReauthorizationRequiredError, String(err));
-    assert.equal(err.reason, 'refresh_token_invalid');
-    return true;
-  });
+  await assert.rejects(
+    acquireAccessToken(
+      deps(),
+      { tenantId, provider: 'sage-accounting' },
+      { rejectedTokenVersion: 1, deadlineMs: 120_000 },
+    ),
+    (err: unknown) => {
+      assert.ok(err instanceof ReauthorizationRequiredError, String(err));
+      assert.equal(err.reason, 'refresh_token_invalid');
+      return true;
+    },
+  );
   const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.state === 'reauthorization_required');
   assert.equal(st.reason, 'refresh_token_invalid');
 });
@@ -274,17 +363,36 @@ test('continue-as-new keeps the whole state (tokens, partitions, sync state, cou
   const before = await waitForFirstSync(tenantId);
   await handle.signal(syncReportSignal, {
     partitionId: before.partitions[0]!.id,
-    summary: { finishedAt: new Date().toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 },
+    summary: {
+      finishedAt: new Date().toISOString(),
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 1,
+      upserted: 1,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    },
   });
   let v = 1;
-  for (let i = 0; i < 12; i++) v = (await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v })).tokenVersion;
+  for (let i = 0; i < 12; i++)
+    v = (await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: v }))
+      .tokenVersion;
   const after = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.tokenVersion === v);
   assert.notEqual((await handle.describe()).runId, firstRun, 'continued as new');
   assert.equal(after.state, 'connected');
   assert.equal(after.refreshCount, 12);
   assert.deepEqual(after.partitions, before.partitions);
-  assert.deepEqual(Object.keys(after.lastSync).sort(), before.partitions.map((p) => p.id).sort(), 'sync state carried for every business');
-  assert.equal(after.lastSync[before.partitions[0]!.id]?.fetched, 1, 'the last reported summary carried across continue-as-new');
+  assert.deepEqual(
+    Object.keys(after.lastSync).sort(),
+    before.partitions.map((p) => p.id).sort(),
+    'sync state carried for every business',
+  );
+  assert.equal(
+    after.lastSync[before.partitions[0]!.id]?.fetched,
+    1,
+    'the last reported summary carried across continue-as-new',
+  );
 });
 
 test('disconnect: revoke at Sage, delete tokens and schedule, end as disconnected', async () => {
@@ -317,13 +425,18 @@ test('keep-alive: an idle tenant refreshes before its refresh token lapses, woke
   const eventsBefore = (await handle.fetchHistory()).events?.length ?? 0;
   const st = await h.waitForStatus(tenantId, 'sage-accounting', (s) => s.refreshCount === 1, 45_000);
   assert.equal(st.state, 'connected');
-  assert.ok(Date.parse(st.refreshTokenExpiresAt!) > Date.now() + 30 * 86400_000, 'refresh token renewed for its full life');
+  assert.ok(
+    Date.parse(st.refreshTokenExpiresAt!) > Date.now() + 30 * 86400_000,
+    'refresh token renewed for its full life',
+  );
   await new Promise((r) => setTimeout(r, 2_000));
   const events = (await handle.fetchHistory()).events ?? [];
   const cycle = events.slice(eventsBefore);
   const timers = cycle.filter((e) => e.timerStartedEventAttributes).length;
   const days = (defaults.sageAccounting.refreshTokenTtlSeconds * 0.8) / 86400;
-  console.log(`keep-alive cycle: ${cycle.length} history events, ${timers} timer(s); with Sage Accounting's ${defaults.sageAccounting.refreshTokenTtlSeconds / 86400}-day refresh token one cycle per ${days.toFixed(1)} days → ${(cycle.length / days).toFixed(2)} events per idle tenant-day`);
+  console.log(
+    `keep-alive cycle: ${cycle.length} history events, ${timers} timer(s); with Sage Accounting's ${defaults.sageAccounting.refreshTokenTtlSeconds / 86400}-day refresh token one cycle per ${days.toFixed(1)} days → ${(cycle.length / days).toFixed(2)} events per idle tenant-day`,
+  );
   assert.ok(timers <= 2, 'one timer to the next deadline, no polling');
   assert.ok(cycle.length / days <= 5, 'at most 5 history events per idle tenant-day');
 });
@@ -335,7 +448,11 @@ test('no plaintext token in any workflow history (raw, as stored) or MongoDB doc
   const tenantId = await connect('sage-accounting', 'plaintext-scan');
   let version = (await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' })).tokenVersion;
   for (let i = 0; i < 5; i++) {
-    const next = await acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: version });
+    const next = await acquireAccessToken(
+      deps(),
+      { tenantId, provider: 'sage-accounting' },
+      { rejectedTokenVersion: version },
+    );
     assert.equal(next.tokenVersion, version + 1, 'a forced refresh rotates the tokens');
     version = next.tokenVersion;
   }
@@ -344,13 +461,16 @@ test('no plaintext token in any workflow history (raw, as stored) or MongoDB doc
   assert.ok(tokens.length > 10);
   const secrets = [...tokens, ...codes].filter((t) => t.length >= 16);
   const haystacks: string[] = [];
-  for await (const wf of h.stack.client.workflow.list({ query: `TaskQueue = "${h.stack.config.TEMPORAL_TASK_QUEUE}"` })) {
+  for await (const wf of h.stack.client.workflow.list({
+    query: `TaskQueue = "${h.stack.config.TEMPORAL_TASK_QUEUE}"`,
+  })) {
     const history = await h.stack.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
     haystacks.push(JSON.stringify(history), Buffer.from(JSON.stringify(history)).toString('latin1'));
   }
   assert.ok(haystacks.length > 0);
   for (const name of await h.stack.mongo.db.listCollections().toArray()) {
-    for (const doc of await h.stack.mongo.db.collection(name.name).find({}).toArray()) haystacks.push(JSON.stringify(doc));
+    for (const doc of await h.stack.mongo.db.collection(name.name).find({}).toArray())
+      haystacks.push(JSON.stringify(doc));
   }
   const all = haystacks.join('\n');
   const leaks = secrets.filter((s) => all.includes(s));

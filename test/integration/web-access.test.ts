@@ -17,7 +17,9 @@ import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 let h: TokenHarness;
 let ownOrigin: string;
 const UI_ORIGIN = 'http://127.0.0.1:8233';
-const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+});
 const operatorBasic = basic('anyone', TEST_OPERATOR_TOKEN);
 const tenant = (p: string) => uniqueName(p).replace(/_/g, '-');
 
@@ -60,8 +62,18 @@ const OPERATOR_ROUTES: { method: 'GET' | 'POST'; url: string; body?: string; typ
   { method: 'GET', url: '/' },
   { method: 'GET', url: '/connections' },
   { method: 'GET', url: '/api/connections' },
-  { method: 'POST', url: '/connections/sage-accounting/nobody/sync-now', body: 'mode=full', type: 'application/x-www-form-urlencoded' },
-  { method: 'POST', url: '/connections/sage-accounting/nobody/disconnect', body: 'revoke=true', type: 'application/x-www-form-urlencoded' },
+  {
+    method: 'POST',
+    url: '/connections/sage-accounting/nobody/sync-now',
+    body: 'mode=full',
+    type: 'application/x-www-form-urlencoded',
+  },
+  {
+    method: 'POST',
+    url: '/connections/sage-accounting/nobody/disconnect',
+    body: 'revoke=true',
+    type: 'application/x-www-form-urlencoded',
+  },
   { method: 'GET', url: '/connect?tenantId=nobody-anon&provider=sage-accounting' },
   { method: 'POST', url: '/codec/encode', body: '{"payloads":[]}', type: 'application/json' },
   { method: 'POST', url: '/codec/decode', body: '{"payloads":[]}', type: 'application/json' },
@@ -83,20 +95,41 @@ const WRONG_CREDENTIALS: [string, Record<string, string>][] = [
 test('every operator route answers 401 with a Basic challenge to anonymous and wrong credentials, and changes nothing', async () => {
   for (const r of OPERATOR_ROUTES) {
     for (const [what, headers] of WRONG_CREDENTIALS) {
-      const res = await h.web.inject({ method: r.method, url: r.url, headers: { ...headers, ...(r.type ? { 'content-type': r.type } : {}) }, ...(r.body ? { payload: r.body } : {}) });
-      assert.equal(res.statusCode, 401, `${r.method} ${r.url} with ${what}: ${res.statusCode} ${res.body.slice(0, 200)}`);
-      assert.match(String(res.headers['www-authenticate']), /^Basic realm="sage-sync operator"/, `${r.method} ${r.url} challenges a browser to log in`);
+      const res = await h.web.inject({
+        method: r.method,
+        url: r.url,
+        headers: { ...headers, ...(r.type ? { 'content-type': r.type } : {}) },
+        ...(r.body ? { payload: r.body } : {}),
+      });
+      assert.equal(
+        res.statusCode,
+        401,
+        `${r.method} ${r.url} with ${what}: ${res.statusCode} ${res.body.slice(0, 200)}`,
+      );
+      assert.match(
+        String(res.headers['www-authenticate']),
+        /^Basic realm="sage-sync operator"/,
+        `${r.method} ${r.url} challenges a browser to log in`,
+      );
       assert.ok(!res.body.includes(TEST_OPERATOR_TOKEN), 'the answer never echoes the credential');
     }
   }
-  assert.equal(await exists(connectionWorkflowId('sage-accounting', 'nobody-anon')), false, 'an anonymous /connect started no workflow');
+  assert.equal(
+    await exists(connectionWorkflowId('sage-accounting', 'nobody-anon')),
+    false,
+    'an anonymous /connect started no workflow',
+  );
 });
 
 test('the operator credential opens the operator routes: Bearer, or Basic with any user name', async () => {
   for (const headers of [operatorAuth, operatorBasic, basic('', TEST_OPERATOR_TOKEN)]) {
     for (const url of ['/connections', '/api/connections', '/metrics']) {
       const res = await h.web.inject({ method: 'GET', url, headers });
-      assert.equal(res.statusCode, 200, `${url} with ${headers.authorization.split(' ')[0]}: ${res.body.slice(0, 200)}`);
+      assert.equal(
+        res.statusCode,
+        200,
+        `${url} with ${headers.authorization.split(' ')[0]}: ${res.body.slice(0, 200)}`,
+      );
     }
   }
   const metrics = await h.web.inject({ method: 'GET', url: '/metrics', headers: operatorAuth });
@@ -119,13 +152,23 @@ test('security headers forbid framing and referrers on operator pages and on the
     const res = await h.web.inject({ method: 'GET', url, headers });
     assert.equal(res.headers['x-frame-options'], 'DENY', url);
     assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/, url);
-    const formAction = /form-action ([^;]+)/.exec(String(res.headers['content-security-policy']))?.[1]?.split(' ') ?? [];
+    const formAction =
+      /form-action ([^;]+)/.exec(String(res.headers['content-security-policy']))?.[1]?.split(' ') ?? [];
     assert.deepEqual(
       new Set(formAction),
-      new Set(["'self'", ownOrigin, new URL(h.stack.config.SAGE_ACCOUNTING_AUTH_URL).origin, new URL(h.stack.config.SAGE200_AUTH_URL).origin]),
+      new Set([
+        "'self'",
+        ownOrigin,
+        new URL(h.stack.config.SAGE_ACCOUNTING_AUTH_URL).origin,
+        new URL(h.stack.config.SAGE200_AUTH_URL).origin,
+      ]),
       `${url}: forms may lead only to us and Sage's consent pages`,
     );
-    assert.equal(res.headers['referrer-policy'], 'same-origin', `${url}: no referrer leaves for Sage (and same-origin posts keep their Origin)`);
+    assert.equal(
+      res.headers['referrer-policy'],
+      'same-origin',
+      `${url}: no referrer leaves for Sage (and same-origin posts keep their Origin)`,
+    );
     assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
   }
 });
@@ -138,14 +181,27 @@ test('page actions with the browser login: refused cross-site, with a null or mi
   const other = await pageSession();
   const form = (token: string) => `revoke=true&_csrf=${encodeURIComponent(token)}`;
   const post = (headers: Record<string, string>, body: string): Promise<LightMyRequestResponse> =>
-    h.web.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', ...operatorBasic, ...headers }, payload: body });
+    h.web.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...operatorBasic, ...headers },
+      payload: body,
+    });
 
   const refused: [string, Record<string, string>, string][] = [
     ['a foreign Origin', { origin: 'https://evil.example', cookie: session.cookie }, form(session.token)],
     ['Origin: null (sandboxed frame, data: URL)', { origin: 'null', cookie: session.cookie }, form(session.token)],
     ['no Origin', { cookie: session.cookie }, form(session.token)],
-    ['Sec-Fetch-Site: cross-site', { origin: ownOrigin, 'sec-fetch-site': 'cross-site', cookie: session.cookie }, form(session.token)],
-    ['Sec-Fetch-Site: same-site (a sibling subdomain)', { origin: ownOrigin, 'sec-fetch-site': 'same-site', cookie: session.cookie }, form(session.token)],
+    [
+      'Sec-Fetch-Site: cross-site',
+      { origin: ownOrigin, 'sec-fetch-site': 'cross-site', cookie: session.cookie },
+      form(session.token),
+    ],
+    [
+      'Sec-Fetch-Site: same-site (a sibling subdomain)',
+      { origin: ownOrigin, 'sec-fetch-site': 'same-site', cookie: session.cookie },
+      form(session.token),
+    ],
     ['no CSRF token', { origin: ownOrigin, cookie: session.cookie }, 'revoke=true'],
     ['a forged CSRF token', { origin: ownOrigin, cookie: session.cookie }, form(`${session.token.slice(0, -4)}AAAA`)],
     ['a token replayed from another session', { origin: ownOrigin, cookie: session.cookie }, form(other.token)],
@@ -159,20 +215,32 @@ test('page actions with the browser login: refused cross-site, with a null or mi
   const status = await h.status(t, 'sage-accounting');
   assert.equal(status.state, 'awaiting_authorization', 'no refused post reached the workflow');
 
-  const ok = await post({ origin: ownOrigin, cookie: session.cookie, 'sec-fetch-site': 'same-origin' }, form(session.token));
+  const ok = await post(
+    { origin: ownOrigin, cookie: session.cookie, 'sec-fetch-site': 'same-origin' },
+    form(session.token),
+  );
   assert.equal(ok.statusCode, 303, ok.body);
   assert.match(String(ok.headers.location), /done=disconnect_requested/);
   // The same token again (a reload of the page's form) is fine within the session: the cookie binds it, not a counter.
-  const result = (await h.stack.client.withDeadline(Date.now() + 60_000, () => h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', t)).result())) as { state: string };
+  const result = (await h.stack.client.withDeadline(Date.now() + 60_000, () =>
+    h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', t)).result(),
+  )) as { state: string };
   assert.equal(result.state, 'disconnected');
 });
 
 test('a script with the Bearer credential needs no CSRF token (a browser never attaches a Bearer header on its own)', async () => {
   const t = tenant('bearer');
   await h.start({ tenantId: t, provider: 'sage-accounting' });
-  const res = await h.web.inject({ method: 'POST', url: `/connections/sage-accounting/${t}/sync-now`, headers: { ...operatorAuth, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'mode=full' });
+  const res = await h.web.inject({
+    method: 'POST',
+    url: `/connections/sage-accounting/${t}/sync-now`,
+    headers: { ...operatorAuth, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'mode=full',
+  });
   assert.equal(res.statusCode, 303);
-  await h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', t)).signal(disconnectSignal, { revoke: false });
+  await h.stack.client.workflow
+    .getHandle(connectionWorkflowId('sage-accounting', t))
+    .signal(disconnectSignal, { revoke: false });
 });
 
 test('/connect with the browser login needs a same-origin request with the page token; without one it asks first', async () => {
@@ -185,14 +253,26 @@ test('/connect with the browser login needs a same-origin request with the page 
   assert.equal(typed.statusCode, 403, 'a link without a token mints nothing');
   assert.match(typed.body, /Confirm the connection/);
   assert.match(typed.body, /name="_csrf" value="[^"]+"/, 'but offers a button that carries one');
-  const forged = await h.web.inject({ method: 'GET', url: `${url}&_csrf=forged-token`, headers: { ...operatorBasic, cookie: session.cookie } });
+  const forged = await h.web.inject({
+    method: 'GET',
+    url: `${url}&_csrf=forged-token`,
+    headers: { ...operatorBasic, cookie: session.cookie },
+  });
   assert.equal(forged.statusCode, 403);
-  const crossSite = await h.web.inject({ method: 'GET', url: `${url}&_csrf=${encodeURIComponent(session.token)}`, headers: { ...operatorBasic, cookie: session.cookie, 'sec-fetch-site': 'cross-site' } });
+  const crossSite = await h.web.inject({
+    method: 'GET',
+    url: `${url}&_csrf=${encodeURIComponent(session.token)}`,
+    headers: { ...operatorBasic, cookie: session.cookie, 'sec-fetch-site': 'cross-site' },
+  });
   assert.equal(crossSite.statusCode, 403, 'a navigation started by another site is refused even with a token');
   assert.doesNotMatch(crossSite.body, /Continue to Sage/, 'and is not offered a button either');
   assert.equal(await exists(wf), false, 'no refused /connect started the workflow');
 
-  const ok = await h.web.inject({ method: 'GET', url: `${url}&_csrf=${encodeURIComponent(session.token)}`, headers: { ...operatorBasic, cookie: session.cookie, 'sec-fetch-site': 'same-origin' } });
+  const ok = await h.web.inject({
+    method: 'GET',
+    url: `${url}&_csrf=${encodeURIComponent(session.token)}`,
+    headers: { ...operatorBasic, cookie: session.cookie, 'sec-fetch-site': 'same-origin' },
+  });
   assert.equal(ok.statusCode, 302, ok.body.slice(0, 300));
   const consent = new URL(String(ok.headers.location));
   assert.ok(consent.searchParams.get('state'), 'redirects to Sage with a fresh state');
@@ -202,14 +282,27 @@ test('/connect with the browser login needs a same-origin request with the page 
 
 test('a consent link is single use: a replayed ?error= or ?code= state answers 400 and changes nothing', async () => {
   const t = tenant('replay');
-  const res = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-accounting`, headers: operatorAuth });
+  const res = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${t}&provider=sage-accounting`,
+    headers: operatorAuth,
+  });
   assert.equal(res.statusCode, 302);
   const state = new URL(String(res.headers.location)).searchParams.get('state') as string;
-  const denied = await h.web.inject({ method: 'GET', url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(state)}` });
+  const denied = await h.web.inject({
+    method: 'GET',
+    url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(state)}`,
+  });
   assert.equal(denied.statusCode, 422, 'the first answer for a state: Sage did not authorize');
-  const again = await h.web.inject({ method: 'GET', url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(state)}` });
+  const again = await h.web.inject({
+    method: 'GET',
+    url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(state)}`,
+  });
   assert.equal(again.statusCode, 400, `a replayed ?error= state is refused (contract §5): ${again.body.slice(0, 200)}`);
-  const withCode = await h.web.inject({ method: 'GET', url: `/oauth/callback?code=abc&state=${encodeURIComponent(state)}` });
+  const withCode = await h.web.inject({
+    method: 'GET',
+    url: `/oauth/callback?code=abc&state=${encodeURIComponent(state)}`,
+  });
   assert.equal(withCode.statusCode, 400, 'and so is a ?code= for a state already answered');
 
   // A state consumed by a successful consent, replayed as ?error=, is refused too and leaves the connection connected.
@@ -217,27 +310,55 @@ test('a consent link is single use: a replayed ?error= or ?code= state answers 4
   const done = await h.consent(t2, 'sage-accounting');
   assert.equal(done.status, 200, done.body.slice(0, 300));
   const used = new URL(done.callbackUrl).searchParams.get('state') as string;
-  const late = await h.web.inject({ method: 'GET', url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(used)}` });
+  const late = await h.web.inject({
+    method: 'GET',
+    url: `/oauth/callback?error=access_denied&state=${encodeURIComponent(used)}`,
+  });
   assert.equal(late.statusCode, 400);
   assert.equal((await h.status(t2, 'sage-accounting')).state, 'connected');
-  for (const id of [t, t2]) await h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', id)).signal(disconnectSignal, { revoke: false });
+  for (const id of [t, t2])
+    await h.stack.client.workflow
+      .getHandle(connectionWorkflowId('sage-accounting', id))
+      .signal(disconnectSignal, { revoke: false });
 });
 
 test(`/connect is rate-limited (${CONNECT_RATE_LIMIT.max} per ${CONNECT_RATE_LIMIT.timeWindow})`, async () => {
   const codes: number[] = [];
   for (let i = 0; i <= CONNECT_RATE_LIMIT.max; i++) {
     // An invalid tenant id: the limiter counts the request before the handler refuses it, and nothing is started.
-    codes.push((await h.web.inject({ method: 'GET', url: '/connect?tenantId=bad%20id&provider=sage-accounting', headers: operatorAuth, remoteAddress: '10.9.9.9' })).statusCode);
+    codes.push(
+      (
+        await h.web.inject({
+          method: 'GET',
+          url: '/connect?tenantId=bad%20id&provider=sage-accounting',
+          headers: operatorAuth,
+          remoteAddress: '10.9.9.9',
+        })
+      ).statusCode,
+    );
   }
   assert.deepEqual(codes.slice(0, CONNECT_RATE_LIMIT.max), Array(CONNECT_RATE_LIMIT.max).fill(400));
   assert.equal(codes.at(-1), 429);
-  const elsewhere = await h.web.inject({ method: 'GET', url: '/connections', headers: operatorAuth, remoteAddress: '10.9.9.9' });
+  const elsewhere = await h.web.inject({
+    method: 'GET',
+    url: '/connections',
+    headers: operatorAuth,
+    remoteAddress: '10.9.9.9',
+  });
   assert.equal(elsewhere.statusCode, 200, 'the limit is for /connect only');
 });
 
 test('codec CORS: only the Temporal UI origin, preflight without a credential, requests with it', async () => {
   const preflight = (origin: string) =>
-    h.web.inject({ method: 'OPTIONS', url: '/codec/decode', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' } });
+    h.web.inject({
+      method: 'OPTIONS',
+      url: '/codec/decode',
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-namespace',
+      },
+    });
   const ui = await preflight(UI_ORIGIN);
   assert.equal(ui.statusCode, 204, ui.body);
   assert.equal(ui.headers['access-control-allow-origin'], UI_ORIGIN);
@@ -247,12 +368,29 @@ test('codec CORS: only the Temporal UI origin, preflight without a credential, r
     const res = await preflight(evil);
     assert.equal(res.headers['access-control-allow-origin'], undefined, `no CORS grant for ${evil}`);
   }
-  const other = await h.web.inject({ method: 'OPTIONS', url: '/connections', headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST' } });
+  const other = await h.web.inject({
+    method: 'OPTIONS',
+    url: '/connections',
+    headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST' },
+  });
   assert.equal(other.statusCode, 401, 'no other route answers a preflight');
   assert.equal(other.headers['access-control-allow-origin'], undefined);
 
-  const body = JSON.stringify({ payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('{"secret":"customer data"}').toString('base64') }] });
-  const call = (op: string, headers: Record<string, string>, payload = body) => h.web.inject({ method: 'POST', url: `/codec/${op}`, headers: { 'content-type': 'application/json', ...headers }, payload });
+  const body = JSON.stringify({
+    payloads: [
+      {
+        metadata: { encoding: Buffer.from('json/plain').toString('base64') },
+        data: Buffer.from('{"secret":"customer data"}').toString('base64'),
+      },
+    ],
+  });
+  const call = (op: string, headers: Record<string, string>, payload = body) =>
+    h.web.inject({
+      method: 'POST',
+      url: `/codec/${op}`,
+      headers: { 'content-type': 'application/json', ...headers },
+      payload,
+    });
 
   const anonymous = await call('decode', { origin: UI_ORIGIN });
   assert.equal(anonymous.statusCode, 401);
@@ -278,7 +416,11 @@ test('/connect for a closed connection restarts it with its last settings (inter
   await h.stack.client.workflow.getHandle(wf).signal(disconnectSignal, { revoke: false });
   await h.stack.client.withDeadline(Date.now() + 60_000, () => h.stack.client.workflow.getHandle(wf).result());
 
-  const res = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=${provider}`, headers: operatorAuth });
+  const res = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${t}&provider=${provider}`,
+    headers: operatorAuth,
+  });
   assert.equal(res.statusCode, 302, res.body.slice(0, 300));
   const input = await startedInput(wf);
   assert.deepEqual(input.sync, { intervalMinutes: 17 });
@@ -299,15 +441,37 @@ test('/connect?edition= picks the Sage 200 edition, validated, and refuses to ch
     assert.equal(res.statusCode, 400, `${why}: ${res.statusCode}`);
   }
   assert.equal(await exists(wf), false);
-  const res = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200`, headers: operatorAuth });
+  const res = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200`,
+    headers: operatorAuth,
+  });
   assert.equal(res.statusCode, 302, res.body.slice(0, 300));
   assert.deepEqual((await startedInput(wf)).sage200, { edition: 'sage200' });
   // The page's "default" choice sends an empty edition: it keeps what the connection has.
-  const again = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=`, headers: operatorAuth });
+  const again = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${t}&provider=sage-200&edition=`,
+    headers: operatorAuth,
+  });
   assert.equal(again.statusCode, 302);
-  await h.stack.mongo.collection(COLLECTIONS.connections).updateOne({ _id: wf } as never, { $set: { tenantId: t, provider: 'sage-200', state: 'awaiting_authorization', sage200: { edition: 'sage200' } } }, { upsert: true });
-  const change = await h.web.inject({ method: 'GET', url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200extra`, headers: operatorAuth });
-  assert.equal(change.statusCode, 409, 'a different edition under a running connection is refused, not silently ignored');
+  await h.stack.mongo
+    .collection(COLLECTIONS.connections)
+    .updateOne(
+      { _id: wf } as never,
+      { $set: { tenantId: t, provider: 'sage-200', state: 'awaiting_authorization', sage200: { edition: 'sage200' } } },
+      { upsert: true },
+    );
+  const change = await h.web.inject({
+    method: 'GET',
+    url: `/connect?tenantId=${t}&provider=sage-200&edition=sage200extra`,
+    headers: operatorAuth,
+  });
+  assert.equal(
+    change.statusCode,
+    409,
+    'a different edition under a running connection is refused, not silently ignored',
+  );
   await h.stack.client.workflow.getHandle(wf).signal(disconnectSignal, { revoke: false });
 });
 
@@ -316,7 +480,12 @@ test('the web server will not be built without an operator credential (no accide
   const { ConfigError } = await import('../../src/config.js');
   const { createLogger } = await import('../../src/lib/logger.js');
   await assert.rejects(
-    buildServer({ config: { ...h.stack.config, OPERATOR_TOKEN: undefined }, client: h.stack.client, mongo: h.stack.mongo, log: createLogger({ level: 'silent' }) }),
+    buildServer({
+      config: { ...h.stack.config, OPERATOR_TOKEN: undefined },
+      client: h.stack.client,
+      mongo: h.stack.mongo,
+      log: createLogger({ level: 'silent' }),
+    }),
     (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'OPERATOR_TOKEN'),
   );
 });

@@ -11,13 +11,23 @@ import type { CustomerDoc } from '../../src/sync/documents.js';
 
 function bulkErrorWithoutWriteErrors(): MongoBulkWriteError {
   const server = new MongoServerError({ message: 'connection reset during outage', code: 6 });
-  return new MongoBulkWriteError(server, { insertedCount: 0, matchedCount: 0, modifiedCount: 0, deletedCount: 0, upsertedCount: 0, upsertedIds: {}, insertedIds: {} } as never);
+  return new MongoBulkWriteError(server, {
+    insertedCount: 0,
+    matchedCount: 0,
+    modifiedCount: 0,
+    deletedCount: 0,
+    upsertedCount: 0,
+    upsertedIds: {},
+    insertedIds: {},
+  } as never);
 }
 
 test('a MongoBulkWriteError with no writeErrors on the hash write is rethrown, not retried as an empty batch', async () => {
   const original = bulkErrorWithoutWriteErrors();
   const calls: unknown[][] = [];
-  const customers = { bulkWrite: async () => ({ insertedCount: 1, upsertedCount: 0, modifiedCount: 0 }) } as unknown as Collection<CustomerDoc>;
+  const customers = {
+    bulkWrite: async () => ({ insertedCount: 1, upsertedCount: 0, modifiedCount: 0 }),
+  } as unknown as Collection<CustomerDoc>;
   const hashes = {
     bulkWrite: async (ops: unknown[]) => {
       calls.push(ops);
@@ -27,7 +37,14 @@ test('a MongoBulkWriteError with no writeErrors on the hash write is rethrown, n
   } as unknown as Collection<HashDoc>;
   const colls: SyncCollections = { customers, hashes };
   const view: HashView = { get: async () => new Map(), remember: () => {} };
-  const doc = { _id: 'sage-accounting:acme:p1:c1', provider: 'sage-accounting', tenantId: 'acme', partitionId: 'p1', contentHash: 'h1', syncedAt: new Date() } as unknown as CustomerDoc;
+  const doc = {
+    _id: 'sage-accounting:acme:p1:c1',
+    provider: 'sage-accounting',
+    tenantId: 'acme',
+    partitionId: 'p1',
+    contentHash: 'h1',
+    syncedAt: new Date(),
+  } as unknown as CustomerDoc;
   await assert.rejects(writeCustomers(colls, [doc], view), (err: unknown) => err === original);
   assert.equal(calls.length, 1, 'no second (empty) bulkWrite after an error without write errors');
 });
@@ -35,10 +52,26 @@ test('a MongoBulkWriteError with no writeErrors on the hash write is rethrown, n
 test('a MongoBulkWriteError with no writeErrors on the customer write is rethrown, not counted as a success', async () => {
   const original = bulkErrorWithoutWriteErrors();
   let hashWrites = 0;
-  const customers = { bulkWrite: async () => { throw original; } } as unknown as Collection<CustomerDoc>;
-  const hashes = { bulkWrite: async () => { hashWrites++; return {}; } } as unknown as Collection<HashDoc>;
+  const customers = {
+    bulkWrite: async () => {
+      throw original;
+    },
+  } as unknown as Collection<CustomerDoc>;
+  const hashes = {
+    bulkWrite: async () => {
+      hashWrites++;
+      return {};
+    },
+  } as unknown as Collection<HashDoc>;
   const view: HashView = { get: async () => new Map(), remember: () => {} };
-  const doc = { _id: 'sage-accounting:acme:p1:c2', provider: 'sage-accounting', tenantId: 'acme', partitionId: 'p1', contentHash: 'h2', syncedAt: new Date() } as unknown as CustomerDoc;
+  const doc = {
+    _id: 'sage-accounting:acme:p1:c2',
+    provider: 'sage-accounting',
+    tenantId: 'acme',
+    partitionId: 'p1',
+    contentHash: 'h2',
+    syncedAt: new Date(),
+  } as unknown as CustomerDoc;
   await assert.rejects(writeCustomers({ customers, hashes }, [doc], view), (err: unknown) => err === original);
   assert.equal(hashWrites, 0, 'no hash entry for a customer that was not written');
 });

@@ -18,7 +18,11 @@ test('horizon: the counter when no partition is writing', () => {
 test('horizon: one below the lowest open reservation, never above the counter', () => {
   assert.equal(horizonOf(3000, [1001, 2001]), 1000);
   assert.equal(horizonOf(3000, [2001, 1001]), 1000, 'order of the reservations does not matter');
-  assert.equal(horizonOf(500, [1001]), 500, 'a reservation above the counter (opened, nothing allocated yet) does not raise it');
+  assert.equal(
+    horizonOf(500, [1001]),
+    500,
+    'a reservation above the counter (opened, nothing allocated yet) does not raise it',
+  );
   assert.equal(horizonOf(3000, [1]), 0, 'a reservation opened on a fresh counter holds everything back');
 });
 
@@ -31,12 +35,21 @@ test('announcement: continues from the last announced toSeq, so consecutive even
 
 test('totalChanges sums created, updated and deleted over partitions', () => {
   assert.equal(totalChanges({}), 0);
-  assert.equal(totalChanges({ a: { created: 1, updated: 2, deleted: 3 }, b: { created: 0, updated: 0, deleted: 4 } }), 10);
+  assert.equal(
+    totalChanges({ a: { created: 1, updated: 2, deleted: 3 }, b: { created: 0, updated: 0, deleted: 4 } }),
+    10,
+  );
 });
 
 test('per-connection webhook: from the input, or from the carried state after continue-as-new', () => {
-  assert.equal(webhookUrlFromInput({ tenantId: 'a', notifyWebhookUrl: 'https://hooks.example/a' }), 'https://hooks.example/a');
-  assert.equal(webhookUrlFromInput({ __carried: { settings: { notifyWebhookUrl: 'https://hooks.example/b' } } }), 'https://hooks.example/b');
+  assert.equal(
+    webhookUrlFromInput({ tenantId: 'a', notifyWebhookUrl: 'https://hooks.example/a' }),
+    'https://hooks.example/a',
+  );
+  assert.equal(
+    webhookUrlFromInput({ __carried: { settings: { notifyWebhookUrl: 'https://hooks.example/b' } } }),
+    'https://hooks.example/b',
+  );
   assert.equal(webhookUrlFromInput({ tenantId: 'a' }), undefined);
   assert.equal(webhookUrlFromInput(null), undefined);
 });

@@ -10,12 +10,22 @@ test('with a total, progress is a bar with a percentage', () => {
     renderProgress({ pages: 3, fetched: 250, total: 1000, runs: 2, finishedRuns: 1 }, 0, 10),
     '[###-------]  25%  250/1000 records, 3 pages, 1/2 partitions done',
   );
-  assert.match(renderProgress({ pages: 9, fetched: 1200, total: 1000, runs: 1, finishedRuns: 1 }, 0, 10), /^\[#{10}\] 100%/, 'never past 100%');
+  assert.match(
+    renderProgress({ pages: 9, fetched: 1200, total: 1000, runs: 1, finishedRuns: 1 }, 0, 10),
+    /^\[#{10}\] 100%/,
+    'never past 100%',
+  );
 });
 
 test('without a total, progress is a spinner with counts (or plain counts on a pipe)', () => {
-  assert.equal(renderProgress({ pages: 2, fetched: 80, total: null, runs: 1, finishedRuns: 0 }, 1), '⠙ 80 records, 2 pages, 0/1 partition done');
-  assert.equal(renderProgress({ pages: 2, fetched: 80, total: null, runs: 1, finishedRuns: 0 }, null), '80 records, 2 pages, 0/1 partition done');
+  assert.equal(
+    renderProgress({ pages: 2, fetched: 80, total: null, runs: 1, finishedRuns: 0 }, 1),
+    '⠙ 80 records, 2 pages, 0/1 partition done',
+  );
+  assert.equal(
+    renderProgress({ pages: 2, fetched: 80, total: null, runs: 1, finishedRuns: 0 }, null),
+    '80 records, 2 pages, 0/1 partition done',
+  );
 });
 
 test('on a pipe the view prints plain lines, throttled, and always the final numbers', () => {
@@ -31,5 +41,14 @@ test('on a pipe the view prints plain lines, throttled, and always the final num
 });
 
 test('tables align columns under their headers', () => {
-  assert.equal(table(['A', 'LONGER'], [['xyz', '1'], ['', '22']]), 'A    LONGER\n---  ------\nxyz  1\n     22');
+  assert.equal(
+    table(
+      ['A', 'LONGER'],
+      [
+        ['xyz', '1'],
+        ['', '22'],
+      ],
+    ),
+    'A    LONGER\n---  ------\nxyz  1\n     22',
+  );
 });

@@ -46,7 +46,10 @@ test('defaults are the contract §2 values', () => {
 });
 
 test('the redirect URI is PUBLIC_BASE_URL + /oauth/callback, without a doubled slash', () => {
-  assert.equal(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, PUBLIC_BASE_URL: 'https://sync.example.com/' }).redirectUri, 'https://sync.example.com/oauth/callback');
+  assert.equal(
+    parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, PUBLIC_BASE_URL: 'https://sync.example.com/' }).redirectUri,
+    'https://sync.example.com/oauth/callback',
+  );
 });
 
 test('an empty variable counts as unset', () => {
@@ -73,12 +76,18 @@ const BAD: [string, Record<string, string>][] = [
 for (const [variable, env] of BAD) {
   test(`a bad ${variable} (${JSON.stringify(env)}) is rejected naming ${variable}`, () => {
     const issues = issuesOf(env);
-    assert.ok(issues.some((i) => i.variable === variable), `issues: ${JSON.stringify(issues)}`);
+    assert.ok(
+      issues.some((i) => i.variable === variable),
+      `issues: ${JSON.stringify(issues)}`,
+    );
   });
 }
 
 test('in production a missing TOKEN_ENCRYPTION_KEY is an error (no dev-key fallback)', () => {
-  assert.throws(() => parseConfig({ NODE_ENV: 'production' }), (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'TOKEN_ENCRYPTION_KEY'));
+  assert.throws(
+    () => parseConfig({ NODE_ENV: 'production' }),
+    (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'TOKEN_ENCRYPTION_KEY'),
+  );
 });
 
 test('a config error message never echoes a secret value', () => {
@@ -91,7 +100,13 @@ test('a config error message never echoes a secret value', () => {
 function runEntry(entry: string, env: Record<string, string>, args: string[] = []) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', TOKEN_ENCRYPTION_KEY: KEY, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      NODE_ENV: 'test',
+      TOKEN_ENCRYPTION_KEY: KEY,
+      ...env,
+    },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -126,10 +141,19 @@ test('OPERATOR_TOKEN: optional for the worker and CLI, required by the web serve
   const { requireOperatorToken } = await import('../../src/config.js');
   const c = parseConfig({ TOKEN_ENCRYPTION_KEY: KEY });
   assert.equal(c.OPERATOR_TOKEN, undefined);
-  assert.throws(() => requireOperatorToken(c), (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'OPERATOR_TOKEN'));
+  assert.throws(
+    () => requireOperatorToken(c),
+    (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.variable === 'OPERATOR_TOKEN'),
+  );
   assert.ok(issuesOf({ OPERATOR_TOKEN: 'short' }).some((i) => i.variable === 'OPERATOR_TOKEN'));
-  assert.ok(!JSON.stringify(issuesOf({ OPERATOR_TOKEN: 'has spaces in the secret value' })).includes('has spaces'), 'the value is never echoed');
-  assert.equal(requireOperatorToken(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, OPERATOR_TOKEN: 'x'.repeat(32) })), 'x'.repeat(32));
+  assert.ok(
+    !JSON.stringify(issuesOf({ OPERATOR_TOKEN: 'has spaces in the secret value' })).includes('has spaces'),
+    'the value is never echoed',
+  );
+  assert.equal(
+    requireOperatorToken(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, OPERATOR_TOKEN: 'x'.repeat(32) })),
+    'x'.repeat(32),
+  );
 });
 
 test('WEB_HOST defaults to loopback', () => {
@@ -138,8 +162,19 @@ test('WEB_HOST defaults to loopback', () => {
 });
 
 test('in production NOTIFY_WEBHOOK_URL must be https', () => {
-  assert.ok(issuesOf({ NODE_ENV: 'production', NOTIFY_WEBHOOK_URL: 'http://hooks.example.com/x' }).some((i) => i.variable === 'NOTIFY_WEBHOOK_URL'));
-  assert.equal(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NODE_ENV: 'production', NOTIFY_WEBHOOK_URL: 'https://hooks.example.com/x' }).NOTIFY_WEBHOOK_URL, 'https://hooks.example.com/x');
+  assert.ok(
+    issuesOf({ NODE_ENV: 'production', NOTIFY_WEBHOOK_URL: 'http://hooks.example.com/x' }).some(
+      (i) => i.variable === 'NOTIFY_WEBHOOK_URL',
+    ),
+  );
+  assert.equal(
+    parseConfig({
+      TOKEN_ENCRYPTION_KEY: KEY,
+      NODE_ENV: 'production',
+      NOTIFY_WEBHOOK_URL: 'https://hooks.example.com/x',
+    }).NOTIFY_WEBHOOK_URL,
+    'https://hooks.example.com/x',
+  );
 });
 
 test('the web server exits 78 naming OPERATOR_TOKEN when it is missing', () => {

@@ -21,7 +21,10 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] | string };
 }
-const compose = doc.toJS({ maxAliasCount: 100 }) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
+const compose = doc.toJS({ maxAliasCount: 100 }) as {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+};
 const svc = (name: string): Service => {
   const s = compose.services[name];
   assert.ok(s, `service ${name} is missing`);
@@ -29,8 +32,14 @@ const svc = (name: string): Service => {
 };
 
 test('the file parses as YAML without errors or warnings', () => {
-  assert.deepEqual(doc.errors.map((e) => e.message), []);
-  assert.deepEqual(doc.warnings.map((e) => e.message), []);
+  assert.deepEqual(
+    doc.errors.map((e) => e.message),
+    [],
+  );
+  assert.deepEqual(
+    doc.warnings.map((e) => e.message),
+    [],
+  );
 });
 
 test('it has temporal, temporal-ui, mongo, worker and web services', () => {
@@ -41,7 +50,9 @@ test('MongoDB runs as a replica set with a health check that initiates it', () =
   const mongo = svc('mongo');
   const command = Array.isArray(mongo.command) ? mongo.command.join(' ') : String(mongo.command);
   assert.match(command, /--replSet\s+rs0/);
-  const check = Array.isArray(mongo.healthcheck?.test) ? mongo.healthcheck.test.join(' ') : String(mongo.healthcheck?.test);
+  const check = Array.isArray(mongo.healthcheck?.test)
+    ? mongo.healthcheck.test.join(' ')
+    : String(mongo.healthcheck?.test);
   assert.match(check, /rs\.initiate/);
   assert.match(check, /rs\.status/);
 });
@@ -49,7 +60,8 @@ test('MongoDB runs as a replica set with a health check that initiates it', () =
 test('Temporal has a health check, registers the search attributes, and the UI uses our codec server', () => {
   assert.ok(svc('temporal').healthcheck, 'temporal healthcheck');
   const setup = JSON.stringify(compose.services['temporal-setup'] ?? {});
-  for (const sa of ['TenantId', 'SageProvider', 'ConnectionState']) assert.ok(setup.includes(sa), `search attribute ${sa} is registered`);
+  for (const sa of ['TenantId', 'SageProvider', 'ConnectionState'])
+    assert.ok(setup.includes(sa), `search attribute ${sa} is registered`);
   assert.match(setup, /Keyword/);
   const ui = svc('temporal-ui').environment ?? {};
   assert.equal(ui.TEMPORAL_ADDRESS, 'temporal:7233');
@@ -76,7 +88,15 @@ test('worker and web get the contract §2 environment, pointing at the compose s
     assert.match(env.MONGODB_URI ?? '', /^mongodb:\/\/mongo:27017\/\?replicaSet=rs0$/);
     assert.equal(env.MONGODB_DB, 'sage_sync');
     assert.equal(env.NODE_ENV, 'production');
-    for (const v of ['TOKEN_ENCRYPTION_KEY', 'PUBLIC_BASE_URL', 'SAGE_ACCOUNTING_CLIENT_ID', 'SAGE_ACCOUNTING_CLIENT_SECRET', 'SAGE200_CLIENT_ID', 'SAGE200_CLIENT_SECRET', 'SAGE200_SUBSCRIPTION_KEY']) {
+    for (const v of [
+      'TOKEN_ENCRYPTION_KEY',
+      'PUBLIC_BASE_URL',
+      'SAGE_ACCOUNTING_CLIENT_ID',
+      'SAGE_ACCOUNTING_CLIENT_SECRET',
+      'SAGE200_CLIENT_ID',
+      'SAGE200_CLIENT_SECRET',
+      'SAGE200_SUBSCRIPTION_KEY',
+    ]) {
       assert.ok(v in env, `${name} lacks ${v}`);
     }
     // The key must come from the operator's environment, and compose must refuse to start without it.
@@ -84,13 +104,17 @@ test('worker and web get the contract §2 environment, pointing at the compose s
     assert.ok(s.build, `${name} builds this repository`);
     assert.equal(s.depends_on?.mongo?.condition, 'service_healthy', `${name} waits for a healthy replica set`);
   }
-  assert.ok((svc('web').ports ?? []).some((p) => String(p).endsWith(':3000')), 'web publishes port 3000');
+  assert.ok(
+    (svc('web').ports ?? []).some((p) => String(p).endsWith(':3000')),
+    'web publishes port 3000',
+  );
 });
 
 test('no secret value is written into the file: secrets and keys are ${...} interpolations of the environment', () => {
   for (const name of ['worker', 'web']) {
     for (const [k, v] of Object.entries(svc(name).environment ?? {})) {
-      if (/SECRET|_KEY$/.test(k)) assert.match(String(v), /^\$\{[A-Z0-9_]+(:[-?][^}]*)?\}$/, `${name} ${k} must come from the environment`);
+      if (/SECRET|_KEY$/.test(k))
+        assert.match(String(v), /^\$\{[A-Z0-9_]+(:[-?][^}]*)?\}$/, `${name} ${k} must come from the environment`);
     }
   }
 });

@@ -13,7 +13,11 @@ import { openTokens, sealTokens } from '../../src/tokens/store.js';
 
 const RAW = Buffer.alloc(32, 9);
 const OLD = Buffer.alloc(32, 4);
-const config = () => parseConfig({ TOKEN_ENCRYPTION_KEY: RAW.toString('base64'), TOKEN_ENCRYPTION_OLD_KEYS: `legacy-1:${OLD.toString('base64')}` });
+const config = () =>
+  parseConfig({
+    TOKEN_ENCRYPTION_KEY: RAW.toString('base64'),
+    TOKEN_ENCRYPTION_OLD_KEYS: `legacy-1:${OLD.toString('base64')}`,
+  });
 
 test('the token store and the codec seal with different derived keys under new key ids, neither the raw key', () => {
   const c = config();
@@ -32,9 +36,16 @@ test('the token store and the codec seal with different derived keys under new k
 test('tokens and payloads sealed with the raw key before derivation still open', async () => {
   const c = config();
   const legacy = keyRing({ id: keyIdFor(RAW), key: RAW });
-  const doc = { _id: 'sage-connection:sage-accounting:t', version: 3, ...sealTokens(legacy, 'sage-connection:sage-accounting:t', 3, { accessToken: 'a-tok', refreshToken: 'r-tok' }) };
+  const doc = {
+    _id: 'sage-connection:sage-accounting:t',
+    version: 3,
+    ...sealTokens(legacy, 'sage-connection:sage-accounting:t', 3, { accessToken: 'a-tok', refreshToken: 'r-tok' }),
+  };
   assert.deepEqual(openTokens(keyRingFromConfig(c), doc), { accessToken: 'a-tok', refreshToken: 'r-tok' });
-  const payload = { metadata: { encoding: new TextEncoder().encode('json/plain') }, data: new TextEncoder().encode('"hello"') };
+  const payload = {
+    metadata: { encoding: new TextEncoder().encode('json/plain') },
+    data: new TextEncoder().encode('"hello"'),
+  };
   const [old] = await new EncryptionCodec(legacy).encode([payload]);
   const [back] = await new EncryptionCodec(codecKeyRingFromConfig(c)).decode([old!]);
   assert.equal(new TextDecoder().decode(back!.data!), '"hello"');
@@ -49,10 +60,21 @@ test('TOKEN_ENCRYPTION_OLD_KEYS accepts the documented keyId:base64 form and bar
   assert.ok(ids.includes('legacy-1'), JSON.stringify(ids));
   assert.ok(ids.includes(keyIdFor(OLD)));
   assert.ok(c.oldEncryptionKeys.every((k) => k.key.equals(OLD)));
-  const bare = parseConfig({ TOKEN_ENCRYPTION_KEY: RAW.toString('base64'), TOKEN_ENCRYPTION_OLD_KEYS: OLD.toString('base64') });
-  assert.deepEqual(bare.oldEncryptionKeys.map((k) => k.id), [keyIdFor(OLD)]);
+  const bare = parseConfig({
+    TOKEN_ENCRYPTION_KEY: RAW.toString('base64'),
+    TOKEN_ENCRYPTION_OLD_KEYS: OLD.toString('base64'),
+  });
+  assert.deepEqual(
+    bare.oldEncryptionKeys.map((k) => k.id),
+    [keyIdFor(OLD)],
+  );
   // Sealed under the old key (raw, as before derivation) with its documented id: opens.
   const sealed = seal(keyRing({ id: 'legacy-1', key: OLD }), Buffer.from('old secret'));
   assert.equal(open(keyRingFromConfig(c), sealed.keyId, sealed.data).toString(), 'old secret');
-  assert.throws(() => parseConfig({ TOKEN_ENCRYPTION_KEY: RAW.toString('base64'), TOKEN_ENCRYPTION_OLD_KEYS: `id:${Buffer.alloc(8).toString('base64')}` }));
+  assert.throws(() =>
+    parseConfig({
+      TOKEN_ENCRYPTION_KEY: RAW.toString('base64'),
+      TOKEN_ENCRYPTION_OLD_KEYS: `id:${Buffer.alloc(8).toString('base64')}`,
+    }),
+  );
 });

@@ -25,10 +25,18 @@ test('with OPERATOR_TOKEN set: anonymous, forged and wrong credentials get 401; 
   assert.doesNotMatch(await anon.text(), /sage_sync_/);
   assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong-token-wrong-token-wrong' } })).status, 401);
   assert.equal((await fetch(url, { headers: { authorization: `Bearer ${TOKEN}x` } })).status, 401);
-  assert.equal((await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${TOKEN}:x`).toString('base64')}` } })).status, 401, 'token as user name is not the password');
+  assert.equal(
+    (await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${TOKEN}:x`).toString('base64')}` } })).status,
+    401,
+    'token as user name is not the password',
+  );
   assert.equal((await fetch(url, { headers: { authorization: `Token ${TOKEN}` } })).status, 401);
   assert.equal((await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
-  assert.equal((await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`prometheus:${TOKEN}`).toString('base64')}` } })).status, 200);
+  assert.equal(
+    (await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`prometheus:${TOKEN}`).toString('base64')}` } }))
+      .status,
+    200,
+  );
 });
 
 test('WORKER_METRICS_HOST defaults to loopback and is configurable', () => {

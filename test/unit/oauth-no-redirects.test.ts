@@ -64,10 +64,22 @@ for (const s of [307, 308, 302]) {
     status = s;
     reachedElsewhere.length = 0;
     const c = config();
-    await assert.rejects(oauthFor('sage-accounting').refresh(c, 'refresh-token-1'), (err: unknown) => err instanceof SageApiError && err.status === s);
-    await assert.rejects(oauthFor('sage-accounting').revoke(c, 'refresh-token-1'), (err: unknown) => err instanceof SageApiError && err.status === s);
-    await assert.rejects(oauthFor('sage-200').refresh(c, 'refresh-token-2'), (err: unknown) => err instanceof SageApiError && err.status === s);
-    await assert.rejects(oauthFor('sage-200').revoke(c, 'refresh-token-2'), (err: unknown) => err instanceof SageApiError && err.status === s);
+    await assert.rejects(
+      oauthFor('sage-accounting').refresh(c, 'refresh-token-1'),
+      (err: unknown) => err instanceof SageApiError && err.status === s,
+    );
+    await assert.rejects(
+      oauthFor('sage-accounting').revoke(c, 'refresh-token-1'),
+      (err: unknown) => err instanceof SageApiError && err.status === s,
+    );
+    await assert.rejects(
+      oauthFor('sage-200').refresh(c, 'refresh-token-2'),
+      (err: unknown) => err instanceof SageApiError && err.status === s,
+    );
+    await assert.rejects(
+      oauthFor('sage-200').revoke(c, 'refresh-token-2'),
+      (err: unknown) => err instanceof SageApiError && err.status === s,
+    );
     assert.deepEqual(reachedElsewhere, [], 'no request followed the redirect');
   });
 }

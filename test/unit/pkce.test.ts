@@ -11,15 +11,26 @@ import { SageOAuthError } from '../../src/errors.js';
 import { oauthFor } from '../../src/providers/oauth.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { mintState } from '../../src/tokens/oauth-state.js';
-import { challengeForState, deriveVerifier, pkceEnabled, PkceStateError, s256Challenge, verifierForState } from '../../src/tokens/pkce.js';
+import {
+  challengeForState,
+  deriveVerifier,
+  pkceEnabled,
+  PkceStateError,
+  s256Challenge,
+  verifierForState,
+} from '../../src/tokens/pkce.js';
 
 const KEY = Buffer.alloc(32, 11);
 const OLD = Buffer.alloc(32, 5);
 const WF = 'sage-connection:sage-accounting:acme';
-const cfg = (env: Record<string, string> = {}): Config => parseConfig({ NODE_ENV: 'test', TOKEN_ENCRYPTION_KEY: KEY.toString('base64'), ...env } as never);
+const cfg = (env: Record<string, string> = {}): Config =>
+  parseConfig({ NODE_ENV: 'test', TOKEN_ENCRYPTION_KEY: KEY.toString('base64'), ...env } as never);
 
 test('RFC 7636 Appendix B: S256 of the example verifier is the example challenge', () => {
-  assert.equal(s256Challenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'), 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM');
+  assert.equal(
+    s256Challenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'),
+    'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+  );
 });
 
 test('the verifier is deterministic per state, different per state, 43 unreserved characters', () => {
@@ -97,11 +108,14 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
     const other = mintState(config, `sage-connection:${provider}:t1`, 60_000).state;
     // Stolen code: without a verifier, or with another state's verifier → invalid_grant.
     for (const codeVerifier of [undefined, verifierForState(config, other)]) {
-      await assert.rejects(oauth.exchangeCode(config, { code, ...(codeVerifier ? { codeVerifier } : {}) }), (err: unknown) => {
-        assert.ok(err instanceof SageOAuthError);
-        assert.equal(err.error, 'invalid_grant');
-        return true;
-      });
+      await assert.rejects(
+        oauth.exchangeCode(config, { code, ...(codeVerifier ? { codeVerifier } : {}) }),
+        (err: unknown) => {
+          assert.ok(err instanceof SageOAuthError);
+          assert.equal(err.error, 'invalid_grant');
+          return true;
+        },
+      );
     }
     const tokens = await oauth.exchangeCode(config, { code, codeVerifier: verifierForState(config, state) });
     assert.ok(tokens.accessToken);

@@ -18,7 +18,12 @@ function capture() {
     },
   });
   const log = createLogger({ level: 'trace', destination });
-  return { log, lines, text: () => lines.join('\n'), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    log,
+    lines,
+    text: () => lines.join('\n'),
+    records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 const SECRETS = {
@@ -32,14 +37,26 @@ const SECRETS = {
 };
 
 function assertClean(text: string, ...secrets: string[]) {
-  for (const s of secrets.length ? secrets : Object.values(SECRETS)) assert.ok(!text.includes(s), `secret ${s} leaked into: ${text}`);
+  for (const s of secrets.length ? secrets : Object.values(SECRETS))
+    assert.ok(!text.includes(s), `secret ${s} leaked into: ${text}`);
 }
 
 test('structured token, code and secret fields are redacted at every depth we log', () => {
   const { log, text, records } = capture();
-  log.info({ access_token: SECRETS.access, refresh_token: SECRETS.refresh, code: SECRETS.code, client_secret: SECRETS.clientSecret }, 'top level');
+  log.info(
+    {
+      access_token: SECRETS.access,
+      refresh_token: SECRETS.refresh,
+      code: SECRETS.code,
+      client_secret: SECRETS.clientSecret,
+    },
+    'top level',
+  );
   log.info({ tokens: { accessToken: SECRETS.access, refreshToken: SECRETS.refresh } }, 'one level down');
-  log.info({ exchange: { response: { body: { access_token: SECRETS.access, id_token: SECRETS.jwt } } } }, 'three levels down');
+  log.info(
+    { exchange: { response: { body: { access_token: SECRETS.access, id_token: SECRETS.jwt } } } },
+    'three levels down',
+  );
   log.info({ a: { b: { c: { d: { e: { refresh_token: SECRETS.refresh } } } } } }, 'deeper than the path list');
   log.info({ oauth: { state: SECRETS.state, code: SECRETS.code } }, 'callback');
   assertClean(text());
@@ -48,20 +65,42 @@ test('structured token, code and secret fields are redacted at every depth we lo
 
 test('Authorization, cookie and subscription-key headers are redacted in request and response objects', () => {
   const { log, text } = capture();
-  log.info({ headers: { Authorization: `Bearer ${SECRETS.access}`, 'ocp-apim-subscription-key': SECRETS.subscription } }, 'request');
-  log.info({ req: { headers: { authorization: `Bearer ${SECRETS.access}`, cookie: `sid=${SECRETS.state}` } } }, 'incoming');
-  log.info({ request: { options: { headers: { Authorization: `Basic ${Buffer.from(`id:${SECRETS.clientSecret}`).toString('base64')}` } } } }, 'outgoing');
+  log.info(
+    { headers: { Authorization: `Bearer ${SECRETS.access}`, 'ocp-apim-subscription-key': SECRETS.subscription } },
+    'request',
+  );
+  log.info(
+    { req: { headers: { authorization: `Bearer ${SECRETS.access}`, cookie: `sid=${SECRETS.state}` } } },
+    'incoming',
+  );
+  log.info(
+    {
+      request: {
+        options: {
+          headers: { Authorization: `Basic ${Buffer.from(`id:${SECRETS.clientSecret}`).toString('base64')}` },
+        },
+      },
+    },
+    'outgoing',
+  );
   assertClean(text());
   assert.ok(!text().includes(Buffer.from(`id:${SECRETS.clientSecret}`).toString('base64')), 'basic credentials leaked');
 });
 
 test('free-text messages, printf arguments and string fields quoting a body or URL are scrubbed', () => {
   const { log, text } = capture();
-  log.warn(`token call failed: {"access_token":"${SECRETS.access}","refresh_token":"${SECRETS.refresh}","token_type":"bearer"}`);
+  log.warn(
+    `token call failed: {"access_token":"${SECRETS.access}","refresh_token":"${SECRETS.refresh}","token_type":"bearer"}`,
+  );
   log.info('calling Sage with Authorization: Bearer %s', SECRETS.access);
   log.info(`redirected to https://app.example/oauth/callback?code=${SECRETS.code}&state=${SECRETS.state}&country=GB`);
-  log.info(`token request body grant_type=refresh_token&refresh_token=${SECRETS.refresh}&client_secret=${SECRETS.clientSecret}`);
-  log.info({ body: `{"refresh_token": "${SECRETS.refresh}"}`, url: `https://x/cb?code=${SECRETS.code}` }, 'string fields');
+  log.info(
+    `token request body grant_type=refresh_token&refresh_token=${SECRETS.refresh}&client_secret=${SECRETS.clientSecret}`,
+  );
+  log.info(
+    { body: `{"refresh_token": "${SECRETS.refresh}"}`, url: `https://x/cb?code=${SECRETS.code}` },
+    'string fields',
+  );
   log.info({ sdk: true, detail: `id token ${SECRETS.jwt}` }, 'jwt in text');
   assertClean(text());
   assert.match(text(), /country=GB/, 'non-secret parts of the text survive');
@@ -71,8 +110,14 @@ test('errors: message, stack, cause and extra properties are scrubbed', () => {
   const { log, text } = capture();
   const cause = new Error(`upstream said refresh_token=${SECRETS.refresh}`);
   const err = new Error(`exchange failed for code=${SECRETS.code}`, { cause }) as Error & Record<string, unknown>;
-  err.response = { body: `{"access_token":"${SECRETS.access}"}`, headers: { authorization: `Bearer ${SECRETS.access}` } };
-  err.options = { headers: { Authorization: `Bearer ${SECRETS.access}` }, form: { client_secret: SECRETS.clientSecret } };
+  err.response = {
+    body: `{"access_token":"${SECRETS.access}"}`,
+    headers: { authorization: `Bearer ${SECRETS.access}` },
+  };
+  err.options = {
+    headers: { Authorization: `Bearer ${SECRETS.access}` },
+    form: { client_secret: SECRETS.clientSecret },
+  };
   log.error({ err }, 'refresh failed');
   log.error(err);
   log.error(new Error(`Bearer ${SECRETS.access} rejected`), 'plain error first');

@@ -17,14 +17,26 @@ test('a live lease blocks; an expired one is free with doubt; a released one is 
   const live = { fromVersion: 1, attemptId: 'a', startedAt: t0, expiresAt: at(60_000), released: false, doubt: false };
   assert.equal(leaseState({ pendingRefresh: live }, 1, at(59_000)).kind, 'live');
   assert.deepEqual(leaseState({ pendingRefresh: live }, 1, at(60_000)), { kind: 'free', doubt: true, attemptId: 'a' });
-  assert.deepEqual(leaseState({ pendingRefresh: { ...live, released: true } }, 1, at(1_000)), { kind: 'free', doubt: false, attemptId: 'a' });
-  assert.deepEqual(leaseState({ pendingRefresh: { ...live, released: true, doubt: true } }, 1, at(1_000)), { kind: 'free', doubt: true, attemptId: 'a' });
+  assert.deepEqual(leaseState({ pendingRefresh: { ...live, released: true } }, 1, at(1_000)), {
+    kind: 'free',
+    doubt: false,
+    attemptId: 'a',
+  });
+  assert.deepEqual(leaseState({ pendingRefresh: { ...live, released: true, doubt: true } }, 1, at(1_000)), {
+    kind: 'free',
+    doubt: true,
+    attemptId: 'a',
+  });
   // A lease on another version says nothing about this one.
   assert.deepEqual(leaseState({ pendingRefresh: live }, 2, at(1_000)), { kind: 'free', doubt: false, attemptId: 'a' });
   // A marker written before leases existed: live for REFRESH_LEASE_MS after it was set, then doubtful.
   const legacy = { fromVersion: 1, attemptId: 'old', startedAt: t0 };
   assert.equal(leaseState({ pendingRefresh: legacy }, 1, at(REFRESH_LEASE_MS - 1)).kind, 'live');
-  assert.deepEqual(leaseState({ pendingRefresh: legacy }, 1, at(REFRESH_LEASE_MS)), { kind: 'free', doubt: true, attemptId: 'old' });
+  assert.deepEqual(leaseState({ pendingRefresh: legacy }, 1, at(REFRESH_LEASE_MS)), {
+    kind: 'free',
+    doubt: true,
+    attemptId: 'old',
+  });
 });
 
 test('which failed token calls may have rotated the refresh token at Sage', () => {

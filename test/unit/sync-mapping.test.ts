@@ -7,7 +7,8 @@ import { mapSage200Customer } from '../../src/providers/sage200/mapping.js';
 import { advanceKeyset, buildCustomersUrl, normalizeTimestamp } from '../../src/providers/sage200/customers.js';
 import { resolveApiUrl, SageListEnvelope } from '../../src/providers/sage-accounting/api.js';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/sage/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../fixtures/sage/${name}`, import.meta.url), 'utf8'));
 
 const contact = {
   id: 'cbb711e2da304720beb4cc4a5d8309af',
@@ -19,7 +20,13 @@ const contact = {
   balance: '1120.92',
   credit_limit: '2000.0',
   currency: { id: 'GBP', displayed_as: 'Pound Sterling (GBP)', $path: '/currencies/GBP' },
-  main_address: { address_line_1: '1 High Street', address_line_2: null, city: 'Leeds', postal_code: 'LS1 1AA', country: { id: 'GB', displayed_as: 'United Kingdom (GB)' } },
+  main_address: {
+    address_line_1: '1 High Street',
+    address_line_2: null,
+    city: 'Leeds',
+    postal_code: 'LS1 1AA',
+    country: { id: 'GB', displayed_as: 'United Kingdom (GB)' },
+  },
   main_contact_person: { email: 'jess@example.com', telephone: '0113 496 0000', mobile: null },
   is_active: true,
   contact_types: [{ id: 'CUSTOMER', displayed_as: 'Customer' }],
@@ -35,7 +42,13 @@ test('Sage Accounting: decimal strings ("2000.0") become numbers; contact person
   assert.equal(r.customer.currency, 'GBP');
   assert.equal(r.customer.email, 'jess@example.com');
   assert.equal(r.customer.phone, '0113 496 0000');
-  assert.deepEqual(r.customer.address, { line1: '1 High Street', line2: null, city: 'Leeds', postalCode: 'LS1 1AA', country: 'GB' });
+  assert.deepEqual(r.customer.address, {
+    line1: '1 High Street',
+    line2: null,
+    city: 'Leeds',
+    postalCode: 'LS1 1AA',
+    country: 'GB',
+  });
   assert.equal(r.customer.sourceUpdatedAt.toISOString(), '2024-03-01T10:21:33.000Z');
   assert.equal(r.customer.externalId, contact.id);
 });
@@ -76,11 +89,29 @@ test('U+0000 anywhere in a payload (value or key) is quarantined with its path: 
     assert.match(r.reason, /contains U\+0000/);
   }
   assert.match((mapSageAccountingContact(withNul) as { reason: string }).reason, /^main_address\.city:/);
-  assert.equal((mapSageAccountingContact(withNul) as { externalId: string | null }).externalId, contact.id, 'the quarantine entry still names the record');
+  assert.equal(
+    (mapSageAccountingContact(withNul) as { externalId: string | null }).externalId,
+    contact.id,
+    'the quarantine entry still names the record',
+  );
 });
 
 test('Sage 200: the reference sample maps; ids become strings; phone parts joined; e-mail from contacts', () => {
-  const sample = { ...fixture('sage200-customer.json'), id: 27825, reference: 'A1D001', name: 'A1 Design Services', balance: 1120.92, credit_limit: '5000.00', date_time_updated: '2021-08-11T08:51:27.61Z', contacts: [{ is_default: false, default_email: 'other@example.com' }, { is_default: true, default_email: '', emails: [{ email: 'a1@example.com', is_default: true }] }], currency: { iso_code: 'GBP' }, main_address: { address_1: '1 Street', address_2: null, city: 'York', postcode: 'YO1 1AA', country_code: 'GB' } };
+  const sample = {
+    ...fixture('sage200-customer.json'),
+    id: 27825,
+    reference: 'A1D001',
+    name: 'A1 Design Services',
+    balance: 1120.92,
+    credit_limit: '5000.00',
+    date_time_updated: '2021-08-11T08:51:27.61Z',
+    contacts: [
+      { is_default: false, default_email: 'other@example.com' },
+      { is_default: true, default_email: '', emails: [{ email: 'a1@example.com', is_default: true }] },
+    ],
+    currency: { iso_code: 'GBP' },
+    main_address: { address_1: '1 Street', address_2: null, city: 'York', postcode: 'YO1 1AA', country_code: 'GB' },
+  };
   const r = mapSage200Customer(sample);
   assert.ok(r.ok, !r.ok ? r.reason : '');
   assert.equal(r.customer.externalId, '27825');
@@ -121,8 +152,14 @@ test('Sage 200 keyset paging: `$orderby` always sent; `$skip` only for ties at t
 
 test('Sage Accounting: `$next` paths resolve under /v3.1; other origins are refused; both items-per-page spellings parse', () => {
   const base = 'http://127.0.0.1:4010/sage-accounting/v3.1';
-  assert.equal(resolveApiUrl(base, '/contacts?page=2&items_per_page=200').toString(), 'http://127.0.0.1:4010/sage-accounting/v3.1/contacts?page=2&items_per_page=200');
-  assert.equal(resolveApiUrl(base, '/v3.1/contacts?page=2').toString(), 'http://127.0.0.1:4010/sage-accounting/v3.1/contacts?page=2');
+  assert.equal(
+    resolveApiUrl(base, '/contacts?page=2&items_per_page=200').toString(),
+    'http://127.0.0.1:4010/sage-accounting/v3.1/contacts?page=2&items_per_page=200',
+  );
+  assert.equal(
+    resolveApiUrl(base, '/v3.1/contacts?page=2').toString(),
+    'http://127.0.0.1:4010/sage-accounting/v3.1/contacts?page=2',
+  );
   assert.throws(() => resolveApiUrl(base, 'https://evil.example/contacts'), /another origin/);
   assert.equal(SageListEnvelope.parse(fixture('sage-accounting-businesses-page.json')).$items_per_page, 2147483647);
   assert.equal(SageListEnvelope.parse(fixture('sage-accounting-contacts-page.json')).$itemsPerPage, 20);
@@ -139,7 +176,10 @@ test('Sage 200 currency: an ISO code only where one is present (nested currency_
   assert.equal(currencyOf({ id: 2103, currency_iso_code: 'EUR' }), 'EUR');
   assert.equal(currencyOf({ id: 2103, iso_code: 'USD' }), 'USD');
   // What integrators' field lists show (CData, Zynk): no ISO code string at all → null, not "£" or "Pound Sterling".
-  assert.equal(currencyOf({ id: 2103, symbol: '£', name: 'Pound Sterling', currency_iso_code_id: 49, is_base_currency: true }), null);
+  assert.equal(
+    currencyOf({ id: 2103, symbol: '£', name: 'Pound Sterling', currency_iso_code_id: 49, is_base_currency: true }),
+    null,
+  );
   assert.equal(currencyOf({ id: 2103, code: 'gbp' }), null, 'not an ISO 4217 code');
   assert.equal(currencyOf(undefined), null);
 });

@@ -13,7 +13,11 @@ test('content hash ignores key order but sees every value change', () => {
   assert.equal(canonicalJson(a), canonicalJson(b));
   assert.equal(contentHash(a), contentHash(b));
   assert.notEqual(contentHash(a), contentHash({ ...a, name: 'B' }));
-  assert.notEqual(contentHash({ v: '1.0' }), contentHash({ v: 1 }), 'a decimal string and a number are different payloads');
+  assert.notEqual(
+    contentHash({ v: '1.0' }),
+    contentHash({ v: 1 }),
+    'a decimal string and a number are different payloads',
+  );
 });
 
 test('watermark orders by (updatedAt, id): ties at one second are ordered by id', () => {
@@ -31,14 +35,21 @@ test('watermark orders by (updatedAt, id): ties at one second are ordered by id'
 
 test('incremental lower bound = watermark minus the overlap window (inclusive re-read of ties and skew)', () => {
   assert.equal(incrementalSince(null, 300), null);
-  assert.equal(incrementalSince({ updatedAt: '2024-03-01T10:05:00.000Z', id: 'x' }, 300)?.toISOString(), '2024-03-01T10:00:00.000Z');
+  assert.equal(
+    incrementalSince({ updatedAt: '2024-03-01T10:05:00.000Z', id: 'x' }, 300)?.toISOString(),
+    '2024-03-01T10:00:00.000Z',
+  );
 });
 
 test('mode: first sync full; full on request, on flag, when reconciliation is due; else incremental', () => {
   const now = new Date('2024-03-02T00:00:00Z');
   const base = { fullSyncRequested: false, now, fullSyncEveryHours: 24 };
   assert.equal(decideMode({ ...base, lastFullSyncAt: null }).mode, 'full');
-  assert.equal(decideMode({ ...base, lastFullSyncAt: null, requested: 'incremental' }).mode, 'full', 'first sync is full whatever is asked');
+  assert.equal(
+    decideMode({ ...base, lastFullSyncAt: null, requested: 'incremental' }).mode,
+    'full',
+    'first sync is full whatever is asked',
+  );
   const recent = new Date('2024-03-01T12:00:00Z');
   assert.equal(decideMode({ ...base, lastFullSyncAt: recent }).mode, 'incremental');
   assert.equal(decideMode({ ...base, lastFullSyncAt: recent, requested: 'full' }).mode, 'full');
@@ -54,7 +65,10 @@ test('ids follow contract §4; quarantine ids differ per payload; `$` keys becom
   assert.ok(q1.startsWith('sage-200:acme:123:27825:'));
   assert.notEqual(q1, q2);
   assert.ok(quarantineId(k, null, {}).startsWith('sage-200:acme:123:?:'));
-  assert.deepEqual(storableRaw({ $path: '/x', a: [{ $path: '/y', 'b.c': 1 }] }), { '\uFF04path': '/x', a: [{ '\uFF04path': '/y', 'b\uFF0Ec': 1 }] });
+  assert.deepEqual(storableRaw({ $path: '/x', a: [{ $path: '/y', 'b.c': 1 }] }), {
+    '\uFF04path': '/x',
+    a: [{ '\uFF04path': '/y', 'b\uFF0Ec': 1 }],
+  });
 });
 
 test('resume picks the further checkpoint (heartbeats are throttled; sync_runs is written every page)', () => {

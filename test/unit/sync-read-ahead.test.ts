@@ -44,17 +44,24 @@ test('pages finishing out of order are handed out in order, never more than the 
     order.push(taken.page);
     await sleep(3); // the write of this page
   }
-  assert.deepEqual(order, plan.map((n) => `page-${n}`));
+  assert.deepEqual(
+    order,
+    plan.map((n) => `page-${n}`),
+  );
   assert.equal(t.max, 3, 'the window was full (3 at once) and never more');
   assert.deepEqual(t.started, plan, 'fetches start in page order');
 });
 
 test('a failed page surfaces in its turn, after every earlier page; nothing after it is handed out', async () => {
-  const ra = new ReadAhead([1, 2, 3, 4, 5], async (n) => {
-    await sleep(n === 3 ? 1 : 10); // page 3 fails first, before 1 and 2 answer
-    if (n === 3) throw new Error('page 3: HTTP 500');
-    return n;
-  }, 4);
+  const ra = new ReadAhead(
+    [1, 2, 3, 4, 5],
+    async (n) => {
+      await sleep(n === 3 ? 1 : 10); // page 3 fails first, before 1 and 2 answer
+      if (n === 3) throw new Error('page 3: HTTP 500');
+      return n;
+    },
+    4,
+  );
   assert.equal((await ra.take())?.page, 1);
   assert.equal((await ra.take())?.page, 2);
   await assert.rejects(ra.take(), /page 3/);
@@ -81,9 +88,18 @@ test('limit 1 is one page at a time', async () => {
 
 test('Sage Accounting plan: page=N cursors from $page/$total/$itemsPerPage up to the last page, none on the last page', () => {
   const params = { contact_type_id: 'CUSTOMER', items_per_page: '25', attributes: 'name,reference' };
-  const nextCursor = { next: '/contacts?page=2&contact_type_id=CUSTOMER&items_per_page=25&attributes=name,reference', params, pages: 1, maxPages: 6 };
+  const nextCursor = {
+    next: '/contacts?page=2&contact_type_id=CUSTOMER&items_per_page=25&attributes=name,reference',
+    params,
+    pages: 1,
+    maxPages: 6,
+  };
   const plan = plannedPagesAfter({ records: [], nextCursor, total: 101, pageNumber: 1, perPage: 25 });
-  assert.deepEqual(plan.map((p) => p.pageNumber), [2, 3, 4, 5], '101 items of 25 = 5 pages');
+  assert.deepEqual(
+    plan.map((p) => p.pageNumber),
+    [2, 3, 4, 5],
+    '101 items of 25 = 5 pages',
+  );
   const first = plan[0]!.cursor as { next: string; pages: number; maxPages: number; params: Record<string, string> };
   const u = new URL(first.next, 'http://x');
   assert.equal(u.pathname, '/contacts');
@@ -94,7 +110,15 @@ test('Sage Accounting plan: page=N cursors from $page/$total/$itemsPerPage up to
   assert.equal(first.pages, 1, 'the same page count as the $next cursor of page 1');
   assert.equal((plan[3]!.cursor as { pages: number }).pages, 4);
   assert.equal(first.maxPages, 6, 'the runaway guard travels along');
-  assert.deepEqual(plannedPagesAfter({ records: [], nextCursor: null, total: 101, pageNumber: 5, perPage: 25 }), [], 'last page');
-  assert.deepEqual(plannedPagesAfter({ records: [], nextCursor, pageNumber: 1, perPage: 25 }), [], 'no $total: no plan');
+  assert.deepEqual(
+    plannedPagesAfter({ records: [], nextCursor: null, total: 101, pageNumber: 5, perPage: 25 }),
+    [],
+    'last page',
+  );
+  assert.deepEqual(
+    plannedPagesAfter({ records: [], nextCursor, pageNumber: 1, perPage: 25 }),
+    [],
+    'no $total: no plan',
+  );
   assert.deepEqual(plannedPagesAfter({ records: [], nextCursor, total: 101, perPage: 25 }), [], 'no $page: no plan');
 });

@@ -24,7 +24,11 @@ function token(version: number, now: number, life = 300, refreshLife = 31 * 8640
 }
 
 function connected(now = T0, life = 300): M.MachineState {
-  const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: now + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, now);
+  const s = M.consentIssued(
+    base(),
+    { nonce: 'n1', expiresAt: now + 60_000, url: 'https://sage/x?state=a.n1.b.c' },
+    now,
+  );
   return M.consentCompleted(s, {
     token: token(1, now, life),
     country: 'GB',
@@ -122,7 +126,11 @@ describe('rejectedTokenVersion', () => {
 describe('failures are classified', () => {
   test('one definitive failure → reauthorization_required with reason, fresh consent, schedule paused, notification', () => {
     const s = connected();
-    const t = M.refreshFailed(s, { definitive: true, reason: 'refresh_token_invalid', message: 'invalid_grant' }, T0 + 1000);
+    const t = M.refreshFailed(
+      s,
+      { definitive: true, reason: 'refresh_token_invalid', message: 'invalid_grant' },
+      T0 + 1000,
+    );
     assert.equal(t.state.state, 'reauthorization_required');
     assert.equal(t.state.reason, 'refresh_token_invalid');
     const types = t.commands.map((c) => c.type);
@@ -149,7 +157,8 @@ describe('failures are classified', () => {
   test('keep-alive failing near expiry warns refresh_token_expiring', () => {
     let s = connected();
     const ka = M.keepAliveAt(s.token!)!;
-    for (let i = 0; i < M.WARN_AFTER_FAILURES; i++) s = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, ka + i * 1000).state;
+    for (let i = 0; i < M.WARN_AFTER_FAILURES; i++)
+      s = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, ka + i * 1000).state;
     assert.equal(s.reason, 'refresh_token_expiring');
     assert.equal(s.state, 'connected');
     const ok = M.refreshSucceeded(s, token(2, ka + 10_000), ka + 10_000, { calledSage: true });
@@ -168,7 +177,11 @@ describe('keep-alive timer', () => {
   test('a refresh that did not renew the refresh token does not loop', () => {
     let s = connected();
     const ka = M.keepAliveAt(s.token!)!;
-    const t = { ...token(2, ka + 1000), refreshTokenExpiresAt: s.token!.refreshTokenExpiresAt, refreshTokenLifetimeSec: s.token!.refreshTokenLifetimeSec };
+    const t = {
+      ...token(2, ka + 1000),
+      refreshTokenExpiresAt: s.token!.refreshTokenExpiresAt,
+      refreshTokenLifetimeSec: s.token!.refreshTokenLifetimeSec,
+    };
     s = M.refreshSucceeded(s, t, ka + 1000, { calledSage: true }).state;
     assert.equal(M.nextWake(s)?.at, s.token!.refreshTokenExpiresAt);
   });
@@ -188,16 +201,31 @@ describe('consent', () => {
   });
   test('at most 5 outstanding states, newest first', () => {
     let s = base();
-    for (let i = 0; i < 8; i++) s = M.consentIssued(s, { nonce: `n${i}`, expiresAt: T0 + 10_000 + i, url: `u${i}` }, T0);
+    for (let i = 0; i < 8; i++)
+      s = M.consentIssued(s, { nonce: `n${i}`, expiresAt: T0 + 10_000 + i, url: `u${i}` }, T0);
     assert.equal(s.consents.length, M.MAX_OUTSTANDING_CONSENTS);
     assert.equal(M.toStatus(s, T0).authorizationUrl, 'u7');
   });
   test('re-consent after reauthorization keeps partitions and sync state, resumes schedule, notifies recovery', () => {
     let s = connected();
-    s = M.syncReported(s, 'b1', { finishedAt: '2026-01-01T01:00:00.000Z', status: 'succeeded', mode: 'full', fetched: 3, upserted: 3, modified: 0, deleted: 0, quarantined: 0 }).state;
+    s = M.syncReported(s, 'b1', {
+      finishedAt: '2026-01-01T01:00:00.000Z',
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 3,
+      upserted: 3,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    }).state;
     s = M.refreshFailed(s, { definitive: true, reason: 'refresh_token_invalid', message: 'x' }, T0 + 1).state;
     s = M.consentIssued(s, { nonce: 'n2', expiresAt: T0 + 60_000, url: 'u' }, T0 + 2);
-    const t = M.consentCompleted(s, { token: token(2, T0 + 3), country: null, test: { ok: true, available: [{ id: 'b1', name: 'One' }], leadBusinessId: 'b1' }, now: T0 + 3 });
+    const t = M.consentCompleted(s, {
+      token: token(2, T0 + 3),
+      country: null,
+      test: { ok: true, available: [{ id: 'b1', name: 'One' }], leadBusinessId: 'b1' },
+      now: T0 + 3,
+    });
     assert.equal(t.state.state, 'connected');
     assert.deepEqual(t.state.partitions, [{ id: 'b1', name: 'One' }]);
     assert.ok(t.state.lastSync.b1);
@@ -217,24 +245,68 @@ describe('connection test', () => {
   test('selection ∩ reachable; missing selection reported; lead business drift detected', () => {
     let s = base();
     s = { ...s, state: 'connected', settings: { ...s.settings, businessIds: ['b1', 'b9'] } };
-    let t = M.connectionTested(s, { ok: true, available: [{ id: 'b1', name: 'One' }, { id: 'b2', name: 'Two' }], leadBusinessId: 'b1' }, T0);
-    assert.deepEqual(t.state.partitions.map((p) => p.id), ['b1']);
+    let t = M.connectionTested(
+      s,
+      {
+        ok: true,
+        available: [
+          { id: 'b1', name: 'One' },
+          { id: 'b2', name: 'Two' },
+        ],
+        leadBusinessId: 'b1',
+      },
+      T0,
+    );
+    assert.deepEqual(
+      t.state.partitions.map((p) => p.id),
+      ['b1'],
+    );
     assert.equal(t.state.connection?.reason, 'partition_not_found');
     s = { ...t.state, settings: { ...t.state.settings, businessIds: undefined } as M.Settings };
-    t = M.connectionTested(s, { ok: true, available: [{ id: 'b1', name: 'One' }, { id: 'b2', name: 'Two' }], leadBusinessId: 'b2' }, T0 + 1);
+    t = M.connectionTested(
+      s,
+      {
+        ok: true,
+        available: [
+          { id: 'b1', name: 'One' },
+          { id: 'b2', name: 'Two' },
+        ],
+        leadBusinessId: 'b2',
+      },
+      T0 + 1,
+    );
     assert.equal(t.state.connection?.reason, 'lead_business_changed');
     assert.equal(t.state.partitions.length, 2);
   });
   test('no reachable partitions → connection not available', () => {
-    const t = M.connectionTested({ ...base(), state: 'connected' }, { ok: true, available: [], leadBusinessId: null }, T0);
+    const t = M.connectionTested(
+      { ...base(), state: 'connected' },
+      { ok: true, available: [], leadBusinessId: null },
+      T0,
+    );
     assert.equal(t.state.connection?.available, false);
     assert.equal(t.state.connection?.reason, 'no_partitions');
   });
   test('Sage 200: partitions are company ids with the site beside them, filtered by the input selection', () => {
-    const p = M.parseInput({ tenantId: 'acme', provider: 'sage-200', sage200: { sites: [{ companyId: '2' }] } }, 'sage-connection:sage-200:acme', connectionWorkflowId);
+    const p = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-200', sage200: { sites: [{ companyId: '2' }] } },
+      'sage-connection:sage-200:acme',
+      connectionWorkflowId,
+    );
     assert.ok(p.ok);
     const s = { ...M.initialState(p.value, 'sage-connection:sage-200:acme'), state: 'connected' as const };
-    const t = M.connectionTested(s, { ok: true, available: [{ id: '1', name: 'A', siteId: 's' }, { id: '2', name: 'B', siteId: 's' }], leadBusinessId: null }, T0);
+    const t = M.connectionTested(
+      s,
+      {
+        ok: true,
+        available: [
+          { id: '1', name: 'A', siteId: 's' },
+          { id: '2', name: 'B', siteId: 's' },
+        ],
+        leadBusinessId: null,
+      },
+      T0,
+    );
     assert.deepEqual(t.state.partitions, [{ id: '2', name: 'B', siteId: 's' }]);
   });
 });
@@ -261,12 +333,32 @@ describe('issue 12: unique event ids (item 4)', () => {
     const input = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting' }, WF, connectionWorkflowId);
     assert.ok(input.ok);
     // Two executions chains of the same workflow id (disconnect, then /connect starts it again): different first run ids.
-    const first = M.notificationQueued(M.startingState(input.value, WF, 'run-a'), 'connection.reauthorization_required', T0).event;
-    const second = M.notificationQueued(M.startingState(input.value, WF, 'run-b'), 'connection.reauthorization_required', T0).event;
-    assert.notEqual(first.id, second.id, 'the first alert after a reconnect must not reuse an id that was already delivered');
+    const first = M.notificationQueued(
+      M.startingState(input.value, WF, 'run-a'),
+      'connection.reauthorization_required',
+      T0,
+    ).event;
+    const second = M.notificationQueued(
+      M.startingState(input.value, WF, 'run-b'),
+      'connection.reauthorization_required',
+      T0,
+    ).event;
+    assert.notEqual(
+      first.id,
+      second.id,
+      'the first alert after a reconnect must not reuse an id that was already delivered',
+    );
     // Continue-as-new carries the state: the next id keeps the prefix and counts on.
-    const q1 = M.notificationQueued(M.startingState(input.value, WF, 'run-a'), 'connection.reauthorization_required', T0);
-    const carried = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: q1.state }, WF, connectionWorkflowId);
+    const q1 = M.notificationQueued(
+      M.startingState(input.value, WF, 'run-a'),
+      'connection.reauthorization_required',
+      T0,
+    );
+    const carried = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: q1.state },
+      WF,
+      connectionWorkflowId,
+    );
     assert.ok(carried.ok, !carried.ok ? carried.message : '');
     const next = M.notificationQueued(M.startingState(carried.value, WF, 'run-a'), 'connection.recovered', T0).event;
     assert.notEqual(next.id, q1.event.id);
@@ -282,13 +374,30 @@ describe('issue 12: carried state is input too (item 6)', () => {
   });
   test('a carried state of another connection is refused', () => {
     const other = { ...connected(), workflowId: 'sage-connection:sage-accounting:evil', tenantId: 'evil' };
-    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: other }, WF, connectionWorkflowId);
+    const r = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: other },
+      WF,
+      connectionWorkflowId,
+    );
     assert.equal(r.ok, false);
   });
   test('carried state is bounded: an oversized lastSync is refused', () => {
-    const summary = { finishedAt: new Date(T0).toISOString(), status: 'succeeded', mode: 'full', fetched: 0, upserted: 0, modified: 0, deleted: 0, quarantined: 0 } as const;
+    const summary = {
+      finishedAt: new Date(T0).toISOString(),
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 0,
+      upserted: 0,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    } as const;
     const lastSync = Object.fromEntries(Array.from({ length: M.MAX_PARTITIONS + 1 }, (_, i) => [`p${i}`, summary]));
-    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastSync } }, WF, connectionWorkflowId);
+    const r = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastSync } },
+      WF,
+      connectionWorkflowId,
+    );
     assert.equal(r.ok, false);
   });
   test('a valid carried state (also one from before new fields existed) parses', () => {
@@ -297,15 +406,31 @@ describe('issue 12: carried state is input too (item 6)', () => {
     assert.ok(r.ok, !r.ok ? r.message : '');
   });
   test('our own long texts are cut, not refused: a carried state always parses in the next run', () => {
-    const r = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastError: 'x'.repeat(50_000) } }, WF, connectionWorkflowId);
+    const r = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastError: 'x'.repeat(50_000) } },
+      WF,
+      connectionWorkflowId,
+    );
     assert.ok(r.ok, !r.ok ? r.message : '');
     assert.ok((r.value.__carried?.lastError?.length ?? 0) <= 2_001);
   });
   test('syncReport payloads are validated, and a report for an unknown partition does not grow the state', async () => {
     const { SyncReportInput } = await import('../../src/messages.js');
-    const summary = { finishedAt: new Date(T0).toISOString(), status: 'succeeded', mode: 'full', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };
+    const summary = {
+      finishedAt: new Date(T0).toISOString(),
+      status: 'succeeded',
+      mode: 'full',
+      fetched: 1,
+      upserted: 1,
+      modified: 0,
+      deleted: 0,
+      quarantined: 0,
+    };
     assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary }).success, true);
-    assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary: { ...summary, fetched: 'lots' } }).success, false);
+    assert.equal(
+      SyncReportInput.safeParse({ partitionId: 'b1', summary: { ...summary, fetched: 'lots' } }).success,
+      false,
+    );
     assert.equal(SyncReportInput.safeParse({ partitionId: 'x'.repeat(10_000), summary }).success, false);
     assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary, extra: 1 }).success, false);
     const s = connected();
@@ -322,7 +447,11 @@ describe('issue 12: re-consent safety (item 7)', () => {
     sageUserId,
   });
   function twoPartitions(): M.MachineState {
-    const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, T0);
+    const s = M.consentIssued(
+      base(),
+      { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' },
+      T0,
+    );
     return M.consentCompleted(s, { token: token(1, T0), country: 'GB', test: test0(['b1', 'b2']), now: T0 }).state;
   }
   test('a new grant reaching none of the partitions is refused, state, tokens and partitions kept', () => {
@@ -353,7 +482,13 @@ describe('issue 12: re-consent safety (item 7)', () => {
     const v = M.reconsentVerdict(s, test);
     assert.ok(v.accept);
     assert.deepEqual(v.unreachable, ['b2']);
-    const next = M.consentCompleted(s, { token: token(2, T0 + 1), country: null, test, now: T0 + 1, reconsent: v }).state;
+    const next = M.consentCompleted(s, {
+      token: token(2, T0 + 1),
+      country: null,
+      test,
+      now: T0 + 1,
+      reconsent: v,
+    }).state;
     assert.equal(next.state, 'connected');
     assert.equal(next.reason, 'partition_not_found');
     assert.match(next.lastError ?? '', /b2/);
@@ -369,7 +504,13 @@ describe('issue 12: re-consent safety (item 7)', () => {
     });
     assert.equal(M.toMirror(next).sageUserId, 'user-b');
     // The colleague's lead business differs too: unreachable partitions still decide the reason.
-    const led = M.consentCompleted(s, { token: token(2, T0 + 1), country: null, test: { ...test, leadBusinessId: 'elsewhere' }, now: T0 + 1, reconsent: v }).state;
+    const led = M.consentCompleted(s, {
+      token: token(2, T0 + 1),
+      country: null,
+      test: { ...test, leadBusinessId: 'elsewhere' },
+      now: T0 + 1,
+      reconsent: v,
+    }).state;
     assert.equal(led.reason, 'partition_not_found');
     assert.match(led.lastError ?? '', /b2.*lead business changed/);
   });
@@ -384,7 +525,11 @@ describe('issue 12: re-consent safety (item 7)', () => {
 
 describe('issue 12: Temporal UI current details', () => {
   test('state, reason and, while awaiting consent, the consent link', () => {
-    const s = M.consentIssued(base(), { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' }, T0);
+    const s = M.consentIssued(
+      base(),
+      { nonce: 'n1', expiresAt: T0 + 60_000, url: 'https://sage/x?state=a.n1.b.c' },
+      T0,
+    );
     const d = M.currentDetails(s, T0);
     assert.match(d, /awaiting_authorization/);
     assert.match(d, /awaiting_consent/);
@@ -402,7 +547,11 @@ describe('carried state survives its own continue-as-new', () => {
     const answer = { ...token(1, T0), exchangeId: 'sha256-of-code', staged: true } as M.TokenInfo;
     const s = M.applyTokenMeta(base(), answer);
     assert.deepEqual(Object.keys(s.token!).sort(), Object.keys(token(1, T0)).sort());
-    const carried = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: s }, WF, connectionWorkflowId);
+    const carried = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: s },
+      WF,
+      connectionWorkflowId,
+    );
     assert.ok(carried.ok, !carried.ok ? carried.message : '');
   });
 });
@@ -412,8 +561,16 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
     assert.deepEqual(M.planTimer(null, null), { kind: 'keep' });
     assert.deepEqual(M.planTimer(null, T0), { kind: 'arm', at: T0 });
     assert.deepEqual(M.planTimer(T0, T0), { kind: 'keep' }, 'unchanged deadline: no cancel, no new timer');
-    assert.deepEqual(M.planTimer(T0, T0 + 3600_000), { kind: 'keep' }, 'later deadline: the armed timer fires early, then the new one is armed');
-    assert.deepEqual(M.planTimer(T0, T0 - 1), { kind: 'rearm', at: T0 - 1 }, 'earlier deadline: the armed one would fire too late');
+    assert.deepEqual(
+      M.planTimer(T0, T0 + 3600_000),
+      { kind: 'keep' },
+      'later deadline: the armed timer fires early, then the new one is armed',
+    );
+    assert.deepEqual(
+      M.planTimer(T0, T0 - 1),
+      { kind: 'rearm', at: T0 - 1 },
+      'earlier deadline: the armed one would fire too late',
+    );
     assert.deepEqual(M.planTimer(T0, null), { kind: 'cancel' });
   });
 
@@ -433,7 +590,11 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
     const written = M.toMirror(s);
     assert.equal(M.mirrorNeeded(written, s), false, 'nothing changed: no write');
     assert.equal(M.mirrorNeeded(written, { ...s, lastError: 'boom' }), true, 'a visible field changed: write');
-    assert.equal(M.mirrorNeeded(written, { ...s, lastSync: { b1: summary('2026-01-01T00:05:00.000Z') } }), false, 'lastSync is not in the document');
+    assert.equal(
+      M.mirrorNeeded(written, { ...s, lastSync: { b1: summary('2026-01-01T00:05:00.000Z') } }),
+      false,
+      'lastSync is not in the document',
+    );
   });
 
   test('a succeeded sync report needs no mirror (its activity wrote lastSyncAt); a failed one does', () => {
@@ -442,12 +603,24 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
     const ok = summary('2026-01-01T00:05:00.000Z');
     const s1 = M.syncReported(s, 'b1', ok).state;
     assert.equal(M.mirrorNeeded(written, s1), true, 'lastSyncAt moved');
-    assert.equal(M.mirrorNeeded(M.syncTimeWritten(written, s1, 'b1', ok), s1), false, 'written by syncCustomerPartition');
+    assert.equal(
+      M.mirrorNeeded(M.syncTimeWritten(written, s1, 'b1', ok), s1),
+      false,
+      'written by syncCustomerPartition',
+    );
     const failed = { ...summary('2026-01-01T00:06:00.000Z'), status: 'failed' as const, error: 'x' };
     const s2 = M.syncReported(s1, 'b1', failed).state;
     const w1 = M.syncTimeWritten(written, s1, 'b1', ok);
-    assert.equal(M.mirrorNeeded(M.syncTimeWritten(w1, s2, 'b1', failed), s2), true, 'a failed report is mirrored by the workflow');
-    assert.equal(M.syncTimeWritten(w1, s1, 'elsewhere', summary('2026-01-02T00:00:00.000Z')), w1, 'unknown partitions change nothing');
+    assert.equal(
+      M.mirrorNeeded(M.syncTimeWritten(w1, s2, 'b1', failed), s2),
+      true,
+      'a failed report is mirrored by the workflow',
+    );
+    assert.equal(
+      M.syncTimeWritten(w1, s1, 'elsewhere', summary('2026-01-02T00:00:00.000Z')),
+      w1,
+      'unknown partitions change nothing',
+    );
     assert.equal(M.syncTimeWritten(null, s1, 'b1', ok), null, 'unknown stays unknown');
     const older = M.syncTimeWritten(w1, s1, 'b1', summary('2026-01-01T00:01:00.000Z'));
     assert.equal(older?.lastSyncAt, '2026-01-01T00:05:00.000Z', 'lastSyncAt never goes back');
@@ -458,15 +631,38 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
     const written = M.toMirror(s);
     const s1 = M.refreshSucceeded(s, token(2, T0 + 240_000), T0 + 240_000, { calledSage: true }).state;
     assert.equal(M.mirrorNeeded(written, s1), true);
-    assert.equal(M.mirrorNeeded(M.tokenTimesWritten(written, s1, 2), s1), false, 'the refresh activity mirrored version 2');
-    assert.equal(M.tokenTimesWritten(written, s1, 1), written, 'it mirrored another version than the state holds: still unknown');
+    assert.equal(
+      M.mirrorNeeded(M.tokenTimesWritten(written, s1, 2), s1),
+      false,
+      'the refresh activity mirrored version 2',
+    );
+    assert.equal(
+      M.tokenTimesWritten(written, s1, 1),
+      written,
+      'it mirrored another version than the state holds: still unknown',
+    );
     // A refresh that also clears a warning changes `reason`: that still needs the workflow's mirror.
-    const warned: M.MachineState = { ...s, reason: 'token_refresh_failing', lastError: 'x', refreshFailures: 1, nextRefreshRetryAt: T0 + 30_000 };
+    const warned: M.MachineState = {
+      ...s,
+      reason: 'token_refresh_failing',
+      lastError: 'x',
+      refreshFailures: 1,
+      nextRefreshRetryAt: T0 + 30_000,
+    };
     const s2 = M.refreshSucceeded(warned, token(2, T0 + 240_000), T0 + 240_000, { calledSage: true }).state;
     assert.equal(M.mirrorNeeded(M.tokenTimesWritten(M.toMirror(warned), s2, 2), s2), true);
   });
 });
 
 function summary(finishedAt: string): PartitionSyncSummary {
-  return { finishedAt, status: 'succeeded', mode: 'incremental', fetched: 1, upserted: 1, modified: 0, deleted: 0, quarantined: 0 };
+  return {
+    finishedAt,
+    status: 'succeeded',
+    mode: 'incremental',
+    fetched: 1,
+    upserted: 1,
+    modified: 0,
+    deleted: 0,
+    quarantined: 0,
+  };
 }

@@ -10,7 +10,11 @@ import { decideReadPath, type TokenDocTimes } from '../../src/tokens/read-path.j
 import * as M from '../../src/workflows/tenant-connection/machine.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
-const conn = { workflowId: 'sage-connection:sage-accounting:acme', tenantId: 'acme', provider: 'sage-accounting' as const };
+const conn = {
+  workflowId: 'sage-connection:sage-accounting:acme',
+  tenantId: 'acme',
+  provider: 'sage-accounting' as const,
+};
 const connected = { state: 'connected' };
 
 function doc(p: { version?: number; life?: number; obtainedAt?: number; pending?: number | null } = {}): TokenDocTimes {
@@ -44,13 +48,20 @@ describe('decideReadPath', () => {
     assert.equal(decideReadPath(doc(), null, T0 + 1_000, {}, conn).use, 'workflow', 'no mirror yet');
   });
   test('a refresh started from the stored version (in flight, or failed: a revoked grant) goes to the workflow', () => {
-    assert.deepEqual(decideReadPath(doc({ pending: 3 }), connected, T0 + 1_000, {}, conn), { use: 'workflow', why: 'refresh_started' });
+    assert.deepEqual(decideReadPath(doc({ pending: 3 }), connected, T0 + 1_000, {}, conn), {
+      use: 'workflow',
+      why: 'refresh_started',
+    });
     // A marker left from an older version is history: the stored version was committed after it.
     assert.equal(decideReadPath(doc({ pending: 2 }), connected, T0 + 1_000, {}, conn).use, 'store');
   });
   test('input the update validator refuses (negative, fractional, huge, NaN minValidSeconds) is left to the workflow to refuse', () => {
     for (const minValidSeconds of [-1, 1.5, 5_000, Number.NaN]) {
-      assert.deepEqual(decideReadPath(doc(), connected, T0 + 1_000, { minValidSeconds }, conn), { use: 'workflow', why: 'invalid_input' }, String(minValidSeconds));
+      assert.deepEqual(
+        decideReadPath(doc(), connected, T0 + 1_000, { minValidSeconds }, conn),
+        { use: 'workflow', why: 'invalid_input' },
+        String(minValidSeconds),
+      );
     }
     assert.equal(decideReadPath(doc(), connected, T0 + 1_000, { rejectedTokenVersion: -1 }, conn).use, 'workflow');
   });
@@ -62,9 +73,23 @@ describe('decideReadPath', () => {
   test('agrees with the workflow (decideAccess) on every lifetime × age × minValidSeconds', () => {
     for (const life of [15, 60, 300, 8 * 3600]) {
       const s = M.consentCompleted(
-        M.consentIssued(M.initialState({ tenantId: 'acme', provider: 'sage-accounting', sync: { intervalMinutes: 60 } } as never, conn.workflowId), { nonce: 'n', expiresAt: T0 + 1, url: 'u' }, T0),
+        M.consentIssued(
+          M.initialState(
+            { tenantId: 'acme', provider: 'sage-accounting', sync: { intervalMinutes: 60 } } as never,
+            conn.workflowId,
+          ),
+          { nonce: 'n', expiresAt: T0 + 1, url: 'u' },
+          T0,
+        ),
         {
-          token: { version: 3, accessTokenExpiresAt: T0 + life * 1000, accessTokenLifetimeSec: life, refreshTokenExpiresAt: T0 + 31 * 86_400_000, refreshTokenLifetimeSec: 31 * 86_400, obtainedAt: T0 },
+          token: {
+            version: 3,
+            accessTokenExpiresAt: T0 + life * 1000,
+            accessTokenLifetimeSec: life,
+            refreshTokenExpiresAt: T0 + 31 * 86_400_000,
+            refreshTokenLifetimeSec: 31 * 86_400,
+            obtainedAt: T0,
+          },
           country: null,
           test: { ok: true, available: [{ id: 'b', name: 'B' }], leadBusinessId: 'b' },
           now: T0,
@@ -75,7 +100,11 @@ describe('decideReadPath', () => {
           const now = T0 + ageShare * life * 1000;
           const req = minValidSeconds === undefined ? {} : { minValidSeconds };
           const workflow = M.decideAccess(s, now, req).kind === 'lease' ? 'store' : 'workflow';
-          assert.equal(decideReadPath(doc({ life }), connected, now, req, conn).use, workflow, `life ${life}, age ${ageShare.toFixed(2)}, min ${minValidSeconds}`);
+          assert.equal(
+            decideReadPath(doc({ life }), connected, now, req, conn).use,
+            workflow,
+            `life ${life}, age ${ageShare.toFixed(2)}, min ${minValidSeconds}`,
+          );
         }
       }
     }
@@ -92,7 +121,12 @@ describe('renewingTokenSource (the sync run token holder)', () => {
         calls.push(opts);
         await new Promise((r) => setTimeout(r, 5));
         version++;
-        return { accessToken: `t${version}`, tokenVersion: version, expiresAt: new Date(clock + life * 1000).toISOString(), lifetimeSec: life };
+        return {
+          accessToken: `t${version}`,
+          tokenVersion: version,
+          expiresAt: new Date(clock + life * 1000).toISOString(),
+          lifetimeSec: life,
+        };
       },
     };
     return { src, calls, setClock: (t: number) => (clock = t), clock: () => clock };
@@ -114,16 +148,26 @@ describe('renewingTokenSource (the sync run token holder)', () => {
     const s = source(300);
     const holder = renewingTokenSource(s.src, s.clock);
     await holder.get();
-    const [a, b] = await Promise.all([holder.get({ rejectedTokenVersion: 1 }), holder.get({ rejectedTokenVersion: 1 })]);
+    const [a, b] = await Promise.all([
+      holder.get({ rejectedTokenVersion: 1 }),
+      holder.get({ rejectedTokenVersion: 1 }),
+    ]);
     assert.equal(a.tokenVersion, 2);
     assert.equal(b.tokenVersion, 2);
     assert.deepEqual(s.calls, [undefined, { rejectedTokenVersion: 1 }]);
-    assert.equal((await holder.get({ rejectedTokenVersion: 1 })).tokenVersion, 2, 'late 401 of version 1: no new request');
+    assert.equal(
+      (await holder.get({ rejectedTokenVersion: 1 })).tokenVersion,
+      2,
+      'late 401 of version 1: no new request',
+    );
     assert.equal(s.calls.length, 2);
   });
   test('a token without a known expiry (a test source) is kept until Sage rejects it', async () => {
     let n = 0;
-    const holder = renewingTokenSource({ get: async () => ({ accessToken: 'x', tokenVersion: ++n }) }, () => T0 + 10 ** 12);
+    const holder = renewingTokenSource(
+      { get: async () => ({ accessToken: 'x', tokenVersion: ++n }) },
+      () => T0 + 10 ** 12,
+    );
     await holder.get();
     await holder.get();
     assert.equal(n, 1);

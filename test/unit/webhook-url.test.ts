@@ -51,17 +51,48 @@ after(async () => {
 });
 
 test('non-public addresses are recognised, public ones are not', () => {
-  for (const a of ['127.0.0.1', '127.8.9.10', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '224.0.0.1']) {
+  for (const a of [
+    '127.0.0.1',
+    '127.8.9.10',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '224.0.0.1',
+  ]) {
     assert.equal(isNonPublicAddress(a), true, a);
   }
-  for (const a of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700:4700::1111']) assert.equal(isNonPublicAddress(a), false, a);
+  for (const a of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700:4700::1111'])
+    assert.equal(isNonPublicAddress(a), false, a);
 });
 
 test('the policy: http only outside production; private receivers only with NOTIFY_WEBHOOK_ALLOW_PRIVATE', () => {
-  assert.deepEqual(webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NODE_ENV: 'production' })), STRICT_WEBHOOK_POLICY);
-  assert.deepEqual(webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY })), DEV_PUBLIC_ONLY, 'private receivers are refused by default, also in development');
-  assert.equal(webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'true' })).allowPrivate, true);
-  assert.throws(() => parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'yes' }), /NOTIFY_WEBHOOK_ALLOW_PRIVATE/);
+  assert.deepEqual(
+    webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NODE_ENV: 'production' })),
+    STRICT_WEBHOOK_POLICY,
+  );
+  assert.deepEqual(
+    webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY })),
+    DEV_PUBLIC_ONLY,
+    'private receivers are refused by default, also in development',
+  );
+  assert.equal(
+    webhookPolicy(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'true' })).allowPrivate,
+    true,
+  );
+  assert.throws(
+    () => parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, NOTIFY_WEBHOOK_ALLOW_PRIVATE: 'yes' }),
+    /NOTIFY_WEBHOOK_ALLOW_PRIVATE/,
+  );
 });
 
 test('URLs refused before any connection: http in production, literal private addresses, credentials, other schemes', () => {
@@ -86,16 +117,29 @@ test('postWebhook refuses a loopback receiver (literal or by name) without sendi
   const before = hits.length;
   await assert.rejects(postWebhook(urlOf(ok), 'secret', event, DEV_PUBLIC_ONLY), WebhookRefusedError);
   const byName = urlOf(ok).replace('127.0.0.1', 'localhost'); // the name is fine; what it resolves to is not
-  await assert.rejects(postWebhook(byName, 'secret', event, DEV_PUBLIC_ONLY), (err: unknown) => err instanceof WebhookRefusedError && /resolves to/.test((err as Error).message));
-  await assert.rejects(postWebhook(urlOf(ok).replace('http:', 'https:'), 'secret', event, STRICT_WEBHOOK_POLICY), WebhookRefusedError);
+  await assert.rejects(
+    postWebhook(byName, 'secret', event, DEV_PUBLIC_ONLY),
+    (err: unknown) => err instanceof WebhookRefusedError && /resolves to/.test((err as Error).message),
+  );
+  await assert.rejects(
+    postWebhook(urlOf(ok).replace('http:', 'https:'), 'secret', event, STRICT_WEBHOOK_POLICY),
+    WebhookRefusedError,
+  );
   await assert.rejects(postWebhook(urlOf(ok), 'secret', event, STRICT_WEBHOOK_POLICY), /https only/);
   assert.equal(hits.length, before, 'no receiver saw a request');
 });
 
 test('postWebhook does not follow a redirect: the signed body never reaches the Location', async () => {
   hits.length = 0;
-  await assert.rejects(postWebhook(urlOf(redirector), 'secret', event, DEV_PRIVATE), (err: unknown) => err instanceof WebhookDeliveryError && /307/.test((err as Error).message));
-  assert.deepEqual(hits.map((x) => x.server), ['redirector'], 'only the configured host was called');
+  await assert.rejects(
+    postWebhook(urlOf(redirector), 'secret', event, DEV_PRIVATE),
+    (err: unknown) => err instanceof WebhookDeliveryError && /307/.test((err as Error).message),
+  );
+  assert.deepEqual(
+    hits.map((x) => x.server),
+    ['redirector'],
+    'only the configured host was called',
+  );
 });
 
 test('an allowed receiver gets the signed event', async () => {

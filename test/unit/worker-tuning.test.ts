@@ -46,10 +46,16 @@ for (const [variable, value] of [
   ['WORKER_STICKY_QUEUE_TIMEOUT_SECONDS', '0'],
 ] as const) {
   test(`a bad ${variable} (${value}) is rejected naming it`, () => {
-    assert.throws(() => parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, [variable]: value }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.ok(err.issues.some((i) => i.variable === variable), JSON.stringify(err.issues));
-      return true;
-    });
+    assert.throws(
+      () => parseConfig({ TOKEN_ENCRYPTION_KEY: KEY, [variable]: value }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.ok(
+          err.issues.some((i) => i.variable === variable),
+          JSON.stringify(err.issues),
+        );
+        return true;
+      },
+    );
   });
 }

@@ -20,21 +20,34 @@ export interface ChangesOptions {
 
 export function parseSince(since: string | undefined): number {
   if (since === undefined) return 0;
-  if (!/^\d{1,15}$/.test(since)) throw new CliExit(EXIT.usage, `invalid --since "${since}": a non-negative integer (the horizon printed last time)`);
+  if (!/^\d{1,15}$/.test(since))
+    throw new CliExit(EXIT.usage, `invalid --since "${since}": a non-negative integer (the horizon printed last time)`);
   return Number(since);
 }
 
 async function chooseProvider(ctx: CliContext, tenantId: string, provider: Provider | undefined): Promise<Provider> {
   if (provider) return provider;
   const mongo = await ctx.mongo();
-  const docs = await mongo.collection<{ provider: Provider }>(COLLECTIONS.connections).find({ tenantId }, { projection: { provider: 1 } }).toArray();
+  const docs = await mongo
+    .collection<{ provider: Provider }>(COLLECTIONS.connections)
+    .find({ tenantId }, { projection: { provider: 1 } })
+    .toArray();
   const found = [...new Set(docs.map((d) => d.provider))].filter((p) => (PROVIDERS as readonly string[]).includes(p));
   if (found.length === 0) throw new CliExit(EXIT.notFound, `no connection for tenant "${tenantId}"`);
-  if (found.length > 1) throw new CliExit(EXIT.usage, `tenant "${tenantId}" has connections for ${found.join(' and ')}; choose one with --provider`);
+  if (found.length > 1)
+    throw new CliExit(
+      EXIT.usage,
+      `tenant "${tenantId}" has connections for ${found.join(' and ')}; choose one with --provider`,
+    );
   return found[0]!;
 }
 
-export async function changesCommand(ctx: CliContext, tenant: string, opts: ChangesOptions, out: NodeJS.WritableStream): Promise<number> {
+export async function changesCommand(
+  ctx: CliContext,
+  tenant: string,
+  opts: ChangesOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const tenantId = parseTenant(tenant);
   const since = parseSince(opts.since);
   const provider = await chooseProvider(ctx, tenantId, parseProvider(opts.provider));

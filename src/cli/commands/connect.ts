@@ -32,7 +32,12 @@ function parseSite(s: string): { siteId?: string; companyId?: string } {
  * `connect <tenant> --provider p`: starts the `tenantConnection` workflow under its contract id unless it is already
  * running (an existing connection is reused, never restarted), waits for the consent URL and prints it.
  */
-export async function connectCommand(ctx: CliContext, tenant: string, opts: ConnectOptions, out: NodeJS.WritableStream): Promise<number> {
+export async function connectCommand(
+  ctx: CliContext,
+  tenant: string,
+  opts: ConnectOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const tenantId = parseTenant(tenant);
   const provider = parseProvider(opts.provider);
   if (!provider) throw new CliExit(EXIT.usage, '--provider is required');
@@ -43,7 +48,12 @@ export async function connectCommand(ctx: CliContext, tenant: string, opts: Conn
     ...(intervalMinutes !== undefined ? { sync: { intervalMinutes } } : {}),
     ...(opts.business?.length ? { businessIds: opts.business } : {}),
     ...(opts.edition || opts.site?.length
-      ? { sage200: { ...(opts.edition ? { edition: opts.edition } : {}), ...(opts.site?.length ? { sites: opts.site.map(parseSite) } : {}) } }
+      ? {
+          sage200: {
+            ...(opts.edition ? { edition: opts.edition } : {}),
+            ...(opts.site?.length ? { sites: opts.site.map(parseSite) } : {}),
+          },
+        }
       : {}),
   };
   const parsed = TenantConnectionInput.safeParse(candidate);
@@ -64,7 +74,10 @@ export async function connectCommand(ctx: CliContext, tenant: string, opts: Conn
   const timeoutMs = Number(opts.timeout ?? 20) * 1000;
   const status = await queryStatus(client, workflowId, timeoutMs);
   if (!status) {
-    throw new CliExit(EXIT.failure, `started ${workflowId} (run ${handle.firstExecutionRunId}) but it did not answer the status query; is a worker polling task queue ${ctx.config.TEMPORAL_TASK_QUEUE}?`);
+    throw new CliExit(
+      EXIT.failure,
+      `started ${workflowId} (run ${handle.firstExecutionRunId}) but it did not answer the status query; is a worker polling task queue ${ctx.config.TEMPORAL_TASK_QUEUE}?`,
+    );
   }
   if (status.state === 'connected') {
     if (opts.json) out.write(`${JSON.stringify({ workflowId, ...status }, null, 2)}\n`);
@@ -74,13 +87,23 @@ export async function connectCommand(ctx: CliContext, tenant: string, opts: Conn
   // Each consent link carries its own single-use, short-lived state: ask the workflow to mint one for this request.
   let consent: { authorizationUrl: string; expiresAt: string };
   try {
-    consent = await client.withDeadline(Date.now() + timeoutMs, () => handle.executeUpdate(beginAuthorizationUpdate, { args: [{}] }));
+    consent = await client.withDeadline(Date.now() + timeoutMs, () =>
+      handle.executeUpdate(beginAuthorizationUpdate, { args: [{}] }),
+    );
   } catch (err) {
-    throw new CliExit(EXIT.failure, `${workflowId} is ${status.state} but could not mint a consent URL: ${(err as Error).message}`);
+    throw new CliExit(
+      EXIT.failure,
+      `${workflowId} is ${status.state} but could not mint a consent URL: ${(err as Error).message}`,
+    );
   }
-  if (opts.json) out.write(`${JSON.stringify({ workflowId, ...status, authorizationUrl: consent.authorizationUrl, authorizationUrlExpiresAt: consent.expiresAt }, null, 2)}\n`);
+  if (opts.json)
+    out.write(
+      `${JSON.stringify({ workflowId, ...status, authorizationUrl: consent.authorizationUrl, authorizationUrlExpiresAt: consent.expiresAt }, null, 2)}\n`,
+    );
   else {
-    out.write(`Workflow ${workflowId} is waiting for consent${status.reason ? ` (${status.reason})` : ''}. Open this URL, or hand it to the customer`);
+    out.write(
+      `Workflow ${workflowId} is waiting for consent${status.reason ? ` (${status.reason})` : ''}. Open this URL, or hand it to the customer`,
+    );
     out.write(` (valid until ${consent.expiresAt}):\n${consent.authorizationUrl}\n`);
   }
   return EXIT.ok;

@@ -13,7 +13,12 @@ export interface StatusOptions {
  * `status <tenant>`: one connection in detail; exit 4 when it needs the customer's consent (awaiting or reauthorization),
  * so monitoring scripts can alert on the exit code alone. `status` without a tenant is `list`.
  */
-export async function statusCommand(ctx: CliContext, tenant: string | undefined, opts: StatusOptions, out: NodeJS.WritableStream): Promise<number> {
+export async function statusCommand(
+  ctx: CliContext,
+  tenant: string | undefined,
+  opts: StatusOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   if (!tenant) {
     const list = await listConnections(await ctx.deps(), { countCustomers: true });
     out.write(`${opts.json ? JSON.stringify({ connections: list }, null, 2) : connectionsTable(list)}\n`);

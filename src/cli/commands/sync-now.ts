@@ -51,11 +51,21 @@ async function recentRuns(mongo: Mongo, tenantId: string, provider: string): Pro
  * (those that appear after the signal, or that were already running — the schedule's overlap policy Skip folds a request
  * into a running sync) until every partition has finished, drawing progress from `pages`, `fetched` and `total`.
  */
-export async function syncNowCommand(ctx: CliContext, tenant: string, opts: SyncNowOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
+export async function syncNowCommand(
+  ctx: CliContext,
+  tenant: string,
+  opts: SyncNowOptions,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream & { isTTY?: boolean },
+): Promise<number> {
   const c = await resolveConnection(ctx, tenant, opts.provider);
-  if (c.state === 'disconnected') throw new CliExit(EXIT.notFound, `${c.tenantId} (${c.provider}) is disconnected; connect it again first`);
+  if (c.state === 'disconnected')
+    throw new CliExit(EXIT.notFound, `${c.tenantId} (${c.provider}) is disconnected; connect it again first`);
   if (c.state === 'awaiting_authorization' || c.state === 'reauthorization_required') {
-    throw new CliExit(EXIT.reauthorizationRequired, `${c.tenantId} (${c.provider}) cannot sync until the customer consents: ${c.authorizationUrl ?? `sage-sync connect ${c.tenantId} --provider ${c.provider}`}`);
+    throw new CliExit(
+      EXIT.reauthorizationRequired,
+      `${c.tenantId} (${c.provider}) cannot sync until the customer consents: ${c.authorizationUrl ?? `sage-sync connect ${c.tenantId} --provider ${c.provider}`}`,
+    );
   }
   const { client, mongo } = await ctx.deps();
   const mode = opts.full ? 'full' : 'incremental';
@@ -70,7 +80,10 @@ export async function syncNowCommand(ctx: CliContext, tenant: string, opts: Sync
   }
   if (!opts.wait) {
     if (opts.json) out.write(`${JSON.stringify({ workflowId: c.workflowId, mode, requested: true }, null, 2)}\n`);
-    else out.write(`${mode} sync requested for ${c.tenantId} (${c.provider}). Follow it with \`sage-sync status ${c.tenantId}\`.\n`);
+    else
+      out.write(
+        `${mode} sync requested for ${c.tenantId} (${c.provider}). Follow it with \`sage-sync status ${c.tenantId}\`.\n`,
+      );
     return EXIT.ok;
   }
 
@@ -84,7 +97,10 @@ export async function syncNowCommand(ctx: CliContext, tenant: string, opts: Sync
     view?.update({
       pages: tracked.reduce((n, r) => n + (r.pages ?? 0), 0),
       fetched: tracked.reduce((n, r) => n + (r.fetched ?? 0), 0),
-      total: tracked.length > 0 && tracked.every((r) => typeof r.total === 'number') ? tracked.reduce((n, r) => n + (r.total ?? 0), 0) : null,
+      total:
+        tracked.length > 0 && tracked.every((r) => typeof r.total === 'number')
+          ? tracked.reduce((n, r) => n + (r.total ?? 0), 0)
+          : null,
       runs: Math.max(expected.length, tracked.length),
       finishedRuns: tracked.filter((r) => r.status !== 'running').length,
     });
@@ -98,19 +114,35 @@ export async function syncNowCommand(ctx: CliContext, tenant: string, opts: Sync
     }
     if (Date.now() > deadline) {
       view?.done();
-      throw new CliExit(EXIT.failure, `timed out after ${opts.timeout ?? 600}s waiting for the sync of ${c.tenantId} (${c.provider}) to finish`);
+      throw new CliExit(
+        EXIT.failure,
+        `timed out after ${opts.timeout ?? 600}s waiting for the sync of ${c.tenantId} (${c.provider}) to finish`,
+      );
     }
     await sleep(500);
   }
   view?.done();
   const failed = tracked.filter((r) => r.status === 'failed');
   if (opts.json) {
-    out.write(`${JSON.stringify({ workflowId: c.workflowId, mode, status: failed.length ? 'failed' : 'succeeded', runs: tracked }, null, 2)}\n`);
+    out.write(
+      `${JSON.stringify({ workflowId: c.workflowId, mode, status: failed.length ? 'failed' : 'succeeded', runs: tracked }, null, 2)}\n`,
+    );
   } else {
     out.write(
       `${table(
         ['PARTITION', 'MODE', 'STATUS', 'PAGES', 'FETCHED', 'UPSERTED', 'MODIFIED', 'DELETED', 'QUARANTINED', 'ERROR'],
-        tracked.map((r) => [r.partitionId, r.mode ?? '-', r.status, String(r.pages ?? 0), String(r.fetched ?? 0), String(r.upserted ?? 0), String(r.modified ?? 0), String(r.deleted ?? 0), String(r.quarantined ?? 0), r.error ?? '']),
+        tracked.map((r) => [
+          r.partitionId,
+          r.mode ?? '-',
+          r.status,
+          String(r.pages ?? 0),
+          String(r.fetched ?? 0),
+          String(r.upserted ?? 0),
+          String(r.modified ?? 0),
+          String(r.deleted ?? 0),
+          String(r.quarantined ?? 0),
+          r.error ?? '',
+        ]),
       )}\n`,
     );
   }

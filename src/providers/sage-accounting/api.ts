@@ -37,7 +37,8 @@ export function resolveApiUrl(apiBase: string, pathOrUrl: string): URL {
   const base = new URL(apiBase.endsWith('/') ? apiBase : `${apiBase}/`);
   if (/^https?:\/\//i.test(pathOrUrl)) {
     const abs = new URL(pathOrUrl);
-    if (abs.origin !== base.origin) throw ApplicationFailure.nonRetryable(`$next points to another origin (${abs.origin})`, 'SageProtocolError');
+    if (abs.origin !== base.origin)
+      throw ApplicationFailure.nonRetryable(`$next points to another origin (${abs.origin})`, 'SageProtocolError');
     return abs;
   }
   let rel = pathOrUrl.replace(/^\/+/, '');
@@ -83,7 +84,11 @@ export async function getOne(http: SageHttp, ctx: RequestContext, url: URL): Pro
 }
 
 /** GETs one list page pinned to the business and checks the envelope and the echoed business. */
-export async function getListPage(http: SageHttp, ctx: RequestContext, url: URL): Promise<{ envelope: SageListEnvelope; serverTime?: Date }> {
+export async function getListPage(
+  http: SageHttp,
+  ctx: RequestContext,
+  url: URL,
+): Promise<{ envelope: SageListEnvelope; serverTime?: Date }> {
   const businessId = ctx.partition.id;
   const { body, headers } = await http.getJson<unknown>('sage-accounting', url.toString(), {
     headers: { authorization: `Bearer ${ctx.accessToken}`, ...businessHeaders(businessId) },
@@ -91,6 +96,12 @@ export async function getListPage(http: SageHttp, ctx: RequestContext, url: URL)
   checkBusiness(headers, businessId);
   const parsed = SageListEnvelope.safeParse(body);
   // 502-like: the answer is unusable but may be a proxy hiccup, so it stays retryable.
-  if (!parsed.success) throw new SageApiError('sage-accounting', 502, url.pathname, `unexpected list body: ${parsed.error.issues[0]?.message ?? ''}`);
+  if (!parsed.success)
+    throw new SageApiError(
+      'sage-accounting',
+      502,
+      url.pathname,
+      `unexpected list body: ${parsed.error.issues[0]?.message ?? ''}`,
+    );
   return { envelope: parsed.data, serverTime: serverDate(headers) };
 }

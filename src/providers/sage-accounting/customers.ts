@@ -13,7 +13,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
-import type { Cursor, CustomerPage, CustomerSource, DeletionPage, FetchOptions, PlannedPage, RequestContext, SyncTarget } from '../types.js';
+import type {
+  Cursor,
+  CustomerPage,
+  CustomerSource,
+  DeletionPage,
+  FetchOptions,
+  PlannedPage,
+  RequestContext,
+  SyncTarget,
+} from '../types.js';
 import { businessHeaders, getListPage, getOne, resolveApiUrl } from './api.js';
 import { CONTACT_ATTRIBUTES, contactQuery, mapSageAccountingContact } from './mapping.js';
 import { sageAccountingDateParam } from '../schema-helpers.js';
@@ -58,13 +67,22 @@ async function fetchList(http: SageHttp, apiBase: string, ctx: RequestContext, c
   const { envelope, serverTime } = await getListPage(http, ctx, url);
   const pages = c.pages + 1;
   const perPage = envelope.$itemsPerPage ?? envelope.$items_per_page ?? pageSize;
-  const maxPages = c.maxPages ?? (envelope.$total !== undefined ? Math.ceil(envelope.$total / Math.max(1, perPage)) + 2 : undefined);
+  const maxPages =
+    c.maxPages ?? (envelope.$total !== undefined ? Math.ceil(envelope.$total / Math.max(1, perPage)) + 2 : undefined);
   let nextCursor: Cursor | null = null;
   if (envelope.$next) {
     if (maxPages !== undefined && pages >= maxPages + 5) {
-      throw ApplicationFailure.nonRetryable(`Sage kept returning $next after ${pages} pages (total ${envelope.$total})`, 'SageProtocolError');
+      throw ApplicationFailure.nonRetryable(
+        `Sage kept returning $next after ${pages} pages (total ${envelope.$total})`,
+        'SageProtocolError',
+      );
     }
-    nextCursor = { next: envelope.$next, params: c.params, pages, ...(maxPages !== undefined ? { maxPages } : {}) } satisfies ListCursor;
+    nextCursor = {
+      next: envelope.$next,
+      params: c.params,
+      pages,
+      ...(maxPages !== undefined ? { maxPages } : {}),
+    } satisfies ListCursor;
   }
   return { envelope, serverTime, nextCursor };
 }
@@ -84,13 +102,21 @@ export function plannedPagesAfter(page: CustomerPage): PlannedPage[] {
     // Sage's `$next` form: the caller's parameters with `page` first, and the page size the answer says it used.
     const params = { ...next.params, items_per_page: String(perPage) };
     const rest = new URLSearchParams(Object.entries(params).filter(([k]) => k !== 'page')).toString();
-    const cursor: ListCursor = { next: `${path}?page=${n}${rest ? `&${rest}` : ''}`, params, pages: next.pages + (n - pageNumber - 1), ...(next.maxPages !== undefined ? { maxPages: next.maxPages } : {}) };
+    const cursor: ListCursor = {
+      next: `${path}?page=${n}${rest ? `&${rest}` : ''}`,
+      params,
+      pages: next.pages + (n - pageNumber - 1),
+      ...(next.maxPages !== undefined ? { maxPages: next.maxPages } : {}),
+    };
     out.push({ cursor, pageNumber: n });
   }
   return out;
 }
 
-export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 'SAGE_ACCOUNTING_API_URL'>): CustomerSource {
+export function createSageAccountingSource(
+  http: SageHttp,
+  config: Pick<Config, 'SAGE_ACCOUNTING_API_URL'>,
+): CustomerSource {
   const apiBase = config.SAGE_ACCOUNTING_API_URL;
   return {
     provider: 'sage-accounting',
@@ -125,7 +151,11 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
     deletions: {
       startCursor(since: Date) {
         // No contact_type_id here: a deleted contact may no longer carry its types, and unknown ids are no-ops for us.
-        return startListCursor({ deleted_since: iso(since), items_per_page: String(SAGE_ACCOUNTING_MAX_PAGE), attributes: 'deleted_at' });
+        return startListCursor({
+          deleted_since: iso(since),
+          items_per_page: String(SAGE_ACCOUNTING_MAX_PAGE),
+          attributes: 'deleted_at',
+        });
       },
       async fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<DeletionPage> {
         const size = Math.min(SAGE_ACCOUNTING_MAX_PAGE, Math.max(1, opts.pageSize));
@@ -156,6 +186,10 @@ export function createSageAccountingSource(http: SageHttp, config: Pick<Config, 
 const DeletedItem = z
   .object({
     id: z.string().min(1).max(64),
-    deleted_at: z.iso.datetime({ offset: true }).transform((v) => new Date(v)).nullish().catch(null),
+    deleted_at: z.iso
+      .datetime({ offset: true })
+      .transform((v) => new Date(v))
+      .nullish()
+      .catch(null),
   })
   .passthrough();

@@ -31,11 +31,24 @@ export const CONTACT_ATTRIBUTES = [
  * `main_contact_person`, `currency`, …) only their base attributes (`id`, `displayed_as`, `$path`), so the address, the
  * contact person's e-mail and phone would all be null. Names of `Address` / `ContactPerson` properties in the Swagger.
  */
-export const CONTACT_NESTED_ATTRIBUTES = ['address_line_1', 'address_line_2', 'city', 'postal_code', 'country', 'email', 'telephone', 'mobile'] as const;
+export const CONTACT_NESTED_ATTRIBUTES = [
+  'address_line_1',
+  'address_line_2',
+  'city',
+  'postal_code',
+  'country',
+  'email',
+  'telephone',
+  'mobile',
+] as const;
 
 /** The query parameters every contacts read carries (list pages and single GETs alike). */
 export function contactQuery(): Record<string, string> {
-  return { attributes: CONTACT_ATTRIBUTES.join(','), nested_attributes: CONTACT_NESTED_ATTRIBUTES.join(','), show_balance: 'true' };
+  return {
+    attributes: CONTACT_ATTRIBUTES.join(','),
+    nested_attributes: CONTACT_NESTED_ATTRIBUTES.join(','),
+    show_balance: 'true',
+  };
 }
 
 const link = z.object({ id: z.string().nullish(), displayed_as: z.string().nullish() }).passthrough();

@@ -38,16 +38,26 @@ export const sageAccountingOAuth: ProviderOAuth = {
   },
   async refresh(config, refreshToken, opts = {}) {
     const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
-    const body = await postForm('sage-accounting', config.SAGE_ACCOUNTING_TOKEN_URL, {
-      client_id: clientId,
-      client_secret: clientSecret,
-      grant_type: 'refresh_token',
-      refresh_token: refreshToken,
-    }, {}, opts);
+    const body = await postForm(
+      'sage-accounting',
+      config.SAGE_ACCOUNTING_TOKEN_URL,
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+      },
+      {},
+      opts,
+    );
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async revoke(config, refreshToken) {
     const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
-    await postForm('sage-accounting', config.SAGE_ACCOUNTING_REVOKE_URL, { client_id: clientId, client_secret: clientSecret, token: refreshToken });
+    await postForm('sage-accounting', config.SAGE_ACCOUNTING_REVOKE_URL, {
+      client_id: clientId,
+      client_secret: clientSecret,
+      token: refreshToken,
+    });
   },
 };

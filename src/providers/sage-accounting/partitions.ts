@@ -9,7 +9,9 @@ import type { Partition } from '../../messages.js';
 import type { SageHttp } from '../http.js';
 import { resolveApiUrl, SageListEnvelope } from './api.js';
 
-const Business = z.object({ id: z.string().min(1), displayed_as: z.string().optional(), name: z.string().optional() }).loose();
+const Business = z
+  .object({ id: z.string().min(1), displayed_as: z.string().optional(), name: z.string().optional() })
+  .loose();
 
 export async function listSageAccountingBusinesses(
   http: SageHttp,
@@ -22,7 +24,11 @@ export async function listSageAccountingBusinesses(
   // in one page (`$items_per_page: 2147483647`); `$next` is still followed should it ever page.
   let next: string | null = '/businesses';
   for (let page = 0; next && page < 50; page++) {
-    const { body } = await http.getJson<unknown>('sage-accounting', resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, next).toString(), { headers });
+    const { body } = await http.getJson<unknown>(
+      'sage-accounting',
+      resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, next).toString(),
+      { headers },
+    );
     const env = SageListEnvelope.parse(body);
     for (const item of env.$items) {
       const b = Business.safeParse(item);
@@ -32,7 +38,11 @@ export async function listSageAccountingBusinesses(
   }
   let leadBusinessId: string | null = null;
   try {
-    const { body } = await http.getJson<unknown>('sage-accounting', resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/businesses/lead').toString(), { headers });
+    const { body } = await http.getJson<unknown>(
+      'sage-accounting',
+      resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/businesses/lead').toString(),
+      { headers },
+    );
     leadBusinessId = Business.safeParse(body).data?.id ?? null;
   } catch {
     // The lead business only feeds drift detection; its absence must not fail the connection test.

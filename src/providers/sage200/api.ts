@@ -22,7 +22,13 @@ export function sage200Headers(target: SyncTarget, subscriptionKey: string | und
   return headers;
 }
 
-const ListBody = z.union([z.array(z.unknown()), z.object({ value: z.array(z.unknown()) }).passthrough().transform((b) => b.value)]);
+const ListBody = z.union([
+  z.array(z.unknown()),
+  z
+    .object({ value: z.array(z.unknown()) })
+    .passthrough()
+    .transform((b) => b.value),
+]);
 
 export async function getList(
   http: SageHttp,
@@ -35,12 +41,18 @@ export async function getList(
   });
   const parsed = ListBody.safeParse(body);
   // 502-like: unusable answer, but possibly a gateway hiccup, so it stays retryable.
-  if (!parsed.success) throw new SageApiError('sage-200', 502, url.pathname, 'list body is neither an array nor {value:[...]}');
+  if (!parsed.success)
+    throw new SageApiError('sage-200', 502, url.pathname, 'list body is neither an array nor {value:[...]}');
   return { items: parsed.data, headers };
 }
 
 /** GETs one object; null on 404. */
-export async function getOne(http: SageHttp, ctx: RequestContext, url: URL, subscriptionKey: string | undefined): Promise<unknown | null> {
+export async function getOne(
+  http: SageHttp,
+  ctx: RequestContext,
+  url: URL,
+  subscriptionKey: string | undefined,
+): Promise<unknown | null> {
   try {
     const { body } = await http.getJson<unknown>('sage-200', url.toString(), {
       headers: { authorization: `Bearer ${ctx.accessToken}`, ...sage200Headers(ctx, subscriptionKey) },

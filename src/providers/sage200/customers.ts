@@ -68,7 +68,10 @@ export function buildCustomersUrl(base: string, cursor: KeysetCursor, top: numbe
   return url;
 }
 
-export function createSage200Source(http: SageHttp, config: Pick<Config, 'SAGE200_API_URL' | 'SAGE200_SUBSCRIPTION_KEY'>): CustomerSource {
+export function createSage200Source(
+  http: SageHttp,
+  config: Pick<Config, 'SAGE200_API_URL' | 'SAGE200_SUBSCRIPTION_KEY'>,
+): CustomerSource {
   const key = config.SAGE200_SUBSCRIPTION_KEY;
   return {
     provider: 'sage-200',
@@ -108,7 +111,12 @@ export function createSage200Source(http: SageHttp, config: Pick<Config, 'SAGE20
       }
       if (listed === null) {
         const other = edition === 'sage200' ? 'sage200extra' : 'sage200';
-        return new SageAccessDeniedError('sage-200', 'edition_mismatch', 401, `Sage 200 refuses a freshly refreshed token for every call under edition ${edition} (even /sites): the tenant's sites are likely on ${other}; reconnect with that edition`);
+        return new SageAccessDeniedError(
+          'sage-200',
+          'edition_mismatch',
+          401,
+          `Sage 200 refuses a freshly refreshed token for every call under edition ${edition} (even /sites): the tenant's sites are likely on ${other}; reconnect with that edition`,
+        );
       }
       return new SageAccessDeniedError(
         'sage-200',

@@ -33,7 +33,14 @@ export const sage200OAuth: ProviderOAuth = {
     const body = await postForm(
       'sage-200',
       config.SAGE200_TOKEN_URL,
-      { grant_type: 'authorization_code', client_id: clientId, client_secret: clientSecret, code: p.code, redirect_uri: config.redirectUri, ...(p.codeVerifier ? { code_verifier: p.codeVerifier } : {}) },
+      {
+        grant_type: 'authorization_code',
+        client_id: clientId,
+        client_secret: clientSecret,
+        code: p.code,
+        redirect_uri: config.redirectUri,
+        ...(p.codeVerifier ? { code_verifier: p.codeVerifier } : {}),
+      },
       subscriptionHeader(config),
     );
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);
@@ -51,6 +58,11 @@ export const sage200OAuth: ProviderOAuth = {
   },
   async revoke(config, refreshToken) {
     const { clientId, clientSecret } = clientCredentials(config, 'sage-200');
-    await postForm('sage-200', config.SAGE200_REVOKE_URL, { token: refreshToken, client_id: clientId, client_secret: clientSecret }, subscriptionHeader(config));
+    await postForm(
+      'sage-200',
+      config.SAGE200_REVOKE_URL,
+      { token: refreshToken, client_id: clientId, client_secret: clientSecret },
+      subscriptionHeader(config),
+    );
   },
 };

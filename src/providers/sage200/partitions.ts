@@ -18,7 +18,14 @@ const Site = z
     site_name: z.string().optional(),
   })
   .loose();
-const SitesBody = z.union([z.array(z.unknown()), z.object({ value: z.array(z.unknown()) }).loose().transform((b) => b.value), Site.transform((s) => [s])]);
+const SitesBody = z.union([
+  z.array(z.unknown()),
+  z
+    .object({ value: z.array(z.unknown()) })
+    .loose()
+    .transform((b) => b.value),
+  Site.transform((s) => [s]),
+]);
 
 export async function listSage200Sites(
   http: SageHttp,
@@ -37,7 +44,13 @@ export async function listSage200Sites(
     // the user: say so, instead of leaving a bare 401 that reads like a token problem.
     if (err instanceof SageApiError && err.status === 401 && !/subscription key/i.test(err.detail)) {
       const ed = edition ?? DEFAULT_EDITION;
-      throw new SageApiError('sage-200', 401, err.path, `${err.detail ? `${err.detail} ` : ''}(/sites refused under edition ${ed}: with a fresh token this means the tenant's sites are on the other edition, ${ed === 'sage200' ? 'sage200extra' : 'sage200'})`, err.retryAfterMs);
+      throw new SageApiError(
+        'sage-200',
+        401,
+        err.path,
+        `${err.detail ? `${err.detail} ` : ''}(/sites refused under edition ${ed}: with a fresh token this means the tenant's sites are on the other edition, ${ed === 'sage200' ? 'sage200extra' : 'sage200'})`,
+        err.retryAfterMs,
+      );
     }
     throw err;
   }

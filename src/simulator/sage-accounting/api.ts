@@ -15,7 +15,13 @@ const PROVIDER = 'sage-accounting' as const;
 
 type ApiError = { $severity: 'error'; $dataCode: string; $message: string; $source: string };
 
-export function sageError(reply: FastifyReply, status: number, $dataCode: string, $message: string, $source = ''): FastifyReply {
+export function sageError(
+  reply: FastifyReply,
+  status: number,
+  $dataCode: string,
+  $message: string,
+  $source = '',
+): FastifyReply {
   const body: ApiError[] = [{ $severity: 'error', $dataCode, $message, $source }];
   return reply.code(status).send(body);
 }
@@ -46,13 +52,20 @@ export function sageAccountingApi(state: SimulatorState) {
       if (!auth) {
         state.counters.inc('apiUnauthorized', PROVIDER);
         // As probed on the live API: a plain object, not the usual error array.
-        return reply.code(401).send({ error: "Authorization missing. Please, add an authorization token at the 'Authorization' HTTP header." });
+        return reply
+          .code(401)
+          .send({
+            error: "Authorization missing. Please, add an authorization token at the 'Authorization' HTTP header.",
+          });
       }
       const m = /^Bearer\s+(.+)$/i.exec(auth);
       const check = state.checkAccessToken(m?.[1]?.trim(), PROVIDER);
       if ('problem' in check) {
         state.counters.inc('apiUnauthorized', PROVIDER);
-        const message = check.problem === 'expired' ? 'Access token has expired.' : 'Access token is invalid (JWT malformed or missing).';
+        const message =
+          check.problem === 'expired'
+            ? 'Access token has expired.'
+            : 'Access token is invalid (JWT malformed or missing).';
         return sageError(reply, 401, 'AccessTokenVerificationError', message, 'Authorization');
       }
       state.counters.inc('apiRequests', PROVIDER);
@@ -63,7 +76,16 @@ export function sageAccountingApi(state: SimulatorState) {
 
     app.get('/user', async (request) => {
       const u = request.simUser!;
-      return { id: u.uuid, displayed_as: `Demo User ${u.index}`, $path: '/user', first_name: 'Demo', last_name: `User ${u.index}`, initials: 'DU', email: u.email, locale: 'en-GB' };
+      return {
+        id: u.uuid,
+        displayed_as: `Demo User ${u.index}`,
+        $path: '/user',
+        first_name: 'Demo',
+        last_name: `User ${u.index}`,
+        initials: 'DU',
+        email: u.email,
+        locale: 'en-GB',
+      };
     });
 
     app.get('/businesses', async (request) => {
@@ -115,7 +137,11 @@ export function sageAccountingApi(state: SimulatorState) {
       address_line_2: null,
       city: b.city,
       postal_code: b.postalCode,
-      country: { id: b.country, displayed_as: `${COUNTRIES[b.country]?.name ?? b.country} (${b.country})`, $path: `/countries/${b.country}` },
+      country: {
+        id: b.country,
+        displayed_as: `${COUNTRIES[b.country]?.name ?? b.country} (${b.country})`,
+        $path: `/countries/${b.country}`,
+      },
       region: null,
       telephone: null,
       mobile: null,
@@ -124,8 +150,20 @@ export function sageAccountingApi(state: SimulatorState) {
       ni_based: false,
       subscriptions: [
         state.lapsedBusinesses.has(id)
-          ? { id: 'ACCOUNTING', displayed_as: 'Accounting', $path: '/subscriptions/ACCOUNTING', active: false, status: 'cancelled' }
-          : { id: 'ACCOUNTING', displayed_as: 'Accounting', $path: '/subscriptions/ACCOUNTING', active: true, status: 'paying' },
+          ? {
+              id: 'ACCOUNTING',
+              displayed_as: 'Accounting',
+              $path: '/subscriptions/ACCOUNTING',
+              active: false,
+              status: 'cancelled',
+            }
+          : {
+              id: 'ACCOUNTING',
+              displayed_as: 'Accounting',
+              $path: '/subscriptions/ACCOUNTING',
+              active: true,
+              status: 'paying',
+            },
       ],
     };
   }
@@ -137,7 +175,13 @@ export function sageAccountingApi(state: SimulatorState) {
     const asked = Array.isArray(header) ? header[0] : header;
     const id = asked?.trim() || u.partitionIds[0]!;
     if (!u.partitionIds.includes(id)) {
-      sageError(reply, 403, 'BusinessAccessDenied', 'The current user does not have access to the requested business.', 'X-Business');
+      sageError(
+        reply,
+        403,
+        'BusinessAccessDenied',
+        'The current user does not have access to the requested business.',
+        'X-Business',
+      );
       return undefined;
     }
     if (state.lapsedBusinesses.has(id)) {
@@ -154,9 +198,17 @@ export function sageAccountingApi(state: SimulatorState) {
   function listContacts(request: FastifyRequest, reply: FastifyReply, p: PartitionData) {
     const q = flat(request.query);
     const ipp = q.items_per_page === undefined ? 20 : Number(q.items_per_page);
-    if (!Number.isInteger(ipp) || ipp < 1 || ipp > 200) return sageError(reply, 400, 'InvalidParameter', 'items_per_page must be an integer between 1 and 200.', 'items_per_page');
+    if (!Number.isInteger(ipp) || ipp < 1 || ipp > 200)
+      return sageError(
+        reply,
+        400,
+        'InvalidParameter',
+        'items_per_page must be an integer between 1 and 200.',
+        'items_per_page',
+      );
     const page = q.page === undefined ? 1 : Number(q.page);
-    if (!Number.isInteger(page) || page < 1) return sageError(reply, 400, 'InvalidParameter', 'page must be a positive integer.', 'page');
+    if (!Number.isInteger(page) || page < 1)
+      return sageError(reply, 400, 'InvalidParameter', 'page must be a positive integer.', 'page');
     let since: number | null = null;
     let deletedSince: number | null = null;
     for (const [name, target] of [
@@ -167,7 +219,13 @@ export function sageAccountingApi(state: SimulatorState) {
       if (raw === undefined) continue;
       const t = parseSageDate(raw);
       if (t === null) {
-        return sageError(reply, 400, 'InvalidParameter', `${name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime with Z or an offset (encode "+" as %2B).`, name);
+        return sageError(
+          reply,
+          400,
+          'InvalidParameter',
+          `${name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime with Z or an offset (encode "+" as %2B).`,
+          name,
+        );
       }
       target(t);
     }
@@ -176,7 +234,8 @@ export function sageAccountingApi(state: SimulatorState) {
     const matches = (r: CustomerRecord): boolean => {
       // deleted_since switches the list to deleted contacts only (deleted strictly after the time); otherwise deleted
       // contacts never appear.
-      if (deletedSince !== null ? r.deletedAt === null || r.deletedAt <= deletedSince : r.deletedAt !== null) return false;
+      if (deletedSince !== null ? r.deletedAt === null || r.deletedAt <= deletedSince : r.deletedAt !== null)
+        return false;
       if (since !== null && r.updatedAt < since) return false; // inclusive: updated_at >= since
       if (typeFilter) {
         const isC = r.kind !== 'vendor';
@@ -203,7 +262,10 @@ export function sageAccountingApi(state: SimulatorState) {
     const lastPage = Math.max(1, Math.ceil(all.length / ipp));
     const effective = Math.min(page, lastPage); // a page past the end answers the last page again
     const slice = all.slice((effective - 1) * ipp, effective * ipp);
-    const attributes = (q.attributes ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    const attributes = (q.attributes ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
     const nested = nestedAttributes(q.nested_attributes);
     const showBalance = q.show_balance === 'true';
     const items = slice.map((r) => shapeContact(p, r, attributes, deletedSince !== null, nested, showBalance));
@@ -247,7 +309,10 @@ export function sageAccountingApi(state: SimulatorState) {
 type NestedAttributes = 'all' | string[];
 
 function nestedAttributes(raw: string | undefined): NestedAttributes {
-  const list = (raw ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const list = (raw ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   return list.includes('all') ? 'all' : list;
 }
 
@@ -261,7 +326,6 @@ function nestedView(value: unknown, nested: NestedAttributes): unknown {
   for (const a of nested) if (a in entity) out[a] = entity[a];
   return out;
 }
-
 
 /** `$next`/`$back`: the path without `/v3.1`, keeping the caller's parameters, `page` first. */
 function pagePath(request: FastifyRequest, page: number): string {

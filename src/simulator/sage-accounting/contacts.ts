@@ -56,7 +56,13 @@ export function contactFull(p: PartitionData, rec: CustomerRecord): Record<strin
     created_at: created,
     updated_at: updated,
     deleted_at: rec.deletedAt === null ? null : accountingTime(rec.deletedAt),
-    links: [{ href: `https://accounting.sageone.co.uk/contacts/${customerSide ? 'customers' : 'vendors'}/${rec.id}`, rel: 'alternate', type: 'text/html' }],
+    links: [
+      {
+        href: `https://accounting.sageone.co.uk/contacts/${customerSide ? 'customers' : 'vendors'}/${rec.id}`,
+        rel: 'alternate',
+        type: 'text/html',
+      },
+    ],
     contact_types: contactTypes(rec),
     name: d.name,
     reference: d.reference,
@@ -66,7 +72,9 @@ export function contactFull(p: PartitionData, rec: CustomerRecord): Record<strin
     locale: 'en',
     main_address: {
       id: addressId,
-      displayed_as: [d.address.line1, d.address.line2, d.address.city, d.address.region, d.address.postalCode].filter(Boolean).join('\n'),
+      displayed_as: [d.address.line1, d.address.line2, d.address.city, d.address.region, d.address.postalCode]
+        .filter(Boolean)
+        .join('\n'),
       $path: `/addresses/${addressId}`,
       address_line_1: d.address.line1,
       address_line_2: d.address.line2,
@@ -75,7 +83,11 @@ export function contactFull(p: PartitionData, rec: CustomerRecord): Record<strin
       region: d.address.region,
       country: link('countries', d.address.country, `${country.name} (${d.address.country})`),
       country_group: d.address.country === 'GB' ? link('country_groups', 'GBIE', 'UK & Ireland') : null,
-      address_type: link('address_types', customerSide ? 'ACCOUNTS' : 'DELIVERY', customerSide ? 'Accounts' : 'Delivery'),
+      address_type: link(
+        'address_types',
+        customerSide ? 'ACCOUNTS' : 'DELIVERY',
+        customerSide ? 'Accounts' : 'Delivery',
+      ),
       name: 'Main Address',
       is_main_address: true,
       created_at: created,

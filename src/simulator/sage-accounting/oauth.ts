@@ -5,7 +5,16 @@
  * HTTP 400 for anything dead.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { acceptsJson, clientCredentials, errorPage, flat, isFormEncoded, oauthError, redirectUrl, type Params } from '../oauth-common.js';
+import {
+  acceptsJson,
+  clientCredentials,
+  errorPage,
+  flat,
+  isFormEncoded,
+  oauthError,
+  redirectUrl,
+  type Params,
+} from '../oauth-common.js';
 import { pkceMethodValid, pkceVerifies } from '../pkce.js';
 import type { Grant, SimulatorState } from '../state.js';
 
@@ -30,7 +39,11 @@ export function sageAccountingOAuth(state: SimulatorState) {
     }
     if (q.redirect_uri !== a.redirectUri) {
       state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(reply, 'Invalid callback URL', 'The redirect_uri does not match a callback URL registered for this application (callback URLs are case-sensitive).');
+      return errorPage(
+        reply,
+        'Invalid callback URL',
+        'The redirect_uri does not match a callback URL registered for this application (callback URLs are case-sensitive).',
+      );
     }
     const back = (error: string, description: string) => {
       state.counters.inc('authorizeErrors', PROVIDER);
@@ -46,12 +59,22 @@ export function sageAccountingOAuth(state: SimulatorState) {
     const consent = state.takeConsent(PROVIDER);
     if (consent.deny) {
       state.counters.inc('consentDenials', PROVIDER);
-      return reply.redirect(redirectUrl(a.redirectUri, { error: consent.deny.error, error_description: consent.deny.description, state: q.state }), 302);
+      return reply.redirect(
+        redirectUrl(a.redirectUri, {
+          error: consent.deny.error,
+          error_description: consent.deny.description,
+          state: q.state,
+        }),
+        302,
+      );
     }
     const user = consent.user!;
     // The country picked must be the business's country, or the flow fails.
     if (q.country && q.country.toUpperCase() !== user.country) {
-      return back('invalid_request', `The selected country (${q.country.toUpperCase()}) does not match the country the business is registered in.`);
+      return back(
+        'invalid_request',
+        `The selected country (${q.country.toUpperCase()}) does not match the country the business is registered in.`,
+      );
     }
     const code = state.issueCode(
       {
@@ -88,7 +111,12 @@ export function sageAccountingOAuth(state: SimulatorState) {
     const a = state.apps.sageAccounting;
     if (creds.conflicting || creds.clientId !== a.clientId || creds.clientSecret !== a.clientSecret) {
       state.counters.inc('invalidClients', PROVIDER);
-      oauthError(reply, 400, 'invalid_client', 'Client authentication failed: unknown client_id or wrong client_secret.');
+      oauthError(
+        reply,
+        400,
+        'invalid_client',
+        'Client authentication failed: unknown client_id or wrong client_secret.',
+      );
       return undefined;
     }
     return body;
@@ -115,7 +143,8 @@ export function sageAccountingOAuth(state: SimulatorState) {
       if (!code || code.provider !== PROVIDER) return invalidGrant(reply, 'The authorization code is invalid.');
       if (code.usedAt !== null) return invalidGrant(reply, 'The authorization code has already been used.');
       if (state.now() >= code.expiresAt) return invalidGrant(reply, 'The authorization code has expired.');
-      if (body.redirect_uri !== code.redirectUri) return invalidGrant(reply, 'The redirect_uri does not match the one used in the authorization request.');
+      if (body.redirect_uri !== code.redirectUri)
+        return invalidGrant(reply, 'The redirect_uri does not match the one used in the authorization request.');
       if (code.codeChallenge && !pkceVerifies(code.codeChallenge, code.codeChallengeMethod!, body.code_verifier)) {
         return invalidGrant(reply, 'The code_verifier does not match the code_challenge.');
       }
@@ -130,7 +159,8 @@ export function sageAccountingOAuth(state: SimulatorState) {
       }
       const rec = state.tokens.get(body.refresh_token);
       const g = rec ? state.grants.get(rec.grantId) : undefined;
-      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER) return invalidGrant(reply, 'The refresh token is invalid.');
+      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER)
+        return invalidGrant(reply, 'The refresh token is invalid.');
       if (g.revokedAt !== null) return invalidGrant(reply, 'The refresh token has been revoked.');
       if (rec.killed === 'rotated') {
         state.counters.inc('reusedRefreshTokens', PROVIDER);

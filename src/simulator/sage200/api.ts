@@ -35,20 +35,35 @@ export function sage200Api(state: SimulatorState) {
   const sortCache = new WeakMap<PartitionData, Map<string, { version: number; rows: CustomerRow[] }>>();
 
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.setNotFoundHandler((request, reply) => reply.code(404).send({ statusCode: 404, message: 'Resource not found' }));
+    app.setNotFoundHandler((request, reply) =>
+      reply.code(404).send({ statusCode: 404, message: 'Resource not found' }),
+    );
 
     app.register(
       async (edition) => {
         edition.addHook('onRequest', async (request, reply) => {
           const ed = (request.params as { edition?: string }).edition;
-          if (ed !== 'sage200' && ed !== 'sage200extra') return reply.code(404).send({ statusCode: 404, message: 'Resource not found' });
+          if (ed !== 'sage200' && ed !== 'sage200extra')
+            return reply.code(404).send({ statusCode: 404, message: 'Resource not found' });
           if (state.settings.sage200.requireSubscriptionKey) {
             const key = header(request, 'ocp-apim-subscription-key') ?? flat(request.query)['subscription-key'];
             if (!key) {
-              return reply.code(401).send({ statusCode: 401, message: 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.' });
+              return reply
+                .code(401)
+                .send({
+                  statusCode: 401,
+                  message:
+                    'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.',
+                });
             }
             if (key !== state.apps.sage200.subscriptionKey) {
-              return reply.code(401).send({ statusCode: 401, message: 'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.' });
+              return reply
+                .code(401)
+                .send({
+                  statusCode: 401,
+                  message:
+                    'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.',
+                });
             }
           }
           const m = /^Bearer\s+(.+)$/i.exec(header(request, 'authorization') ?? '');
@@ -65,7 +80,8 @@ export function sage200Api(state: SimulatorState) {
           const company = header(request, 'x-company');
           const site = header(request, 'x-site');
           const s = company ? state.sites.get(company) : undefined;
-          const reachable = !!s && check.user.partitionIds.includes(company!) && !state.removedSites.has(`${check.user.id}:${company}`);
+          const reachable =
+            !!s && check.user.partitionIds.includes(company!) && !state.removedSites.has(`${check.user.id}:${company}`);
           if (!reachable || s!.siteId.toLowerCase() !== (site ?? '').toLowerCase()) {
             // Sage 200 answers an unreachable (or missing) site/company with 401 and an empty body, token valid or not.
             state.counters.inc('apiUnauthorized', PROVIDER);
@@ -75,10 +91,19 @@ export function sage200Api(state: SimulatorState) {
         });
 
         edition.get('/sites', async (request) =>
-          request.simUser!.partitionIds.filter((pid) => !state.removedSites.has(`${request.simUser!.id}:${pid}`)).map((pid) => {
-            const s = state.sites.get(pid)!;
-            return { company_id: s.companyId, company_name: s.companyName, tenant_id: s.tenantId, site_id: s.siteId, site_name: s.siteName, site_short_name: s.siteShortName };
-          }),
+          request
+            .simUser!.partitionIds.filter((pid) => !state.removedSites.has(`${request.simUser!.id}:${pid}`))
+            .map((pid) => {
+              const s = state.sites.get(pid)!;
+              return {
+                company_id: s.companyId,
+                company_name: s.companyName,
+                tenant_id: s.tenantId,
+                site_id: s.siteId,
+                site_name: s.siteName,
+                site_short_name: s.siteShortName,
+              };
+            }),
         );
 
         edition.get('/customers', async (request, reply) => {
@@ -93,7 +118,8 @@ export function sage200Api(state: SimulatorState) {
         edition.get<{ Params: { id: string } }>('/customers/:id', async (request, reply) => {
           const p = request.sage200Partition!;
           const rec = p.byId.get(request.params.id);
-          if (!rec || rec.deletedAt !== null) return reply.code(404).send({ Message: `No customer found with id ${request.params.id}.` });
+          if (!rec || rec.deletedAt !== null)
+            return reply.code(404).send({ Message: `No customer found with id ${request.params.id}.` });
           try {
             const q = flat(request.query);
             const expand = q.$expand ? parseList(q.$expand, EXPANDABLE, '$expand') : [];
@@ -133,12 +159,19 @@ export function sage200Api(state: SimulatorState) {
   function listCustomers(request: FastifyRequest, p: PartitionData) {
     const q = flat(request.query);
     const top = q.$top === undefined ? TOP_DEFAULT : Number(q.$top);
-    if (!Number.isInteger(top) || top < 0) throw new ODataError(`Invalid value '${q.$top}' for $top query option found.`);
-    if (top > TOP_MAX) throw new ODataError(`The limit of '${TOP_MAX}' for Top query has been exceeded. The value from the incoming request is '${top}'.`);
+    if (!Number.isInteger(top) || top < 0)
+      throw new ODataError(`Invalid value '${q.$top}' for $top query option found.`);
+    if (top > TOP_MAX)
+      throw new ODataError(
+        `The limit of '${TOP_MAX}' for Top query has been exceeded. The value from the incoming request is '${top}'.`,
+      );
     const skip = q.$skip === undefined ? 0 : Number(q.$skip);
-    if (!Number.isInteger(skip) || skip < 0) throw new ODataError(`Invalid value '${q.$skip}' for $skip query option found.`);
+    if (!Number.isInteger(skip) || skip < 0)
+      throw new ODataError(`Invalid value '${q.$skip}' for $skip query option found.`);
     if (q.$skip !== undefined && !q.$orderby) {
-      throw new ODataError('The query specified in the URI is not valid. $skip requires $orderby: add a $orderby with a unique key (e.g. $orderby=id asc) so pages are stable.');
+      throw new ODataError(
+        'The query specified in the URI is not valid. $skip requires $orderby: add a $orderby with a unique key (e.g. $orderby=id asc) so pages are stable.',
+      );
     }
     const orderBy = q.$orderby ? parseOrderBy(q.$orderby, CUSTOMER_FIELDS) : null;
     const filter: Predicate | null = q.$filter ? parseFilter(q.$filter, CUSTOMER_FIELDS) : null;

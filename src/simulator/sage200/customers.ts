@@ -84,7 +84,11 @@ export class CustomerRow {
 
 const shortName = (name: string) => name.slice(0, 8);
 
-export function customerJson(p: PartitionData, rec: CustomerRecord, expand: readonly string[]): Record<string, unknown> {
+export function customerJson(
+  p: PartitionData,
+  rec: CustomerRecord,
+  expand: readonly string[],
+): Record<string, unknown> {
   const d = customerDetails(p, rec);
   const id = Number(rec.id);
   const country = COUNTRIES[d.address.country];
@@ -171,6 +175,11 @@ export function customerJson(p: PartitionData, rec: CustomerRecord, expand: read
       date_time_updated: sage200Time(rec.createdAt),
     };
   }
-  if (expand.includes('country_code')) out.country_code = { id: country?.sage200Id ?? 0, code: d.address.country, name: country?.name ?? d.address.country };
+  if (expand.includes('country_code'))
+    out.country_code = {
+      id: country?.sage200Id ?? 0,
+      code: d.address.country,
+      name: country?.name ?? d.address.country,
+    };
   return out;
 }

@@ -6,7 +6,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { clientCredentials, errorPage, flat, isFormEncoded, oauthError, redirectUrl, type Params } from '../oauth-common.js';
+import {
+  clientCredentials,
+  errorPage,
+  flat,
+  isFormEncoded,
+  oauthError,
+  redirectUrl,
+  type Params,
+} from '../oauth-common.js';
 import { pkceMethodValid, pkceVerifies } from '../pkce.js';
 import type { Grant, SimulatorState } from '../state.js';
 
@@ -28,23 +36,36 @@ export function sage200OAuth(state: SimulatorState) {
     }
     if (q.redirect_uri !== a.redirectUri) {
       state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(reply, 'Callback URL mismatch', 'The provided redirect_uri is not in the list of allowed callback URLs.');
+      return errorPage(
+        reply,
+        'Callback URL mismatch',
+        'The provided redirect_uri is not in the list of allowed callback URLs.',
+      );
     }
     const back = (error: string, description: string) => {
       state.counters.inc('authorizeErrors', PROVIDER);
       return reply.redirect(redirectUrl(a.redirectUri, { error, error_description: description, state: q.state }), 302);
     };
-    if (q.response_type !== 'code') return back('unsupported_response_type', `Unsupported response type: ${q.response_type ?? '(none)'}`);
+    if (q.response_type !== 'code')
+      return back('unsupported_response_type', `Unsupported response type: ${q.response_type ?? '(none)'}`);
     if (!q.state) return back('invalid_request', 'state is required');
     // A wrong audience is refused outright; no audience at all yields tokens the Sage 200 API does not accept.
-    if (q.audience !== undefined && q.audience !== a.audience) return back('access_denied', `Service not found: ${q.audience}`);
+    if (q.audience !== undefined && q.audience !== a.audience)
+      return back('access_denied', `Service not found: ${q.audience}`);
     const pkce = pkceMethodValid(q.code_challenge, q.code_challenge_method);
     if (!pkce.ok) return back('invalid_request', pkce.reason);
     const scope = (q.scope ?? '').split(' ').filter(Boolean);
     const consent = state.takeConsent(PROVIDER);
     if (consent.deny) {
       state.counters.inc('consentDenials', PROVIDER);
-      return reply.redirect(redirectUrl(a.redirectUri, { error: consent.deny.error, error_description: consent.deny.description, state: q.state }), 302);
+      return reply.redirect(
+        redirectUrl(a.redirectUri, {
+          error: consent.deny.error,
+          error_description: consent.deny.description,
+          state: q.state,
+        }),
+        302,
+      );
     }
     const code = state.issueCode({
       provider: PROVIDER,
@@ -65,7 +86,12 @@ export function sage200OAuth(state: SimulatorState) {
     const ct = (request.headers['content-type'] ?? '').toLowerCase();
     if (!isFormEncoded(request) && !ct.startsWith('application/json')) {
       state.counters.inc('invalidRequests', PROVIDER);
-      oauthError(reply, 400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded or application/json');
+      oauthError(
+        reply,
+        400,
+        'invalid_request',
+        'Content-Type must be application/x-www-form-urlencoded or application/json',
+      );
       return undefined;
     }
     const body = flat(request.body);
@@ -97,8 +123,13 @@ export function sage200OAuth(state: SimulatorState) {
         return oauthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
       }
       const code = state.codes.get(body.code);
-      if (!code || code.provider !== PROVIDER || code.usedAt !== null || state.now() >= code.expiresAt) return invalidGrant(reply, 'Invalid authorization code');
-      if (body.redirect_uri !== code.redirectUri) return invalidGrant(reply, 'Invalid redirect_uri: it does not match the one used to obtain the authorization code.');
+      if (!code || code.provider !== PROVIDER || code.usedAt !== null || state.now() >= code.expiresAt)
+        return invalidGrant(reply, 'Invalid authorization code');
+      if (body.redirect_uri !== code.redirectUri)
+        return invalidGrant(
+          reply,
+          'Invalid redirect_uri: it does not match the one used to obtain the authorization code.',
+        );
       if (code.codeChallenge && !pkceVerifies(code.codeChallenge, code.codeChallengeMethod!, body.code_verifier)) {
         return invalidGrant(reply, 'Failed to verify code verifier');
       }
@@ -113,14 +144,16 @@ export function sage200OAuth(state: SimulatorState) {
       }
       const rec = state.tokens.get(body.refresh_token);
       const g = rec ? state.grants.get(rec.grantId) : undefined;
-      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER) return invalidGrant(reply, 'Unknown or invalid refresh token.');
+      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER)
+        return invalidGrant(reply, 'Unknown or invalid refresh token.');
       if (rec.killed === 'rotated') {
         state.counters.inc('reusedRefreshTokens', PROVIDER);
         // Auth0 reuse detection: a rotated-away token coming back means it leaked; the whole family dies.
         if (state.settings.sage200.revokeGrantOnRefreshReuse) state.revokeGrant(g, 'refresh_token_reuse');
         return invalidGrant(reply, 'Unknown or invalid refresh token.');
       }
-      if (g.revokedAt !== null || state.now() >= rec.expiresAt) return invalidGrant(reply, 'Unknown or invalid refresh token.');
+      if (g.revokedAt !== null || state.now() >= rec.expiresAt)
+        return invalidGrant(reply, 'Unknown or invalid refresh token.');
       g.refreshCount++;
       state.counters.refreshed(PROVIDER, g.id);
       return tokenResponse(reply, g);

@@ -50,7 +50,13 @@ function tokenize(s: string): Token[] {
       i += word.length;
       if (/^\d{4}-\d{2}-\d{2}T/.test(word)) out.push({ t: 'date', v: word });
       else if (/^-?\d+(\.\d+)?$/.test(word)) out.push({ t: 'num', v: word });
-      else if (OPS.has(word.toLowerCase()) || word.toLowerCase() === 'and' || word.toLowerCase() === 'or' || word.toLowerCase() === 'not') out.push({ t: 'op', v: word.toLowerCase() });
+      else if (
+        OPS.has(word.toLowerCase()) ||
+        word.toLowerCase() === 'and' ||
+        word.toLowerCase() === 'or' ||
+        word.toLowerCase() === 'not'
+      )
+        out.push({ t: 'op', v: word.toLowerCase() });
       else if (word === 'true' || word === 'false') out.push({ t: 'bool', v: word });
       else if (word === 'null') out.push({ t: 'null', v: word });
       else out.push({ t: 'id', v: word });
@@ -60,7 +66,10 @@ function tokenize(s: string): Token[] {
 }
 
 function parseDateLiteral(v: string, field: string): number {
-  if (!v.endsWith('Z')) throw new ODataError(`The datetime value '${v}' for '${field}' must be in UTC and end in 'Z', e.g. 2016-02-24T09:52:11.452Z.`);
+  if (!v.endsWith('Z'))
+    throw new ODataError(
+      `The datetime value '${v}' for '${field}' must be in UTC and end in 'Z', e.g. 2016-02-24T09:52:11.452Z.`,
+    );
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new ODataError(`'${v}' is not a valid datetime.`);
   return t;
@@ -121,7 +130,8 @@ export function parseFilter(input: string, fields: Record<string, FieldType>): P
     if ((fn === 'contains' || fn === 'startswith' || fn === 'endswith') && peek()?.t === 'lp') {
       pos++;
       const f = next();
-      if (f.t !== 'id' || fieldType(f.v) !== 'string') throw new ODataError(`${fn} needs a string property as its first argument.`);
+      if (f.t !== 'id' || fieldType(f.v) !== 'string')
+        throw new ODataError(`${fn} needs a string property as its first argument.`);
       if (next().t !== 'comma') throw new ODataError(`Expected ',' in ${fn}().`);
       const lit = next();
       if (lit.t !== 'str') throw new ODataError(`${fn} needs a quoted string as its second argument.`);
@@ -135,11 +145,13 @@ export function parseFilter(input: string, fields: Record<string, FieldType>): P
     const field = t.v;
     const type = fieldType(field);
     const op = next();
-    if (op.t !== 'op' || !OPS.has(op.v)) throw new ODataError(`Expected a comparison operator (eq, ne, gt, ge, lt, le) after '${field}'.`);
+    if (op.t !== 'op' || !OPS.has(op.v))
+      throw new ODataError(`Expected a comparison operator (eq, ne, gt, ge, lt, le) after '${field}'.`);
     const lit = next();
     let value: unknown;
     if (type === 'datetime') {
-      if (lit.t === 'str') throw new ODataError(`Datetime values are written without quotes, e.g. ${field} gt 2016-02-24T09:52:11.452Z.`);
+      if (lit.t === 'str')
+        throw new ODataError(`Datetime values are written without quotes, e.g. ${field} gt 2016-02-24T09:52:11.452Z.`);
       if (lit.t !== 'date') throw new ODataError(`'${lit.v}' is not a datetime value for '${field}'.`);
       value = parseDateLiteral(lit.v, field);
     } else if (type === 'number') {
@@ -149,7 +161,8 @@ export function parseFilter(input: string, fields: Record<string, FieldType>): P
       if (lit.t !== 'bool') throw new ODataError(`'${lit.v}' is not a boolean for '${field}'.`);
       value = lit.v === 'true';
     } else {
-      if (lit.t !== 'str' && lit.t !== 'null') throw new ODataError(`String values must be in single quotes: ${field} ${op.v} '${lit.v}'.`);
+      if (lit.t !== 'str' && lit.t !== 'null')
+        throw new ODataError(`String values must be in single quotes: ${field} ${op.v} '${lit.v}'.`);
       value = lit.t === 'null' ? null : lit.v;
     }
     // Rows carry datetimes as epoch milliseconds.
@@ -198,8 +211,13 @@ export function parseOrderBy(input: string, fields: Record<string, FieldType>): 
 }
 
 export function parseList(input: string, allowed: readonly string[], option: string): string[] {
-  const items = input.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = input
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new ODataError(`${option} is empty.`);
-  for (const i of items) if (!allowed.includes(i)) throw new ODataError(`Could not find a property named '${i}' on type 'Customer' (in ${option}).`);
+  for (const i of items)
+    if (!allowed.includes(i))
+      throw new ODataError(`Could not find a property named '${i}' on type 'Customer' (in ${option}).`);
   return items;
 }

@@ -23,7 +23,10 @@ const DisconnectBody = z.object({ revoke: z.string().optional(), _csrf: z.string
 
 /** Notices travel as codes, never as free text, so a crafted link cannot put words on the page. */
 const NOTICES: Record<string, (t: string) => PageNotice> = {
-  sync_requested: (t) => ({ kind: 'ok', text: `Sync requested for ${t}. Its results appear here when the run finishes.` }),
+  sync_requested: (t) => ({
+    kind: 'ok',
+    text: `Sync requested for ${t}. Its results appear here when the run finishes.`,
+  }),
   disconnect_requested: (t) => ({ kind: 'ok', text: `Disconnect requested for ${t}.` }),
   not_found: (t) => ({ kind: 'error', text: `No running connection workflow for ${t}.` }),
   failed: (t) => ({ kind: 'error', text: `The request for ${t} failed; see the web server log.` }),
@@ -64,22 +67,37 @@ export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
         loadError,
         csrfToken: reply.generateCsrf(),
       });
-      return reply.code(loadError ? 503 : 200).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
+      return reply
+        .code(loadError ? 503 : 200)
+        .header('content-type', 'text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(page);
     });
 
-    app.get('/api/connections', async (_req, reply) => reply.header('cache-control', 'no-store').send({ connections: await listConnections(deps) }));
+    app.get('/api/connections', async (_req, reply) =>
+      reply.header('cache-control', 'no-store').send({ connections: await listConnections(deps) }),
+    );
 
-    async function act(req: FastifyRequest, reply: FastifyReply, send: (workflowId: string) => Promise<void>, done: string) {
+    async function act(
+      req: FastifyRequest,
+      reply: FastifyReply,
+      send: (workflowId: string) => Promise<void>,
+      done: string,
+    ) {
       const p = Params.safeParse(req.params);
       if (!p.success) return reply.code(400).send(`bad connection: ${p.error.issues.map((i) => i.message).join('; ')}`);
       const who = `${p.data.tenantId} (${p.data.provider})`;
-      const back = (code: string) => reply.redirect(`/connections?${new URLSearchParams({ done: code, tenant: who }).toString()}`, 303);
+      const back = (code: string) =>
+        reply.redirect(`/connections?${new URLSearchParams({ done: code, tenant: who }).toString()}`, 303);
       try {
         await send(connectionWorkflowId(p.data.provider, p.data.tenantId));
         return back(done);
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return back('not_found');
-        deps.log.error({ err, workflowId: connectionWorkflowId(p.data.provider, p.data.tenantId) }, 'connections page action failed');
+        deps.log.error(
+          { err, workflowId: connectionWorkflowId(p.data.provider, p.data.tenantId) },
+          'connections page action failed',
+        );
         return back('failed');
       }
     }
@@ -88,14 +106,24 @@ export function connectionsPageRoutes(deps: WebDeps): FastifyPluginAsync {
       const body = SyncNowBody.safeParse(req.body ?? {});
       if (!body.success) return reply.code(400).send('mode must be incremental or full');
       const mode = body.data.mode;
-      return act(req, reply, (id) => deps.client.workflow.getHandle(id).signal(syncNowSignal, mode ? { mode } : {}), 'sync_requested');
+      return act(
+        req,
+        reply,
+        (id) => deps.client.workflow.getHandle(id).signal(syncNowSignal, mode ? { mode } : {}),
+        'sync_requested',
+      );
     });
 
     app.post('/connections/:provider/:tenantId/disconnect', { preHandler: guard }, async (req, reply) => {
       const body = DisconnectBody.safeParse(req.body ?? {});
       // An unchecked checkbox is simply absent from the form: absent means "do not revoke".
       const revoke = body.success && body.data.revoke === 'true';
-      return act(req, reply, (id) => deps.client.workflow.getHandle(id).signal(disconnectSignal, { revoke }), 'disconnect_requested');
+      return act(
+        req,
+        reply,
+        (id) => deps.client.workflow.getHandle(id).signal(disconnectSignal, { revoke }),
+        'disconnect_requested',
+      );
     });
   };
 }

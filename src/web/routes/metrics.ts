@@ -35,7 +35,8 @@ export async function refreshConnectionGauges(deps: Pick<WebDeps, 'mongo'>, now 
     counts.set(key, entry);
     if (d.lastSyncAt && d.state !== 'disconnected') {
       const at = new Date(d.lastSyncAt).getTime();
-      if (!Number.isNaN(at)) syncLag.set({ provider, tenant_id: d.tenantId ?? d._id, state }, Math.max(0, (now - at) / 1000));
+      if (!Number.isNaN(at))
+        syncLag.set({ provider, tenant_id: d.tenantId ?? d._id, state }, Math.max(0, (now - at) / 1000));
     }
   }
   for (const { provider, state, n } of counts.values()) connectionsByState.set({ provider, state }, n);

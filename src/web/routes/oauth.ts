@@ -43,12 +43,24 @@ const ConnectQuery = z
   .object({
     tenantId: TenantId,
     provider: Provider,
-    edition: z.preprocess(blankIsAbsent, z.enum(SAGE200_EDITIONS, { message: `edition must be one of ${SAGE200_EDITIONS.join(', ')}` }).optional()),
-    country: z.preprocess(blankIsAbsent, z.string().regex(/^[A-Za-z]{2}$/).optional()),
+    edition: z.preprocess(
+      blankIsAbsent,
+      z.enum(SAGE200_EDITIONS, { message: `edition must be one of ${SAGE200_EDITIONS.join(', ')}` }).optional(),
+    ),
+    country: z.preprocess(
+      blankIsAbsent,
+      z
+        .string()
+        .regex(/^[A-Za-z]{2}$/)
+        .optional(),
+    ),
     [CSRF_FIELD]: z.string().max(200).optional(),
   })
   .strict()
-  .refine((q) => q.provider === 'sage-200' || q.edition === undefined, { message: 'edition applies to provider sage-200 only', path: ['edition'] });
+  .refine((q) => q.provider === 'sage-200' || q.edition === undefined, {
+    message: 'edition applies to provider sage-200 only',
+    path: ['edition'],
+  });
 const CallbackQuery = z.object({
   code: z.string().min(1).max(4096).optional(),
   state: z.string().min(1).max(1024).optional(),
@@ -58,13 +70,40 @@ const CallbackQuery = z.object({
 });
 
 function page(reply: FastifyReply, status: number, title: string, body: SafeHtml): FastifyReply {
-  const doc = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:0 .25rem}</style>
-</head><body><h1>${title}</h1>${body}<p><a href="/connections">All connections</a></p></body></html>`;
-  return reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(doc.value);
+  const doc = html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>${title}</title>
+        <style>
+          body {
+            font-family: system-ui, sans-serif;
+            max-width: 40rem;
+            margin: 3rem auto;
+            padding: 0 1rem;
+            line-height: 1.5;
+          }
+          code {
+            background: #f3f3f3;
+            padding: 0 0.25rem;
+          }
+        </style>
+      </head>
+      <body>
+        <h1>${title}</h1>
+        ${body}
+        <p><a href="/connections">All connections</a></p>
+      </body>
+    </html>`;
+  return reply
+    .code(status)
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send(doc.value);
 }
 
-const reasonText = (r: string | null) => (r ? `${r}${r in REASONS ? `: ${REASONS[r as keyof typeof REASONS]}` : ''}` : '');
+const reasonText = (r: string | null) =>
+  r ? `${r}${r in REASONS ? `: ${REASONS[r as keyof typeof REASONS]}` : ''}` : '';
 
 /**
  * States whose callback this server already handled (a small collection keyed by the state's nonce). Entries are
@@ -84,7 +123,9 @@ function seenStates(deps: WebDeps) {
         if ((err as { code?: number }).code === 11000) return false;
         throw err;
       }
-      void coll().deleteMany({ expiresAt: { $lt: new Date(Date.now() - 3_600_000) } }).catch(() => {});
+      void coll()
+        .deleteMany({ expiresAt: { $lt: new Date(Date.now() - 3_600_000) } })
+        .catch(() => {});
       return true;
     },
   };
@@ -97,7 +138,15 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
     /** A browser that arrives without a token (a typed or pasted link) gets a page that asks before anything is minted. */
     const confirmPage = (req: FastifyRequest, reply: FastifyReply, why: string): FastifyReply => {
       const q = ConnectQuery.safeParse(req.query);
-      if (!q.success || why !== 'missing CSRF token') return page(reply, 403, 'Refused', html`<p>This request came from another site (${why}). Nothing was changed. Start from the connections page.</p>`);
+      if (!q.success || why !== 'missing CSRF token')
+        return page(
+          reply,
+          403,
+          'Refused',
+          html`<p>
+            This request came from another site (${why}). Nothing was changed. Start from the connections page.
+          </p>`,
+        );
       const token = reply.generateCsrf();
       const { tenantId, provider, edition, country } = q.data;
       return page(
@@ -105,16 +154,32 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
         403,
         'Confirm the connection',
         html`<p>Send a consent link for tenant <code>${tenantId}</code> (<code>${provider}</code>) to Sage?</p>
-<form method="get" action="/connect"><input type="hidden" name="tenantId" value="${tenantId}"><input type="hidden" name="provider" value="${provider}">${
-          edition ? html`<input type="hidden" name="edition" value="${edition}">` : ''
-        }${country ? html`<input type="hidden" name="country" value="${country}">` : ''}<input type="hidden" name="${CSRF_FIELD}" value="${token}"><button type="submit">Continue to Sage</button></form>`,
+          <form method="get" action="/connect">
+            <input type="hidden" name="tenantId" value="${tenantId}" /><input
+              type="hidden"
+              name="provider"
+              value="${provider}"
+            />${
+              edition ? html`<input type="hidden" name="edition" value="${edition}" />` : ''
+            }${country ? html`<input type="hidden" name="country" value="${country}" />` : ''}<input
+              type="hidden"
+              name="${CSRF_FIELD}"
+              value="${token}"
+            /><button type="submit">Continue to Sage</button>
+          </form>`,
       );
     };
     const connectGuard = sameOriginGuard(app, config, confirmPage);
 
     app.get('/connect', { config: { rateLimit: CONNECT_RATE_LIMIT }, preHandler: connectGuard }, async (req, reply) => {
       const q = ConnectQuery.safeParse(req.query);
-      if (!q.success) return page(reply, 400, 'Cannot connect', html`<p>${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}</p>`);
+      if (!q.success)
+        return page(
+          reply,
+          400,
+          'Cannot connect',
+          html`<p>${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}</p>`,
+        );
       const { tenantId, provider, country, edition } = q.data;
       const workflowId = connectionWorkflowId(provider, tenantId);
       try {
@@ -130,11 +195,23 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           // The edition is part of the running workflow's settings; changing it silently would sync the wrong API.
           const current = await recordedEdition(deps.mongo, workflowId);
           if (current && current !== edition) {
-            return page(reply, 409, 'Edition differs', html`<p>Tenant <code>${tenantId}</code> is connected with Sage 200 edition <code>${current}</code>. Disconnect it first to connect it with <code>${edition}</code>.</p>`);
+            return page(
+              reply,
+              409,
+              'Edition differs',
+              html`<p>
+                Tenant <code>${tenantId}</code> is connected with Sage 200 edition <code>${current}</code>. Disconnect
+                it first to connect it with <code>${edition}</code>.
+              </p>`,
+            );
           }
         }
         // A running workflow keeps its own settings (USE_EXISTING ignores these args); a closed one restarts with its last ones.
-        const settings = running ? (edition ? { sage200: { edition } } : {}) : await settingsForRestart(deps, workflowId, edition);
+        const settings = running
+          ? edition
+            ? { sage200: { edition } }
+            : {}
+          : await settingsForRestart(deps, workflowId, edition);
         const result = await client.workflow.executeUpdateWithStart(beginAuthorizationUpdate, {
           args: [country ? { country } : {}],
           startWorkflowOperation: new WithStartWorkflowOperation('tenantConnection', {
@@ -158,62 +235,134 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
 
     app.get('/oauth/callback', { config: { public: true } }, async (req, reply) => {
       const q = CallbackQuery.safeParse(req.query);
-      if (!q.success || !q.data.state) return page(reply, 400, 'Invalid request', html`<p>The callback has no valid <code>state</code>. Nothing was changed.</p>`);
+      if (!q.success || !q.data.state)
+        return page(
+          reply,
+          400,
+          'Invalid request',
+          html`<p>The callback has no valid <code>state</code>. Nothing was changed.</p>`,
+        );
       const { state, code, error } = q.data;
       const verified = verifyState(config, state);
       if (!verified.ok) {
         log.warn({ reason: verified.reason }, 'oauth callback with a bad state');
-        return page(reply, 400, 'Invalid or expired link', html`<p>This authorization link is ${verified.reason === 'expired' ? 'expired' : 'not valid'}. Nothing was changed. Start again from the connect page.</p>`);
+        return page(
+          reply,
+          400,
+          'Invalid or expired link',
+          html`<p>
+            This authorization link is ${verified.reason === 'expired' ? 'expired' : 'not valid'}. Nothing was changed.
+            Start again from the connect page.
+          </p>`,
+        );
       }
-      const replayed = () => page(reply, 400, 'Invalid or used link', html`<p>This authorization link was already used. Nothing was changed. Start again from the connect page.</p>`);
+      const replayed = () =>
+        page(
+          reply,
+          400,
+          'Invalid or used link',
+          html`<p>
+            This authorization link was already used. Nothing was changed. Start again from the connect page.
+          </p>`,
+        );
       if (await seen.has(verified.nonce)) return replayed();
       const handle = client.workflow.getHandle(verified.workflowId);
       if (error) {
         // A signal cannot say "unknown state", so single use is enforced here: the first answer for a state wins.
         if (!(await seen.add(verified.nonce, verified.expiresAt))) return replayed();
         try {
-          await handle.signal(authorizationDeniedSignal, { state, error, ...(q.data.error_description ? { description: q.data.error_description } : {}) });
+          await handle.signal(authorizationDeniedSignal, {
+            state,
+            error,
+            ...(q.data.error_description ? { description: q.data.error_description } : {}),
+          });
         } catch (err) {
-          if (err instanceof WorkflowNotFoundError) return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
+          if (err instanceof WorkflowNotFoundError)
+            return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
           throw err;
         }
-        return page(reply, 422, 'Sage did not authorize the connection', html`<p>Sage answered <code>${error}</code>${q.data.error_description ? html` — ${q.data.error_description}` : ''}.</p><p>You can try again from the connect page.</p>`);
+        return page(
+          reply,
+          422,
+          'Sage did not authorize the connection',
+          html`<p>
+              Sage answered
+              <code>${error}</code>${q.data.error_description ? html` — ${q.data.error_description}` : ''}.
+            </p>
+            <p>You can try again from the connect page.</p>`,
+        );
       }
-      if (!code) return page(reply, 400, 'Invalid request', html`<p>The callback has no <code>code</code>. Nothing was changed.</p>`);
+      if (!code)
+        return page(
+          reply,
+          400,
+          'Invalid request',
+          html`<p>The callback has no <code>code</code>. Nothing was changed.</p>`,
+        );
       let status: ConnectionStatus;
       try {
-        status = await handle.executeUpdate(completeAuthorizationUpdate, { args: [{ code, state, ...(q.data.country ? { country: q.data.country } : {}) }] });
+        status = await handle.executeUpdate(completeAuthorizationUpdate, {
+          args: [{ code, state, ...(q.data.country ? { country: q.data.country } : {}) }],
+        });
         await seen.add(verified.nonce, verified.expiresAt); // the workflow consumed the state; a later ?error= replay is a replay
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
+        if (err instanceof WorkflowNotFoundError)
+          return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
         if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
           // [workflow engineer, issue 12 item 7 — minimal edit] a refused re-consent: 403 naming the reason (contract §5).
           if (err.cause.type === 'ReconsentRefused') {
             const reason = (err.cause.details?.[0] as { reason?: string } | undefined)?.reason ?? null;
-            return page(reply, 403, 'Re-consent refused', html`<p>Reason: <code>${reasonText(reason)}</code></p><p>${err.cause.message}.</p>`);
+            return page(
+              reply,
+              403,
+              'Re-consent refused',
+              html`<p>Reason: <code>${reasonText(reason)}</code></p>
+                <p>${err.cause.message}.</p>`,
+            );
           }
           const retry = err.cause.type === 'RetryLater';
-          return page(reply, retry ? 409 : 400, retry ? 'Busy' : 'Invalid or used link', html`<p>${err.cause.message}. Nothing was changed.</p>`);
+          return page(
+            reply,
+            retry ? 409 : 400,
+            retry ? 'Busy' : 'Invalid or used link',
+            html`<p>${err.cause.message}. Nothing was changed.</p>`,
+          );
         }
         log.error({ err, workflowId: verified.workflowId }, 'completing authorization failed');
         return page(reply, 503, 'Could not complete the authorization', html`<p>${(err as Error).message}</p>`);
       }
       if (status.state === 'connected') {
-        const parts = status.partitions.map((p) => html`<li>${p.name} <code>${p.id}</code>${p.siteId ? html` (site <code>${p.siteId}</code>)` : ''}</li>`);
+        const parts = status.partitions.map(
+          (p) => html`<li>${p.name} <code>${p.id}</code>${p.siteId ? html` (site <code>${p.siteId}</code>)` : ''}</li>`,
+        );
         return page(
           reply,
           200,
           'Connected to Sage',
           html`<p>Tenant <code>${status.tenantId}</code> is connected to <code>${status.provider}</code>.</p>
-<p>${status.connection?.available ? 'Connection available.' : html`Connection not available: ${reasonText(status.connection?.reason ?? null)}`}</p>
-${parts.length ? html`<p>Partitions being synced:</p><ul>${parts}</ul>` : ''}`,
+            <p>
+              ${status.connection?.available ? 'Connection available.' : html`Connection not available: ${reasonText(status.connection?.reason ?? null)}`}
+            </p>
+            ${
+              parts.length
+                ? html`<p>Partitions being synced:</p>
+                    <ul>
+                      ${parts}
+                    </ul>`
+                : ''
+            }`,
         );
       }
       return page(
         reply,
         422,
         'Sage did not complete the authorization',
-        html`<p>Reason: <code>${reasonText(status.reason)}</code></p>${status.lastError ? html`<p>Sage said: ${status.lastError}</p>` : ''}<p>Common causes: a redirect URI that does not match the registered one exactly, a country that does not match the business, a code used twice or older than 60 seconds.</p>`,
+        html`<p>Reason: <code>${reasonText(status.reason)}</code></p>
+          ${status.lastError ? html`<p>Sage said: ${status.lastError}</p>` : ''}
+          <p>
+            Common causes: a redirect URI that does not match the registered one exactly, a country that does not match
+            the business, a code used twice or older than 60 seconds.
+          </p>`,
       );
     });
   };

@@ -48,7 +48,8 @@ export const REASONS = {
   refresh_token_invalid: 'Sage rejected the refresh token (invalid_grant): revoked, expired or already used',
   refresh_token_expired: 'the refresh token lapsed before a refresh succeeded',
   refresh_token_expiring: 'refreshing keeps failing and the refresh token expires soon (still connected)',
-  refresh_response_lost: 'a refresh reached Sage but its answer was lost (crash in flight) and Sage rejects the old token',
+  refresh_response_lost:
+    'a refresh reached Sage but its answer was lost (crash in flight) and Sage rejects the old token',
   client_invalid: 'Sage rejected the client id/secret (invalid_client)',
   client_unauthorized: 'the client is not allowed this grant (unauthorized_client / unsupported_grant_type)',
   consent_denied: 'the user declined consent at Sage (access_denied)',
@@ -62,8 +63,10 @@ export const REASONS = {
   connection_test_failed: 'listing businesses/sites failed; will retry on the next check',
   lead_business_changed: 'the Sage Accounting lead business changed since the last check',
   awaiting_consent: 'waiting for the first consent',
-  reconsent_no_partitions: "a re-consent was refused: the new grant reaches none of the connection's businesses/sites (it was revoked at Sage; the previous grant is kept)",
-  reconsent_unverified: 'a re-consent was refused: what the new grant reaches could not be checked (it was revoked at Sage; try again)',
+  reconsent_no_partitions:
+    "a re-consent was refused: the new grant reaches none of the connection's businesses/sites (it was revoked at Sage; the previous grant is kept)",
+  reconsent_unverified:
+    'a re-consent was refused: what the new grant reaches could not be checked (it was revoked at Sage; try again)',
   disconnected: 'disconnected on request',
 } as const;
 export type Reason = keyof typeof REASONS | `oauth_${string}`;
@@ -176,7 +179,9 @@ const IdText = z.string().max(MAX_ID);
 // Free text we produce ourselves (error messages, Sage's business names) is cut, never refused: a carried state must
 // always parse in the next run, or the connection would fail on its own continue-as-new.
 const ShortText = z.string().transform((t) => (t.length > MAX_TEXT ? `${t.slice(0, MAX_TEXT)}…` : t));
-const PartitionSchema = z.object({ id: z.string().min(1).max(MAX_ID), name: ShortText, siteId: IdText.optional() }).strict();
+const PartitionSchema = z
+  .object({ id: z.string().min(1).max(MAX_ID), name: ShortText, siteId: IdText.optional() })
+  .strict();
 const TokenInfoSchema = z
   .object({
     version: z.number().int().min(0),
@@ -222,7 +227,13 @@ export const MachineStateSchema = z
         intervalMinutes: z.number().int().min(1),
         businessIds: z.array(IdText).max(MAX_PARTITIONS).optional(),
         sage200: z
-          .object({ edition: z.enum(['sage200', 'sage200extra']), sites: z.array(z.object({ siteId: IdText.optional(), companyId: IdText.optional() }).strict()).max(MAX_PARTITIONS).optional() })
+          .object({
+            edition: z.enum(['sage200', 'sage200extra']),
+            sites: z
+              .array(z.object({ siteId: IdText.optional(), companyId: IdText.optional() }).strict())
+              .max(MAX_PARTITIONS)
+              .optional(),
+          })
           .strict()
           .optional(),
         notifyWebhookUrl: z.string().max(2_048).optional(),
@@ -231,7 +242,9 @@ export const MachineStateSchema = z
     state: States,
     reason: IdText.nullable(),
     lastError: ShortText.nullable(),
-    consents: z.array(z.object({ nonce: IdText, expiresAt: Epoch, url: z.string().max(8_192) }).strict()).max(MAX_OUTSTANDING_CONSENTS),
+    consents: z
+      .array(z.object({ nonce: IdText, expiresAt: Epoch, url: z.string().max(8_192) }).strict())
+      .max(MAX_OUTSTANDING_CONSENTS),
     country: z.string().max(16).nullable(),
     token: TokenInfoSchema.nullable(),
     lastRefreshAt: Epoch.nullable(),
@@ -239,8 +252,18 @@ export const MachineStateSchema = z
     refreshFailures: z.number().int().min(0),
     nextRefreshRetryAt: Epoch.nullable(),
     partitions: z.array(PartitionSchema).max(MAX_PARTITIONS),
-    connection: z.object({ available: z.boolean(), reason: IdText.nullable(), checkedAt: Epoch, leadBusinessId: IdText.nullable() }).strict().nullable(),
-    lastSync: z.record(z.string().min(1).max(MAX_ID), PartitionSyncSummarySchema).refine((r) => Object.keys(r).length <= MAX_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`),
+    connection: z
+      .object({
+        available: z.boolean(),
+        reason: IdText.nullable(),
+        checkedAt: Epoch,
+        leadBusinessId: IdText.nullable(),
+      })
+      .strict()
+      .nullable(),
+    lastSync: z
+      .record(z.string().min(1).max(MAX_ID), PartitionSyncSummarySchema)
+      .refine((r) => Object.keys(r).length <= MAX_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`),
     lastSyncAt: z.string().max(64).nullable(),
     schedule: z.enum(['none', 'active', 'paused']),
     notifySeq: z.number().int().min(0),
@@ -262,29 +285,48 @@ export type WorkflowArgs = z.input<typeof WorkflowArgs>;
 
 export type ParsedInput = { ok: true; value: z.output<typeof WorkflowArgs> } | { ok: false; message: string };
 
-export function parseInput(raw: unknown, workflowId: string, expectedId: (p: Provider, t: string) => string): ParsedInput {
+export function parseInput(
+  raw: unknown,
+  workflowId: string,
+  expectedId: (p: Provider, t: string) => string,
+): ParsedInput {
   const parsed = WorkflowArgs.safeParse(raw ?? {});
-  if (!parsed.success) return { ok: false, message: `invalid tenantConnection input: ${describeZodError(parsed.error)}` };
+  if (!parsed.success)
+    return { ok: false, message: `invalid tenantConnection input: ${describeZodError(parsed.error)}` };
   const want = expectedId(parsed.data.provider, parsed.data.tenantId);
   if (workflowId !== want) {
-    return { ok: false, message: `workflowId: this connection must run under the workflow id "${want}" (started as "${workflowId}")` };
+    return {
+      ok: false,
+      message: `workflowId: this connection must run under the workflow id "${want}" (started as "${workflowId}")`,
+    };
   }
   const c = parsed.data.__carried;
-  if (c && (c.workflowId !== workflowId || c.tenantId !== parsed.data.tenantId || c.provider !== parsed.data.provider)) {
+  if (
+    c &&
+    (c.workflowId !== workflowId || c.tenantId !== parsed.data.tenantId || c.provider !== parsed.data.provider)
+  ) {
     return { ok: false, message: 'invalid tenantConnection input: __carried: belongs to another connection' };
   }
   return { ok: true, value: parsed.data };
 }
 
 /** The state to start from: the carried one (validated by `parseInput`) or a fresh one. */
-export function startingState(input: z.output<typeof WorkflowArgs>, workflowId: string, firstExecutionRunId: string): MachineState {
+export function startingState(
+  input: z.output<typeof WorkflowArgs>,
+  workflowId: string,
+  firstExecutionRunId: string,
+): MachineState {
   const eventIdPrefix = `${workflowId}:${firstExecutionRunId}`;
   if (!input.__carried) return initialState(input, workflowId, eventIdPrefix);
   // A state carried by a run older than eventIdPrefix: same chain, so the same prefix (its seq keeps counting).
   return { ...input.__carried, eventIdPrefix: input.__carried.eventIdPrefix ?? eventIdPrefix };
 }
 
-export function initialState(input: z.output<typeof WorkflowArgs>, workflowId: string, eventIdPrefix = workflowId): MachineState {
+export function initialState(
+  input: z.output<typeof WorkflowArgs>,
+  workflowId: string,
+  eventIdPrefix = workflowId,
+): MachineState {
   return {
     workflowId,
     tenantId: input.tenantId,
@@ -342,11 +384,12 @@ export function keepAliveAt(t: TokenInfo): number | null {
 }
 
 export type AccessDecision =
-  | { kind: 'lease'; lease: AccessTokenLease }
-  | { kind: 'refresh' }
-  | { kind: 'reject'; reason: string };
+  { kind: 'lease'; lease: AccessTokenLease } | { kind: 'refresh' } | { kind: 'reject'; reason: string };
 
-const leaseOf = (t: TokenInfo): AccessTokenLease => ({ tokenVersion: t.version, expiresAt: new Date(t.accessTokenExpiresAt).toISOString() });
+const leaseOf = (t: TokenInfo): AccessTokenLease => ({
+  tokenVersion: t.version,
+  expiresAt: new Date(t.accessTokenExpiresAt).toISOString(),
+});
 
 /**
  * getAccessToken: hand out the current version, or say a refresh is needed. `rejectedTokenVersion` forces a refresh
@@ -378,7 +421,10 @@ const withCommands = (state: MachineState, ...commands: Command[]): Transition =
 
 /** A fresh consent URL was minted. Newest first; expired and surplus states are dropped. */
 export function consentIssued(s: MachineState, c: Consent, now: number): MachineState {
-  const consents = [c, ...s.consents.filter((x) => x.expiresAt > now && x.nonce !== c.nonce)].slice(0, MAX_OUTSTANDING_CONSENTS);
+  const consents = [c, ...s.consents.filter((x) => x.expiresAt > now && x.nonce !== c.nonce)].slice(
+    0,
+    MAX_OUTSTANDING_CONSENTS,
+  );
   return { ...s, consents };
 }
 
@@ -415,7 +461,12 @@ function partitionsFrom(s: MachineState, available: Partition[]): { partitions: 
     const match = (p: Partition, w: { siteId?: string; companyId?: string }) =>
       (w.siteId === undefined || p.siteId === w.siteId) && (w.companyId === undefined || p.id === w.companyId);
     const partitions = available.filter((p) => wantedSites.some((w) => match(p, w)));
-    return { partitions, missing: wantedSites.filter((w) => !available.some((p) => match(p, w))).map((w) => w.companyId ?? w.siteId ?? '?') };
+    return {
+      partitions,
+      missing: wantedSites
+        .filter((w) => !available.some((p) => match(p, w)))
+        .map((w) => w.companyId ?? w.siteId ?? '?'),
+    };
   }
   return { partitions: available, missing: [] };
 }
@@ -433,14 +484,35 @@ export interface ConnectionTestResult {
 /** Records a connection test: partitions (selection ∩ reachable, else all), availability, lead-business drift. */
 export function connectionTested(s: MachineState, r: ConnectionTestResult, now: number): Transition {
   if (!r.ok) {
-    const connection: ConnectionTest = { available: s.partitions.length > 0, reason: 'connection_test_failed', checkedAt: now, leadBusinessId: s.connection?.leadBusinessId ?? null };
+    const connection: ConnectionTest = {
+      available: s.partitions.length > 0,
+      reason: 'connection_test_failed',
+      checkedAt: now,
+      leadBusinessId: s.connection?.leadBusinessId ?? null,
+    };
     return withCommands({ ...s, connection, lastError: r.error ?? s.lastError }, { type: 'mirror' });
   }
   const { partitions, missing } = partitionsFrom(s, r.available);
   const previousLead = s.connection?.leadBusinessId ?? null;
-  const leadChanged = s.provider === 'sage-accounting' && previousLead !== null && r.leadBusinessId !== null && previousLead !== r.leadBusinessId;
-  const reason = partitions.length === 0 ? 'no_partitions' : missing.length ? 'partition_not_found' : leadChanged ? 'lead_business_changed' : null;
-  const connection: ConnectionTest = { available: partitions.length > 0, reason, checkedAt: now, leadBusinessId: r.leadBusinessId };
+  const leadChanged =
+    s.provider === 'sage-accounting' &&
+    previousLead !== null &&
+    r.leadBusinessId !== null &&
+    previousLead !== r.leadBusinessId;
+  const reason =
+    partitions.length === 0
+      ? 'no_partitions'
+      : missing.length
+        ? 'partition_not_found'
+        : leadChanged
+          ? 'lead_business_changed'
+          : null;
+  const connection: ConnectionTest = {
+    available: partitions.length > 0,
+    reason,
+    checkedAt: now,
+    leadBusinessId: r.leadBusinessId,
+  };
   const lastError =
     reason === 'partition_not_found'
       ? `not reachable with this consent: ${missing.join(', ')}`
@@ -449,7 +521,14 @@ export function connectionTested(s: MachineState, r: ConnectionTestResult, now: 
         : s.lastError;
   // A connection made before the Sage user was recorded learns it on its next check (the grant is the same one).
   const sageUserId = s.sageUserId ?? r.sageUserId ?? null;
-  const next: MachineState = { ...s, partitions, connection, lastError, sageUserId, reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason };
+  const next: MachineState = {
+    ...s,
+    partitions,
+    connection,
+    lastError,
+    sageUserId,
+    reason: s.state === 'connected' ? (reason ?? s.reason) : s.reason,
+  };
   return withCommands(next, { type: 'mirror' });
 }
 
@@ -458,8 +537,25 @@ export function applyTokenMeta(s: MachineState, t: TokenInfo): MachineState {
   if (s.token && t.version <= s.token.version) return s;
   // Only the TokenInfo fields: activity answers carry more (the consent's `exchangeId`), and carried state is validated
   // strictly, so an extra key here made the next run after continue-as-new fail as InvalidInput.
-  const { version, accessTokenExpiresAt, accessTokenLifetimeSec, refreshTokenExpiresAt, refreshTokenLifetimeSec, obtainedAt } = t;
-  return { ...s, token: { version, accessTokenExpiresAt, accessTokenLifetimeSec, refreshTokenExpiresAt, refreshTokenLifetimeSec, obtainedAt } };
+  const {
+    version,
+    accessTokenExpiresAt,
+    accessTokenLifetimeSec,
+    refreshTokenExpiresAt,
+    refreshTokenLifetimeSec,
+    obtainedAt,
+  } = t;
+  return {
+    ...s,
+    token: {
+      version,
+      accessTokenExpiresAt,
+      accessTokenLifetimeSec,
+      refreshTokenExpiresAt,
+      refreshTokenLifetimeSec,
+      obtainedAt,
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -482,7 +578,12 @@ export function reconsentVerdict(s: MachineState, test: ConnectionTestResult): R
   return { accept: true, unreachable };
 }
 
-function reconsentRecord(s: MachineState, test: ConnectionTestResult, v: ReconsentVerdict, now: number): ReconsentRecord {
+function reconsentRecord(
+  s: MachineState,
+  test: ConnectionTestResult,
+  v: ReconsentVerdict,
+  now: number,
+): ReconsentRecord {
   const sageUserId = test.sageUserId ?? null;
   return {
     at: new Date(now).toISOString(),
@@ -505,9 +606,16 @@ export function reconsentRefusalMessage(v: Extract<ReconsentVerdict, { accept: f
  * A re-consent was refused (its grant already revoked at Sage): grant, tokens, partitions and state stay as they were;
  * the refusal is recorded. A connection still waiting for reauthorization gets a fresh consent URL (the state is used).
  */
-export function reconsentRefused(s: MachineState, p: { test: ConnectionTestResult; verdict: Extract<ReconsentVerdict, { accept: false }>; now: number }): Transition {
+export function reconsentRefused(
+  s: MachineState,
+  p: { test: ConnectionTestResult; verdict: Extract<ReconsentVerdict, { accept: false }>; now: number },
+): Transition {
   const record = reconsentRecord(s, p.test, p.verdict, p.now);
-  const next: MachineState = { ...s, lastReconsent: record, lastError: reconsentRefusalMessage(p.verdict, record.userChanged) };
+  const next: MachineState = {
+    ...s,
+    lastReconsent: record,
+    lastError: reconsentRefusalMessage(p.verdict, record.userChanged),
+  };
   if (s.state === 'connected') return withCommands(next, { type: 'mirror' });
   return withCommands(next, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
 }
@@ -515,7 +623,13 @@ export function reconsentRefused(s: MachineState, p: { test: ConnectionTestResul
 /** The code was exchanged and stored; the connection test result comes with it. Re-consent keeps partitions and sync state. */
 export function consentCompleted(
   s: MachineState,
-  p: { token: TokenInfo; country: string | null; test: ConnectionTestResult; now: number; reconsent?: Extract<ReconsentVerdict, { accept: true }> },
+  p: {
+    token: TokenInfo;
+    country: string | null;
+    test: ConnectionTestResult;
+    now: number;
+    reconsent?: Extract<ReconsentVerdict, { accept: true }>;
+  },
 ): Transition {
   const wasReauth = s.state === 'reauthorization_required';
   let next: MachineState = {
@@ -550,7 +664,11 @@ export function consentCompleted(
 /** The code exchange failed: the state stays as it was, with Sage's reason visible, and a fresh consent URL. */
 export function consentFailed(s: MachineState, p: { reason: string; message: string }): Transition {
   if (s.state === 'connected') return withCommands({ ...s, lastError: p.message });
-  return withCommands({ ...s, reason: p.reason, lastError: p.message }, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
+  return withCommands(
+    { ...s, reason: p.reason, lastError: p.message },
+    { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS },
+    { type: 'mirror' },
+  );
 }
 
 export function refreshSucceeded(s: MachineState, t: TokenInfo, now: number, p: { calledSage: boolean }): Transition {
@@ -577,8 +695,16 @@ export interface RefreshFailure {
 
 /** Moves to reauthorization_required: fresh consent URL, schedule paused, notification, mirror. */
 export function requireReauthorization(s: MachineState, reason: string, message: string | null): Transition {
-  if (s.state === 'reauthorization_required' || s.state === 'disconnected') return withCommands({ ...s, lastError: message ?? s.lastError });
-  const next: MachineState = { ...s, state: 'reauthorization_required', reason, lastError: message, refreshFailures: 0, nextRefreshRetryAt: null };
+  if (s.state === 'reauthorization_required' || s.state === 'disconnected')
+    return withCommands({ ...s, lastError: message ?? s.lastError });
+  const next: MachineState = {
+    ...s,
+    state: 'reauthorization_required',
+    reason,
+    lastError: message,
+    refreshFailures: 0,
+    nextRefreshRetryAt: null,
+  };
   const commands: Command[] = [{ type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' }];
   if (s.schedule !== 'none') commands.push({ type: 'pauseSchedule', reason });
   commands.push({ type: 'notify', eventType: 'connection.reauthorization_required' });
@@ -589,7 +715,8 @@ export function refreshFailed(s: MachineState, f: RefreshFailure, now: number): 
   if (s.state !== 'connected') return withCommands(s);
   if (f.definitive) return requireReauthorization(s, f.reason, f.message);
   const t = s.token;
-  if (t?.refreshTokenExpiresAt != null && now >= t.refreshTokenExpiresAt) return requireReauthorization(s, 'refresh_token_expired', f.message);
+  if (t?.refreshTokenExpiresAt != null && now >= t.refreshTokenExpiresAt)
+    return requireReauthorization(s, 'refresh_token_expired', f.message);
   const failures = s.refreshFailures + 1;
   let delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
   let reason = s.reason;
@@ -599,10 +726,17 @@ export function refreshFailed(s: MachineState, f: RefreshFailure, now: number): 
     delay = Math.max(1_000, Math.min(delay, left / 4));
     const ka = keepAliveAt(t);
     const lead = ka === null ? 0 : t.refreshTokenExpiresAt - ka;
-    if (ka !== null && now >= ka && (failures >= WARN_AFTER_FAILURES || left < lead / 2)) reason = 'refresh_token_expiring';
+    if (ka !== null && now >= ka && (failures >= WARN_AFTER_FAILURES || left < lead / 2))
+      reason = 'refresh_token_expiring';
   }
   if (reason !== 'refresh_token_expiring') reason = 'token_refresh_failing';
-  const next: MachineState = { ...s, refreshFailures: failures, nextRefreshRetryAt: now + delay, lastError: f.message, reason };
+  const next: MachineState = {
+    ...s,
+    refreshFailures: failures,
+    nextRefreshRetryAt: now + delay,
+    lastError: f.message,
+    reason,
+  };
   return reason !== s.reason ? withCommands(next, { type: 'mirror' }) : withCommands(next);
 }
 
@@ -618,16 +752,28 @@ export function syncRequested(s: MachineState, mode: 'incremental' | 'full'): Tr
 }
 
 /** Sage redirected back with `?error=` for one of our states. */
-export function consentDenied(s: MachineState, p: { state: string; error: string; description?: string }, now: number): Transition {
+export function consentDenied(
+  s: MachineState,
+  p: { state: string; error: string; description?: string },
+  now: number,
+): Transition {
   if (checkConsentState(s, p.state, now) !== null) return withCommands(s);
   const consumed = consentConsumed(s, p.state);
   const reason = p.error === 'access_denied' ? 'consent_denied' : 'consent_failed';
   const message = `Sage: ${p.error}${p.description ? ` (${p.description})` : ''}`;
   if (s.state === 'connected') return withCommands({ ...consumed, lastError: message });
-  return withCommands({ ...consumed, reason, lastError: message }, { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS }, { type: 'mirror' });
+  return withCommands(
+    { ...consumed, reason, lastError: message },
+    { type: 'issueConsent', ttlMs: STATUS_CONSENT_TTL_MS },
+    { type: 'mirror' },
+  );
 }
 
-export function notificationQueued(s: MachineState, type: NotificationEvent['type'], occurredAt: number): { state: MachineState; event: NotificationEvent } {
+export function notificationQueued(
+  s: MachineState,
+  type: NotificationEvent['type'],
+  occurredAt: number,
+): { state: MachineState; event: NotificationEvent } {
   const seq = s.notifySeq + 1;
   const event: NotificationEvent = {
     id: `${s.eventIdPrefix}:${seq}`,
@@ -650,7 +796,15 @@ export function notificationSettled(s: MachineState, eventId: string): MachineSt
 }
 
 export function disconnected(s: MachineState): MachineState {
-  return { ...s, state: 'disconnected', reason: 'disconnected', consents: [], token: null, schedule: 'none', nextRefreshRetryAt: null };
+  return {
+    ...s,
+    state: 'disconnected',
+    reason: 'disconnected',
+    consents: [],
+    token: null,
+    schedule: 'none',
+    nextRefreshRetryAt: null,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -664,11 +818,14 @@ export function nextWake(s: MachineState): { at: number; action: WakeAction } | 
     const t = s.token;
     const ka = keepAliveAt(t);
     if (ka === null || t.refreshTokenExpiresAt === null) return null;
-    if (s.refreshFailures > 0 && s.nextRefreshRetryAt !== null) return { at: Math.max(ka, s.nextRefreshRetryAt), action: 'keepAliveRefresh' };
+    if (s.refreshFailures > 0 && s.nextRefreshRetryAt !== null)
+      return { at: Math.max(ka, s.nextRefreshRetryAt), action: 'keepAliveRefresh' };
     // A refresh that did not renew the refresh token (Sage 200 without rotation: absolute lifetime) cannot be helped by
     // refreshing again; wait for the expiry itself, where the refresh answer decides, and never loop.
     if (s.lastRefreshAt !== null && s.lastRefreshAt >= ka) {
-      return s.lastRefreshAt >= t.refreshTokenExpiresAt ? null : { at: t.refreshTokenExpiresAt, action: 'keepAliveRefresh' };
+      return s.lastRefreshAt >= t.refreshTokenExpiresAt
+        ? null
+        : { at: t.refreshTokenExpiresAt, action: 'keepAliveRefresh' };
     }
     return { at: ka, action: 'keepAliveRefresh' };
   }
@@ -763,7 +920,8 @@ function dedupe(commands: Command[]): Command[] {
 // History economy (issue 14): the wake-up timer and the `connections` mirror are written only when they must be.
 
 /** What to do with the armed wake-up timer (epoch ms; null = none armed / nothing to wake for). */
-export type TimerPlan = { kind: 'keep' } | { kind: 'arm'; at: number } | { kind: 'rearm'; at: number } | { kind: 'cancel' };
+export type TimerPlan =
+  { kind: 'keep' } | { kind: 'arm'; at: number } | { kind: 'rearm'; at: number } | { kind: 'cancel' };
 
 /**
  * The timer is re-armed only when the deadline moved EARLIER than the armed one (the timer would fire too late). A
@@ -791,11 +949,20 @@ export function mirrorNeeded(written: ConnectionMirror | null, s: MachineState):
  * not written again for them. (`lastRefreshAt` there is the store's `obtainedAt`, the workflow's is its own clock a
  * moment later: the same refresh.)
  */
-export function tokenTimesWritten(written: ConnectionMirror | null, s: MachineState, mirroredVersion: number): ConnectionMirror | null {
+export function tokenTimesWritten(
+  written: ConnectionMirror | null,
+  s: MachineState,
+  mirroredVersion: number,
+): ConnectionMirror | null {
   // A late answer about another version wrote other times than the state holds: not known, so mirrored again.
   if (written === null || s.token?.version !== mirroredVersion) return written;
   const m = toMirror(s);
-  return { ...written, accessTokenExpiresAt: m.accessTokenExpiresAt, refreshTokenExpiresAt: m.refreshTokenExpiresAt, lastRefreshAt: m.lastRefreshAt };
+  return {
+    ...written,
+    accessTokenExpiresAt: m.accessTokenExpiresAt,
+    refreshTokenExpiresAt: m.refreshTokenExpiresAt,
+    lastRefreshAt: m.lastRefreshAt,
+  };
 }
 
 /**
@@ -809,7 +976,9 @@ export function syncTimeWritten(
   summary: Pick<PartitionSyncSummary, 'status' | 'finishedAt'>,
 ): ConnectionMirror | null {
   // Reports of partitions the connection does not have are ignored by `syncReported`; so are they here.
-  if (written === null || summary.status !== 'succeeded' || !s.partitions.some((p) => p.id === partitionId)) return written;
-  const lastSyncAt = !written.lastSyncAt || summary.finishedAt > written.lastSyncAt ? summary.finishedAt : written.lastSyncAt;
+  if (written === null || summary.status !== 'succeeded' || !s.partitions.some((p) => p.id === partitionId))
+    return written;
+  const lastSyncAt =
+    !written.lastSyncAt || summary.finishedAt > written.lastSyncAt ? summary.finishedAt : written.lastSyncAt;
   return { ...written, lastSyncAt };
 }

@@ -79,7 +79,10 @@ const quickActs = wf.proxyActivities<Activities>({
   startToCloseTimeout: '60s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 },
 });
-const revokeActs = wf.proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '2s', maximumAttempts: 3 } });
+const revokeActs = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '2s', maximumAttempts: 3 },
+});
 // Webhooks: retried with backoff (10 s doubling to 30 min) for over 24 hours.
 const notifyActs = wf.proxyActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -95,13 +98,28 @@ const reauthFailure = (workflowId: string, reason: string) =>
     details: [reason],
   });
 
-function failureDetails(err: unknown): { type: string | null; nonRetryable: boolean; reason: string | null; message: string } {
+function failureDetails(err: unknown): {
+  type: string | null;
+  nonRetryable: boolean;
+  reason: string | null;
+  message: string;
+} {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) {
     const d = cause.details?.[0] as { reason?: string } | undefined;
-    return { type: cause.type ?? null, nonRetryable: cause.nonRetryable === true, reason: d?.reason ?? null, message: cause.message };
+    return {
+      type: cause.type ?? null,
+      nonRetryable: cause.nonRetryable === true,
+      reason: d?.reason ?? null,
+      message: cause.message,
+    };
   }
-  return { type: null, nonRetryable: false, reason: null, message: cause instanceof Error ? cause.message : String(cause) };
+  return {
+    type: null,
+    nonRetryable: false,
+    reason: null,
+    message: cause instanceof Error ? cause.message : String(cause),
+  };
 }
 
 export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<ConnectionStatus> {
@@ -153,7 +171,9 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
 
   const shouldContinueAsNew = () => {
     const info = wf.workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || updatesThisRun >= MAX_UPDATES_PER_RUN;
+    return (
+      info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || updatesThisRun >= MAX_UPDATES_PER_RUN
+    );
   };
 
   // --- refresh: one in flight, shared by every caller -------------------------------------------------------------
@@ -168,7 +188,9 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       const f = failureDetails(err);
       const definitive = f.type === 'SageOAuthError' && f.nonRetryable;
       wf.log.warn('token refresh failed', { definitive, reason: f.reason, message: f.message });
-      apply(M.refreshFailed(s, { definitive, reason: f.reason ?? 'refresh_token_invalid', message: f.message }, Date.now()));
+      apply(
+        M.refreshFailed(s, { definitive, reason: f.reason ?? 'refresh_token_invalid', message: f.message }, Date.now()),
+      );
     }
   }
   function refreshOnce(): Promise<void> {
@@ -185,7 +207,10 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       .then(
         () => (s = M.notificationSettled(s, event.id)),
         (err) => {
-          wf.log.error('webhook notification given up after retries', { eventId: event.id, message: failureDetails(err).message });
+          wf.log.error('webhook notification given up after retries', {
+            eventId: event.id,
+            message: failureDetails(err).message,
+          });
           s = M.notificationSettled(s, event.id);
         },
       );
@@ -195,13 +220,22 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   async function runCommand(c: M.Command): Promise<void> {
     switch (c.type) {
       case 'issueConsent': {
-        const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: s.country, ttlMs: c.ttlMs });
+        const consent = await quickActs.mintConsent({
+          workflowId,
+          provider: s.provider,
+          country: s.country,
+          ttlMs: c.ttlMs,
+        });
         s = M.consentIssued(s, consent, Date.now());
         showDetails();
         return;
       }
       case 'ensureSchedule':
-        await quickActs.ensureSyncSchedule({ ...target(), intervalMinutes: s.settings.intervalMinutes, paused: c.paused });
+        await quickActs.ensureSyncSchedule({
+          ...target(),
+          intervalMinutes: s.settings.intervalMinutes,
+          paused: c.paused,
+        });
         return;
       case 'pauseSchedule':
         await quickActs.pauseSyncSchedule({ ...target(), reason: c.reason });
@@ -265,16 +299,33 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       let refreshed = false;
       for (;;) {
         const now = Date.now();
-        if (refreshed && req.rejectedTokenVersion !== undefined && s.token?.version === req.rejectedTokenVersion && s.state === 'connected') {
-          throw ApplicationFailure.create({ type: TOKEN_UNAVAILABLE, nonRetryable: true, message: `refresh failed: ${s.lastError ?? 'unknown error'}` });
+        if (
+          refreshed &&
+          req.rejectedTokenVersion !== undefined &&
+          s.token?.version === req.rejectedTokenVersion &&
+          s.state === 'connected'
+        ) {
+          throw ApplicationFailure.create({
+            type: TOKEN_UNAVAILABLE,
+            nonRetryable: true,
+            message: `refresh failed: ${s.lastError ?? 'unknown error'}`,
+          });
         }
-        const d = M.decideAccess(s, now, refreshed ? { ...(req.minValidSeconds !== undefined ? { minValidSeconds: req.minValidSeconds } : {}) } : req);
+        const d = M.decideAccess(
+          s,
+          now,
+          refreshed ? { ...(req.minValidSeconds !== undefined ? { minValidSeconds: req.minValidSeconds } : {}) } : req,
+        );
         if (d.kind === 'lease') return d.lease;
         if (d.kind === 'reject') throw reauthFailure(workflowId, d.reason);
         if (refreshed) {
           const fallback = M.fallbackLease(s, now);
           if (fallback) return fallback;
-          throw ApplicationFailure.create({ type: TOKEN_UNAVAILABLE, nonRetryable: true, message: `refresh failed: ${s.lastError ?? 'unknown error'}` });
+          throw ApplicationFailure.create({
+            type: TOKEN_UNAVAILABLE,
+            nonRetryable: true,
+            message: `refresh failed: ${s.lastError ?? 'unknown error'}`,
+          });
         }
         await refreshOnce();
         refreshed = true;
@@ -286,7 +337,8 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
         if (s.state !== 'connected') throw reauthFailure(workflowId, s.reason ?? s.state);
         if (disconnectRequest) throw reauthFailure(workflowId, 'disconnected');
-        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        if (draining)
+          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
       },
     },
   );
@@ -305,7 +357,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         const check = M.needsReconsentCheck(s) && wf.patched(RECONSENT_CHECK_PATCH);
         let exchanged: Awaited<ReturnType<typeof exchangeActs.exchangeAuthorizationCode>>;
         try {
-          exchanged = await exchangeActs.exchangeAuthorizationCode({ workflowId, tenantId: s.tenantId, provider: s.provider, code: req.code, ...(check ? { stage: true } : {}) });
+          exchanged = await exchangeActs.exchangeAuthorizationCode({
+            workflowId,
+            tenantId: s.tenantId,
+            provider: s.provider,
+            code: req.code,
+            ...(check ? { stage: true } : {}),
+          });
         } catch (err) {
           const f = failureDetails(err);
           if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
@@ -314,7 +372,11 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           return M.toStatus(s, Date.now());
         }
         const staged = exchanged.staged === true;
-        const testArgs = { workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) };
+        const testArgs = {
+          workflowId,
+          provider: s.provider,
+          ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}),
+        };
         const test = await quickActs.testConnection(staged ? { ...testArgs, candidate: true } : testArgs);
         // A disconnect that arrived meanwhile wins: its cleanup deletes the tokens just stored.
         if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
@@ -324,7 +386,11 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           const verdict = M.reconsentVerdict(s, test);
           if (!verdict.accept) {
             try {
-              await revokeActs.discardConsentCandidate({ workflowId, provider: s.provider, exchangeId: exchanged.exchangeId });
+              await revokeActs.discardConsentCandidate({
+                workflowId,
+                provider: s.provider,
+                exchangeId: exchanged.exchangeId,
+              });
             } catch (err) {
               // Still refused: the current grant is untouched; the staged one stays unused (the next consent replaces it).
               wf.log.error('revoking a refused re-consent failed', { message: failureDetails(err).message });
@@ -341,7 +407,15 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           token = await quickActs.promoteConsentCandidate({ workflowId, exchangeId: exchanged.exchangeId });
           reconsent = verdict;
         }
-        apply(M.consentCompleted(s, { token, country: req.country ?? null, test, now: Date.now(), ...(reconsent ? { reconsent } : {}) }));
+        apply(
+          M.consentCompleted(s, {
+            token,
+            country: req.country ?? null,
+            test,
+            now: Date.now(),
+            ...(reconsent ? { reconsent } : {}),
+          }),
+        );
         // Answer once the schedule exists and the mirror is written, so callers observe a settled connection.
         await wf.condition(() => commandsSettled() || disconnectRequest !== null);
         return M.toStatus(s, Date.now());
@@ -355,8 +429,10 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
         const why = M.checkConsentState(s, req.state, Date.now());
         if (why) throw ApplicationFailure.nonRetryable(why, INVALID_STATE);
-        if (authorizing) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'another authorization is being completed' });
-        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        if (authorizing)
+          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'another authorization is being completed' });
+        if (draining)
+          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
       },
     },
   );
@@ -365,15 +441,22 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     beginAuthorizationUpdate,
     async (req) => {
       updatesThisRun++;
-      const consent = await quickActs.mintConsent({ workflowId, provider: s.provider, country: req.country ?? s.country, ttlMs: M.LINK_CONSENT_TTL_MS });
+      const consent = await quickActs.mintConsent({
+        workflowId,
+        provider: s.provider,
+        country: req.country ?? s.country,
+        ttlMs: M.LINK_CONSENT_TTL_MS,
+      });
       s = M.consentIssued(s, consent, Date.now());
       showDetails();
       return { authorizationUrl: consent.url, expiresAt: new Date(consent.expiresAt).toISOString() };
     },
     {
       validator: (_req) => {
-        if (s.state === 'disconnected' || disconnectRequest) throw ApplicationFailure.nonRetryable('the connection is disconnected', INVALID_STATE);
-        if (draining) throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        if (s.state === 'disconnected' || disconnectRequest)
+          throw ApplicationFailure.nonRetryable('the connection is disconnected', INVALID_STATE);
+        if (draining)
+          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
       },
     },
   );
@@ -409,7 +492,11 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     const before = s.token?.version;
     await refreshOnce();
     if (s.state === 'connected' && s.token?.version !== before) {
-      const test = await quickActs.testConnection({ workflowId, provider: s.provider, ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}) });
+      const test = await quickActs.testConnection({
+        workflowId,
+        provider: s.provider,
+        ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}),
+      });
       apply(M.connectionTested(s, test, Date.now()));
     }
   }
@@ -443,12 +530,14 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     const scope = new wf.CancellationScope();
     const t = { at, scope };
     timer = t;
-    scope.run(() => wf.sleep(Math.max(1, at - now))).then(
-      () => {
-        if (timer === t) timer = null; // fired: the loop looks at what is due
-      },
-      () => {}, // cancelled (re-armed earlier, or disconnect)
-    );
+    scope
+      .run(() => wf.sleep(Math.max(1, at - now)))
+      .then(
+        () => {
+          if (timer === t) timer = null; // fired: the loop looks at what is due
+        },
+        () => {}, // cancelled (re-armed earlier, or disconnect)
+      );
   }
 
   publishSearchAttributes();
@@ -483,13 +572,21 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       const armed = timer;
       const armedAt = armed?.at ?? Infinity;
       await wf.condition(
-        () => commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || timer !== armed || (M.nextWake(s)?.at ?? Infinity) < armedAt,
+        () =>
+          commands.length > 0 ||
+          disconnectRequest !== null ||
+          shouldContinueAsNew() ||
+          timer !== armed ||
+          (M.nextWake(s)?.at ?? Infinity) < armedAt,
       );
       continue;
     }
     const armedAt = wake?.at ?? Infinity;
     const woken = () =>
-      commands.length > 0 || disconnectRequest !== null || shouldContinueAsNew() || (M.nextWake(s)?.at ?? Infinity) < armedAt;
+      commands.length > 0 ||
+      disconnectRequest !== null ||
+      shouldContinueAsNew() ||
+      (M.nextWake(s)?.at ?? Infinity) < armedAt;
     if (wake) await wf.condition(woken, wake.at - now);
     else await wf.condition(woken);
   }

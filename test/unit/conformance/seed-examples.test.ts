@@ -59,7 +59,8 @@ describe('seed examples map to the expected customer', () => {
       ['2018-02-28T15:23:46.243+01:00', '2018-02-28T14:23:46.243Z'],
     ];
     for (const [wire, iso] of cases) assert.equal(parseSage200DateTime(wire)?.toISOString(), iso, wire);
-    for (const bad of ['2016-07-08', '08/07/2016 15:28', '2016-07-08T15:28:48.66 UTC', '']) assert.equal(parseSage200DateTime(bad), null, bad);
+    for (const bad of ['2016-07-08', '08/07/2016 15:28', '2016-07-08T15:28:48.66 UTC', ''])
+      assert.equal(parseSage200DateTime(bad), null, bad);
   });
 
   it('Sage Accounting contacts page without attributes (seed: migrate guide) carries only id/displayed_as/$path: rejected for the missing updated_at, never stored half-empty', () => {
@@ -77,13 +78,27 @@ describe('seed examples map to the expected customer', () => {
     assert.equal(problem?.reason, 'subscription_inactive');
     assert.match(problem!.message, /subscription/);
     // The token error Sage sends for a bad token stays a token problem (worth one refresh).
-    const tokenError = JSON.stringify([{ $severity: 'error', $dataCode: 'AccessTokenVerificationError', $message: 'Access token is invalid (JWT malformed or missing).', $source: 'Authorization' }]);
+    const tokenError = JSON.stringify([
+      {
+        $severity: 'error',
+        $dataCode: 'AccessTokenVerificationError',
+        $message: 'Access token is invalid (JWT malformed or missing).',
+        $source: 'Authorization',
+      },
+    ]);
     assert.equal(accessProblem(new SageApiError('sage-accounting', 401, '/v3.1/contacts', tokenError)), null);
   });
 
   it('Sage 200 APIM key errors → subscription_key_invalid; an empty 401 body stays ambiguous (one refresh decides)', () => {
-    const apim = JSON.stringify({ statusCode: 401, message: 'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.' });
-    assert.equal(accessProblem(new SageApiError('sage-200', 401, '/customers', apim))?.reason, 'subscription_key_invalid');
+    const apim = JSON.stringify({
+      statusCode: 401,
+      message:
+        'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.',
+    });
+    assert.equal(
+      accessProblem(new SageApiError('sage-200', 401, '/customers', apim))?.reason,
+      'subscription_key_invalid',
+    );
     assert.equal(accessProblem(new SageApiError('sage-200', 401, '/customers', '')), null);
   });
 });

@@ -19,7 +19,12 @@ type Schema = { type?: string; $ref?: string; items?: Schema; properties?: Recor
 const DECIMAL_STRING = /^-?\d+(\.\d+)?$/;
 
 /** Problems of `value` against `schema` (empty = valid). Unknown properties are problems: Sage would not send them. */
-export function validate(spec: { definitions: Record<string, Schema> }, schema: Schema, value: unknown, path = '$'): string[] {
+export function validate(
+  spec: { definitions: Record<string, Schema> },
+  schema: Schema,
+  value: unknown,
+  path = '$',
+): string[] {
   if (value === null) return [];
   if (schema.$ref) {
     const name = schema.$ref.split('/').pop()!;
@@ -33,14 +38,20 @@ export function validate(spec: { definitions: Record<string, Schema> }, schema: 
       return [];
     case 'string':
       if (typeof value !== 'string') return [`${path}: expected string, got ${typeof value}`];
-      if (schema.format === 'date-time' && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(value)) return [`${path}: not a date-time with zone: ${value}`];
+      if (
+        schema.format === 'date-time' &&
+        !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(value)
+      )
+        return [`${path}: not a date-time with zone: ${value}`];
       if (schema.format === 'date' && !/^\d{4}-\d{2}-\d{2}$/.test(value)) return [`${path}: not a date: ${value}`];
       return [];
     case 'integer':
       return Number.isInteger(value) ? [] : [`${path}: expected integer, got ${JSON.stringify(value)}`];
     case 'number':
       // Wire exception: Sage writes decimals as strings ("1500.0") although the Swagger types them as numbers.
-      return typeof value === 'number' || (typeof value === 'string' && DECIMAL_STRING.test(value)) ? [] : [`${path}: expected number, got ${JSON.stringify(value)}`];
+      return typeof value === 'number' || (typeof value === 'string' && DECIMAL_STRING.test(value))
+        ? []
+        : [`${path}: expected number, got ${JSON.stringify(value)}`];
     case 'boolean':
       return typeof value === 'boolean' ? [] : [`${path}: expected boolean, got ${JSON.stringify(value)}`];
     case 'array':
@@ -65,7 +76,10 @@ export function validate(spec: { definitions: Record<string, Schema> }, schema: 
 }
 
 /** Swagger 2 `parameters` of one GET path, by name. */
-export function getParameters(spec: any, path: string): Map<string, { in: string; type?: string; description?: string; minimum?: number; maximum?: number }> {
+export function getParameters(
+  spec: any,
+  path: string,
+): Map<string, { in: string; type?: string; description?: string; minimum?: number; maximum?: number }> {
   const op = spec.paths[path]?.get;
   if (!op) throw new Error(`no GET ${path} in the vendored spec`);
   return new Map((op.parameters ?? []).map((p: any) => [p.name, p]));

@@ -16,22 +16,48 @@ beforeEach(() => {
 
 function accounting() {
   const g = sim.admin.mintGrant({ provider: 'sage-accounting' });
-  return (path: string) => fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, { headers: { authorization: `Bearer ${g.token.access_token}` } });
+  return (path: string) =>
+    fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, {
+      headers: { authorization: `Bearer ${g.token.access_token}` },
+    });
 }
 
 describe('simulator faults, counters and admin API', () => {
   it('counters: customer list pages in flight, high-water mark overall and per partition (one contact by id is not a page)', async () => {
     const g = sim.admin.mintGrant({ provider: 'sage-accounting' });
-    const businesses = await json<{ $items: { id: string }[] }>(await fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}/businesses`, { headers: { authorization: `Bearer ${g.token.access_token}` } }));
+    const businesses = await json<{ $items: { id: string }[] }>(
+      await fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}/businesses`, {
+        headers: { authorization: `Bearer ${g.token.access_token}` },
+      }),
+    );
     const [b1, b2] = businesses.$items.map((b) => b.id);
     assert.ok(b1 && b2, 'two businesses');
-    const get = (path: string, business: string) => fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, { headers: { authorization: `Bearer ${g.token.access_token}`, 'x-business': business } });
-    await admin(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', pathIncludes: '/contacts', kind: 'latency', latencyMs: 150 });
+    const get = (path: string, business: string) =>
+      fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, {
+        headers: { authorization: `Bearer ${g.token.access_token}`, 'x-business': business },
+      });
+    await admin(sim, 'POST', '/faults', {
+      provider: 'sage-accounting',
+      scope: 'api',
+      pathIncludes: '/contacts',
+      kind: 'latency',
+      latencyMs: 150,
+    });
     const page1 = await json<{ $items: { id: string }[] }>(await get('/contacts?page=1', b1));
     sim.admin.resetCounters();
-    const answers = await Promise.all([get('/contacts?page=1', b1), get('/contacts?page=2', b1), get('/contacts?page=3', b1), get('/contacts?page=1', b2), get(`/contacts/${page1.$items[0]!.id}`, b1)]);
+    const answers = await Promise.all([
+      get('/contacts?page=1', b1),
+      get('/contacts?page=2', b1),
+      get('/contacts?page=3', b1),
+      get('/contacts?page=1', b2),
+      get(`/contacts/${page1.$items[0]!.id}`, b1),
+    ]);
     for (const a of answers) await a.arrayBuffer();
-    const c = await admin<{ customerPagesHighWater: number; customerPagesInFlight: number; customerPagesHighWaterByPartition: Record<string, number> }>(sim, 'GET', '/counters');
+    const c = await admin<{
+      customerPagesHighWater: number;
+      customerPagesInFlight: number;
+      customerPagesHighWaterByPartition: Record<string, number>;
+    }>(sim, 'GET', '/counters');
     assert.equal(c.customerPagesHighWater, 4, 'four list pages at once (the single contact is not one)');
     assert.deepEqual(c.customerPagesHighWaterByPartition, { [b1]: 3, [b2]: 1 });
     assert.equal(c.customerPagesInFlight, 0);
@@ -39,7 +65,14 @@ describe('simulator faults, counters and admin API', () => {
 
   it('fault: 429 with Retry-After for a fixed count, then normal answers', async () => {
     const get = accounting();
-    await admin(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', kind: 'status', status: 429, retryAfterSeconds: 2, count: 2 });
+    await admin(sim, 'POST', '/faults', {
+      provider: 'sage-accounting',
+      scope: 'api',
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: 2,
+      count: 2,
+    });
     const a = await get('/contacts');
     assert.equal(a.status, 429);
     assert.equal(a.headers.get('retry-after'), '2');
@@ -53,7 +86,11 @@ describe('simulator faults, counters and admin API', () => {
 
   it('fault: hold keeps matching requests waiting until the rule is removed, then answers them normally', async () => {
     const get = accounting();
-    const { rules } = await admin<{ rules: { id: string }[] }>(sim, 'POST', '/faults', { provider: 'sage-accounting', scope: 'api', kind: 'hold' });
+    const { rules } = await admin<{ rules: { id: string }[] }>(sim, 'POST', '/faults', {
+      provider: 'sage-accounting',
+      scope: 'api',
+      kind: 'hold',
+    });
     let settled = false;
     const pending = get('/contacts').then((r) => ((settled = true), r));
     await new Promise((r) => setTimeout(r, 300));
@@ -96,7 +133,15 @@ describe('simulator faults, counters and admin API', () => {
       { scope: 'api', kind: 'status', status: 500, probability: 0 },
       { scope: 'api', kind: 'status', status: 503, after: 2, count: 1 },
     ]);
-    assert.deepEqual([(await get('/contacts')).status, (await get('/contacts')).status, (await get('/contacts')).status, (await get('/contacts')).status], [200, 200, 503, 200]);
+    assert.deepEqual(
+      [
+        (await get('/contacts')).status,
+        (await get('/contacts')).status,
+        (await get('/contacts')).status,
+        (await get('/contacts')).status,
+      ],
+      [200, 200, 503, 200],
+    );
   });
 
   it('quirk: Sage Accounting allows 150 concurrent requests per app; more get 429 (latency + high-water mark)', async () => {
@@ -124,7 +169,11 @@ describe('simulator faults, counters and admin API', () => {
   });
 
   it('admin: bad input is a 400 naming the problem', async () => {
-    const res = await fetch(`${sim.url}/__admin/customers/mutate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ provider: 'nope', partitionId: 'x' }) });
+    const res = await fetch(`${sim.url}/__admin/customers/mutate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ provider: 'nope', partitionId: 'x' }),
+    });
     assert.equal(res.status, 400);
     assert.match(JSON.stringify(await json(res)), /provider/);
     const unknown = await fetch(`${sim.url}/__admin/truth/customers?provider=sage-200&partitionId=424242`);
@@ -140,7 +189,21 @@ describe('simulator faults, counters and admin API', () => {
   });
 
   it('env lists every URL and credential the service needs', () => {
-    for (const k of ['SAGE_ACCOUNTING_AUTH_URL', 'SAGE_ACCOUNTING_TOKEN_URL', 'SAGE_ACCOUNTING_REVOKE_URL', 'SAGE_ACCOUNTING_API_URL', 'SAGE200_AUTH_URL', 'SAGE200_TOKEN_URL', 'SAGE200_REVOKE_URL', 'SAGE200_API_URL', 'SAGE_ACCOUNTING_CLIENT_ID', 'SAGE_ACCOUNTING_CLIENT_SECRET', 'SAGE200_CLIENT_ID', 'SAGE200_CLIENT_SECRET', 'SAGE200_SUBSCRIPTION_KEY']) {
+    for (const k of [
+      'SAGE_ACCOUNTING_AUTH_URL',
+      'SAGE_ACCOUNTING_TOKEN_URL',
+      'SAGE_ACCOUNTING_REVOKE_URL',
+      'SAGE_ACCOUNTING_API_URL',
+      'SAGE200_AUTH_URL',
+      'SAGE200_TOKEN_URL',
+      'SAGE200_REVOKE_URL',
+      'SAGE200_API_URL',
+      'SAGE_ACCOUNTING_CLIENT_ID',
+      'SAGE_ACCOUNTING_CLIENT_SECRET',
+      'SAGE200_CLIENT_ID',
+      'SAGE200_CLIENT_SECRET',
+      'SAGE200_SUBSCRIPTION_KEY',
+    ]) {
       assert.ok(sim.env[k], k);
     }
     assert.equal(sim.env.SAGE_ACCOUNTING_AUTH_URL, `${sim.url}/sage-accounting/oauth2/auth/central?filter=apiv3.1`);
@@ -163,9 +226,17 @@ describe('simulator faults, counters and admin API', () => {
     assert.ok(genMs < 5000, `generation took ${genMs} ms`);
     const g = sim.admin.mintGrant({ provider: 'sage-200', userId: user.id });
     const p = user.partitions[0] as { partitionId: string; siteId: string };
-    const res = await fetch(`${sim.env.SAGE200_API_URL}/sage200extra/accounts/v1/customers?%24top=5000&%24orderby=date_time_updated%20asc%2C%20id%20asc&%24skip=95000`, {
-      headers: { authorization: `Bearer ${g.token.access_token}`, 'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY!, 'X-Company': p.partitionId, 'X-Site': p.siteId },
-    });
+    const res = await fetch(
+      `${sim.env.SAGE200_API_URL}/sage200extra/accounts/v1/customers?%24top=5000&%24orderby=date_time_updated%20asc%2C%20id%20asc&%24skip=95000`,
+      {
+        headers: {
+          authorization: `Bearer ${g.token.access_token}`,
+          'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY!,
+          'X-Company': p.partitionId,
+          'X-Site': p.siteId,
+        },
+      },
+    );
     assert.equal((await json(res)).length, 5000);
   });
 });

@@ -5,7 +5,11 @@ import type { RunningSimulator } from '../../../src/simulator/server.js';
 export const REDIRECT = 'http://localhost:3000/oauth/callback';
 
 export function form(body: Record<string, string>): { method: 'POST'; headers: Record<string, string>; body: string } {
-  return { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(body).toString() };
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(body).toString(),
+  };
 }
 
 export async function json<T = any>(res: Response): Promise<T> {
@@ -24,7 +28,14 @@ export async function consent(url: string): Promise<URLSearchParams> {
 
 export function accountingAuthUrl(sim: RunningSimulator, params: Record<string, string | undefined> = {}): string {
   const u = new URL(sim.env.SAGE_ACCOUNTING_AUTH_URL!);
-  const all: Record<string, string | undefined> = { client_id: sim.apps.sageAccounting.clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'full_access', state: 'st-123', ...params };
+  const all: Record<string, string | undefined> = {
+    client_id: sim.apps.sageAccounting.clientId,
+    response_type: 'code',
+    redirect_uri: REDIRECT,
+    scope: 'full_access',
+    state: 'st-123',
+    ...params,
+  };
   for (const [k, v] of Object.entries(all)) if (v !== undefined) u.searchParams.set(k, v);
   return u.toString();
 }
@@ -45,11 +56,17 @@ export function sage200AuthUrl(sim: RunningSimulator, params: Record<string, str
 }
 
 export async function accountingToken(sim: RunningSimulator, body: Record<string, string>): Promise<Response> {
-  return fetch(sim.env.SAGE_ACCOUNTING_TOKEN_URL!, form({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, ...body }));
+  return fetch(
+    sim.env.SAGE_ACCOUNTING_TOKEN_URL!,
+    form({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, ...body }),
+  );
 }
 
 export async function sage200Token(sim: RunningSimulator, body: Record<string, string>): Promise<Response> {
-  return fetch(sim.env.SAGE200_TOKEN_URL!, form({ client_id: sim.apps.sage200.clientId, client_secret: sim.apps.sage200.clientSecret, ...body }));
+  return fetch(
+    sim.env.SAGE200_TOKEN_URL!,
+    form({ client_id: sim.apps.sage200.clientId, client_secret: sim.apps.sage200.clientSecret, ...body }),
+  );
 }
 
 export async function admin<T = any>(sim: RunningSimulator, method: string, path: string, body?: unknown): Promise<T> {

@@ -18,13 +18,26 @@ beforeEach(() => {
 
 async function connect(params: Record<string, string | undefined> = {}) {
   const cb = await consent(accountingAuthUrl(sim, params));
-  const res = await accountingToken(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+  const res = await accountingToken(sim, {
+    grant_type: 'authorization_code',
+    code: cb.get('code')!,
+    redirect_uri: REDIRECT,
+  });
   assert.equal(res.status, 200);
-  return json<{ access_token: string; refresh_token: string; expires_in: number; refresh_token_expires_in: number; requested_by_id: string; scope: string }>(res);
+  return json<{
+    access_token: string;
+    refresh_token: string;
+    expires_in: number;
+    refresh_token_expires_in: number;
+    requested_by_id: string;
+    scope: string;
+  }>(res);
 }
 
 function api(path: string, token: string, headers: Record<string, string> = {}) {
-  return fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...headers } });
+  return fetch(`${sim.env.SAGE_ACCOUNTING_API_URL}${path}`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...headers },
+  });
 }
 
 async function userFor(requestedById: string) {
@@ -36,7 +49,11 @@ describe('Sage Accounting simulator', () => {
   it('a client written straight from the docs works: consent, token, businesses, paged contacts, refresh, revoke', async () => {
     const cb = await consent(accountingAuthUrl(sim, { state: 'xyz' }));
     assert.equal(cb.get('state'), 'xyz');
-    const tokenRes = await accountingToken(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+    const tokenRes = await accountingToken(sim, {
+      grant_type: 'authorization_code',
+      code: cb.get('code')!,
+      redirect_uri: REDIRECT,
+    });
     const tokens = await json(tokenRes);
     assert.equal(tokens.token_type, 'bearer');
     assert.equal(tokens.expires_in, 300);
@@ -56,16 +73,32 @@ describe('Sage Accounting simulator', () => {
         seen.push(...page.$items.map((i: { id: string }) => i.id));
         next = page.$next;
       }
-      const truth = await admin(sim, 'GET', `/truth/customers?provider=sage-accounting&partitionId=${business.id}&userId=${user.id}`);
-      assert.deepEqual(seen, truth.customers.map((c: { id: string }) => c.id));
+      const truth = await admin(
+        sim,
+        'GET',
+        `/truth/customers?provider=sage-accounting&partitionId=${business.id}&userId=${user.id}`,
+      );
+      assert.deepEqual(
+        seen,
+        truth.customers.map((c: { id: string }) => c.id),
+      );
       assert.equal(seen.length, 45);
     }
 
-    const refreshed = await json(await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }));
+    const refreshed = await json(
+      await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }),
+    );
     assert.notEqual(refreshed.refresh_token, tokens.refresh_token);
     assert.equal((await api('/businesses', refreshed.access_token)).status, 200);
 
-    const revoke = await fetch(sim.env.SAGE_ACCOUNTING_REVOKE_URL!, form({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, token: refreshed.refresh_token }));
+    const revoke = await fetch(
+      sim.env.SAGE_ACCOUNTING_REVOKE_URL!,
+      form({
+        client_id: sim.apps.sageAccounting.clientId,
+        client_secret: sim.apps.sageAccounting.clientSecret,
+        token: refreshed.refresh_token,
+      }),
+    );
     assert.equal(revoke.status, 200);
     assert.deepEqual(await json(revoke), { success: 'ok' });
     const c = sim.admin.counters();
@@ -84,7 +117,9 @@ describe('Sage Accounting simulator', () => {
     });
 
     it('quirk: registered redirect URIs are case-sensitive (mismatch gets an error page, no redirect)', async () => {
-      const res = await fetch(accountingAuthUrl(sim, { redirect_uri: REDIRECT.replace('callback', 'Callback') }), { redirect: 'manual' });
+      const res = await fetch(accountingAuthUrl(sim, { redirect_uri: REDIRECT.replace('callback', 'Callback') }), {
+        redirect: 'manual',
+      });
       assert.equal(res.status, 400);
       assert.equal(res.headers.get('location'), null);
     });
@@ -119,7 +154,13 @@ describe('Sage Accounting simulator', () => {
       const res = await fetch(sim.env.SAGE_ACCOUNTING_TOKEN_URL!, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, grant_type: 'authorization_code', code: cb.get('code'), redirect_uri: REDIRECT }),
+        body: JSON.stringify({
+          client_id: sim.apps.sageAccounting.clientId,
+          client_secret: sim.apps.sageAccounting.clientSecret,
+          grant_type: 'authorization_code',
+          code: cb.get('code'),
+          redirect_uri: REDIRECT,
+        }),
       });
       assert.equal(res.status, 400);
       assert.equal((await json(res)).error, 'invalid_request');
@@ -127,7 +168,13 @@ describe('Sage Accounting simulator', () => {
 
     it('quirk: the token endpoint requires Accept: application/json', async () => {
       const cb = await consent(accountingAuthUrl(sim));
-      const req = form({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+      const req = form({
+        client_id: sim.apps.sageAccounting.clientId,
+        client_secret: sim.apps.sageAccounting.clientSecret,
+        grant_type: 'authorization_code',
+        code: cb.get('code')!,
+        redirect_uri: REDIRECT,
+      });
       delete req.headers.accept;
       const res = await fetch(sim.env.SAGE_ACCOUNTING_TOKEN_URL!, req);
       assert.equal(res.status, 400);
@@ -143,7 +190,12 @@ describe('Sage Accounting simulator', () => {
 
     it('quirk: a wrong client secret is invalid_client with HTTP 400', async () => {
       const cb = await consent(accountingAuthUrl(sim));
-      const res = await accountingToken(sim, { client_secret: 'nope', grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+      const res = await accountingToken(sim, {
+        client_secret: 'nope',
+        grant_type: 'authorization_code',
+        code: cb.get('code')!,
+        redirect_uri: REDIRECT,
+      });
       assert.equal(res.status, 400);
       assert.deepEqual(Object.keys(await json(res)).sort(), ['error', 'error_description']);
     });
@@ -160,14 +212,22 @@ describe('Sage Accounting simulator', () => {
     it('quirk: the authorization code expires after 60 s', async () => {
       const cb = await consent(accountingAuthUrl(sim));
       sim.admin.clock({ advanceSeconds: 61 });
-      const res = await accountingToken(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+      const res = await accountingToken(sim, {
+        grant_type: 'authorization_code',
+        code: cb.get('code')!,
+        redirect_uri: REDIRECT,
+      });
       assert.equal(res.status, 400);
       assert.equal((await json(res)).error, 'invalid_grant');
     });
 
     it('quirk: a redirect_uri at the token endpoint that differs from the authorize one is invalid_grant', async () => {
       const cb = await consent(accountingAuthUrl(sim));
-      const res = await accountingToken(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: `${REDIRECT}/` });
+      const res = await accountingToken(sim, {
+        grant_type: 'authorization_code',
+        code: cb.get('code')!,
+        redirect_uri: `${REDIRECT}/`,
+      });
       assert.equal(res.status, 400);
       assert.equal((await json(res)).error, 'invalid_grant');
     });
@@ -177,10 +237,25 @@ describe('Sage Accounting simulator', () => {
       const { createHash } = await import('node:crypto');
       const challenge = createHash('sha256').update(verifier).digest('base64url');
       const cb = await consent(accountingAuthUrl(sim, { code_challenge: challenge, code_challenge_method: 'S256' }));
-      const bad = await accountingToken(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT, code_verifier: 'w'.repeat(50) });
+      const bad = await accountingToken(sim, {
+        grant_type: 'authorization_code',
+        code: cb.get('code')!,
+        redirect_uri: REDIRECT,
+        code_verifier: 'w'.repeat(50),
+      });
       assert.equal(bad.status, 400);
       const cb2 = await consent(accountingAuthUrl(sim, { code_challenge: challenge, code_challenge_method: 'S256' }));
-      assert.equal((await accountingToken(sim, { grant_type: 'authorization_code', code: cb2.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier })).status, 200);
+      assert.equal(
+        (
+          await accountingToken(sim, {
+            grant_type: 'authorization_code',
+            code: cb2.get('code')!,
+            redirect_uri: REDIRECT,
+            code_verifier: verifier,
+          })
+        ).status,
+        200,
+      );
     });
 
     it('quirk: refresh token is single-use (no grace): the old one is invalid_grant at once and counted as reused', async () => {
@@ -200,7 +275,9 @@ describe('Sage Accounting simulator', () => {
 
     it('a client ignoring quirk "refresh token is single-use" fails: two concurrent refreshes with one token, one loses', async () => {
       const t = await connect();
-      const results = await Promise.all([1, 2].map(() => accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })));
+      const results = await Promise.all(
+        [1, 2].map(() => accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })),
+      );
       assert.deepEqual(results.map((r) => r.status).sort(), [200, 400]);
     });
 
@@ -236,9 +313,19 @@ describe('Sage Accounting simulator', () => {
 
     it('quirk: revoke answers {"success":"ok"} and kills the grant: refresh is invalid_grant, API is 401', async () => {
       const t = await connect();
-      const res = await fetch(sim.env.SAGE_ACCOUNTING_REVOKE_URL!, form({ client_id: sim.apps.sageAccounting.clientId, client_secret: sim.apps.sageAccounting.clientSecret, token: t.refresh_token }));
+      const res = await fetch(
+        sim.env.SAGE_ACCOUNTING_REVOKE_URL!,
+        form({
+          client_id: sim.apps.sageAccounting.clientId,
+          client_secret: sim.apps.sageAccounting.clientSecret,
+          token: t.refresh_token,
+        }),
+      );
       assert.deepEqual(await json(res), { success: 'ok' });
-      assert.equal((await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).status, 400);
+      assert.equal(
+        (await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).status,
+        400,
+      );
       assert.equal((await api('/businesses', t.access_token)).status, 401);
     });
 
@@ -247,7 +334,10 @@ describe('Sage Accounting simulator', () => {
       const user = await userFor(t.requested_by_id);
       const { revoked } = await admin(sim, 'POST', '/revoke', { provider: 'sage-accounting', userId: user.id });
       assert.equal(revoked.length, 1);
-      assert.equal((await json(await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token }))).error, 'invalid_grant');
+      assert.equal(
+        (await json(await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token }))).error,
+        'invalid_grant',
+      );
     });
 
     it('each consent creates a new grant and a fresh user: tenants are independent', async () => {
@@ -257,7 +347,10 @@ describe('Sage Accounting simulator', () => {
       await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: a.refresh_token });
       const { grants } = sim.admin.grants('sage-accounting');
       assert.equal(grants.length, 2);
-      assert.deepEqual(grants.map((g) => g.refreshCount), [1, 0]);
+      assert.deepEqual(
+        grants.map((g) => g.refreshCount),
+        [1, 0],
+      );
       // A planned consent goes to a chosen user (several grants for one user are possible too).
       await admin(sim, 'POST', '/next-consent', { provider: 'sage-accounting', userId: 'acc-user-1' });
       const c = await connect();
@@ -343,9 +436,14 @@ describe('Sage Accounting simulator', () => {
       assert.equal(pages, 10, 'never saw an empty page: such a client loops forever (and stores duplicates)');
     });
 
-    it('quirk: $next and $back are paths without /v3.1 that keep the caller\'s params', async () => {
+    it("quirk: $next and $back are paths without /v3.1 that keep the caller's params", async () => {
       const t = await connect();
-      const p2 = await json(await api('/contacts?contact_type_id=CUSTOMER&items_per_page=10&page=2&attributes=name,balance', t.access_token));
+      const p2 = await json(
+        await api(
+          '/contacts?contact_type_id=CUSTOMER&items_per_page=10&page=2&attributes=name,balance',
+          t.access_token,
+        ),
+      );
       assert.equal(p2.$next, '/contacts?page=3&contact_type_id=CUSTOMER&items_per_page=10&attributes=name,balance');
       assert.equal(p2.$back, '/contacts?page=1&contact_type_id=CUSTOMER&items_per_page=10&attributes=name,balance');
       const first = await json(await api('/contacts', t.access_token));
@@ -366,10 +464,29 @@ describe('Sage Accounting simulator', () => {
       const t = await connect();
       const body = await json(await api('/contacts?items_per_page=5', t.access_token));
       for (const item of body.$items) assert.deepEqual(Object.keys(item).sort(), ['$path', 'displayed_as', 'id']);
-      const named = await json(await api('/contacts?items_per_page=5&attributes=reference,credit_limit', t.access_token));
-      assert.deepEqual(Object.keys(named.$items[0]).sort(), ['$path', 'credit_limit', 'displayed_as', 'id', 'reference']);
+      const named = await json(
+        await api('/contacts?items_per_page=5&attributes=reference,credit_limit', t.access_token),
+      );
+      assert.deepEqual(Object.keys(named.$items[0]).sort(), [
+        '$path',
+        'credit_limit',
+        'displayed_as',
+        'id',
+        'reference',
+      ]);
       const all = await json(await api('/contacts?items_per_page=5&attributes=all', t.access_token));
-      for (const k of ['name', 'reference', 'email', 'credit_limit', 'currency', 'main_address', 'contact_types', 'updated_at', 'created_at']) assert.ok(k in all.$items[0], k);
+      for (const k of [
+        'name',
+        'reference',
+        'email',
+        'credit_limit',
+        'currency',
+        'main_address',
+        'contact_types',
+        'updated_at',
+        'created_at',
+      ])
+        assert.ok(k in all.$items[0], k);
     });
 
     it('quirk: balance only with show_balance=true (Swagger: "Use this to display the balance for a contact"), even with attributes=all', async () => {
@@ -377,35 +494,58 @@ describe('Sage Accounting simulator', () => {
       const without = await json(await api('/contacts?items_per_page=20&attributes=all', t.access_token));
       for (const item of without.$items) assert.equal('balance' in item, false);
       const named = await json(await api('/contacts?items_per_page=20&attributes=balance,name', t.access_token));
-      for (const item of named.$items) assert.equal('balance' in item, false, 'naming balance in attributes is not enough');
-      const withBalance = await json(await api('/contacts?items_per_page=20&attributes=name&show_balance=true', t.access_token));
+      for (const item of named.$items)
+        assert.equal('balance' in item, false, 'naming balance in attributes is not enough');
+      const withBalance = await json(
+        await api('/contacts?items_per_page=20&attributes=name&show_balance=true', t.access_token),
+      );
       for (const item of withBalance.$items) assert.match(item.balance, /^-?\d+\.\d{1,2}$/);
     });
 
     it('a client that ignores show_balance gets no balance at all', async () => {
       const t = await connect();
-      const body = await json(await api('/contacts?items_per_page=40&attributes=name,balance,credit_limit', t.access_token));
+      const body = await json(
+        await api('/contacts?items_per_page=40&attributes=name,balance,credit_limit', t.access_token),
+      );
       assert.ok(body.$items.length > 0);
       assert.ok(body.$items.every((i: Record<string, unknown>) => i.balance === undefined));
     });
 
     it('quirk: nested entities carry only their base attributes (id, displayed_as, $path) unless nested_attributes asks', async () => {
       const t = await connect();
-      const base = await json(await api('/contacts?items_per_page=10&attributes=main_address,main_contact_person,currency', t.access_token));
+      const base = await json(
+        await api('/contacts?items_per_page=10&attributes=main_address,main_contact_person,currency', t.access_token),
+      );
       for (const item of base.$items) {
-        for (const k of ['main_address', 'main_contact_person', 'currency']) assert.deepEqual(Object.keys(item[k]).sort(), ['$path', 'displayed_as', 'id'], k);
+        for (const k of ['main_address', 'main_contact_person', 'currency'])
+          assert.deepEqual(Object.keys(item[k]).sort(), ['$path', 'displayed_as', 'id'], k);
       }
-      const named = await json(await api('/contacts?items_per_page=10&attributes=main_address,main_contact_person&nested_attributes=city,postal_code,email', t.access_token));
+      const named = await json(
+        await api(
+          '/contacts?items_per_page=10&attributes=main_address,main_contact_person&nested_attributes=city,postal_code,email',
+          t.access_token,
+        ),
+      );
       const a = named.$items[0].main_address;
       assert.deepEqual(Object.keys(a).sort(), ['$path', 'city', 'displayed_as', 'id', 'postal_code']);
-      assert.deepEqual(Object.keys(named.$items[0].main_contact_person).sort(), ['$path', 'displayed_as', 'email', 'id']);
-      const all = await json(await api('/contacts?items_per_page=10&attributes=main_address&nested_attributes=all', t.access_token));
-      for (const k of ['address_line_1', 'city', 'postal_code', 'country', 'address_type']) assert.ok(k in all.$items[0].main_address, k);
+      assert.deepEqual(Object.keys(named.$items[0].main_contact_person).sort(), [
+        '$path',
+        'displayed_as',
+        'email',
+        'id',
+      ]);
+      const all = await json(
+        await api('/contacts?items_per_page=10&attributes=main_address&nested_attributes=all', t.access_token),
+      );
+      for (const k of ['address_line_1', 'city', 'postal_code', 'country', 'address_type'])
+        assert.ok(k in all.$items[0].main_address, k);
     });
 
     it('a client that ignores nested_attributes gets no address lines, city, postcode or contact e-mail', async () => {
       const t = await connect();
-      const body = await json(await api('/contacts?items_per_page=20&attributes=main_address,main_contact_person', t.access_token));
+      const body = await json(
+        await api('/contacts?items_per_page=20&attributes=main_address,main_contact_person', t.access_token),
+      );
       for (const item of body.$items) {
         assert.equal(item.main_address.address_line_1, undefined);
         assert.equal(item.main_address.city, undefined);
@@ -420,13 +560,28 @@ describe('Sage Accounting simulator', () => {
       await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: false });
       const res = await api('/contacts?items_per_page=5', t.access_token, { 'x-business': lapsed });
       assert.equal(res.status, 401);
-      assert.deepEqual(await json(res), [{ $severity: 'error', $dataCode: 'AuthorizationFailure', $message: 'No active subscription. (MSE)', $source: '' }]);
-      assert.equal((await api('/contacts?items_per_page=5', t.access_token, { 'x-business': other })).status, 200, 'other businesses of the same token are fine');
+      assert.deepEqual(await json(res), [
+        {
+          $severity: 'error',
+          $dataCode: 'AuthorizationFailure',
+          $message: 'No active subscription. (MSE)',
+          $source: '',
+        },
+      ]);
+      assert.equal(
+        (await api('/contacts?items_per_page=5', t.access_token, { 'x-business': other })).status,
+        200,
+        'other businesses of the same token are fine',
+      );
       assert.equal((await api('/businesses', t.access_token)).status, 200);
       const b = await json(await api(`/businesses/${lapsed}`, t.access_token));
       assert.equal(b.subscriptions[0].active, false);
       await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: true });
-      assert.equal((await api('/contacts?items_per_page=5', t.access_token, { 'x-business': lapsed })).status, 200, 'restored');
+      assert.equal(
+        (await api('/contacts?items_per_page=5', t.access_token, { 'x-business': lapsed })).status,
+        200,
+        'restored',
+      );
     });
 
     it('a client that treats the lapsed-subscription 401 as an expired token refreshes for nothing (still 401) and burns its refresh token', async () => {
@@ -434,15 +589,27 @@ describe('Sage Accounting simulator', () => {
       const user = await userFor(t.requested_by_id);
       const lapsed = user.partitions[0].businessId;
       await admin(sim, 'POST', '/subscription', { businessId: lapsed, active: false });
-      const refreshed = await json(await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token }));
+      const refreshed = await json(
+        await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token }),
+      );
       assert.ok(refreshed.access_token);
-      assert.equal((await api('/contacts', refreshed.access_token, { 'x-business': lapsed })).status, 401, 'a fresh token does not help');
-      assert.equal((await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).status, 400, 'and the old refresh token is gone');
+      assert.equal(
+        (await api('/contacts', refreshed.access_token, { 'x-business': lapsed })).status,
+        401,
+        'a fresh token does not help',
+      );
+      assert.equal(
+        (await accountingToken(sim, { grant_type: 'refresh_token', refresh_token: t.refresh_token })).status,
+        400,
+        'and the old refresh token is gone',
+      );
     });
 
     it('quirk: decimals come as strings (credit_limit "2000.0", balance "123.45")', async () => {
       const t = await connect();
-      const body = await json(await api('/contacts?items_per_page=40&attributes=credit_limit&show_balance=true', t.access_token));
+      const body = await json(
+        await api('/contacts?items_per_page=40&attributes=credit_limit&show_balance=true', t.access_token),
+      );
       for (const item of body.$items) {
         assert.equal(typeof item.balance, 'string');
         assert.match(item.credit_limit, /^-?\d+\.\d{1,2}$/);
@@ -453,7 +620,9 @@ describe('Sage Accounting simulator', () => {
     it('quirk: contacts include vendors unless contact_type_id=CUSTOMER', async () => {
       const t = await connect();
       const everyone = await json(await api('/contacts?items_per_page=200&attributes=contact_types', t.access_token));
-      const customers = await json(await api('/contacts?items_per_page=200&contact_type_id=CUSTOMER&attributes=contact_types', t.access_token));
+      const customers = await json(
+        await api('/contacts?items_per_page=200&contact_type_id=CUSTOMER&attributes=contact_types', t.access_token),
+      );
       assert.ok(everyone.$total > customers.$total);
       assert.equal(customers.$total, 45);
       assert.ok(everyone.$items.some((i: any) => i.contact_types.every((ct: any) => ct.id === 'VENDOR')));
@@ -472,12 +641,25 @@ describe('Sage Accounting simulator', () => {
       const t = await connect();
       const user = await userFor(t.requested_by_id);
       const business = user.partitions[0].partitionId;
-      const { updated, at } = await admin(sim, 'POST', '/customers/mutate', { provider: 'sage-accounting', partitionId: business, update: 3 });
+      const { updated, at } = await admin(sim, 'POST', '/customers/mutate', {
+        provider: 'sage-accounting',
+        partitionId: business,
+        update: 3,
+      });
       const since = encodeURIComponent(at.replace(/\.\d{3}Z$/, 'Z'));
-      const body = await json(await api(`/contacts?contact_type_id=CUSTOMER&updated_or_created_since=${since}&attributes=updated_at`, t.access_token));
+      const body = await json(
+        await api(
+          `/contacts?contact_type_id=CUSTOMER&updated_or_created_since=${since}&attributes=updated_at`,
+          t.access_token,
+        ),
+      );
       assert.deepEqual(body.$items.map((i: { id: string }) => i.id).sort(), [...updated].sort());
       const later = new Date(Date.parse(at) + 1000).toISOString();
-      assert.equal((await json(await api(`/contacts?updated_or_created_since=${encodeURIComponent(later)}`, t.access_token))).$total, 0);
+      assert.equal(
+        (await json(await api(`/contacts?updated_or_created_since=${encodeURIComponent(later)}`, t.access_token)))
+          .$total,
+        0,
+      );
     });
 
     it('quirk: deleted_since is exclusive and lists only deleted contacts (id, displayed_as, $path, deleted_at)', async () => {
@@ -485,12 +667,25 @@ describe('Sage Accounting simulator', () => {
       const user = await userFor(t.requested_by_id);
       const business = user.partitions[0].partitionId;
       const before = sim.state.now() - 5000;
-      const { deleted, at } = await admin(sim, 'POST', '/customers/mutate', { provider: 'sage-accounting', partitionId: business, delete: 2 });
-      const res = await json(await api(`/contacts?deleted_since=${encodeURIComponent(new Date(before).toISOString())}`, t.access_token));
+      const { deleted, at } = await admin(sim, 'POST', '/customers/mutate', {
+        provider: 'sage-accounting',
+        partitionId: business,
+        delete: 2,
+      });
+      const res = await json(
+        await api(`/contacts?deleted_since=${encodeURIComponent(new Date(before).toISOString())}`, t.access_token),
+      );
       assert.deepEqual(res.$items.map((i: { id: string }) => i.id).sort(), [...deleted].sort());
       assert.deepEqual(Object.keys(res.$items[0]).sort(), ['$path', 'deleted_at', 'displayed_as', 'id']);
       // Exclusive: deleted_since equal to the deletion time does not list it.
-      assert.equal((await json(await api(`/contacts?deleted_since=${encodeURIComponent(res.$items[0].deleted_at)}`, t.access_token))).$total, 0);
+      assert.equal(
+        (
+          await json(
+            await api(`/contacts?deleted_since=${encodeURIComponent(res.$items[0].deleted_at)}`, t.access_token),
+          )
+        ).$total,
+        0,
+      );
       // Deleted contacts are gone from the normal list.
       const live = await json(await api('/contacts?items_per_page=200&contact_type_id=CUSTOMER', t.access_token));
       assert.equal(live.$total, 43);
@@ -502,15 +697,27 @@ describe('Sage Accounting simulator', () => {
 
     it('quirk: a datetime with an unencoded "+" offset is rejected (it arrives as a space)', async () => {
       const t = await connect();
-      assert.equal((await api('/contacts?updated_or_created_since=2024-01-01T00:00:00+01:00', t.access_token)).status, 400);
-      assert.equal((await api('/contacts?updated_or_created_since=2024-01-01T00:00:00%2B01:00', t.access_token)).status, 200);
+      assert.equal(
+        (await api('/contacts?updated_or_created_since=2024-01-01T00:00:00+01:00', t.access_token)).status,
+        400,
+      );
+      assert.equal(
+        (await api('/contacts?updated_or_created_since=2024-01-01T00:00:00%2B01:00', t.access_token)).status,
+        200,
+      );
     });
 
     it('data is deterministic from the seed', async () => {
-      const a = sim.admin.truth('sage-accounting', sim.admin.users('sage-accounting').users[0]!.partitions[0]!.partitionId);
+      const a = sim.admin.truth(
+        'sage-accounting',
+        sim.admin.users('sage-accounting').users[0]!.partitions[0]!.partitionId,
+      );
       const other = await startSimulator({ seed: 42, customersPerPartition: 45 });
       try {
-        const b = other.admin.truth('sage-accounting', other.admin.users('sage-accounting').users[0]!.partitions[0]!.partitionId);
+        const b = other.admin.truth(
+          'sage-accounting',
+          other.admin.users('sage-accounting').users[0]!.partitions[0]!.partitionId,
+        );
         assert.deepEqual(b, a);
       } finally {
         await other.close();

@@ -17,7 +17,14 @@ beforeEach(() => {
 });
 
 interface Conn {
-  token: { access_token: string; refresh_token?: string; expires_in: number; id_token: string; scope: string; token_type: string };
+  token: {
+    access_token: string;
+    refresh_token?: string;
+    expires_in: number;
+    id_token: string;
+    scope: string;
+    token_type: string;
+  };
   userId: string;
   site: { companyId: string; siteId: string };
 }
@@ -53,33 +60,64 @@ describe('Sage 200 simulator', () => {
   it('a client written straight from the docs works: authorize, token, sites, customers paged with $top/$skip/$orderby, refresh', async () => {
     const cb = await consent(sage200AuthUrl(sim));
     assert.equal(cb.get('state'), 'st-200');
-    const res = await sage200Token(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT });
+    const res = await sage200Token(sim, {
+      grant_type: 'authorization_code',
+      code: cb.get('code')!,
+      redirect_uri: REDIRECT,
+    });
     assert.equal(res.status, 200);
     const token = await json(res);
     assert.equal(token.expires_in, 28800);
     assert.equal(token.token_type, 'Bearer');
     assert.ok(token.refresh_token && token.id_token);
-    const sitesRes = await fetch(`${base()}/sites`, { headers: { authorization: `Bearer ${token.access_token}`, 'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY! } });
+    const sitesRes = await fetch(`${base()}/sites`, {
+      headers: {
+        authorization: `Bearer ${token.access_token}`,
+        'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY!,
+      },
+    });
     const sites = await json(sitesRes);
     assert.ok(Array.isArray(sites) && sites.length === 2);
-    assert.deepEqual(Object.keys(sites[0]).sort(), ['company_id', 'company_name', 'site_id', 'site_name', 'site_short_name', 'tenant_id']);
+    assert.deepEqual(Object.keys(sites[0]).sort(), [
+      'company_id',
+      'company_name',
+      'site_id',
+      'site_name',
+      'site_short_name',
+      'tenant_id',
+    ]);
     for (const s of sites) {
       const c: Conn = { token, userId: '', site: { companyId: String(s.company_id), siteId: s.site_id } };
       const ids: number[] = [];
       for (let skip = 0; ; skip += 25) {
-        const page = await json(await api(`/customers${q({ $top: '25', $skip: String(skip), $orderby: 'id asc' })}`, c));
+        const page = await json(
+          await api(`/customers${q({ $top: '25', $skip: String(skip), $orderby: 'id asc' })}`, c),
+        );
         ids.push(...page.map((x: { id: number }) => x.id));
         if (page.length < 25) break;
       }
       const truth = sim.admin.truth('sage-200', String(s.company_id));
-      assert.deepEqual(ids.map(String), truth.customers.map((t) => t.id));
+      assert.deepEqual(
+        ids.map(String),
+        truth.customers.map((t) => t.id),
+      );
     }
-    const refreshed = await json(await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: token.refresh_token, redirect_uri: REDIRECT }));
+    const refreshed = await json(
+      await sage200Token(sim, {
+        grant_type: 'refresh_token',
+        refresh_token: token.refresh_token,
+        redirect_uri: REDIRECT,
+      }),
+    );
     assert.notEqual(refreshed.refresh_token, token.refresh_token);
     const revoke = await fetch(sim.env.SAGE200_REVOKE_URL!, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: sim.apps.sage200.clientId, client_secret: sim.apps.sage200.clientSecret, token: refreshed.refresh_token }),
+      body: JSON.stringify({
+        client_id: sim.apps.sage200.clientId,
+        client_secret: sim.apps.sage200.clientSecret,
+        token: refreshed.refresh_token,
+      }),
     });
     assert.equal(revoke.status, 200);
     assert.equal(sim.admin.counters().byProvider['sage-200'].revokes, 1);
@@ -88,22 +126,33 @@ describe('Sage 200 simulator', () => {
   describe('Sage ID OAuth', () => {
     it('quirk: a refresh token is issued only when offline_access is in the scope', async () => {
       const cb = await consent(sage200AuthUrl(sim, { scope: 'openid profile email' }));
-      const token = await json(await sage200Token(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT }));
+      const token = await json(
+        await sage200Token(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT }),
+      );
       assert.ok(token.access_token);
       assert.equal(token.refresh_token, undefined);
     });
 
     it('quirk: without the audience the tokens are not accepted by the Sage 200 API; a wrong audience is refused', async () => {
       const cb = await consent(sage200AuthUrl(sim, { audience: undefined }));
-      const token = await json(await sage200Token(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT }));
-      const res = await fetch(`${base()}/sites`, { headers: { authorization: `Bearer ${token.access_token}`, 'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY! } });
+      const token = await json(
+        await sage200Token(sim, { grant_type: 'authorization_code', code: cb.get('code')!, redirect_uri: REDIRECT }),
+      );
+      const res = await fetch(`${base()}/sites`, {
+        headers: {
+          authorization: `Bearer ${token.access_token}`,
+          'ocp-apim-subscription-key': sim.env.SAGE200_SUBSCRIPTION_KEY!,
+        },
+      });
       assert.equal(res.status, 401);
       const wrong = await consent(sage200AuthUrl(sim, { audience: 'something/else' }));
       assert.equal(wrong.get('error'), 'access_denied');
     });
 
     it('quirk: redirect URI mismatch gets an error page, not a redirect', async () => {
-      const res = await fetch(sage200AuthUrl(sim, { redirect_uri: 'http://LOCALHOST:3000/oauth/callback' }), { redirect: 'manual' });
+      const res = await fetch(sage200AuthUrl(sim, { redirect_uri: 'http://LOCALHOST:3000/oauth/callback' }), {
+        redirect: 'manual',
+      });
       assert.equal(res.status, 400);
     });
 
@@ -132,25 +181,39 @@ describe('Sage 200 simulator', () => {
       // ...and the holder of the verifier still exchanges it.
       assert.equal((await sage200Token(sim, { ...body, code_verifier: verifier })).status, 200);
       // A challenge of the wrong length is refused at the authorize step.
-      const res = await fetch(sage200AuthUrl(sim, { code_challenge: 'short', code_challenge_method: 'S256' }), { redirect: 'manual' });
+      const res = await fetch(sage200AuthUrl(sim, { code_challenge: 'short', code_challenge_method: 'S256' }), {
+        redirect: 'manual',
+      });
       assert.equal(new URL(res.headers.get('location')!).searchParams.get('error'), 'invalid_request');
     });
 
     it('quirk: refresh token is single-use and presenting a rotated-away one revokes the whole grant (Auth0 reuse detection)', async () => {
       const c = mint();
-      const first = await json(await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }));
+      const first = await json(
+        await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }),
+      );
       const replay = await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! });
       assert.equal(replay.status, 403);
-      assert.deepEqual(await json(replay), { error: 'invalid_grant', error_description: 'Unknown or invalid refresh token.' });
+      assert.deepEqual(await json(replay), {
+        error: 'invalid_grant',
+        error_description: 'Unknown or invalid refresh token.',
+      });
       assert.equal(sim.admin.counters().reusedRefreshTokens, 1);
       // The newest token died with the family.
-      assert.equal((await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: first.refresh_token })).status, 403);
+      assert.equal(
+        (await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: first.refresh_token })).status,
+        403,
+      );
       assert.equal((await api('/sites', { ...c, token: first })).status, 401);
     });
 
     it('quirk: a wrong client secret is invalid_client with HTTP 401', async () => {
       const c = mint();
-      const res = await sage200Token(sim, { client_secret: 'wrong', grant_type: 'refresh_token', refresh_token: c.token.refresh_token! });
+      const res = await sage200Token(sim, {
+        client_secret: 'wrong',
+        grant_type: 'refresh_token',
+        refresh_token: c.token.refresh_token!,
+      });
       assert.equal(res.status, 401);
       assert.equal((await json(res)).error, 'invalid_client');
     });
@@ -160,7 +223,12 @@ describe('Sage 200 simulator', () => {
       const res = await fetch(sim.env.SAGE200_TOKEN_URL!, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: sim.apps.sage200.clientId, client_secret: sim.apps.sage200.clientSecret, grant_type: 'refresh_token', refresh_token: c.token.refresh_token }),
+        body: JSON.stringify({
+          client_id: sim.apps.sage200.clientId,
+          client_secret: sim.apps.sage200.clientSecret,
+          grant_type: 'refresh_token',
+          refresh_token: c.token.refresh_token,
+        }),
       });
       assert.equal(res.status, 200);
     });
@@ -170,10 +238,16 @@ describe('Sage 200 simulator', () => {
       assert.equal(c.token.expires_in, 28800);
       sim.admin.clock({ advanceSeconds: 28801 });
       assert.equal((await api('/sites', c)).status, 401);
-      assert.equal((await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! })).status, 200);
+      assert.equal(
+        (await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! })).status,
+        200,
+      );
       const d = mint();
       sim.admin.clock({ advanceSeconds: 90 * 86400 + 1 });
-      assert.equal((await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: d.token.refresh_token! })).status, 403);
+      assert.equal(
+        (await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: d.token.refresh_token! })).status,
+        403,
+      );
     });
   });
 
@@ -191,14 +265,22 @@ describe('Sage 200 simulator', () => {
 
     it('quirk: missing or wrong X-Company / X-Site is 401 with an empty body', async () => {
       const c = mint();
-      for (const headers of [{ 'X-Site': undefined }, { 'X-Company': undefined }, { 'X-Site': '00000000-0000-4000-a000-000000000000' }, { 'X-Company': '999999' }]) {
+      for (const headers of [
+        { 'X-Site': undefined },
+        { 'X-Company': undefined },
+        { 'X-Site': '00000000-0000-4000-a000-000000000000' },
+        { 'X-Company': '999999' },
+      ]) {
         const res = await api('/customers', c, headers);
         assert.equal(res.status, 401, JSON.stringify(headers));
         assert.equal(await res.text(), '');
       }
       // A company of another user is just as unauthorised.
       const other = mint();
-      assert.equal((await api('/customers', c, { 'X-Company': other.site.companyId, 'X-Site': other.site.siteId })).status, 401);
+      assert.equal(
+        (await api('/customers', c, { 'X-Company': other.site.companyId, 'X-Site': other.site.siteId })).status,
+        401,
+      );
     });
 
     it('quirk: an expired or unknown bearer token is 401 with an empty body', async () => {
@@ -244,15 +326,26 @@ describe('Sage 200 simulator', () => {
 
     it('quirk: $filter datetimes are unquoted and must end in Z', async () => {
       const c = mint();
-      assert.equal((await api(`/customers${q({ $filter: 'date_time_updated gt 2024-01-01T00:00:00Z' })}`, c)).status, 200);
-      assert.equal((await api(`/customers${q({ $filter: 'date_time_updated gt 2024-01-01T00:00:00' })}`, c)).status, 400);
-      assert.equal((await api(`/customers${q({ $filter: "date_time_updated gt '2024-01-01T00:00:00Z'" })}`, c)).status, 400);
+      assert.equal(
+        (await api(`/customers${q({ $filter: 'date_time_updated gt 2024-01-01T00:00:00Z' })}`, c)).status,
+        200,
+      );
+      assert.equal(
+        (await api(`/customers${q({ $filter: 'date_time_updated gt 2024-01-01T00:00:00' })}`, c)).status,
+        400,
+      );
+      assert.equal(
+        (await api(`/customers${q({ $filter: "date_time_updated gt '2024-01-01T00:00:00Z'" })}`, c)).status,
+        400,
+      );
       assert.equal((await api(`/customers${q({ $filter: 'nonsense gt 1' })}`, c)).status, 400);
     });
 
     it('quirk: $filter date_time_updated gt is strict and ge inclusive; and/or/brackets work', async () => {
       const c = mint();
-      const all = await json(await api(`/customers${q({ $orderby: 'date_time_updated asc, id asc', $top: '5000' })}`, c));
+      const all = await json(
+        await api(`/customers${q({ $orderby: 'date_time_updated asc, id asc', $top: '5000' })}`, c),
+      );
       const pivot = all[20];
       // The wire value has no zone (UTC meant); a $filter datetime must end in Z.
       const at_ = `${pivot.date_time_updated}Z`;
@@ -260,7 +353,12 @@ describe('Sage 200 simulator', () => {
       const ge = await json(await api(`/customers${q({ $filter: `date_time_updated ge ${at_}`, $top: '5000' })}`, c));
       const at = all.filter((x: any) => x.date_time_updated === pivot.date_time_updated).length;
       assert.equal(ge.length - gt.length, at);
-      const combo = await json(await api(`/customers${q({ $filter: `(date_time_updated eq ${at_} and id ge ${pivot.id}) or id eq ${all[0].id}`, $top: '5000' })}`, c));
+      const combo = await json(
+        await api(
+          `/customers${q({ $filter: `(date_time_updated eq ${at_} and id ge ${pivot.id}) or id eq ${all[0].id}`, $top: '5000' })}`,
+          c,
+        ),
+      );
       assert.ok(combo.some((x: any) => x.id === pivot.id) && combo.some((x: any) => x.id === all[0].id));
     });
 
@@ -275,16 +373,27 @@ describe('Sage 200 simulator', () => {
     it('quirk: date-times carry no zone (UTC meant) and a variable fraction, as in Sage\'s own sample "2016-07-08T15:28:48.66"', async () => {
       const c = mint();
       const all = await json(await api(`/customers${q({ $top: '5000', $expand: 'currency' })}`, c));
-      const stamps: string[] = all.flatMap((x: any) => [x.date_time_updated, x.date_time_created, x.currency.date_time_updated]);
-      assert.ok(stamps.every((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?$/.test(s)), 'no Z, no offset');
+      const stamps: string[] = all.flatMap((x: any) => [
+        x.date_time_updated,
+        x.date_time_created,
+        x.currency.date_time_updated,
+      ]);
+      assert.ok(
+        stamps.every((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?$/.test(s)),
+        'no Z, no offset',
+      );
       assert.ok(new Set(stamps.map((s) => (s.split('.')[1] ?? '').length)).size > 1, 'fractions of different lengths');
       const truth = sim.admin.truth('sage-200', c.site.companyId).customers;
       const byId = new Map(truth.map((t) => [t.id, t]));
       // Read as UTC, each wire value is the true instant.
-      for (const x of all) assert.equal(new Date(`${x.date_time_updated}Z`).toISOString(), new Date(byId.get(String(x.id))!.updated_at).toISOString());
+      for (const x of all)
+        assert.equal(
+          new Date(`${x.date_time_updated}Z`).toISOString(),
+          new Date(byId.get(String(x.id))!.updated_at).toISOString(),
+        );
     });
 
-    it('quirk: a site removed from the user\'s reach answers 401 with an empty body for a valid token, and leaves /sites', async () => {
+    it("quirk: a site removed from the user's reach answers 401 with an empty body for a valid token, and leaves /sites", async () => {
       const c = mint();
       assert.equal((await api('/customers', c)).status, 200);
       await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: false });
@@ -292,8 +401,11 @@ describe('Sage 200 simulator', () => {
       assert.equal(res.status, 401);
       assert.equal(await res.text(), '');
       const sites = await json(await api('/sites', c));
-      assert.equal(sites.some((s: any) => String(s.company_id) === c.site.companyId), false);
-      assert.ok(sites.length > 0, 'the user\'s other sites stay');
+      assert.equal(
+        sites.some((s: any) => String(s.company_id) === c.site.companyId),
+        false,
+      );
+      assert.ok(sites.length > 0, "the user's other sites stay");
       await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: true });
       assert.equal((await api('/customers', c)).status, 200, 'restored');
     });
@@ -301,12 +413,14 @@ describe('Sage 200 simulator', () => {
     it('a client that treats the unreachable-site 401 as an expired token refreshes for nothing: a fresh token still gets 401', async () => {
       const c = mint();
       await admin(sim, 'POST', '/site-access', { userId: c.userId, companyId: c.site.companyId, reachable: false });
-      const refreshed = await json(await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }));
+      const refreshed = await json(
+        await sage200Token(sim, { grant_type: 'refresh_token', refresh_token: c.token.refresh_token! }),
+      );
       assert.ok(refreshed.access_token);
       assert.equal((await api('/customers', { ...c, token: refreshed })).status, 401);
     });
 
-    it('quirk: a missing or wrong APIM subscription key answers 401 with API Management\'s message (not the token)', async () => {
+    it("quirk: a missing or wrong APIM subscription key answers 401 with API Management's message (not the token)", async () => {
       const c = mint();
       const missing = await api('/customers', c, { 'ocp-apim-subscription-key': undefined });
       assert.equal(missing.status, 401);
@@ -318,9 +432,19 @@ describe('Sage 200 simulator', () => {
 
     it('a client that ignores the zone-less quirk (demands a zone, or echoes the wire value into $filter) fails', async () => {
       const c = mint();
-      const [first] = await json(await api(`/customers${q({ $top: '1', $orderby: 'date_time_updated asc, id asc' })}`, c));
-      assert.equal(Number.isNaN(Date.parse(first.date_time_updated)) ? 'invalid' : 'parsed', 'parsed', 'JS Date parses it, but as local time');
-      assert.equal(/(Z|[+-]\d\d:\d\d)$/.test(first.date_time_updated), false, 'a parser demanding a zone rejects every customer');
+      const [first] = await json(
+        await api(`/customers${q({ $top: '1', $orderby: 'date_time_updated asc, id asc' })}`, c),
+      );
+      assert.equal(
+        Number.isNaN(Date.parse(first.date_time_updated)) ? 'invalid' : 'parsed',
+        'parsed',
+        'JS Date parses it, but as local time',
+      );
+      assert.equal(
+        /(Z|[+-]\d\d:\d\d)$/.test(first.date_time_updated),
+        false,
+        'a parser demanding a zone rejects every customer',
+      );
       const echoed = await api(`/customers${q({ $filter: `date_time_updated gt ${first.date_time_updated}` })}`, c);
       assert.equal(echoed.status, 400, 'the wire value echoed into $filter is refused: it must end in Z');
     });
@@ -342,14 +466,26 @@ describe('Sage 200 simulator', () => {
 
     it('quirk: deleted customers simply disappear (no deleted feed): found only by full reconciliation', async () => {
       const c = mint();
-      const { deleted } = sim.admin.mutate({ provider: 'sage-200', partitionId: c.site.companyId, delete: 3, update: 2, create: 1 });
+      const { deleted } = sim.admin.mutate({
+        provider: 'sage-200',
+        partitionId: c.site.companyId,
+        delete: 3,
+        update: 2,
+        create: 1,
+      });
       const all = await json(await api(`/customers${q({ $top: '5000', $select: 'id' })}`, c));
       const ids = new Set(all.map((x: any) => String(x.id)));
       assert.equal(all.length, 58);
       for (const id of deleted) assert.ok(!ids.has(id));
       assert.equal((await api(`/customers/${deleted[0]}`, c)).status, 404);
       const truth = sim.admin.truth('sage-200', c.site.companyId).customers;
-      assert.deepEqual(truth.filter((t) => !t.deleted).map((t) => t.id).sort(), [...ids].sort());
+      assert.deepEqual(
+        truth
+          .filter((t) => !t.deleted)
+          .map((t) => t.id)
+          .sort(),
+        [...ids].sort(),
+      );
     });
 
     it('quirk: e-mail addresses live only under contacts[] and nested objects need $expand', async () => {
@@ -357,7 +493,9 @@ describe('Sage 200 simulator', () => {
       const [plain] = await json(await api(`/customers${q({ $top: '1' })}`, c));
       assert.equal(plain.email, undefined);
       assert.equal(plain.main_address, undefined);
-      const [expanded] = await json(await api(`/customers${q({ $top: '1', $expand: 'main_address,contacts,currency,country_code' })}`, c));
+      const [expanded] = await json(
+        await api(`/customers${q({ $top: '1', $expand: 'main_address,contacts,currency,country_code' })}`, c),
+      );
       assert.ok(expanded.main_address.postcode);
       assert.ok(Array.isArray(expanded.contacts));
       assert.equal(expanded.currency.id, expanded.currency_id);
@@ -385,7 +523,13 @@ describe('Sage 200 simulator', () => {
     const { users } = await admin(sim, 'GET', '/users?provider=sage-200');
     assert.equal(users.length, 2);
     const pid = users[0].partitions[0].partitionId;
-    const r = await admin(sim, 'POST', '/customers/mutate', { provider: 'sage-200', userId: users[0].id, partitionId: pid, update: 4, create: 2 });
+    const r = await admin(sim, 'POST', '/customers/mutate', {
+      provider: 'sage-200',
+      userId: users[0].id,
+      partitionId: pid,
+      update: 4,
+      create: 2,
+    });
     assert.equal(r.updated.length, 4);
     assert.equal(r.created.length, 2);
     const truth = await admin(sim, 'GET', `/truth/customers?provider=sage-200&partitionId=${pid}`);
