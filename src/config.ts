@@ -108,6 +108,8 @@ const EnvSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(40),
   /** How long a task waits on this worker's sticky queue before any worker may take it (and replay from history). */
   WORKER_STICKY_QUEUE_TIMEOUT_SECONDS: z.coerce.number().positive().max(600).default(10),
+  /** Opt-in: log `process.memoryUsage()` and the workflow cache size every this many seconds (unset = never). */
+  WORKER_MEMORY_LOG_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   /**
    * Fault tests only (honoured when NODE_ENV=test): comma-separated crash points at which the worker process SIGKILLs
    * itself, e.g. `refresh:after-store` (see src/tokens/crash-points.ts).
