@@ -97,9 +97,10 @@ const EnvSchema = z.object({
   /**
    * Workflow executions kept in the worker's sticky cache. A connection workflow is idle nearly always (the token read
    * path no longer wakes it), so caching all of them only costs memory; an evicted one is replayed from its short
-   * history when it next wakes. Unset = 250.
+   * history when it next wakes. Unset = 50: memory is per cached execution (~2.4 MB RSS each on the workflow thread,
+   * bench/workflow-memory.ts), so this, not the tenant count, bounds the worker's RSS (issue 14).
    */
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(50),
   /** Run workflows in one reused V8 context (the SDK default; far less memory per cached workflow than one context each). */
   WORKER_REUSE_V8_CONTEXT: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** Activities running at once in this worker (sync partitions, refreshes, mirrors); Sage calls are capped separately. */
