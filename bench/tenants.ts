@@ -12,6 +12,11 @@
  * Reduced runs on 2026-12-02 (2 shared cores, private ephemeral dev server via TEMPORAL_PORT): 100 tenants, 1-minute
  * schedules, 8 at a time: 826 ms per connected tenant at load ~1-9 (2.8-8.6 s at load ~20); worker RSS 494 MB at 19
  * tenants, 949 MB at 89, max 1,109 MB at 100 with default tuning; lag beyond start p99 23 s (server start lag p99 58 s).
+ * Worker cache (same form, private dev server, 2026-12-02, branch rss): WORKER_MAX_CACHED_WORKFLOWS=50 → RSS max 835 MB,
+ * median 680 MB (plateau from ~40 tenants on), lag beyond start p99 75 s (CPU shared with other jobs); =10 → 410-465 MB
+ * at 56-92 tenants (491 MB at the end), consent 2 s per tenant, 2 completeAuthorization updates failed ("Workflow Update
+ * failed"), then connecting stalled at 92 and running syncCustomers piled up (41 → 94 in 2 min): the cache thrashes (every
+ * task of a running sync replays), so 10 is too small; the run was stopped before its observation window.
  * At 32 at a time the shared SQLite dev server failed ("shard status unknown", then "Namespace not found" for good).
  */
 import { setTimeout as sleep } from 'node:timers/promises';

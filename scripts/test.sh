@@ -8,8 +8,9 @@ mode="${1:-all}"
 shopt -s nullglob globstar
 
 npx tsc -p tsconfig.json --noEmit
-# Lint (typescript-eslint, small rule set in eslint.config.js): fast enough for every run (~15 s).
+# Lint (typescript-eslint, small rule set in eslint.config.js) and format check (Prettier): fast enough for every run.
 npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --list-different .; echo 'formatting differs: run npm run format' >&2; exit 1; }
 
 case "$mode" in
   unit) files=(test/unit/**/*.test.ts) ;;

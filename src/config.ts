@@ -111,9 +111,10 @@ const EnvSchema = z.object({
   /**
    * Workflow executions kept in the worker's sticky cache. A connection workflow is idle nearly always (the token read
    * path no longer wakes it), so caching all of them only costs memory; an evicted one is replayed from its short
-   * history when it next wakes. Unset = 250.
+   * history when it next wakes. Unset = 50: memory is per cached execution (~2.4 MB RSS each on the workflow thread,
+   * bench/workflow-memory.ts), so this, not the tenant count, bounds the worker's RSS (issue 14).
    */
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(50),
   /** Run workflows in one reused V8 context (the SDK default; far less memory per cached workflow than one context each). */
   WORKER_REUSE_V8_CONTEXT: z
     .enum(['true', 'false'])
@@ -125,6 +126,8 @@ const EnvSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(40),
   /** How long a task waits on this worker's sticky queue before any worker may take it (and replay from history). */
   WORKER_STICKY_QUEUE_TIMEOUT_SECONDS: z.coerce.number().positive().max(600).default(10),
+  /** Opt-in: log `process.memoryUsage()` and the workflow cache size every this many seconds (unset = never). */
+  WORKER_MEMORY_LOG_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   /**
    * Fault tests only (honoured when NODE_ENV=test): comma-separated crash points at which the worker process SIGKILLs
    * itself, e.g. `refresh:after-store` (see src/tokens/crash-points.ts).

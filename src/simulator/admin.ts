@@ -298,12 +298,10 @@ export function adminRoutes(admin: SimulatorAdmin) {
     app.setErrorHandler((err, request, reply) => {
       if (err instanceof SimError) return reply.code(err.statusCode).send({ error: err.message });
       if (err instanceof z.ZodError)
-        return reply
-          .code(400)
-          .send({
-            error: 'invalid request',
-            issues: err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
-          });
+        return reply.code(400).send({
+          error: 'invalid request',
+          issues: err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
+        });
       const status = (err as { statusCode?: number }).statusCode;
       if (status && status < 500) return reply.code(status).send({ error: (err as Error).message });
       request.log.error(err);

@@ -18,13 +18,8 @@ export async function ensureBundle(): Promise<string> {
   if (given && existsSync(given)) return given;
   const out = path.join(ROOT, 'test-output', 'fault-workflow-bundle.js');
   const { bundleWorkflowCode } = await import('@temporalio/worker');
-  const { WORKFLOWS_PATH } = await import('../../src/worker.js');
-  const { FAILURE_CONVERTER_PATH } = await import('../../src/temporal/data-converter.js');
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    failureConverterPath: FAILURE_CONVERTER_PATH,
-    logger: undefined,
-  });
+  const { WORKFLOW_BUNDLE_OPTIONS } = await import('../../src/worker.js');
+  const { code } = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: undefined });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, code);
   process.env.WORKFLOW_BUNDLE_PATH = out;

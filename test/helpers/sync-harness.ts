@@ -113,22 +113,20 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
       };
       users.set(`${provider}:${tenantId}`, info);
       // The connection's mirror document, as the connection workflow writes it once connected.
-      await stack.mongo
-        .collection(COLLECTIONS.connections)
-        .updateOne(
-          { _id: connectionWorkflowId(provider, tenantId) } as never,
-          {
-            $set: {
-              tenantId,
-              provider,
-              state: 'connected',
-              partitions,
-              ...(info.edition ? { sage200: { edition: info.edition } } : {}),
-              updatedAt: new Date(),
-            },
+      await stack.mongo.collection(COLLECTIONS.connections).updateOne(
+        { _id: connectionWorkflowId(provider, tenantId) } as never,
+        {
+          $set: {
+            tenantId,
+            provider,
+            state: 'connected',
+            partitions,
+            ...(info.edition ? { sage200: { edition: info.edition } } : {}),
+            updatedAt: new Date(),
           },
-          { upsert: true },
-        );
+        },
+        { upsert: true },
+      );
       return { ...info, tenantId };
     },
     async runSync(tenantId, provider, mode) {

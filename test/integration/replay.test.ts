@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { dataConverter } from '../../src/temporal/data-converter.js';
-import { WORKFLOWS_PATH } from '../../src/worker.js';
+import { WORKFLOW_BUNDLER_OPTIONS, WORKFLOWS_PATH } from '../../src/worker.js';
 import { testConfig } from '../helpers/env.js';
 
 const dir = path.join(import.meta.dirname, '..', 'histories');
@@ -19,7 +19,9 @@ const files = readdirSync(dir).filter((f) => f.startsWith('tenant-connection') &
 test('saved tenantConnection histories replay without nondeterminism', async () => {
   assert.ok(files.length >= 3, 'histories are recorded');
   const bundle = process.env.WORKFLOW_BUNDLE_PATH;
-  const source = bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH };
+  const source = bundle
+    ? { workflowBundle: { codePath: bundle } }
+    : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: WORKFLOW_BUNDLER_OPTIONS };
   for (const f of files) {
     const saved = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
       format: string;

@@ -9,9 +9,9 @@ import { workerTuning } from '../../src/worker.js';
 
 const KEY = Buffer.alloc(32, 3).toString('base64');
 
-test('defaults: 250 cached workflows, reused V8 context, 100 activities, 40 workflow tasks, 10-s sticky queue', () => {
+test('defaults: 50 cached workflows, reused V8 context, 100 activities, 40 workflow tasks, 10-s sticky queue', () => {
   assert.deepEqual(workerTuning(parseConfig({ TOKEN_ENCRYPTION_KEY: KEY })), {
-    maxCachedWorkflows: 250,
+    maxCachedWorkflows: 50,
     reuseV8Context: true,
     maxConcurrentActivityTaskExecutions: 100,
     maxConcurrentWorkflowTaskExecutions: 40,

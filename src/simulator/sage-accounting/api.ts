@@ -52,11 +52,9 @@ export function sageAccountingApi(state: SimulatorState) {
       if (!auth) {
         state.counters.inc('apiUnauthorized', PROVIDER);
         // As probed on the live API: a plain object, not the usual error array.
-        return reply
-          .code(401)
-          .send({
-            error: "Authorization missing. Please, add an authorization token at the 'Authorization' HTTP header.",
-          });
+        return reply.code(401).send({
+          error: "Authorization missing. Please, add an authorization token at the 'Authorization' HTTP header.",
+        });
       }
       const m = /^Bearer\s+(.+)$/i.exec(auth);
       const check = state.checkAccessToken(m?.[1]?.trim(), PROVIDER);

@@ -48,22 +48,18 @@ export function sage200Api(state: SimulatorState) {
           if (state.settings.sage200.requireSubscriptionKey) {
             const key = header(request, 'ocp-apim-subscription-key') ?? flat(request.query)['subscription-key'];
             if (!key) {
-              return reply
-                .code(401)
-                .send({
-                  statusCode: 401,
-                  message:
-                    'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.',
-                });
+              return reply.code(401).send({
+                statusCode: 401,
+                message:
+                  'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.',
+              });
             }
             if (key !== state.apps.sage200.subscriptionKey) {
-              return reply
-                .code(401)
-                .send({
-                  statusCode: 401,
-                  message:
-                    'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.',
-                });
+              return reply.code(401).send({
+                statusCode: 401,
+                message:
+                  'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.',
+              });
             }
           }
           const m = /^Bearer\s+(.+)$/i.exec(header(request, 'authorization') ?? '');

@@ -27,12 +27,10 @@ export function codecRoutes(deps: WebDeps): FastifyPluginAsync {
       app.post(`/codec/${op}`, async (req, reply) => {
         const origin = req.headers.origin;
         if (origin !== undefined && !allowed.has(origin))
-          return reply
-            .code(403)
-            .send({
-              error: 'origin_not_allowed',
-              message: 'only the Temporal UI (TEMPORAL_UI_URL) may call the codec from a browser',
-            });
+          return reply.code(403).send({
+            error: 'origin_not_allowed',
+            message: 'only the Temporal UI (TEMPORAL_UI_URL) may call the codec from a browser',
+          });
         const parsed = WirePayloads.safeParse(req.body);
         if (!parsed.success) return reply.code(400).send({ error: 'invalid_body', message: parsed.error.message });
         const payloads = parsed.data.payloads.map((p) => ({
