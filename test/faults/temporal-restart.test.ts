@@ -107,11 +107,20 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
     { checkDeletions: true },
   );
   const counters = sim.admin.counters();
-  const open: string[] = [];
-  for await (const w of stack.client.workflow.list({
-    query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
-  }))
-    open.push(w.workflowId);
+  // Stuck = still running two minutes after our syncs finished. The connection's schedule also started its immediate
+  // first run at consent; one of its activities may be waiting out a retry from the restart, so a single look right
+  // now would call a slow run stuck (seen in CI: the scheduled run still running 13 s after connect).
+  let open: string[] = [];
+  const openDeadline = Date.now() + 120_000;
+  for (;;) {
+    open = [];
+    for await (const w of stack.client.workflow.list({
+      query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
+    }))
+      open.push(w.workflowId);
+    if (open.length === 0 || Date.now() > openDeadline) break;
+    await sleep(1000);
+  }
   console.log(
     `[faults] temporal restart: down+up ${restartSecs.toFixed(0)} s; sync across the restart ${result.status}; token v${token.tokenVersion} → forced v${forced.tokenVersion}; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
   );
