@@ -70,31 +70,9 @@ const CallbackQuery = z.object({
 });
 
 function page(reply: FastifyReply, status: number, title: string, body: SafeHtml): FastifyReply {
-  const doc = html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <title>${title}</title>
-        <style>
-          body {
-            font-family: system-ui, sans-serif;
-            max-width: 40rem;
-            margin: 3rem auto;
-            padding: 0 1rem;
-            line-height: 1.5;
-          }
-          code {
-            background: #f3f3f3;
-            padding: 0 0.25rem;
-          }
-        </style>
-      </head>
-      <body>
-        <h1>${title}</h1>
-        ${body}
-        <p><a href="/connections">All connections</a></p>
-      </body>
-    </html>`;
+  const doc = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:0 .25rem}</style>
+</head><body><h1>${title}</h1>${body}<p><a href="/connections">All connections</a></p></body></html>`;
   return reply
     .code(status)
     .header('content-type', 'text/html; charset=utf-8')
@@ -143,9 +121,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           reply,
           403,
           'Refused',
-          html`<p>
-            This request came from another site (${why}). Nothing was changed. Start from the connections page.
-          </p>`,
+          html`<p>This request came from another site (${why}). Nothing was changed. Start from the connections page.</p>`,
         );
       const token = reply.generateCsrf();
       const { tenantId, provider, edition, country } = q.data;
@@ -154,19 +130,9 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
         403,
         'Confirm the connection',
         html`<p>Send a consent link for tenant <code>${tenantId}</code> (<code>${provider}</code>) to Sage?</p>
-          <form method="get" action="/connect">
-            <input type="hidden" name="tenantId" value="${tenantId}" /><input
-              type="hidden"
-              name="provider"
-              value="${provider}"
-            />${
-              edition ? html`<input type="hidden" name="edition" value="${edition}" />` : ''
-            }${country ? html`<input type="hidden" name="country" value="${country}" />` : ''}<input
-              type="hidden"
-              name="${CSRF_FIELD}"
-              value="${token}"
-            /><button type="submit">Continue to Sage</button>
-          </form>`,
+<form method="get" action="/connect"><input type="hidden" name="tenantId" value="${tenantId}"><input type="hidden" name="provider" value="${provider}">${
+          edition ? html`<input type="hidden" name="edition" value="${edition}">` : ''
+        }${country ? html`<input type="hidden" name="country" value="${country}">` : ''}<input type="hidden" name="${CSRF_FIELD}" value="${token}"><button type="submit">Continue to Sage</button></form>`,
       );
     };
     const connectGuard = sameOriginGuard(app, config, confirmPage);
@@ -199,10 +165,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
               reply,
               409,
               'Edition differs',
-              html`<p>
-                Tenant <code>${tenantId}</code> is connected with Sage 200 edition <code>${current}</code>. Disconnect
-                it first to connect it with <code>${edition}</code>.
-              </p>`,
+              html`<p>Tenant <code>${tenantId}</code> is connected with Sage 200 edition <code>${current}</code>. Disconnect it first to connect it with <code>${edition}</code>.</p>`,
             );
           }
         }
@@ -250,10 +213,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           reply,
           400,
           'Invalid or expired link',
-          html`<p>
-            This authorization link is ${verified.reason === 'expired' ? 'expired' : 'not valid'}. Nothing was changed.
-            Start again from the connect page.
-          </p>`,
+          html`<p>This authorization link is ${verified.reason === 'expired' ? 'expired' : 'not valid'}. Nothing was changed. Start again from the connect page.</p>`,
         );
       }
       const replayed = () =>
@@ -261,9 +221,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           reply,
           400,
           'Invalid or used link',
-          html`<p>
-            This authorization link was already used. Nothing was changed. Start again from the connect page.
-          </p>`,
+          html`<p>This authorization link was already used. Nothing was changed. Start again from the connect page.</p>`,
         );
       if (await seen.has(verified.nonce)) return replayed();
       const handle = client.workflow.getHandle(verified.workflowId);
@@ -285,11 +243,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           reply,
           422,
           'Sage did not authorize the connection',
-          html`<p>
-              Sage answered
-              <code>${error}</code>${q.data.error_description ? html` — ${q.data.error_description}` : ''}.
-            </p>
-            <p>You can try again from the connect page.</p>`,
+          html`<p>Sage answered <code>${error}</code>${q.data.error_description ? html` — ${q.data.error_description}` : ''}.</p><p>You can try again from the connect page.</p>`,
         );
       }
       if (!code)
@@ -316,8 +270,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
               reply,
               403,
               'Re-consent refused',
-              html`<p>Reason: <code>${reasonText(reason)}</code></p>
-                <p>${err.cause.message}.</p>`,
+              html`<p>Reason: <code>${reasonText(reason)}</code></p><p>${err.cause.message}.</p>`,
             );
           }
           const retry = err.cause.type === 'RetryLater';
@@ -340,29 +293,15 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           200,
           'Connected to Sage',
           html`<p>Tenant <code>${status.tenantId}</code> is connected to <code>${status.provider}</code>.</p>
-            <p>
-              ${status.connection?.available ? 'Connection available.' : html`Connection not available: ${reasonText(status.connection?.reason ?? null)}`}
-            </p>
-            ${
-              parts.length
-                ? html`<p>Partitions being synced:</p>
-                    <ul>
-                      ${parts}
-                    </ul>`
-                : ''
-            }`,
+<p>${status.connection?.available ? 'Connection available.' : html`Connection not available: ${reasonText(status.connection?.reason ?? null)}`}</p>
+${parts.length ? html`<p>Partitions being synced:</p><ul>${parts}</ul>` : ''}`,
         );
       }
       return page(
         reply,
         422,
         'Sage did not complete the authorization',
-        html`<p>Reason: <code>${reasonText(status.reason)}</code></p>
-          ${status.lastError ? html`<p>Sage said: ${status.lastError}</p>` : ''}
-          <p>
-            Common causes: a redirect URI that does not match the registered one exactly, a country that does not match
-            the business, a code used twice or older than 60 seconds.
-          </p>`,
+        html`<p>Reason: <code>${reasonText(status.reason)}</code></p>${status.lastError ? html`<p>Sage said: ${status.lastError}</p>` : ''}<p>Common causes: a redirect URI that does not match the registered one exactly, a country that does not match the business, a code used twice or older than 60 seconds.</p>`,
       );
     });
   };

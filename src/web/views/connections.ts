@@ -49,15 +49,14 @@ export function relative(iso: string | null, now: Date): string {
 
 function time(iso: string | null, now: Date): SafeHtml {
   if (!iso) return html`<span class="muted">—</span>`;
-  return html`<time datetime="${iso}" title="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</time>
-    <span class="muted">(${relative(iso, now)})</span>`;
+  return html`<time datetime="${iso}" title="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</time> <span class="muted">(${relative(iso, now)})</span>`;
 }
 
 function connectHref(c: { tenantId: string; provider: string }, csrfToken: string): string {
   return `/connect?${new URLSearchParams({ tenantId: c.tenantId, provider: c.provider, _csrf: csrfToken }).toString()}`;
 }
 
-const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}" />`;
+const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}">`;
 
 const actionPath = (c: ConnectionOverview, action: string) =>
   `/connections/${encodeURIComponent(c.provider)}/${encodeURIComponent(c.tenantId)}/${action}`;
@@ -70,17 +69,12 @@ function syncCell(c: ConnectionOverview, now: Date): SafeHtml {
     const s: PartitionSyncSummary | undefined = c.lastSync[id];
     const label = name(id) ? html`${name(id)} <span class="muted">(${id})</span>` : html`${id}`;
     if (!s) return html`<li>${label}: <span class="muted">not synced yet</span></li>`;
-    return html`<li>
-      ${label}: <strong class="sync-${s.status}">${s.status}</strong> ${s.mode}, ${time(s.finishedAt, now)}<br />
-      <span class="counts"
-        >fetched ${s.fetched}, upserted ${s.upserted}, modified ${s.modified}, deleted ${s.deleted}, quarantined
-        ${s.quarantined}</span
-      >${s.error ? html`<br /><span class="error-text">${s.error}</span>` : ''}
-    </li>`;
+    return html`<li>${label}: <strong class="sync-${s.status}">${s.status}</strong> ${s.mode}, ${time(s.finishedAt, now)}<br>
+      <span class="counts">fetched ${s.fetched}, upserted ${s.upserted}, modified ${s.modified}, deleted ${s.deleted}, quarantined ${s.quarantined}</span>${
+        s.error ? html`<br><span class="error-text">${s.error}</span>` : ''
+      }</li>`;
   });
-  return html`<ul class="plain">
-    ${items}
-  </ul>`;
+  return html`<ul class="plain">${items}</ul>`;
 }
 
 function actionsCell(c: ConnectionOverview, csrfToken: string): SafeHtml {
@@ -90,12 +84,7 @@ function actionsCell(c: ConnectionOverview, csrfToken: string): SafeHtml {
     parts.push(html`<a class="button" href="${connectHref(c, csrfToken)}" aria-label="Reconnect ${who}">Reconnect</a>`);
     if (c.authorizationUrl) {
       parts.push(
-        html`<a
-          class="consent"
-          href="${c.authorizationUrl}"
-          aria-label="Consent link for ${who} (hand this to the customer)"
-          >consent link</a
-        >`,
+        html`<a class="consent" href="${c.authorizationUrl}" aria-label="Consent link for ${who} (hand this to the customer)">consent link</a>`,
       );
     }
   }
@@ -105,26 +94,17 @@ function actionsCell(c: ConnectionOverview, csrfToken: string): SafeHtml {
     );
   }
   if (c.state === 'connected') {
-    parts.push(
-      html`<form method="post" action="${actionPath(c, 'sync-now')}" class="inline">
-        ${csrfField(csrfToken)}
-        <label for="mode-${c.workflowId}" class="visually-hidden">Sync mode for ${who}</label>
-        <select id="mode-${c.workflowId}" name="mode">
-          <option value="incremental">incremental</option>
-          <option value="full">full</option>
-        </select>
-        <button type="submit" aria-label="Sync ${who} now">Sync now</button>
-      </form>`,
-    );
+    parts.push(html`<form method="post" action="${actionPath(c, 'sync-now')}" class="inline">${csrfField(csrfToken)}
+      <label for="mode-${c.workflowId}" class="visually-hidden">Sync mode for ${who}</label>
+      <select id="mode-${c.workflowId}" name="mode"><option value="incremental">incremental</option><option value="full">full</option></select>
+      <button type="submit" aria-label="Sync ${who} now">Sync now</button>
+    </form>`);
   }
   if (c.state !== 'disconnected') {
-    parts.push(
-      html`<form method="post" action="${actionPath(c, 'disconnect')}" class="inline">
-        ${csrfField(csrfToken)}
-        <label><input type="checkbox" name="revoke" value="true" checked /> revoke at Sage</label>
-        <button type="submit" class="danger" aria-label="Disconnect ${who}">Disconnect</button>
-      </form>`,
-    );
+    parts.push(html`<form method="post" action="${actionPath(c, 'disconnect')}" class="inline">${csrfField(csrfToken)}
+      <label><input type="checkbox" name="revoke" value="true" checked> revoke at Sage</label>
+      <button type="submit" class="danger" aria-label="Disconnect ${who}">Disconnect</button>
+    </form>`);
   }
   return html`<div class="actions">${parts}</div>`;
 }
@@ -132,24 +112,16 @@ function actionsCell(c: ConnectionOverview, csrfToken: string): SafeHtml {
 function row(c: ConnectionOverview, m: PageModel): SafeHtml {
   const uiHref = `${m.temporalUiUrl}/namespaces/${encodeURIComponent(m.namespace)}/workflows/${encodeURIComponent(c.workflowId)}`;
   const partitions = c.partitions.length
-    ? html`<ul class="plain">
-        ${c.partitions.map((p) => html`<li>${p.name || p.id} <span class="muted">(${p.id}${p.siteId ? `, site ${p.siteId}` : ''})</span></li>`)}
-      </ul>`
+    ? html`<ul class="plain">${c.partitions.map((p) => html`<li>${p.name || p.id} <span class="muted">(${p.id}${p.siteId ? `, site ${p.siteId}` : ''})</span></li>`)}</ul>`
     : html`<span class="muted">—</span>`;
   return html`<tr data-workflow-id="${c.workflowId}" data-state="${c.state}">
-    <th scope="row">
-      <span class="tenant">${c.tenantId}</span><br /><a class="muted" href="${uiHref}">${c.workflowId}</a>
-    </th>
+    <th scope="row"><span class="tenant">${c.tenantId}</span><br><a class="muted" href="${uiHref}">${c.workflowId}</a></th>
     <td>${c.provider}</td>
-    <td>
-      <span class="state state-${c.state}">${STATE_LABEL[c.state] ?? c.state}</span>${
-        c.reason ? html`<br /><code class="reason">${c.reason}</code>` : ''
-      }${c.source === 'mongodb' ? html`<br /><span class="muted">(from MongoDB; workflow not answering)</span>` : ''}
-    </td>
+    <td><span class="state state-${c.state}">${STATE_LABEL[c.state] ?? c.state}</span>${
+      c.reason ? html`<br><code class="reason">${c.reason}</code>` : ''
+    }${c.source === 'mongodb' ? html`<br><span class="muted">(from MongoDB; workflow not answering)</span>` : ''}</td>
     <td>${partitions}</td>
-    <td>
-      ${time(c.accessTokenExpiresAt, m.now)}${c.tokenVersion !== null ? html`<br /><span class="muted">version ${c.tokenVersion}, ${c.refreshCount ?? 0} refreshes</span>` : ''}
-    </td>
+    <td>${time(c.accessTokenExpiresAt, m.now)}${c.tokenVersion !== null ? html`<br><span class="muted">version ${c.tokenVersion}, ${c.refreshCount ?? 0} refreshes</span>` : ''}</td>
     <td>${time(c.refreshTokenExpiresAt, m.now)}</td>
     <td>${syncCell(c, m.now)}</td>
     <td class="num">${c.customers ?? '—'}</td>
@@ -184,100 +156,64 @@ export function renderConnectionsPage(m: PageModel): string {
     ? html`<a href="/connections">stop auto-refresh</a>`
     : html`<a href="/connections?refresh=5">auto-refresh every 5 s</a>`;
   const body = html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        ${m.refreshSeconds ? html`<meta http-equiv="refresh" content="${m.refreshSeconds}" />` : ''}
-        <title>Sage connections</title>
-        <style>
-          ${raw(STYLE)}
-        </style>
-      </head>
-      <body>
-        <header>
-          <h1>Sage connections</h1>
-          <p class="muted">
-            One Temporal workflow per tenant and provider keeps its OAuth tokens alive and schedules customer syncs.
-            Open the
-            <a href="${m.temporalUiUrl}/namespaces/${encodeURIComponent(m.namespace)}/workflows">Temporal UI</a> for
-            histories and schedules. <a href="/connections">Refresh</a> · ${refreshLink}
-          </p>
-        </header>
-        <main>
-          <div role="status" aria-live="polite">
-            ${m.notice ? html`<p class="notice notice-${m.notice.kind}">${m.notice.text}</p>` : ''}
-          </div>
-          <section aria-labelledby="connect-heading">
-            <h2 id="connect-heading">Connect a tenant</h2>
-            <form method="get" action="/connect">
-              ${csrfField(m.csrfToken)}
-              <fieldset>
-                <legend>New connection: you will be sent to Sage to grant access</legend>
-                <div>
-                  <label for="tenantId">Tenant id</label>
-                  <input
-                    id="tenantId"
-                    name="tenantId"
-                    required
-                    pattern="[A-Za-z0-9_.\\-]{1,64}"
-                    maxlength="64"
-                    autocomplete="off"
-                    aria-describedby="tenant-help"
-                  />
-                  <span id="tenant-help" class="muted">letters, digits, <code>_ . -</code></span>
-                </div>
-                <div>
-                  <label for="provider">Provider</label>
-                  <select id="provider" name="provider">
-                    ${PROVIDERS.map((p) => html`<option value="${p}">${p}</option>`)}
-                  </select>
-                </div>
-                <div>
-                  <label for="edition">Sage 200 edition</label>
-                  <select id="edition" name="edition" aria-describedby="edition-help">
-                    <option value="">default (kept on reconnect; new: Professional)</option>
-                    <option value="sage200extra">Professional / Extra Online (sage200extra)</option>
-                    <option value="sage200">Standard Online (sage200)</option>
-                  </select>
-                  <span id="edition-help" class="muted">Sage 200 only</span>
-                </div>
-                <button type="submit">Connect</button>
-              </fieldset>
-            </form>
-          </section>
-          <section aria-labelledby="list-heading">
-            <h2 id="list-heading">Connections</h2>
-            ${m.loadError ? html`<p class="notice notice-error">Could not read connections: ${m.loadError}</p>` : ''}
-            ${
-              m.connections.length === 0
-                ? html`<p id="no-connections">No connections yet. Use the form above to connect a tenant.</p>`
-                : html`<table id="connections">
-                    <caption>
-                      ${m.connections.length} connection${m.connections.length === 1 ? '' : 's'}, as of
-                      ${m.now.toISOString()}
-                    </caption>
-                    <thead>
-                      <tr>
-                        <th scope="col">Tenant</th>
-                        <th scope="col">Provider</th>
-                        <th scope="col">State</th>
-                        <th scope="col">Partitions</th>
-                        <th scope="col">Access token expires</th>
-                        <th scope="col">Refresh token expires</th>
-                        <th scope="col">Last sync per partition</th>
-                        <th scope="col">Customers</th>
-                        <th scope="col">Actions</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      ${m.connections.map((c) => row(c, m))}
-                    </tbody>
-                  </table>`
-            }
-          </section>
-        </main>
-      </body>
-    </html> `;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${m.refreshSeconds ? html`<meta http-equiv="refresh" content="${m.refreshSeconds}">` : ''}
+<title>Sage connections</title>
+<style>${raw(STYLE)}</style>
+</head>
+<body>
+<header>
+  <h1>Sage connections</h1>
+  <p class="muted">One Temporal workflow per tenant and provider keeps its OAuth tokens alive and schedules customer syncs.
+  Open the <a href="${m.temporalUiUrl}/namespaces/${encodeURIComponent(m.namespace)}/workflows">Temporal UI</a> for histories and schedules.
+  <a href="/connections">Refresh</a> · ${refreshLink}</p>
+</header>
+<main>
+<div role="status" aria-live="polite">${m.notice ? html`<p class="notice notice-${m.notice.kind}">${m.notice.text}</p>` : ''}</div>
+<section aria-labelledby="connect-heading">
+  <h2 id="connect-heading">Connect a tenant</h2>
+  <form method="get" action="/connect">${csrfField(m.csrfToken)}
+    <fieldset>
+      <legend>New connection: you will be sent to Sage to grant access</legend>
+      <div><label for="tenantId">Tenant id</label>
+        <input id="tenantId" name="tenantId" required pattern="[A-Za-z0-9_.\\-]{1,64}" maxlength="64" autocomplete="off" aria-describedby="tenant-help">
+        <span id="tenant-help" class="muted">letters, digits, <code>_ . -</code></span></div>
+      <div><label for="provider">Provider</label>
+        <select id="provider" name="provider">${PROVIDERS.map((p) => html`<option value="${p}">${p}</option>`)}</select></div>
+      <div><label for="edition">Sage 200 edition</label>
+        <select id="edition" name="edition" aria-describedby="edition-help">
+          <option value="">default (kept on reconnect; new: Professional)</option>
+          <option value="sage200extra">Professional / Extra Online (sage200extra)</option>
+          <option value="sage200">Standard Online (sage200)</option>
+        </select>
+        <span id="edition-help" class="muted">Sage 200 only</span></div>
+      <button type="submit">Connect</button>
+    </fieldset>
+  </form>
+</section>
+<section aria-labelledby="list-heading">
+  <h2 id="list-heading">Connections</h2>
+  ${m.loadError ? html`<p class="notice notice-error">Could not read connections: ${m.loadError}</p>` : ''}
+  ${
+    m.connections.length === 0
+      ? html`<p id="no-connections">No connections yet. Use the form above to connect a tenant.</p>`
+      : html`<table id="connections">
+    <caption>${m.connections.length} connection${m.connections.length === 1 ? '' : 's'}, as of ${m.now.toISOString()}</caption>
+    <thead><tr>
+      <th scope="col">Tenant</th><th scope="col">Provider</th><th scope="col">State</th><th scope="col">Partitions</th>
+      <th scope="col">Access token expires</th><th scope="col">Refresh token expires</th><th scope="col">Last sync per partition</th>
+      <th scope="col">Customers</th><th scope="col">Actions</th>
+    </tr></thead>
+    <tbody>${m.connections.map((c) => row(c, m))}</tbody>
+  </table>`
+  }
+</section>
+</main>
+</body>
+</html>
+`;
   return body.value;
 }
