@@ -25,7 +25,10 @@ export interface Child {
 }
 
 export function spawnTs(entry: string, env: Record<string, string | undefined>, opts: { label: string; onLine?: (line: string) => void } = { label: 'child' }): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+  // A compiled entry (lib/*.js) runs on plain Node, as in production: no tsx loader in the process (its transpile cache
+  // and source maps are ~50 MB of RSS that production never carries).
+  const args = entry.endsWith('.js') ? [entry] : ['--import', 'tsx', entry];
+  const proc = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -117,11 +120,14 @@ export async function startSimulatorProcess(env: Record<string, string> = {}): P
   return { url, port, env: simEnv, admin, child, close: () => child.stop(5_000) };
 }
 
-/** Starts the production worker entry (`src/worker.ts`) with `env`; resolves once it polls its task queue. */
-export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 120_000): Promise<Child> {
+/**
+ * Starts the production worker entry with `env` (`src/worker.ts` under tsx, or the compiled `lib/worker.js` that
+ * `npm run build` writes); resolves once it polls its task queue.
+ */
+export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 120_000, entry = 'src/worker.ts'): Promise<Child> {
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
-  const child = spawnTs('src/worker.ts', { ...env, LOG_LEVEL: 'info' }, { label: 'worker', onLine: (l) => l.includes('worker started') && ready() });
+  const child = spawnTs(entry, { ...env, LOG_LEVEL: 'info' }, { label: 'worker', onLine: (l) => l.includes('worker started') && ready() });
   const outcome = await Promise.race([
     isReady.then(() => 'ready' as const),
     child.exited.then(() => 'exited' as const),
