@@ -102,6 +102,10 @@ start_mongo() {
   wait_for "MongoDB-wire server" 60 port_open 127.0.0.1 "$MONGO_PORT"
 }
 
-start_temporal
-start_mongo
+# `up.sh [temporal|mongo]`: one server only (a test's separate FerretDB must never bring up a Temporal of its own on the
+# shared port when that one happens to be down: it would live on with a data directory the test deletes).
+what="${1:-all}"
+case "$what" in all|temporal|mongo) ;; *) die "usage: up.sh [temporal|mongo]" ;; esac
+[ "$what" = mongo ] || start_temporal
+[ "$what" = temporal ] || start_mongo
 log "ready: Temporal $TEMPORAL_HOST:$TEMPORAL_PORT (UI http://$TEMPORAL_HOST:$TEMPORAL_UI_PORT), MongoDB ${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"

@@ -60,18 +60,19 @@ export async function separateMongo(): Promise<SeparateInfra & { uri: string }> 
     MONGO_PORT: String(mongoPort),
     PG_PORT: String(pgPort),
     FERRET_DEBUG_PORT: String(await freePort()),
-    // up.sh also brings up Temporal; pointing it at the shared port makes it reuse that one.
     TEMPORAL_PORT: sharedTemporalPort(),
     MONGODB_URI: '',
   };
-  return { ...infra(env, dataDir), uri: `mongodb://127.0.0.1:${mongoPort}` };
+  // Only FerretDB: with the shared Temporal down, `up.sh` alone would start one on the shared port with this data
+  // directory, which destroy() deletes under it (it then answered "unable to open database file" to everyone).
+  return { ...infra(env, dataDir, ['mongo']), uri: `mongodb://127.0.0.1:${mongoPort}` };
 }
 
-function infra(env: Record<string, string>, dataDir: string): SeparateInfra {
+function infra(env: Record<string, string>, dataDir: string, upArgs: string[] = []): SeparateInfra {
   return {
     env,
     dataDir,
-    up: () => script('up.sh', env),
+    up: () => script('up.sh', env, upArgs),
     down: (what) => script('down.sh', env, [what]),
     async stopFerret() {
       const pidFile = path.join(dataDir, 'run', `mongo-${env.MONGO_PORT}.pid`);
