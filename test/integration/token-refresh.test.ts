@@ -22,6 +22,7 @@ import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { registry } from '../../src/lib/metrics.js';
 import { uniqueName } from '../helpers/env.js';
+import { succeededSummary } from '../helpers/summaries.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -153,16 +154,7 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   const reported = (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id;
   await handle.signal(syncReportSignal, {
     partitionId: reported,
-    summary: {
-      finishedAt: new Date().toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 2,
-      upserted: 2,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    },
+    summary: succeededSummary({ fetched: 2, upserted: 2 }),
   });
   const partitionsBefore = (await h.status(tenantId, 'sage-accounting')).partitions;
   // The user disconnects our app in Sage.
@@ -363,16 +355,7 @@ test('continue-as-new keeps the whole state (tokens, partitions, sync state, cou
   const before = await waitForFirstSync(tenantId);
   await handle.signal(syncReportSignal, {
     partitionId: before.partitions[0]!.id,
-    summary: {
-      finishedAt: new Date().toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 1,
-      upserted: 1,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    },
+    summary: succeededSummary(),
   });
   let v = 1;
   for (let i = 0; i < 12; i++)
