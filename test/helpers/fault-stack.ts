@@ -9,12 +9,7 @@ import type { Worker } from '@temporalio/worker';
 import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import {
-  connectionWorkflowId,
-  disconnectSignal,
-  type Provider,
-  type TenantConnectionInput,
-} from '../../src/messages.js';
+import { connectionWorkflowId, disconnectSignal, type Provider } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { syncRunId } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
@@ -72,13 +67,19 @@ export interface FaultSuite {
    * returns the last count seen, for the caller to assert on.
    */
   pagesWritten(workflowId: string, partitionId: string, min: number, intervalMs?: number): Promise<number>;
-  /** Connects a tenant with a weekly schedule (so the test's own runs are the only ones for a week). */
+  /**
+   * A new simulated user with one partition of `customersPerPartition` customers, connected through the real consent
+   * flow with a weekly schedule (so the test's own runs are the only ones that matter). Does not wait for a sync.
+   */
   connectWeekly(
     provider: Provider,
-    tenantId: string,
-    userId: string,
-    input?: Partial<TenantConnectionInput>,
-  ): Promise<{ partitionId: string }>;
+    opts: { prefix: string; customersPerPartition: number },
+  ): Promise<{ tenantId: string; userId: string; partitionId: string }>;
+  /**
+   * Polls the `sync_runs` document of the tenant's run `syncWorkflowId` until its checkpoint counts at least `min`
+   * pages (300 looks, 200 ms apart); returns the last count seen.
+   */
+  checkpointPages(tenantId: string, syncWorkflowId: string, min: number): Promise<number>;
   /** The ids of this task queue's `syncCustomers` runs still running. */
   openSyncs(): Promise<string[]>;
 }
@@ -204,16 +205,32 @@ export function faultSuiteStack(opts: FaultSuiteOptions = {}): FaultSuite {
       }
       return pages;
     },
-    async connectWeekly(provider, tenantId, userId, input = {}) {
+    async connectWeekly(provider, o) {
+      const user = suite.sim.admin.createUser({
+        provider,
+        partitions: 1,
+        customersPerPartition: o.customersPerPartition,
+      });
+      const tenantId = uniqueName(o.prefix);
       const status = await connectTenant(
         {
           client: suite.stack.client,
           taskQueue: suite.stack.config.TEMPORAL_TASK_QUEUE,
           simAdminUrl: `${suite.sim.url}/__admin`,
         },
-        { tenantId, provider, userId, input: { sync: { intervalMinutes: 7 * 24 * 60 }, ...input } },
+        { tenantId, provider, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
       );
-      return { partitionId: status.partitions[0]!.id };
+      return { tenantId, userId: user.id, partitionId: status.partitions[0]!.id };
+    },
+    async checkpointPages(tenantId, syncWorkflowId, min) {
+      let pages = 0;
+      for (let i = 0; i < 300; i++) {
+        const run = await suite.stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId });
+        pages = (run?.checkpoint?.counts?.pages as number | undefined) ?? (run?.pages as number | undefined) ?? 0;
+        if (pages >= min) break;
+        await sleep(200);
+      }
+      return pages;
     },
     async openSyncs() {
       const open: string[] = [];
