@@ -14,7 +14,7 @@ import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { uniqueName } from '../helpers/env.js';
 import { faultSuiteStack } from '../helpers/fault-stack.js';
-import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
+import { assertSettled, describeReport, size } from '../helpers/faults.js';
 
 const P = 'sage-accounting' as const;
 const OUTAGE_MS = size(10_000, 60_000);
@@ -71,17 +71,7 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
     status: string;
     partitions: Record<string, { status: string; error?: string }>;
   };
-  const final = (await stack.client.workflow.execute('syncCustomers', {
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    workflowId: uniqueName('outage-final'),
-    args: [{ tenantId, provider: P, mode: 'full' }],
-  })) as { status: string };
-  const report = await compareWithTruth(
-    stack.mongo,
-    { tenantId, provider: P, partitionId },
-    sim.admin.truth(P, partitionId).customers,
-    { checkDeletions: true },
-  );
+  const { report, ...final } = await suite.finalFullSync('outage-final', { tenantId, provider: P, partitionId });
   const counters = sim.admin.counters();
   const conn = await handle.query(statusQuery);
   const open = await suite.openSyncs();
@@ -94,12 +84,7 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   // "token unavailable" (transient), never "reauthorize".
   if (!forcedResult.ok) assert.doesNotMatch(`${forcedResult.err.name} ${forcedResult.err.message}`, /reauthori/i);
   assert.ok(after.tokenVersion > current.tokenVersion, 'a forced refresh works after the outage');
-  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
-  assert.equal(conn.state, 'connected');
-  assert.deepEqual(report.lost, [], 'customers lost');
-  assert.deepEqual(report.duplicated, [], 'customers duplicated');
-  assert.deepEqual(report.extra, []);
-  assert.deepEqual(open, [], 'stuck sync workflows');
+  assertSettled({ reusedRefreshTokens: counters.reusedRefreshTokens, state: conn.state, report, openSyncs: open });
   assert.equal(suite.workerCrash, null, 'the worker did not crash');
   assert.equal(worker.worker.getState(), 'RUNNING');
 });

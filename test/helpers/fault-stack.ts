@@ -15,6 +15,7 @@ import { syncRunId } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from './consent.js';
 import { testStack, uniqueName, type TestStack } from './env.js';
+import { compareWithTruth, type TruthReport } from './faults.js';
 import { separateMongo, separateTemporal, type SeparateInfra } from './separate-infra.js';
 import { spawnWorker, workerEnvFor, type SpawnedWorker } from './spawn-worker.js';
 import { webhookReceiver } from './token-harness.js';
@@ -82,6 +83,14 @@ export interface FaultSuite {
   checkpointPages(tenantId: string, syncWorkflowId: string, min: number): Promise<number>;
   /** The ids of this task queue's `syncCustomers` runs still running. */
   openSyncs(): Promise<string[]>;
+  /**
+   * A last full run of the partition (workflow id from `prefix`), then what MongoDB holds against the simulator's truth
+   * (deletions checked).
+   */
+  finalFullSync(
+    prefix: string,
+    key: { tenantId: string; provider: Provider; partitionId: string },
+  ): Promise<{ status: string; report: TruthReport }>;
 }
 
 export function faultSuiteStack(opts: FaultSuiteOptions = {}): FaultSuite {
@@ -239,6 +248,20 @@ export function faultSuiteStack(opts: FaultSuiteOptions = {}): FaultSuite {
       }))
         open.push(w.workflowId);
       return open;
+    },
+    async finalFullSync(prefix, key) {
+      const final = await suite.stack.client.workflow.execute(syncCustomers, {
+        taskQueue: suite.stack.config.TEMPORAL_TASK_QUEUE,
+        workflowId: uniqueName(prefix),
+        args: [{ tenantId: key.tenantId, provider: key.provider, mode: 'full' }],
+      });
+      const report = await compareWithTruth(
+        suite.stack.mongo,
+        key,
+        suite.sim.admin.truth(key.provider, key.partitionId).customers,
+        { checkDeletions: true },
+      );
+      return { status: final.status, report };
     },
   };
   return suite;
