@@ -17,7 +17,7 @@ import { acquireAccessToken } from '../../src/tokens/access.js';
 import { readTokenDoc } from '../../src/tokens/store.js';
 import { uniqueName } from '../helpers/env.js';
 import type { FaultWorker } from '../helpers/fault-worker.js';
-import { heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
+import { assertOneRotationStoredAndWorking, heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -102,18 +102,8 @@ test('a refresh attempt stalled past its heartbeat timeout with its Sage call in
   console.log(
     `[faults] lease stall: refreshes at Sage ${after.refreshes - before.refreshes}, reused ${after.reusedRefreshTokens - before.reusedRefreshTokens}, stored v${doc?.version}, state ${st.state}`,
   );
-  assert.equal(after.reusedRefreshTokens - before.reusedRefreshTokens, 0, 'no refresh token presented twice');
-  assert.equal(after.refreshes - before.refreshes, 1, 'exactly one rotation at Sage');
   assert.equal(got.tokenVersion, 2);
-  assert.equal(doc?.version, 2, 'exactly one new version stored');
   assert.equal(doc?.pendingRefresh, null, 'the lease is gone once the answer is stored');
-  assert.equal(st.state, 'connected');
   assert.equal(st.tokenVersion, 2);
-  const next = await acquireAccessToken(
-    deps,
-    { tenantId, provider: P },
-    { rejectedTokenVersion: 2, deadlineMs: 120_000 },
-  );
-  assert.equal(next.tokenVersion, 3, 'the rotated pair keeps working');
-  assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
+  await assertOneRotationStoredAndWorking(h, tenantId, before);
 });

@@ -18,7 +18,7 @@ import { readTokenDoc } from '../../src/tokens/store.js';
 import { uniqueName } from '../helpers/env.js';
 import { size } from '../helpers/faults.js';
 import type { FaultWorker } from '../helpers/fault-worker.js';
-import { heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
+import { assertOneRotationStoredAndWorking, heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
 import { separateMongo, type SeparateInfra } from '../helpers/separate-infra.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -90,16 +90,7 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
   console.log(
     `[faults] refresh answer during a ${outageSecs.toFixed(0)} s MongoDB outage, holder killed: forced ${forcedResult.ok ? `ok v${forcedResult.t.tokenVersion}` : `refused (${forcedResult.err.name})`}; refreshes at Sage ${counters.refreshes - before.refreshes}, reused ${counters.reusedRefreshTokens - before.reusedRefreshTokens}; stored v${stored?.version}; state ${st.state}`,
   );
-  assert.equal(counters.reusedRefreshTokens - before.reusedRefreshTokens, 0, 'no refresh token presented twice');
-  assert.equal(counters.refreshes - before.refreshes, 1, 'exactly one rotation at Sage');
   assert.equal(stored?.version, 2, 'the rotated pair was stored');
   assert.equal(current.tokenVersion, 2);
-  assert.equal(st.state, 'connected');
-  const next = await acquireAccessToken(
-    deps,
-    { tenantId, provider: P },
-    { rejectedTokenVersion: 2, deadlineMs: 120_000 },
-  );
-  assert.equal(next.tokenVersion, 3, 'the stored pair keeps working');
-  assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
+  await assertOneRotationStoredAndWorking(h, tenantId, before);
 });
