@@ -37,6 +37,21 @@ async function createUser(sim: SimProcess, customers = 5): Promise<string> {
   return u.id;
 }
 
+/** A new simulator user connected as tenant `prefix_…` through the real consent flow, with a weekly schedule. */
+async function connectWeeklyTenant(
+  stack: BenchStack,
+  sim: SimProcess,
+  prefix: string,
+): Promise<{ tenantId: string; userId: string; wfId: string }> {
+  const tenantId = uniqueName(prefix);
+  const userId = await createUser(sim);
+  await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider: P, userId, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
+  );
+  return { tenantId, userId, wfId: connectionWorkflowId(P, tenantId) };
+}
+
 async function counters(sim: SimProcess) {
   return (await sim.admin.get('counters').json()) as {
     refreshes: number;
@@ -176,13 +191,7 @@ async function readStormFigures(
   log: (m: string) => void,
   readers: number,
 ): Promise<Figure[]> {
-  const tenantId = uniqueName('reads');
-  const userId = await createUser(sim);
-  await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider: P, userId, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
-  );
-  const wfId = connectionWorkflowId(P, tenantId);
+  const { tenantId, userId, wfId } = await connectWeeklyTenant(stack, sim, 'reads');
   const tally = new Map<string, number>();
   const deps = { client: countingClient(stack.client, tally), mongo: stack.mongo, config: stack.config };
   const call = async () => {
@@ -231,13 +240,7 @@ async function stormFigures(
   log: (m: string) => void,
   N: number,
 ): Promise<Figure[]> {
-  const tenantId = uniqueName('storm');
-  const userId = await createUser(sim);
-  await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider: P, userId, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
-  );
-  const wfId = connectionWorkflowId(P, tenantId);
+  const { tenantId, userId, wfId } = await connectWeeklyTenant(stack, sim, 'storm');
   const tally = new Map<string, number>();
   const deps = { client: countingClient(stack.client, tally), mongo: stack.mongo, config: stack.config };
   const call = async (opts: { rejectedTokenVersion?: number }) => {
@@ -414,17 +417,7 @@ export async function tokenSections(opts: {
     await idleSim.admin.post('settings', {
       json: { sageAccounting: { refreshTokenTtlSeconds: IDLE_REFRESH_TTL, accessTokenTtlSeconds: SYNC_ACCESS_TTL } },
     });
-    const idleUser = await createUser(idleSim);
-    const idleTenant = uniqueName('idle');
-    const idleWf = connectionWorkflowId(P, idleTenant);
-    await connectTenant(
-      {
-        client: idleStack.client,
-        taskQueue: idleStack.config.TEMPORAL_TASK_QUEUE,
-        simAdminUrl: `${idleSim.url}/__admin`,
-      },
-      { tenantId: idleTenant, provider: P, userId: idleUser, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
-    );
+    const { userId: idleUser, wfId: idleWf } = await connectWeeklyTenant(idleStack, idleSim, 'idle');
     await firstSyncReported(idleStack.client, idleWf);
     const idleStart = await totalEvents(idleStack.client, idleWf);
     const idleRefreshesBefore = await refreshesOfUser(idleSim, idleUser);

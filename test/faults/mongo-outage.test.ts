@@ -8,54 +8,29 @@
  * refresh tokens, still connected, nothing stuck, the worker did not crash.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Worker } from '@temporalio/worker';
-import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
-import { connectTenant } from '../helpers/consent.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
-import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
-import { separateMongo, type SeparateInfra } from '../helpers/separate-infra.js';
+import { uniqueName } from '../helpers/env.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
+import { assertSettled, describeReport, size } from '../helpers/faults.js';
 
 const P = 'sage-accounting' as const;
 const OUTAGE_MS = size(10_000, 60_000);
 
-let sim: RunningSimulator;
-let mongo: SeparateInfra & { uri: string };
-let stack: TestStack;
-let worker: { worker: Worker; done: Promise<void> };
-let workerCrash: unknown = null;
-
-before(async () => {
-  mongo = await separateMongo();
-  await mongo.up();
-  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack({
-    ...sim.env,
-    MONGODB_URI: mongo.uri,
-    SAGE_ACCOUNTING_PAGE_SIZE: '25',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10',
-  });
-  worker = await stack.startWorker();
-  worker.done.catch((err) => (workerCrash = err));
-});
-after(async () => {
-  await stack?.close().catch(() => {});
-  await sim?.close();
-  await mongo?.destroy();
+const suite = faultSuiteStack({
+  separate: 'mongo',
+  env: { SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' },
+  worker: true,
 });
 
 test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync and refreshes`, async () => {
-  const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
-  const tenantId = uniqueName('outage');
-  const status = await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider: P, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
-  );
-  const partitionId = status.partitions[0]!.id;
+  const { sim, stack, infra: mongo, worker } = suite;
+  const { tenantId, partitionId } = await suite.connectWeekly(P, {
+    prefix: 'outage',
+    customersPerPartition: size(1_000, 2_500),
+  });
   const handle = stack.client.workflow.getHandle(connectionWorkflowId(P, tenantId));
   const sync = stack.client.workflow.start('syncCustomers', {
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
@@ -64,13 +39,7 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   });
   const syncHandle = await sync;
   // Cut the server once the sync has written a few pages.
-  for (let i = 0; i < 300; i++) {
-    const run = await stack.mongo
-      .collection(COLLECTIONS.syncRuns)
-      .findOne({ tenantId, syncWorkflowId: syncHandle.workflowId });
-    if ((run?.checkpoint?.counts?.pages ?? run?.pages ?? 0) >= 3) break;
-    await sleep(200);
-  }
+  await suite.checkpointPages(tenantId, syncHandle.workflowId, 3);
   const before = await acquireAccessToken(stack, { tenantId, provider: P });
   await mongo.stopFerret();
   const outageStart = Date.now();
@@ -102,26 +71,12 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
     status: string;
     partitions: Record<string, { status: string; error?: string }>;
   };
-  const final = (await stack.client.workflow.execute('syncCustomers', {
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    workflowId: uniqueName('outage-final'),
-    args: [{ tenantId, provider: P, mode: 'full' }],
-  })) as { status: string };
-  const report = await compareWithTruth(
-    stack.mongo,
-    { tenantId, provider: P, partitionId },
-    sim.admin.truth(P, partitionId).customers,
-    { checkDeletions: true },
-  );
+  const { report, ...final } = await suite.finalFullSync('outage-final', { tenantId, provider: P, partitionId });
   const counters = sim.admin.counters();
   const conn = await handle.query(statusQuery);
-  const open: string[] = [];
-  for await (const w of stack.client.workflow.list({
-    query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
-  }))
-    open.push(w.workflowId);
+  const open = await suite.openSyncs();
   console.log(
-    `[faults] mongo outage: ${outageSecs.toFixed(0)} s; sync during outage ${result.status}; refresh forced during the outage ${forcedResult.ok ? `ok (v${forcedResult.t.tokenVersion})` : `refused: ${forcedResult.err.name}: ${forcedResult.err.message}`}; after it v${current.tokenVersion} → v${after.tokenVersion}; ${duringErrors} caller errors during the outage; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
+    `[faults] mongo outage: ${outageSecs.toFixed(0)} s; sync during outage ${result.status}; refresh forced during the outage ${forcedResult.ok ? `ok (v${forcedResult.t.tokenVersion})` : `refused: ${forcedResult.err.name}: ${forcedResult.err.message}`}; after it v${current.tokenVersion} → v${after.tokenVersion}; ${duringErrors} caller errors during the outage; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${suite.workerCrash ? String(suite.workerCrash) : 'none'}`,
   );
   assert.equal(result.status, 'succeeded', JSON.stringify(result));
   assert.equal(final.status, 'succeeded');
@@ -129,12 +84,7 @@ test(`fault suite: ${OUTAGE_MS / 1000}-second MongoDB-wire outage during a sync 
   // "token unavailable" (transient), never "reauthorize".
   if (!forcedResult.ok) assert.doesNotMatch(`${forcedResult.err.name} ${forcedResult.err.message}`, /reauthori/i);
   assert.ok(after.tokenVersion > current.tokenVersion, 'a forced refresh works after the outage');
-  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
-  assert.equal(conn.state, 'connected');
-  assert.deepEqual(report.lost, [], 'customers lost');
-  assert.deepEqual(report.duplicated, [], 'customers duplicated');
-  assert.deepEqual(report.extra, []);
-  assert.deepEqual(open, [], 'stuck sync workflows');
-  assert.equal(workerCrash, null, 'the worker did not crash');
+  assertSettled({ reusedRefreshTokens: counters.reusedRefreshTokens, state: conn.state, report, openSyncs: open });
+  assert.equal(suite.workerCrash, null, 'the worker did not crash');
   assert.equal(worker.worker.getState(), 'RUNNING');
 });

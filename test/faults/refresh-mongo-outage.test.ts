@@ -17,10 +17,11 @@ import { acquireAccessToken } from '../../src/tokens/access.js';
 import { readTokenDoc } from '../../src/tokens/store.js';
 import { uniqueName } from '../helpers/env.js';
 import { size } from '../helpers/faults.js';
-import { ensureBundle, startFaultWorker, type FaultWorker } from '../helpers/fault-worker.js';
+import type { FaultWorker } from '../helpers/fault-worker.js';
+import { assertOneRotationStoredAndWorking, heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
 import { separateMongo, type SeparateInfra } from '../helpers/separate-infra.js';
-import { workerEnvFor } from '../helpers/spawn-worker.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const P = 'sage-accounting' as const;
 const OUTAGE_MS = size(40_000, 180_000);
@@ -32,26 +33,13 @@ before(async () => {
   mongo = await separateMongo();
   await mongo.up();
   h = await tokenHarness({ worker: false, env: { MONGODB_URI: mongo.uri } });
-  const bundle = await ensureBundle();
-  const env = workerEnvFor(h.stack.config, { ...h.sim.env, PUBLIC_BASE_URL: h.stack.config.PUBLIC_BASE_URL });
-  workers = [startFaultWorker(env, bundle), startFaultWorker(env, bundle)];
-  await Promise.all(workers.map((w) => w.ready));
+  workers = await startFaultWorkers(h, 2);
 });
 after(async () => {
   for (const w of workers) await w.kill();
   await h?.close().catch(() => {});
   await mongo?.destroy();
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answered a refresh, the worker holding the answer killed: 0 reused, the new version stored`, async () => {
   const tenantId = uniqueName('refresh-outage');
@@ -72,28 +60,16 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
     (t) => ({ ok: true as const, t }),
     (err: Error) => ({ ok: false as const, err }),
   );
-  await until(
-    'the refresh call to reach Sage',
-    () => (h.sim.admin.faults().rules.find((r) => r.id === hold!.id)!.hits >= 1 ? true : undefined),
-    60_000,
-  );
-  const attempt1 = await until(
-    'the refresh activity to show its worker',
-    async () =>
-      (await handle.describe()).raw.pendingActivities?.find(
-        (a) => a.activityType?.name === 'refreshAccessToken' && a.lastWorkerIdentity,
-      ),
-    30_000,
-  );
-  const holder = workers.find((w) => attempt1.lastWorkerIdentity!.startsWith(`${w.pid}@`));
-  assert.ok(holder, `attempt 1 ran on one of our workers (${attempt1.lastWorkerIdentity})`);
+  const attempt1 = await heldRefreshWorker(h, handle, hold!.id, workers);
+  const holder = attempt1.worker;
+  assert.ok(holder, `attempt 1 ran on one of our workers (${attempt1.identity})`);
   await mongo.stopFerret();
   const outageStart = Date.now();
   h.sim.admin.clearFaults(hold!.id);
-  await until(
+  await waitUntil(
     'Sage to rotate the pair',
-    () => (h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1 ? true : undefined),
-    10_000,
+    async () => h.sim.admin.counters().byProvider[P].refreshes - before.refreshes >= 1,
+    { timeoutMs: 10_000, intervalMs: 250 },
   );
   // The answer is in the worker's hands (and, heartbeats being every ~2 s, sealed in the activity's details): kill it.
   await sleep(6_000);
@@ -114,16 +90,7 @@ test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answer
   console.log(
     `[faults] refresh answer during a ${outageSecs.toFixed(0)} s MongoDB outage, holder killed: forced ${forcedResult.ok ? `ok v${forcedResult.t.tokenVersion}` : `refused (${forcedResult.err.name})`}; refreshes at Sage ${counters.refreshes - before.refreshes}, reused ${counters.reusedRefreshTokens - before.reusedRefreshTokens}; stored v${stored?.version}; state ${st.state}`,
   );
-  assert.equal(counters.reusedRefreshTokens - before.reusedRefreshTokens, 0, 'no refresh token presented twice');
-  assert.equal(counters.refreshes - before.refreshes, 1, 'exactly one rotation at Sage');
   assert.equal(stored?.version, 2, 'the rotated pair was stored');
   assert.equal(current.tokenVersion, 2);
-  assert.equal(st.state, 'connected');
-  const next = await acquireAccessToken(
-    deps,
-    { tenantId, provider: P },
-    { rejectedTokenVersion: 2, deadlineMs: 120_000 },
-  );
-  assert.equal(next.tokenVersion, 3, 'the stored pair keeps working');
-  assert.equal(h.sim.admin.counters().byProvider[P].reusedRefreshTokens - before.reusedRefreshTokens, 0);
+  await assertOneRotationStoredAndWorking(h, tenantId, before);
 });

@@ -8,117 +8,58 @@
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, disconnectSignal } from '../../src/messages.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import type { CustomersChangedEvent } from '../../src/sync/announce.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
-import { syncCustomers } from '../../src/workflows/index.js';
-import { connectTenant, waitForStatus } from '../helpers/consent.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
-import { spawnWorker, workerEnvFor, type SpawnedWorker } from '../helpers/spawn-worker.js';
-import { webhookReceiver } from '../helpers/token-harness.js';
+import { startChangeReader } from '../helpers/change-reader.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 
-let sim: RunningSimulator;
-let stack: TestStack;
-let hook: Awaited<ReturnType<typeof webhookReceiver>>;
-const workers: SpawnedWorker[] = [];
-before(async () => {
-  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  hook = await webhookReceiver();
-  stack = await testStack({ ...sim.env, NOTIFY_WEBHOOK_URL: hook.url });
-});
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  await Promise.all(workers.map((w) => w.exited));
-  await stack?.close();
-  await sim?.close();
-  await hook?.close();
-});
+const suite = faultSuiteStack({ webhook: true });
 
 test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor across the crash misses no change', async (t) => {
-  const env = workerEnvFor(stack.config, {
-    ...sim.env,
-    SAGE200_PAGE_SIZE: '20',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3',
-    NOTIFY_WEBHOOK_URL: hook.url,
-  });
-  const first = spawnWorker(env);
-  workers.push(first);
+  const { sim, stack, hook } = suite;
+  const env = suite.workerEnv({ SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3' });
+  const first = suite.spawnWorker(env);
   await first.ready;
 
   const provider = 'sage-200' as const;
-  const tenantId = uniqueName('chkill').replace(/_/g, '-');
+  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+    prefix: 'chkill',
+    partitions: 2,
+    customersPerPartition: 0,
+    timeoutMs: 90_000,
+  });
   const conn = { tenantId, provider };
-  const user = sim.admin.createUser({ provider, partitions: 2, customersPerPartition: 0 });
-  const status = await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider, userId: user.id },
-  );
-  const [pa, pb] = status.partitions.map((p) => p.id) as [string, string];
-  await waitForStatus(
-    stack.client,
-    connectionWorkflowId(provider, tenantId),
-    (s) => s.lastSync[pa]?.status === 'succeeded' && s.lastSync[pb]?.status === 'succeeded',
-    90_000,
-  );
+  const [pa, pb] = partitionIds as [string, string];
   // A: 300 new customers, slow pages (the kill lands mid-run); B: 40, fast (its horizon moves while A is written).
-  sim.admin.mutate({ provider, partitionId: pa, userId: user.id, create: 300 });
-  sim.admin.mutate({ provider, partitionId: pb, userId: user.id, create: 40 });
+  sim.admin.mutate({ provider, partitionId: pa, userId, create: 300 });
+  sim.admin.mutate({ provider, partitionId: pb, userId, create: 40 });
   sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/customers', kind: 'latency', latencyMs: 150 });
 
   // The reader: polls (cursor, horizon] and advances its cursor to the horizon, as the README tells readers to.
   const customers = stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
-  let cursor = await readHorizon(stack.mongo.db, conn);
-  const seen = new Map<string, number>();
-  const horizons: number[] = [];
-  let reading = true;
-  const poll = async () => {
-    const horizon = await readHorizon(stack.mongo.db, conn);
-    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray())
-      seen.set(d._id, d.changeSeq!);
-    horizons.push(horizon);
-    cursor = Math.max(cursor, horizon);
-  };
-  const reader = (async () => {
-    while (reading) {
-      await poll();
-      await sleep(100);
-    }
-  })();
+  const reader = await startChangeReader(stack.mongo, conn);
+  const { seen, horizons } = reader;
 
-  const workflowId = uniqueName('sync-chkill');
-  const handle = await stack.client.workflow.start(syncCustomers, {
-    workflowId,
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    args: [{ tenantId, provider }],
-  });
+  const { workflowId, handle } = await suite.startSync('sync-chkill', { tenantId, provider });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
-  let pagesAtKill = 0;
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
-    const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
-    pagesAtKill = (run?.pages as number | undefined) ?? 0;
-    if (pagesAtKill >= 4) break;
-  }
+  const pagesAtKill = await suite.pagesWritten(workflowId, pa, 4);
   assert.ok(pagesAtKill >= 4, 'the sync got going');
   const horizonAtKill = await readHorizon(stack.mongo.db, conn);
   first.kill('SIGKILL');
   await first.exited;
   const counterAtKill = await readCounter(stack.mongo.db, conn);
 
-  const second = spawnWorker(env);
-  workers.push(second);
+  const second = suite.spawnWorker(env);
   await second.ready;
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
   const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
   assert.ok((run?.attempt as number) >= 2, 'partition A was retried on the new worker');
   sim.admin.clearFaults();
-  reading = false;
-  await reader;
-  await poll();
+  await reader.stop();
 
   const docs = await customers.find({ tenantId, provider }).toArray();
   assert.equal(docs.length, 340);
@@ -158,8 +99,5 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   assert.equal(inRange.length, 340, 'every customer of this run is in (fromSeq - 1, toSeq]');
   assert.equal(event.partitions[pb]!.created, 40);
 
-  await stack.client.workflow
-    .getHandle(connectionWorkflowId(provider, tenantId))
-    .signal(disconnectSignal, { revoke: false })
-    .catch(() => {});
+  await suite.disconnect(provider, tenantId);
 });

@@ -17,17 +17,15 @@
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId, disconnectSignal } from '../../src/messages.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
 import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
-import { connectTenant, waitForStatus } from '../helpers/consent.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
+import { startChangeReader } from '../helpers/change-reader.js';
+import { uniqueName } from '../helpers/env.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
-import { spawnWorker, workerEnvFor, type SpawnedWorker } from '../helpers/spawn-worker.js';
 
 const provider = 'sage-accounting' as const;
 const PAGE = 20;
@@ -37,60 +35,41 @@ const CREATED = size(40, 400); // new at Sage before the measured run
 const UPDATED = size(80, 800); // changed at Sage before the measured run
 const LATENCY_MS = size(700, 900);
 
-let sim: RunningSimulator;
-let stack: TestStack;
-const workers: SpawnedWorker[] = [];
-before(async () => {
-  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack(sim.env);
-});
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  await Promise.all(workers.map((w) => w.exited));
-  await stack?.close();
-  await sim?.close();
-});
+const suite = faultSuiteStack();
 
 const listPages = () =>
-  Object.entries(sim.admin.counters().requestsByPath)
+  Object.entries(suite.sim.admin.counters().requestsByPath)
     .filter(([p]) => p.startsWith('/sage-accounting/') && p.endsWith('/contacts'))
     .reduce((n, [, c]) => n + c, 0);
 /** `GET /contacts/{id}`: how a full run confirms an unseen customer before flagging it deleted. */
 const singleGets = () =>
-  Object.entries(sim.admin.counters().requestsByPath)
+  Object.entries(suite.sim.admin.counters().requestsByPath)
     .filter(([p]) => /\/sage-accounting\/.*\/contacts\/[^/]+$/.test(p))
     .reduce((n, [, c]) => n + c, 0);
 
 async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkersAllAlong: boolean }) {
-  const env = workerEnvFor(stack.config, {
-    ...sim.env,
+  const { sim, stack } = suite;
+  const env = suite.workerEnv({
     SAGE_ACCOUNTING_PAGE_SIZE: String(PAGE),
     SAGE_PAGE_CONCURRENCY: String(WINDOW),
     SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3',
     WORKER_STICKY_QUEUE_TIMEOUT_SECONDS: '2',
   });
-  const running = [spawnWorker(env), ...(opts.twoWorkersAllAlong ? [spawnWorker(env)] : [])];
-  workers.push(...running);
+  const running = [suite.spawnWorker(env), ...(opts.twoWorkersAllAlong ? [suite.spawnWorker(env)] : [])];
   await Promise.all(running.map((w) => w.ready));
 
-  const tenantId = uniqueName('rakill').replace(/_/g, '-');
+  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+    prefix: 'rakill',
+    partitions: 1,
+    customersPerPartition: INITIAL,
+    timeoutMs: 120_000,
+  });
   const conn = { tenantId, provider };
-  const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: INITIAL });
-  const status = await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider, userId: user.id },
-  );
-  const partitionId = status.partitions[0]!.id;
-  await waitForStatus(
-    stack.client,
-    connectionWorkflowId(provider, tenantId),
-    (s) => s.lastSync[partitionId]?.status === 'succeeded',
-    120_000,
-  );
-  const truth = () => sim.admin.truth(provider, partitionId, user.id).customers;
+  const partitionId = partitionIds[0]!;
+  const truth = () => sim.admin.truth(provider, partitionId, userId).customers;
   assert.equal(truth().length, INITIAL);
   // Changes for the measured run to write (and stamp): new customers at the end of the listing, updates anywhere.
-  sim.admin.mutate({ provider, partitionId, userId: user.id, create: CREATED, update: UPDATED });
+  sim.admin.mutate({ provider, partitionId, userId, create: CREATED, update: UPDATED });
   const faults = sim.admin.addFaults({
     provider,
     scope: 'api',
@@ -102,31 +81,10 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
 
   // The downstream reader: polls (cursor, horizon] and moves its cursor to the horizon, keeping it across the crash.
   const customers = stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
-  let cursor = await readHorizon(stack.mongo.db, conn);
-  const cursorAtStart = cursor;
-  const seen = new Map<string, number>();
-  const horizons: number[] = [];
-  let reading = true;
-  const poll = async () => {
-    const horizon = await readHorizon(stack.mongo.db, conn);
-    for (const d of await customers.find({ tenantId, provider, changeSeq: { $gt: cursor, $lte: horizon } }).toArray())
-      seen.set(d._id, d.changeSeq!);
-    horizons.push(horizon);
-    cursor = Math.max(cursor, horizon);
-  };
-  const reader = (async () => {
-    while (reading) {
-      await poll();
-      await sleep(100);
-    }
-  })();
+  const reader = await startChangeReader(stack.mongo, conn);
+  const { cursorAtStart, seen, horizons } = reader;
 
-  const workflowId = uniqueName('sync-rakill');
-  const handle = await stack.client.workflow.start(syncCustomers, {
-    workflowId,
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    args: [{ tenantId, provider, mode: 'full' }],
-  });
+  const { workflowId, handle } = await suite.startSync('sync-rakill', { tenantId, provider, mode: 'full' });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
   const runId = `${workflowId}:${partitionId}`;
 
@@ -176,14 +134,13 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   sim.admin.mutate({
     provider,
     partitionId,
-    userId: user.id,
+    userId,
     update: [...upd.written, ...upd.later],
     delete: [...del.written, ...del.later],
   });
 
   if (!opts.twoWorkersAllAlong) {
-    const second = spawnWorker(env);
-    workers.push(second);
+    const second = suite.spawnWorker(env);
     running.push(second);
     await second.ready;
   }
@@ -258,9 +215,7 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
   for (const id of [...del.written, ...del.later]) assert.equal(docs2.get(id)?.deleted, true, `${id} flagged deleted`);
 
   // The change sequence across the crash.
-  reading = false;
-  await reader;
-  await poll();
+  await reader.stop();
   const all = [...docs2.values()];
   const seqs = all.map((d) => d.changeSeq!).filter((s) => s !== undefined && s !== null);
   assert.equal(new Set(seqs).size, seqs.length, 'no changeSeq used twice');
@@ -278,13 +233,10 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
     'the horizon never went backwards',
   );
   t.diagnostic(
-    `changeSeq: cursor ${cursorAtStart} → ${cursor}, horizon at kill ${horizonAtKill}, counter ${counterAtKill}, ${changed.length} changes read across the crash`,
+    `changeSeq: cursor ${cursorAtStart} → ${reader.cursor}, horizon at kill ${horizonAtKill}, counter ${counterAtKill}, ${changed.length} changes read across the crash`,
   );
 
-  await stack.client.workflow
-    .getHandle(connectionWorkflowId(provider, tenantId))
-    .signal(disconnectSignal, { revoke: false })
-    .catch(() => {});
+  await suite.disconnect(provider, tenantId);
   for (const w of running) w.kill('SIGKILL');
   await Promise.all(running.map((w) => w.exited));
 }

@@ -5,77 +5,42 @@
  * tokens through the real connection workflow.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
-import { connectionWorkflowId } from '../../src/messages.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
-import { syncCustomers } from '../../src/workflows/index.js';
-import { connectTenant, waitForStatus } from '../helpers/consent.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
-import { spawnWorker, workerEnvFor, type SpawnedWorker } from '../helpers/spawn-worker.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 
-let sim: RunningSimulator;
-let stack: TestStack;
-const workers: SpawnedWorker[] = [];
-before(async () => {
-  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack(sim.env);
-});
-after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
-  await Promise.all(workers.map((w) => w.exited));
-  await stack?.close();
-  await sim?.close();
-});
+const suite = faultSuiteStack();
 
 test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-read), nothing lost or duplicated', async (t) => {
-  const env = workerEnvFor(stack.config, { ...sim.env, SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3' });
-  const first = spawnWorker(env);
-  workers.push(first);
+  const { sim, stack } = suite;
+  const env = suite.workerEnv({ SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3' });
+  const first = suite.spawnWorker(env);
   await first.ready;
 
   const provider = 'sage-200' as const;
-  const tenantId = uniqueName('kill').replace(/_/g, '-');
-  const user = sim.admin.createUser({ provider, partitions: 1, customersPerPartition: 0 });
-  const status = await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider, userId: user.id },
-  );
-  const partitionId = status.partitions[0]!.id;
   // The schedule's first (full) run starts right after consent: let it finish on the still-empty partition, then give
   // Sage 400 new customers for the measured run to fetch and write.
-  await waitForStatus(
-    stack.client,
-    connectionWorkflowId(provider, tenantId),
-    (s) => s.lastSync[partitionId]?.status === 'succeeded',
-    90_000,
-  );
-  sim.admin.mutate({ provider, partitionId, userId: user.id, create: 400 });
+  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+    prefix: 'kill',
+    partitions: 1,
+    customersPerPartition: 0,
+    timeoutMs: 90_000,
+  });
+  const partitionId = partitionIds[0]!;
+  sim.admin.mutate({ provider, partitionId, userId, create: 400 });
   // Slow pages down so the kill lands mid-run.
   sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/customers', kind: 'latency', latencyMs: 150 });
   sim.admin.resetCounters();
 
-  const workflowId = uniqueName('sync-kill');
-  const handle = await stack.client.workflow.start(syncCustomers, {
-    workflowId,
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    args: [{ tenantId, provider }],
-  });
+  const { workflowId, handle } = await suite.startSync('sync-kill', { tenantId, provider });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
-  let pagesAtKill = 0;
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(50)) {
-    const run = await runs.findOne({ _id: syncRunId(workflowId, partitionId) } as never);
-    pagesAtKill = (run?.pages as number | undefined) ?? 0;
-    if (pagesAtKill >= 5) break;
-  }
+  const pagesAtKill = await suite.pagesWritten(workflowId, partitionId, 5);
   assert.ok(pagesAtKill >= 5, 'the sync got going');
   first.kill('SIGKILL');
   await first.exited;
 
-  const second = spawnWorker(env);
-  workers.push(second);
+  const second = suite.spawnWorker(env);
   await second.ready;
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
@@ -98,7 +63,7 @@ test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-re
     `re-read ${requested - pages} pages (requested ${requested}, pages ${pages}, killed at ${pagesAtKill})`,
   );
 
-  const truth = sim.admin.truth(provider, partitionId, user.id).customers;
+  const truth = sim.admin.truth(provider, partitionId, userId).customers;
   const docs = await stack.mongo
     .collection<CustomerDoc>(COLLECTIONS.customers)
     .find({ tenantId, partitionId })

@@ -8,45 +8,22 @@
  * nothing stuck, the worker did not crash.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Worker } from '@temporalio/worker';
-import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, statusQuery } from '../../src/messages.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
-import { connectTenant } from '../helpers/consent.js';
-import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
-import { compareWithTruth, describeReport, size } from '../helpers/faults.js';
-import { separateTemporal, type SeparateInfra } from '../helpers/separate-infra.js';
+import { uniqueName } from '../helpers/env.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
+import { assertSettled, describeReport, size } from '../helpers/faults.js';
 import { eventually } from '../helpers/wait.js';
 
 const P = 'sage-accounting' as const;
 const DOWN_MS = size(3_000, 20_000);
 
-let sim: RunningSimulator;
-let temporal: SeparateInfra & { address: string };
-let stack: TestStack;
-let worker: { worker: Worker; done: Promise<void> };
-let workerCrash: unknown = null;
-
-before(async () => {
-  temporal = await separateTemporal();
-  await temporal.up();
-  sim = await startSimulator({ usersPerProvider: 0, customersPerPartition: 0 });
-  stack = await testStack({
-    ...sim.env,
-    TEMPORAL_ADDRESS: temporal.address,
-    SAGE_ACCOUNTING_PAGE_SIZE: '25',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10',
-  });
-  worker = await stack.startWorker();
-  worker.done.catch((err) => (workerCrash = err));
-});
-after(async () => {
-  await stack?.close().catch(() => {});
-  await sim?.close();
-  await temporal?.destroy();
+const suite = faultSuiteStack({
+  separate: 'temporal',
+  env: { SAGE_ACCOUNTING_PAGE_SIZE: '25', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '10' },
+  worker: true,
 });
 
 /** Retries a client call through the restart window (UNAVAILABLE while the server is down). */
@@ -54,13 +31,11 @@ const throughRestart = <T>(fn: () => Promise<T>, timeoutMs = 180_000) =>
   eventually(fn, { timeoutMs, intervalMs: 1_000 });
 
 test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during a sync`, async () => {
-  const user = sim.admin.createUser({ provider: P, partitions: 1, customersPerPartition: size(1_000, 2_500) });
-  const tenantId = uniqueName('restart');
-  const status = await connectTenant(
-    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
-    { tenantId, provider: P, userId: user.id, input: { sync: { intervalMinutes: 7 * 24 * 60 } } },
-  );
-  const partitionId = status.partitions[0]!.id;
+  const { sim, stack, infra: temporal } = suite;
+  const { tenantId, partitionId } = await suite.connectWeekly(P, {
+    prefix: 'restart',
+    customersPerPartition: size(1_000, 2_500),
+  });
   const connWf = connectionWorkflowId(P, tenantId);
   const syncId = uniqueName('restart-sync');
   await stack.client.workflow.start('syncCustomers', {
@@ -68,11 +43,7 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
     workflowId: syncId,
     args: [{ tenantId, provider: P, mode: 'full' }],
   });
-  for (let i = 0; i < 300; i++) {
-    const run = await stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId, syncWorkflowId: syncId });
-    if ((run?.checkpoint?.counts?.pages ?? 0) >= 3) break;
-    await sleep(200);
-  }
+  await suite.checkpointPages(tenantId, syncId, 3);
   const t0 = Date.now();
   await temporal.down('temporal');
   await sleep(DOWN_MS);
@@ -92,20 +63,10 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
       { rejectedTokenVersion: token.tokenVersion, deadlineMs: 60_000 },
     ),
   );
-  const final = (await throughRestart(() =>
-    stack.client.workflow.execute('syncCustomers', {
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      workflowId: uniqueName('restart-final'),
-      args: [{ tenantId, provider: P, mode: 'full' }],
-    }),
-  )) as { status: string };
-  const conn = await throughRestart(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
-  const report = await compareWithTruth(
-    stack.mongo,
-    { tenantId, provider: P, partitionId },
-    sim.admin.truth(P, partitionId).customers,
-    { checkDeletions: true },
+  const { report, ...final } = await throughRestart(() =>
+    suite.finalFullSync('restart-final', { tenantId, provider: P, partitionId }),
   );
+  const conn = await throughRestart(() => stack.client.workflow.getHandle(connWf).query(statusQuery));
   const counters = sim.admin.counters();
   // Stuck = still running two minutes after our syncs finished. The connection's schedule also started its immediate
   // first run at consent; one of its activities may be waiting out a retry from the restart, so a single look right
@@ -113,25 +74,16 @@ test(`fault suite: Temporal dev-server restart (${DOWN_MS / 1000} s down) during
   let open: string[] = [];
   const openDeadline = Date.now() + 120_000;
   for (;;) {
-    open = [];
-    for await (const w of stack.client.workflow.list({
-      query: `TaskQueue = "${stack.config.TEMPORAL_TASK_QUEUE}" AND WorkflowType = "syncCustomers" AND ExecutionStatus = "Running"`,
-    }))
-      open.push(w.workflowId);
+    open = await suite.openSyncs();
     if (open.length === 0 || Date.now() > openDeadline) break;
     await sleep(1000);
   }
   console.log(
-    `[faults] temporal restart: down+up ${restartSecs.toFixed(0)} s; sync across the restart ${result.status}; token v${token.tokenVersion} → forced v${forced.tokenVersion}; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${workerCrash ? String(workerCrash) : 'none'}`,
+    `[faults] temporal restart: down+up ${restartSecs.toFixed(0)} s; sync across the restart ${result.status}; token v${token.tokenVersion} → forced v${forced.tokenVersion}; ${counters.refreshes} refreshes, ${counters.reusedRefreshTokens} reused; ${describeReport(report)}; state ${conn.state}; worker crash ${suite.workerCrash ? String(suite.workerCrash) : 'none'}`,
   );
   assert.equal(result.status, 'succeeded');
   assert.equal(final.status, 'succeeded');
   assert.ok(forced.tokenVersion > token.tokenVersion, 'a refresh works after the restart');
-  assert.equal(counters.reusedRefreshTokens, 0, 'reused refresh tokens');
-  assert.equal(conn.state, 'connected');
-  assert.deepEqual(report.lost, [], 'customers lost');
-  assert.deepEqual(report.duplicated, [], 'customers duplicated');
-  assert.deepEqual(report.extra, []);
-  assert.deepEqual(open, [], 'stuck sync workflows');
-  assert.equal(workerCrash, null, 'the worker did not crash');
+  assertSettled({ reusedRefreshTokens: counters.reusedRefreshTokens, state: conn.state, report, openSyncs: open });
+  assert.equal(suite.workerCrash, null, 'the worker did not crash');
 });

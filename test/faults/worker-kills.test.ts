@@ -91,13 +91,15 @@ async function explainExtras(
   truth: { id: string; deleted_at?: string | null }[],
 ): Promise<string> {
   const lines: string[] = [];
-  const state = await stack.mongo.db.collection('sync_state').findOne({});
+  const state = await stack.mongo.db.collection(COLLECTIONS.syncState).findOne({});
   lines.push(`sync_state: ${JSON.stringify(state)}`);
   for (const id of extra.slice(0, 10)) {
     const doc = await stack.mongo
       .collection(COLLECTIONS.customers)
       .findOne({ tenantId, partitionId, externalId: id }, { projection: { raw: 0 } });
-    const hash = doc ? await stack.mongo.db.collection('customer_hashes').findOne({ _id: doc._id } as never) : null;
+    const hash = doc
+      ? await stack.mongo.db.collection(COLLECTIONS.customerHashes).findOne({ _id: doc._id } as never)
+      : null;
     lines.push(
       `${id}: deleted at Sage ${truth.find((t) => t.id === id)?.deleted_at}; doc ${JSON.stringify({ deleted: doc?.deleted, syncedAt: doc?.syncedAt, sourceUpdatedAt: doc?.sourceUpdatedAt })}; hash ${JSON.stringify(hash)}`,
     );

@@ -2,6 +2,7 @@
  * Shared bits of the fault suite: how big each fault run is (short form in `npm test`, full with FAULTS=full), and the
  * comparison of what we stored against the simulator's ground truth.
  */
+import assert from 'node:assert/strict';
 import type { Mongo } from '../../src/lib/mongo.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import type { Provider } from '../../src/messages.js';
@@ -53,6 +54,24 @@ export async function compareWithTruth(
     ? [...byExternal].filter(([id, list]) => !liveIds.has(id) && list.some((d) => !d.deleted)).map(([id]) => id)
     : [];
   return { truthLive: live.length, stored: docs.length, lost, duplicated, extra };
+}
+
+/**
+ * What every fault run must leave behind, however it went: no refresh token presented twice, the tenant still
+ * connected, MongoDB equal to Sage's truth (nothing lost, duplicated, or live that Sage deleted), no sync left running.
+ */
+export function assertSettled(r: {
+  reusedRefreshTokens: number;
+  state: string;
+  report: TruthReport;
+  openSyncs: string[];
+}): void {
+  assert.equal(r.reusedRefreshTokens, 0, 'reused refresh tokens');
+  assert.equal(r.state, 'connected');
+  assert.deepEqual(r.report.lost, [], 'customers lost');
+  assert.deepEqual(r.report.duplicated, [], 'customers duplicated');
+  assert.deepEqual(r.report.extra, [], 'customers deleted at Sage still live here');
+  assert.deepEqual(r.openSyncs, [], 'stuck sync workflows');
 }
 
 /** One line for test output: what a fault run did to the data. */

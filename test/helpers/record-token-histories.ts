@@ -15,6 +15,7 @@ import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { tenantConnection } from '../../src/workflows/index.js';
+import { succeededSummary } from './summaries.js';
 import { tokenHarness } from './token-harness.js';
 
 const out = path.join(import.meta.dirname, '..', 'histories');
@@ -43,16 +44,7 @@ try {
   const st = await h.status(tenantId, 'sage-accounting');
   await handle.signal(syncReportSignal, {
     partitionId: st.partitions[0]!.id,
-    summary: {
-      finishedAt: new Date().toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 1,
-      upserted: 1,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    },
+    summary: succeededSummary(),
   });
   let v = 1;
   for (let i = 0; i < 3; i++)

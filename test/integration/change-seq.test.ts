@@ -14,8 +14,7 @@ import type { Db } from 'mongodb';
 import { COLLECTIONS, connectMongo, type Mongo } from '../../src/lib/mongo.js';
 import { CUSTOMER_HASHES, PreloadedHashes, writeCustomers, type HashDoc } from '../../src/sync/bulk-writer.js';
 import { flagDeleted } from '../../src/sync/deletions.js';
-import { buildCustomerDoc, type CustomerDoc } from '../../src/sync/documents.js';
-import { contentHash } from '../../src/sync/hash.js';
+import type { CustomerDoc } from '../../src/sync/documents.js';
 import {
   BLOCK_SIZE,
   ChangeSeqAllocator,
@@ -25,6 +24,7 @@ import {
   readHorizon,
   type ConnectionKey,
 } from '../../src/sync/change-seq.js';
+import { testCustomerDoc } from '../helpers/customers.js';
 import { uniqueName } from '../helpers/env.js';
 
 let mongo: Mongo;
@@ -208,23 +208,7 @@ test('the writers stamp exactly what they change: new, changed, stale-view redo,
     customers: mongo.db.collection<CustomerDoc>(COLLECTIONS.customers),
     hashes: mongo.db.collection<HashDoc>(CUSTOMER_HASHES),
   };
-  const doc = (id: number, v: number) => {
-    const raw = { id, v };
-    const c = {
-      externalId: String(id),
-      reference: null,
-      name: `c${id}`,
-      email: null,
-      phone: null,
-      currency: null,
-      balance: v,
-      creditLimit: null,
-      address: { line1: null, line2: null, city: null, postalCode: null, country: null },
-      active: true,
-      sourceUpdatedAt: new Date('2024-01-01T00:00:00Z'),
-    };
-    return buildCustomerDoc(key, c, raw, contentHash(raw), new Date());
-  };
+  const doc = (id: number, v: number) => testCustomerDoc(key, id, v);
   const seqOf = async () =>
     new Map((await colls.customers.find({ tenantId: key.tenantId }).toArray()).map((d) => [d.externalId, d.changeSeq]));
   const stamper = new ChangeSeqAllocator(mongo.db, key, { syncWorkflowId: 'w', attempt: 1 });

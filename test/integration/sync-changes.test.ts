@@ -21,6 +21,7 @@ import type { CustomerDoc } from '../../src/sync/documents.js';
 import { verifySignature } from '../../src/tokens/notify.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { connectTenant, waitForStatus } from '../helpers/consent.js';
+import { readChanges as readChangesOf, startChangeReader } from '../helpers/change-reader.js';
 import { uniqueName } from '../helpers/env.js';
 import { syncHarness, type SimUserInfo, type SyncHarness } from '../helpers/sync-harness.js';
 import { webhookReceiver } from '../helpers/token-harness.js';
@@ -66,13 +67,8 @@ const allDocs = (tenantId: string, provider: Provider) =>
   h.stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers).find({ tenantId, provider }).toArray();
 
 /** What a downstream reader gets for (after, upTo]: the query of the README. */
-async function readChanges(tenantId: string, provider: Provider, after: number, upTo: number) {
-  return h.stack.mongo
-    .collection<CustomerDoc>(COLLECTIONS.customers)
-    .find({ tenantId, provider, changeSeq: { $gt: after, $lte: upTo } })
-    .sort({ changeSeq: 1 })
-    .toArray();
-}
+const readChanges = (tenantId: string, provider: Provider, after: number, upTo: number) =>
+  readChangesOf(h.stack.mongo, { tenantId, provider }, after, upTo);
 
 function assertNoReuse(docs: CustomerDoc[]) {
   const seqs = docs.map((d) => d.changeSeq);
@@ -160,9 +156,12 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         create: 4,
       });
       const m2 = h.sim.admin.mutate({ provider, partitionId: p2!.id, userId: tenant.userId, update: 1 });
+      // A reader polling (cursor, horizon] while the run writes.
+      const reader = await startChangeReader(h.stack.mongo, { tenantId: tenant.tenantId, provider });
       // Full: every untouched customer is fetched again and must count as nothing (an "update" that changes nothing).
       const run = await h.runSync(tenant.tenantId, provider, 'full');
       assert.equal(run.status, 'succeeded');
+      await reader.stop();
       const { event } = await waitForEvent(hook.received, tenant.tenantId, run.workflowId);
       assert.deepEqual(event.partitions[p1!.id], {
         created: m1.created.length,
@@ -180,6 +179,16 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         ...m2.updated.map((id) => `${provider}:${tenant.tenantId}:${p2!.id}:${id}`),
       ].sort();
       assert.deepEqual(read.map((d) => d._id).sort(), want, 'exactly the changed customers');
+      assert.equal(reader.cursorAtStart, event.fromSeq - 1, 'the polling reader started where the event starts');
+      assert.deepEqual(
+        [...reader.seen].sort(([a], [b]) => a.localeCompare(b)),
+        read.map((d) => [d._id, d.changeSeq] as const).sort(([a], [b]) => a.localeCompare(b)),
+        'the polling reader read exactly the changed customers, each with its final number',
+      );
+      assert.ok(
+        reader.horizons.every((x, i) => i === 0 || x >= reader.horizons[i - 1]!),
+        'the horizon never went backwards',
+      );
       for (const d of read) if (m1.deleted.includes(d.externalId)) assert.equal(d.deleted, true);
       const after = await allDocs(tenant.tenantId, provider);
       assertNoReuse(after);

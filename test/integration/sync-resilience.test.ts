@@ -11,6 +11,7 @@ import { customerSourceFor } from '../../src/providers/index.js';
 import type { CustomerSource } from '../../src/providers/types.js';
 import { CUSTOMER_HASHES } from '../../src/sync/bulk-writer.js';
 import { syncPartition } from '../../src/sync/partition-sync.js';
+import type { FaultRuleInput } from '../../src/simulator/faults.js';
 import type { QuarantineDoc } from '../../src/sync/quarantine.js';
 import { syncHarness, type SyncHarness } from '../helpers/sync-harness.js';
 import { uniqueName } from '../helpers/env.js';
@@ -21,6 +22,30 @@ before(async () => {
 });
 after(async () => h?.close());
 
+/** Runs `fn` with the simulator's fault rules `faults` in place, and clears them however `fn` ends. */
+async function withFaults<T>(faults: FaultRuleInput | FaultRuleInput[], fn: () => Promise<T>): Promise<T> {
+  h.sim.admin.addFaults(faults);
+  try {
+    return await fn();
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+}
+
+/** The real Sage Accounting source over HTTP and a token source minting a fresh grant of `userId` per call. */
+function directSourceAndTokens(userId: string) {
+  return {
+    source: customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config),
+    tokens: {
+      get: async () => ({
+        accessToken: (h.sim.admin.mintGrant({ provider: 'sage-accounting', userId }).token as { access_token: string })
+          .access_token,
+        tokenVersion: 1,
+      }),
+    },
+  };
+}
+
 async function assertEqualsTruth(tenantId: string, t: Awaited<ReturnType<SyncHarness['createTenant']>>) {
   for (const p of t.partitions) assert.deepEqual(await h.diffWithTruth(tenantId, t, p.id), [], `partition ${p.id}`);
 }
@@ -28,50 +53,58 @@ async function assertEqualsTruth(tenantId: string, t: Awaited<ReturnType<SyncHar
 test('429 storm WITH Retry-After longer than the in-process retries: the activity retry waits it out; result equals truth', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 2, customersPerPartition: 50 });
   // 6 in a row: got retries 4 times honouring Retry-After, then the activity fails and is retried (nextRetryDelay).
-  h.sim.admin.addFaults({
-    provider: 'sage-accounting',
-    scope: 'api',
-    pathIncludes: '/contacts',
-    kind: 'status',
-    status: 429,
-    retryAfterSeconds: 1,
-    count: 6,
-  });
-  try {
-    const res = await h.runSync(t.tenantId, 'sage-accounting');
-    assert.equal(res.status, 'succeeded');
-    const rules = h.sim.admin.faults().rules;
-    assert.equal(rules[0]?.hits, 6, 'every injected 429 was met');
-  } finally {
-    h.sim.admin.clearFaults();
-  }
+  await withFaults(
+    {
+      provider: 'sage-accounting',
+      scope: 'api',
+      pathIncludes: '/contacts',
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: 1,
+      count: 6,
+    },
+    async () => {
+      const res = await h.runSync(t.tenantId, 'sage-accounting');
+      assert.equal(res.status, 'succeeded');
+      const rules = h.sim.admin.faults().rules;
+      assert.equal(rules[0]?.hits, 6, 'every injected 429 was met');
+    },
+  );
   await assertEqualsTruth(t.tenantId, t);
 });
 
 test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals truth', async () => {
   const t = await h.createTenant('sage-200', { partitions: 2, customersPerPartition: 50 });
-  h.sim.admin.addFaults([
-    {
-      provider: 'sage-200',
-      scope: 'api',
-      pathIncludes: '/customers',
-      kind: 'status',
-      status: 429,
-      retryAfterSeconds: null,
-      count: 3,
+  await withFaults(
+    [
+      {
+        provider: 'sage-200',
+        scope: 'api',
+        pathIncludes: '/customers',
+        kind: 'status',
+        status: 429,
+        retryAfterSeconds: null,
+        count: 3,
+      },
+      {
+        provider: 'sage-200',
+        scope: 'api',
+        pathIncludes: '/customers',
+        kind: 'status',
+        status: 503,
+        count: 2,
+        after: 4,
+      },
+    ],
+    async () => {
+      const res = await h.runSync(t.tenantId, 'sage-200');
+      assert.equal(res.status, 'succeeded');
+      assert.deepEqual(
+        h.sim.admin.faults().rules.map((r) => r.hits),
+        [3, 2],
+      );
     },
-    { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 503, count: 2, after: 4 },
-  ]);
-  try {
-    const res = await h.runSync(t.tenantId, 'sage-200');
-    assert.equal(res.status, 'succeeded');
-    assert.deepEqual(
-      h.sim.admin.faults().rules.map((r) => r.hits),
-      [3, 2],
-    );
-  } finally {
-    h.sim.admin.clearFaults();
-  }
+  );
   await assertEqualsTruth(t.tenantId, t);
 });
 
@@ -81,22 +114,22 @@ test('a 401 mid-run (access token expired early) asks for a newer token once and
   // the run's first page, and one more only when the sync reports its token rejected.
   const grantsMinted = () => h.sim.admin.grants('sage-accounting', t.userId).grants.length;
   const grantsBefore = grantsMinted();
-  h.sim.admin.addFaults({
-    provider: 'sage-accounting',
-    scope: 'api',
-    pathIncludes: '/contacts',
-    kind: 'status',
-    status: 401,
-    count: 1,
-    after: 1,
-  });
-  try {
-    const res = await h.runSync(t.tenantId, 'sage-accounting');
-    assert.equal(res.status, 'succeeded');
-    assert.equal(h.sim.admin.faults().rules[0]?.hits, 1, 'the 401 was met');
-  } finally {
-    h.sim.admin.clearFaults();
-  }
+  await withFaults(
+    {
+      provider: 'sage-accounting',
+      scope: 'api',
+      pathIncludes: '/contacts',
+      kind: 'status',
+      status: 401,
+      count: 1,
+      after: 1,
+    },
+    async () => {
+      const res = await h.runSync(t.tenantId, 'sage-accounting');
+      assert.equal(res.status, 'succeeded');
+      assert.equal(h.sim.admin.faults().rules[0]?.hits, 1, 'the 401 was met');
+    },
+  );
   assert.equal(grantsMinted() - grantsBefore, 2, 'one token for the run and exactly one newer token after the 401');
   await assertEqualsTruth(t.tenantId, t);
 });
@@ -119,8 +152,8 @@ function corrupting(
 test('bad records (missing id, mistyped decimal, huge string) go to quarantine with a reason; the run goes on', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 40 });
   const p = t.partitions[0]!;
-  const http = createSageHttp({ maxConcurrency: 4 });
-  const source = corrupting(customerSourceFor('sage-accounting', http, h.stack.config), (raw, i) => {
+  const direct = directSourceAndTokens(t.userId);
+  const source = corrupting(direct.source, (raw, i) => {
     if (i === 3) {
       const { id: _drop, ...rest } = raw;
       return rest;
@@ -129,14 +162,7 @@ test('bad records (missing id, mistyped decimal, huge string) go to quarantine w
     if (i === 11) return { ...raw, name: 'x'.repeat(200_000) };
     return raw;
   });
-  const tokens = {
-    get: async () => ({
-      accessToken: (
-        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
-      ).access_token,
-      tokenVersion: 1,
-    }),
-  };
+  const { tokens } = direct;
   const syncWorkflowId = uniqueName('direct');
   const run = (mode: 'full' | 'incremental') =>
     syncPartition(
@@ -177,16 +203,7 @@ test('bad records (missing id, mistyped decimal, huge string) go to quarantine w
 test('Sage Accounting quirk: offset paging skips a record when an earlier one is deleted mid-run; full reconciliation confirms before flagging', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 40 });
   const p = t.partitions[0]!;
-  const http = createSageHttp({ maxConcurrency: 4 });
-  const real = customerSourceFor('sage-accounting', http, h.stack.config);
-  const tokens = {
-    get: async () => ({
-      accessToken: (
-        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
-      ).access_token,
-      tokenVersion: 1,
-    }),
-  };
+  const { source: real, tokens } = directSourceAndTokens(t.userId);
   const run = (source: CustomerSource, id: string) =>
     syncPartition(
       { mongo: h.stack.mongo, source, tokens, pageSize: 25, overlapSeconds: 300 },
@@ -225,22 +242,14 @@ test('Sage Accounting quirk: offset paging skips a record when an earlier one is
 
 test('a definitive Sage error (400) fails the partition at once: sync_runs says failed with the error, the run fails as SyncFailed', async () => {
   const t = await h.createTenant('sage-200', { partitions: 1, customersPerPartition: 30 });
-  h.sim.admin.addFaults({
-    provider: 'sage-200',
-    scope: 'api',
-    pathIncludes: '/customers',
-    kind: 'status',
-    status: 400,
-    count: 1,
-  });
-  try {
-    await assert.rejects(
-      h.runSync(t.tenantId, 'sage-200'),
-      (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed',
-    );
-  } finally {
-    h.sim.admin.clearFaults();
-  }
+  await withFaults(
+    { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 400, count: 1 },
+    () =>
+      assert.rejects(
+        h.runSync(t.tenantId, 'sage-200'),
+        (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'SyncFailed',
+      ),
+  );
   const run = await h.stack.mongo.collection(COLLECTIONS.syncRuns).findOne({ tenantId: t.tenantId });
   assert.equal(run?.status, 'failed');
   assert.match(String(run?.error), /400/);
@@ -288,15 +297,7 @@ function crashingHashWrites(mongo: SyncHarness['stack']['mongo']) {
 test("crash between a page's customer write and its hash write, customer then deleted at Sage: the resumed full run still flags it deleted", async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 30 });
   const p = t.partitions[0]!;
-  const source = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
-  const tokens = {
-    get: async () => ({
-      accessToken: (
-        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
-      ).access_token,
-      tokenVersion: 1,
-    }),
-  };
+  const { source, tokens } = directSourceAndTokens(t.userId);
   const crashing = crashingHashWrites(h.stack.mongo);
   const run = (mongo: typeof h.stack.mongo, syncWorkflowId: string, mode: 'full' | 'incremental' = 'full') =>
     syncPartition(
@@ -335,15 +336,7 @@ test("crash between a page's customer write and its hash write, customer then de
 test('an incremental run retried after a crash before its deletion-feed read keeps its own feed start, not one another run saved meanwhile', async () => {
   const t = await h.createTenant('sage-accounting', { partitions: 1, customersPerPartition: 20 });
   const p = t.partitions[0]!;
-  const real = customerSourceFor('sage-accounting', createSageHttp({ maxConcurrency: 4 }), h.stack.config);
-  const tokens = {
-    get: async () => ({
-      accessToken: (
-        h.sim.admin.mintGrant({ provider: 'sage-accounting', userId: t.userId }).token as { access_token: string }
-      ).access_token,
-      tokenVersion: 1,
-    }),
-  };
+  const { source: real, tokens } = directSourceAndTokens(t.userId);
   // overlap 0: each run's saved feed position is its own start, so "another run moved it past the deletion" is reachable.
   const run = (source: CustomerSource, syncWorkflowId: string, mode: 'full' | 'incremental') =>
     syncPartition(

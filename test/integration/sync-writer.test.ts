@@ -10,8 +10,8 @@ import {
   type HashView,
   type SyncCollections,
 } from '../../src/sync/bulk-writer.js';
-import { buildCustomerDoc, type CustomerDoc } from '../../src/sync/documents.js';
-import { contentHash } from '../../src/sync/hash.js';
+import type { CustomerDoc } from '../../src/sync/documents.js';
+import { testCustomerDoc } from '../helpers/customers.js';
 import { testConfig } from '../helpers/env.js';
 
 let mongo: Mongo;
@@ -30,28 +30,8 @@ after(async () => {
 });
 
 const key = { tenantId: 'w', provider: 'sage-200' as const, partitionId: '7' };
-const doc = (id: number, v: number) => {
-  const raw = { id, name: `c${id}`, v, $path: `/customers/${id}` };
-  return buildCustomerDoc(
-    key,
-    {
-      externalId: String(id),
-      reference: null,
-      name: `c${id}`,
-      email: null,
-      phone: null,
-      currency: null,
-      balance: v,
-      creditLimit: null,
-      address: { line1: null, line2: null, city: null, postalCode: null, country: null },
-      active: true,
-      sourceUpdatedAt: new Date('2024-01-01T00:00:00Z'),
-    },
-    raw,
-    contentHash(raw),
-    new Date(),
-  );
-};
+const doc = (id: number, v: number) =>
+  testCustomerDoc(key, id, v, { id, name: `c${id}`, v, $path: `/customers/${id}` });
 /** A view that believes nothing is stored (as after a crash between the customer write and its hash entry). */
 const blind: HashView = { get: async () => new Map(), remember: () => {} };
 

@@ -15,6 +15,7 @@ import {
   type Provider,
 } from '../../src/messages.js';
 import { defaultPayloadConverter } from '@temporalio/common';
+import type { FaultRuleInput } from '../../src/simulator/faults.js';
 import { EncryptionCodec } from '../../src/temporal/codec.js';
 import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
@@ -22,6 +23,7 @@ import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { registry } from '../../src/lib/metrics.js';
 import { uniqueName } from '../helpers/env.js';
+import { succeededSummary } from '../helpers/summaries.js';
 import { tokenHarness, webhookReceiver, type TokenHarness } from '../helpers/token-harness.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -40,6 +42,19 @@ after(async () => {
 });
 
 const deps = () => ({ client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config });
+
+/** While Sage's token endpoint answers `fault`, a forced refresh (v1 rejected) is refused as transient; cleared after. */
+async function forcedRefreshRefusedUnder(tenantId: string, fault: FaultRuleInput): Promise<void> {
+  h.sim.admin.addFaults(fault);
+  try {
+    await assert.rejects(
+      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
+      TokenUnavailableError,
+    );
+  } finally {
+    h.sim.admin.clearFaults();
+  }
+}
 const refreshes = (p: Provider) => h.sim.admin.counters().byProvider[p].refreshes;
 
 async function connect(provider: Provider, prefix: string): Promise<string> {
@@ -153,16 +168,7 @@ test('revoked grant → reauthorization_required after exactly one invalid_grant
   const reported = (await h.status(tenantId, 'sage-accounting')).partitions[0]!.id;
   await handle.signal(syncReportSignal, {
     partitionId: reported,
-    summary: {
-      finishedAt: new Date().toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 2,
-      upserted: 2,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    },
+    summary: succeededSummary({ fetched: 2, upserted: 2 }),
   });
   const partitionsBefore = (await h.status(tenantId, 'sage-accounting')).partitions;
   // The user disconnects our app in Sage.
@@ -287,15 +293,12 @@ test('transient token-endpoint failures (503) keep the connection connected with
 test('history holds no plaintext failure: a Sage error text from a failed refresh is encrypted, and the codec decodes it', async () => {
   const tenantId = await connect('sage-accounting', 'failure-text');
   const sageText = 'The authorization server could not handle the request.';
-  h.sim.admin.addFaults({ provider: 'sage-accounting', scope: 'token', kind: 'status', status: 503 });
-  try {
-    await assert.rejects(
-      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
-      TokenUnavailableError,
-    );
-  } finally {
-    h.sim.admin.clearFaults();
-  }
+  await forcedRefreshRefusedUnder(tenantId, {
+    provider: 'sage-accounting',
+    scope: 'token',
+    kind: 'status',
+    status: 503,
+  });
   const handle = h.stack.client.workflow.getHandle(connectionWorkflowId('sage-accounting', tenantId));
   const history = await handle.fetchHistory();
   const failures = (history.events ?? []).flatMap((e) =>
@@ -316,21 +319,13 @@ test('history holds no plaintext failure: a Sage error text from a failed refres
 test('a refresh that failed without reaching Sage (429) leaves no doubt: a later real revocation reads as refresh_token_invalid, not refresh_response_lost', async () => {
   const tenantId = await connect('sage-accounting', 'stale-lease');
   const id = connectionWorkflowId('sage-accounting', tenantId);
-  h.sim.admin.addFaults({
+  await forcedRefreshRefusedUnder(tenantId, {
     provider: 'sage-accounting',
     scope: 'token',
     kind: 'status',
     status: 429,
     retryAfterSeconds: 1,
   });
-  try {
-    await assert.rejects(
-      acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { rejectedTokenVersion: 1 }),
-      TokenUnavailableError,
-    );
-  } finally {
-    h.sim.admin.clearFaults();
-  }
   const doc = await readTokenDoc(h.stack.mongo, id);
   assert.equal(doc?.version, 1);
   // The user then really disconnects our app in Sage.
@@ -363,16 +358,7 @@ test('continue-as-new keeps the whole state (tokens, partitions, sync state, cou
   const before = await waitForFirstSync(tenantId);
   await handle.signal(syncReportSignal, {
     partitionId: before.partitions[0]!.id,
-    summary: {
-      finishedAt: new Date().toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 1,
-      upserted: 1,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    },
+    summary: succeededSummary(),
   });
   let v = 1;
   for (let i = 0; i < 12; i++)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { connectionWorkflowId, type PartitionSyncSummary } from '../../src/messages.js';
 import * as M from '../../src/workflows/tenant-connection/machine.js';
+import { succeededSummary } from '../helpers/summaries.js';
 
 const WF = 'sage-connection:sage-accounting:acme';
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -208,16 +209,11 @@ describe('consent', () => {
   });
   test('re-consent after reauthorization keeps partitions and sync state, resumes schedule, notifies recovery', () => {
     let s = connected();
-    s = M.syncReported(s, 'b1', {
-      finishedAt: '2026-01-01T01:00:00.000Z',
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 3,
-      upserted: 3,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    }).state;
+    s = M.syncReported(
+      s,
+      'b1',
+      succeededSummary({ finishedAt: '2026-01-01T01:00:00.000Z', fetched: 3, upserted: 3 }),
+    ).state;
     s = M.refreshFailed(s, { definitive: true, reason: 'refresh_token_invalid', message: 'x' }, T0 + 1).state;
     s = M.consentIssued(s, { nonce: 'n2', expiresAt: T0 + 60_000, url: 'u' }, T0 + 2);
     const t = M.consentCompleted(s, {
@@ -382,16 +378,7 @@ describe('issue 12: carried state is input too (item 6)', () => {
     assert.equal(r.ok, false);
   });
   test('carried state is bounded: an oversized lastSync is refused', () => {
-    const summary = {
-      finishedAt: new Date(T0).toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 0,
-      upserted: 0,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    } as const;
+    const summary = succeededSummary({ finishedAt: new Date(T0).toISOString(), fetched: 0, upserted: 0 });
     const lastSync = Object.fromEntries(Array.from({ length: M.MAX_PARTITIONS + 1 }, (_, i) => [`p${i}`, summary]));
     const r = M.parseInput(
       { tenantId: 'acme', provider: 'sage-accounting', __carried: { ...connected(), lastSync } },
@@ -416,16 +403,7 @@ describe('issue 12: carried state is input too (item 6)', () => {
   });
   test('syncReport payloads are validated, and a report for an unknown partition does not grow the state', async () => {
     const { SyncReportInput } = await import('../../src/messages.js');
-    const summary = {
-      finishedAt: new Date(T0).toISOString(),
-      status: 'succeeded',
-      mode: 'full',
-      fetched: 1,
-      upserted: 1,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    };
+    const summary = succeededSummary({ finishedAt: new Date(T0).toISOString() });
     assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary }).success, true);
     assert.equal(
       SyncReportInput.safeParse({ partitionId: 'b1', summary: { ...summary, fetched: 'lots' } }).success,
@@ -655,14 +633,5 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
 });
 
 function summary(finishedAt: string): PartitionSyncSummary {
-  return {
-    finishedAt,
-    status: 'succeeded',
-    mode: 'incremental',
-    fetched: 1,
-    upserted: 1,
-    modified: 0,
-    deleted: 0,
-    quarantined: 0,
-  };
+  return succeededSummary({ finishedAt, mode: 'incremental' });
 }

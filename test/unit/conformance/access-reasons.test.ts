@@ -9,6 +9,7 @@ import { accessProblem, SageAccessDeniedError, SageApiError } from '../../../src
 import { createSageHttp } from '../../../src/providers/http.js';
 import { createSage200Source } from '../../../src/providers/sage200/customers.js';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/server.js';
+import { succeededSummary } from '../../helpers/summaries.js';
 
 let sim: RunningSimulator;
 before(async () => {
@@ -89,15 +90,12 @@ describe('Sage 200 401 explained', () => {
 describe('the reason reaches the operator', () => {
   it('sage-sync status shows a refused partition as "failed (<reason>)"', async () => {
     const { connectionDetails } = await import('../../../src/cli/format.js');
-    const summary = {
+    const summary = succeededSummary({
       finishedAt: '2026-12-01T21:00:00.000Z',
-      mode: 'incremental' as const,
+      mode: 'incremental',
       fetched: 0,
       upserted: 0,
-      modified: 0,
-      deleted: 0,
-      quarantined: 0,
-    };
+    });
     const out = connectionDetails({
       workflowId: 'w',
       tenantId: 't',
