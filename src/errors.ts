@@ -1,56 +1,99 @@
 /**
- * Typed errors and their mapping, in one place. Provider code throws these; `toActivityFailure` decides what Temporal
- * does with them (retry, retry later, or stop), so no other module needs to know retry semantics.
+ * Every error type of the service, in one place, and the ONE mapping to Temporal (`toActivityFailure`). Provider and
+ * token code throws these; the activity boundary (`createActivities`) maps them, so no other module builds an
+ * `ApplicationFailure` for them or needs to know retry semantics. Each class names its failure `type` (the strings
+ * are in the sandbox-safe `error-types.ts`, which workflows import) and its `details` (one shape: `FailureDetails`).
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { DEFINITIVE_OAUTH_ERRORS, reasonForOAuthError, type AccessReason, type Reason } from './connection/reasons.js';
+import { ErrorTypes, type ErrorType, type FailureDetails } from './error-types.js';
 import { redactText } from './lib/logger.js';
-import { ErrorTypes, type Provider } from './messages.js';
+import type { Provider } from './messages.js';
 
-/** OAuth error codes after which retrying the same grant can never succeed: the tenant must consent again. */
-export const DEFINITIVE_OAUTH_ERRORS = new Set([
-  'invalid_grant',
-  'invalid_client',
-  'unauthorized_client',
-  'unsupported_grant_type',
-]);
+export { ErrorTypes, readFailureDetails, type ErrorType, type FailureDetails } from './error-types.js';
 
-/** Machine reason codes shown in `status.reason` (listed in the README). */
-export const REASON_FOR_OAUTH_ERROR: Record<string, string> = {
-  invalid_grant: 'refresh_token_invalid',
-  invalid_client: 'client_invalid',
-  unauthorized_client: 'client_unauthorized',
-  unsupported_grant_type: 'client_unauthorized',
-  access_denied: 'consent_denied',
-};
+/** An error that maps to a Temporal failure of its own `type`. */
+export abstract class TypedError extends Error {
+  abstract readonly type: ErrorType;
+  /** True: retrying the same call cannot succeed. */
+  abstract readonly nonRetryable: boolean;
+  get details(): FailureDetails {
+    return {};
+  }
+  /** How long Temporal should wait before the next attempt (Sage's `Retry-After`), when known. */
+  get retryAfterMs(): number | undefined {
+    return undefined;
+  }
+}
 
-/** An error answer from a Sage OAuth endpoint (`{error, error_description}`). */
-export class SageOAuthError extends Error {
-  override name = 'SageOAuthError';
+/** A typed error that carries only its message: its `type`, whether it is retryable, and its `name` (default: the type). */
+function typedError<T extends ErrorType>(type: T, opts: { nonRetryable: boolean }, name: string = type) {
+  return class extends TypedError {
+    override name = name;
+    readonly type = type;
+    readonly nonRetryable = opts.nonRetryable;
+  };
+}
+
+/**
+ * An error answer from a Sage OAuth endpoint (`{error, error_description}`), or a token step of ours that cannot go on
+ * (`SageOAuthError.local`: no stored tokens, no PKCE verifier). `opts.reason` overrides the reason derived from the
+ * error code (e.g. `refresh_response_lost`, `authorization_code_invalid`).
+ */
+export class SageOAuthError extends TypedError {
+  override name = ErrorTypes.SageOAuth;
+  readonly type = ErrorTypes.SageOAuth;
   constructor(
-    public readonly provider: Provider,
+    public readonly provider: Provider | null,
     public readonly status: number,
     public readonly error: string,
     public readonly description?: string,
+    private readonly opts: { reason?: Reason; message?: string; definitive?: boolean } = {},
   ) {
-    super(`Sage ${provider} OAuth ${status} ${error}${description ? `: ${redactText(description)}` : ''}`);
+    super(
+      opts.message ?? `Sage ${provider} OAuth ${status} ${error}${description ? `: ${redactText(description)}` : ''}`,
+    );
+  }
+  /** A failure of ours, not an answer from Sage; always definitive. */
+  static local(error: string, reason: Reason, message: string): SageOAuthError {
+    return new SageOAuthError(null, 0, error, undefined, { reason, message, definitive: true });
+  }
+  /** The same answer reported under another reason code. */
+  withReason(reason: Reason): SageOAuthError {
+    return new SageOAuthError(this.provider, this.status, this.error, this.description, {
+      ...this.opts,
+      reason,
+      message: this.message,
+    });
   }
   get definitive(): boolean {
-    return DEFINITIVE_OAUTH_ERRORS.has(this.error);
+    return this.opts.definitive ?? DEFINITIVE_OAUTH_ERRORS.has(this.error);
   }
-  get reason(): string {
-    return REASON_FOR_OAUTH_ERROR[this.error] ?? `oauth_${this.error}`;
+  get nonRetryable(): boolean {
+    return this.definitive;
+  }
+  get reason(): Reason {
+    return this.opts.reason ?? reasonForOAuthError(this.error);
+  }
+  override get details(): FailureDetails {
+    return {
+      error: this.error,
+      reason: this.reason,
+      description: this.description ? redactText(this.description) : null,
+    };
   }
 }
 
 /** A non-2xx answer from a Sage API. `retryAfterMs` is set from `Retry-After` when Sage sent one. */
-export class SageApiError extends Error {
-  override name = 'SageApiError';
+export class SageApiError extends TypedError {
+  override name = ErrorTypes.SageApi;
+  readonly type = ErrorTypes.SageApi;
   constructor(
     public readonly provider: Provider,
     public readonly status: number,
     public readonly path: string,
     public readonly detail: string,
-    public readonly retryAfterMs?: number,
+    private readonly retryAfterMsValue?: number,
   ) {
     super(`Sage ${provider} API ${status} on ${path}: ${redactText(detail).slice(0, 500)}`);
   }
@@ -60,28 +103,21 @@ export class SageApiError extends Error {
   get unauthorized(): boolean {
     return this.status === 401;
   }
+  /** A 401 is retried: the next attempt asks for a fresh token. */
+  get nonRetryable(): boolean {
+    return !this.transient && !this.unauthorized;
+  }
+  override get details(): FailureDetails {
+    return { status: this.status };
+  }
+  override get retryAfterMs(): number | undefined {
+    return this.retryAfterMsValue;
+  }
 }
 
-/**
- * Why Sage refused a partition although the grant is fine (contract: `sync_runs.reason`, `status.lastSync[p].reason`).
- * These are access problems of one business/site, not token problems: refreshing cannot fix them.
- */
-export const ACCESS_REASONS = [
-  'subscription_inactive',
-  'business_access_denied',
-  'site_access_denied',
-  'subscription_key_invalid',
-  'edition_mismatch',
-  'token_rejected',
-] as const;
-export type AccessReason = (typeof ACCESS_REASONS)[number];
-
-/** The error type of an access problem in Temporal (non-retryable: the next scheduled run tries again). */
-export const ACCESS_DENIED_ERROR_TYPE = 'SageAccessDenied';
-
 /** Sage refused one partition for a reason a token refresh cannot fix; the message names the cause for the operator. */
-export class SageAccessDeniedError extends Error {
-  override name = ACCESS_DENIED_ERROR_TYPE;
+/** Non-retryable: the next scheduled run tries again. */
+export class SageAccessDeniedError extends typedError(ErrorTypes.SageAccessDenied, { nonRetryable: true }) {
   constructor(
     public readonly provider: Provider,
     public readonly reason: AccessReason,
@@ -89,6 +125,9 @@ export class SageAccessDeniedError extends Error {
     message: string,
   ) {
     super(`${reason}: ${redactText(message)}`);
+  }
+  override get details(): FailureDetails {
+    return { reason: this.reason, status: this.status };
   }
 }
 
@@ -161,8 +200,7 @@ export function accessProblem(err: SageApiError): SageAccessDeniedError | null {
 }
 
 /** The network failed before Sage answered (reset, timeout, refused). Always transient. */
-export class SageNetworkError extends Error {
-  override name = 'SageNetworkError';
+export class SageNetworkError extends typedError(ErrorTypes.SageNetwork, { nonRetryable: false }) {
   constructor(
     public readonly provider: Provider,
     public readonly code: string,
@@ -172,55 +210,79 @@ export class SageNetworkError extends Error {
   }
 }
 
+/** Sage broke its own protocol (a foreign `$next`, endless paging, rows out of order): retrying cannot help. */
+export class SageProtocolError extends typedError(ErrorTypes.SageProtocol, { nonRetryable: true }) {}
+
+/** Sage answered for another business than the one asked for: writing its rows would corrupt our partition. */
+export class PartitionMismatchError extends typedError(ErrorTypes.PartitionMismatch, { nonRetryable: true }) {}
+
+/** Input that cannot be used (a bad cursor, a bad argument); the message names it. */
+export class InvalidInputError extends typedError(ErrorTypes.InvalidInput, { nonRetryable: true }) {}
+
 /** The connection cannot get a token until the tenant consents again. */
-export class ReauthorizationRequiredError extends Error {
-  override name = ErrorTypes.ReauthorizationRequired;
+export class ReauthorizationRequiredError extends typedError(ErrorTypes.ReauthorizationRequired, {
+  nonRetryable: true,
+}) {
   constructor(
+    /** A connection reason (`src/connection/reasons.ts`), else the connection's state or `connection_not_found`. */
     public readonly reason: string,
     message = `reauthorization required (${reason})`,
   ) {
     super(message);
   }
+  override get details(): FailureDetails {
+    return { reason: this.reason };
+  }
 }
 
+/** The token could not be refreshed for a transient reason and the current one is (nearly) expired (client side). */
+export class TokenUnavailableError extends typedError(ErrorTypes.TokenUnavailable, { nonRetryable: true }) {}
+
+/** Another attempt still holds the refresh lease at this attempt's deadline: a later attempt waits again. */
+export class RefreshLeaseHeldError extends typedError(ErrorTypes.RefreshLeaseHeld, { nonRetryable: false }) {}
+
+/** A webhook delivery failed (non-2xx, network): retried with backoff. */
+export class WebhookDeliveryError extends typedError(ErrorTypes.WebhookDelivery, { nonRetryable: false }) {}
+
+/** The webhook URL itself is not allowed (scheme, non-public address): retrying cannot help. */
+export class WebhookRefusedError extends typedError(
+  ErrorTypes.WebhookRefused,
+  { nonRetryable: true },
+  'WebhookRefusedError',
+) {}
+
 /**
- * Maps an error thrown inside an activity to what Temporal should do with it. Transient Sage errors are retried by the
- * activity retry policy (honouring Retry-After); definitive ones stop retries at once.
+ * THE mapping of an error thrown inside an activity to what Temporal should do with it (used by every activity, see
+ * `createActivities`). Transient Sage errors are retried by the activity retry policy (honouring Retry-After);
+ * definitive ones stop retries at once. Anything else passes through unchanged.
  */
 export function toActivityFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ReauthorizationRequiredError) {
+  if (err instanceof TypedError) {
     return ApplicationFailure.create({
-      type: ErrorTypes.ReauthorizationRequired,
+      type: err.type,
       message: err.message,
-      nonRetryable: true,
-      details: [err.reason],
-    });
-  }
-  if (err instanceof SageAccessDeniedError) {
-    return ApplicationFailure.create({
-      type: ACCESS_DENIED_ERROR_TYPE,
-      message: err.message,
-      nonRetryable: true,
-      details: [{ reason: err.reason, status: err.status }],
-    });
-  }
-  if (err instanceof SageOAuthError) {
-    return ApplicationFailure.create({
-      type: err.name,
-      message: err.message,
-      nonRetryable: err.definitive,
-      details: [{ error: err.error, reason: err.reason }],
-    });
-  }
-  if (err instanceof SageApiError) {
-    return ApplicationFailure.create({
-      type: err.name,
-      message: err.message,
-      nonRetryable: !err.transient && !err.unauthorized,
+      nonRetryable: err.nonRetryable,
       nextRetryDelay: err.retryAfterMs,
-      details: [{ status: err.status }],
+      details: [err.details],
     });
   }
   return err;
+}
+
+/** Wraps activity functions so that every one of them throws through `toActivityFailure`. */
+export function mappingFailures<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = {
+      async [name](...args: never[]) {
+        try {
+          return await fn(...args);
+        } catch (err) {
+          throw toActivityFailure(err);
+        }
+      },
+    }[name];
+  }
+  return wrapped as T;
 }

@@ -6,6 +6,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import { SAGE200_DEFAULT_EDITION, SAGE200_EDITIONS } from './providers/sage200/editions.js';
 
 export const PROVIDERS = ['sage-accounting', 'sage-200'] as const;
 export const Provider = z.enum(PROVIDERS);
@@ -13,8 +14,8 @@ export type Provider = z.infer<typeof Provider>;
 
 export const TenantId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenantId must match ^[A-Za-z0-9_.-]{1,64}$');
 
-export const connectionWorkflowId = (provider: Provider, tenantId: string) => `sage-connection:${provider}:${tenantId}`;
-export const syncScheduleId = (provider: Provider, tenantId: string) => `sage-sync:${provider}:${tenantId}`;
+/** The workflow and schedule ids live with every other id (src/connection/ids.ts). */
+export { connectionWorkflowId, syncScheduleId } from './connection/ids.js';
 
 /** Input of `tenantConnection`, as typed in the Temporal UI "Start Workflow" form (contract §3). */
 export const TenantConnectionInput = z
@@ -36,7 +37,7 @@ export const TenantConnectionInput = z
     businessIds: z.array(z.string().min(1).max(256)).max(1_000).optional(),
     sage200: z
       .object({
-        edition: z.enum(['sage200', 'sage200extra']).default('sage200extra'),
+        edition: z.enum(SAGE200_EDITIONS).default(SAGE200_DEFAULT_EDITION),
         sites: z
           .array(
             z
@@ -207,17 +208,6 @@ export const SyncCustomersInput = z
   .object({ tenantId: TenantId, provider: Provider, mode: z.enum(['incremental', 'full']).optional() })
   .strict();
 export type SyncCustomersInput = z.infer<typeof SyncCustomersInput>;
-
-/** Error types (ApplicationFailure.type) that cross process boundaries. */
-export const ErrorTypes = {
-  InvalidInput: 'InvalidInput',
-  ReauthorizationRequired: 'ReauthorizationRequired',
-  /**
-   * `completeAuthorization` refused a re-consent (details[0] = `{ reason }`, e.g. `reconsent_no_partitions`): the new
-   * grant was revoked at Sage and the connection kept its previous grant, tokens and partitions.
-   */
-  ReconsentRefused: 'ReconsentRefused',
-} as const;
 
 /** Turns a zod error into one line that names each bad field. */
 export function describeZodError(err: z.ZodError): string {

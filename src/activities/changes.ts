@@ -8,6 +8,7 @@ import { connectionWorkflowId, type Provider } from '../messages.js';
 import { announceRun, type Announcement, type PartitionChangeCounts } from '../sync/announce.js';
 import { dataConverter } from '../temporal/data-converter.js';
 import type { ActivityDeps } from './deps.js';
+import { mappingFailures } from '../errors.js';
 
 /** The fields of the connection workflow's input that carry its webhook (a continued run carries them in its state). */
 interface ConnectionInputWebhook {
@@ -24,7 +25,7 @@ export function createChangeActivities(deps: ActivityDeps) {
   const { config, mongo, client } = deps;
   const converter = loadDataConverter(dataConverter(config));
 
-  return {
+  return mappingFailures({
     async announceCustomerChanges(p: {
       tenantId: string;
       provider: Provider;
@@ -60,5 +61,5 @@ export function createChangeActivities(deps: ActivityDeps) {
         throw err;
       }
     },
-  };
+  });
 }

@@ -3,44 +3,24 @@
  * connection (list businesses / sites with the stored token), and mirror the workflow's status into `connections`.
  */
 import { COLLECTIONS } from '../lib/mongo.js';
-import type { Partition, Provider } from '../messages.js';
+import type { Provider } from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
-import { oauthFor } from '../providers/oauth.js';
-import { listSageAccountingBusinesses } from '../providers/sage-accounting/partitions.js';
-import { listSage200Sites } from '../providers/sage200/partitions.js';
+import { providerFor } from '../providers/registry.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { mintState } from '../tokens/oauth-state.js';
 import { challengeForState, pkceEnabled } from '../tokens/pkce.js';
 import { openCandidate, readConsentDoc } from '../tokens/consent-store.js';
 import { openTokens } from '../tokens/store.js';
-import { resolveApiUrl } from '../providers/sage-accounting/api.js';
 import type { ConnectionMirror, ConnectionTestResult } from '../workflows/tenant-connection/machine.js';
 import type { ActivityDeps } from './deps.js';
+import { mappingFailures } from '../errors.js';
 
 export function createConnectionActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   let http: SageHttp | undefined;
   const sageHttp = () => (http ??= createSageHttp({ maxConcurrency: 10, retries: 2, timeoutMs: 20_000 }));
 
-  /** `GET /user` (Sage Accounting core API): the id of the user the token belongs to; null when it cannot be read. */
-  async function sageAccountingUserId(accessToken: string): Promise<string | null> {
-    try {
-      const { body } = await sageHttp().getJson<unknown>(
-        'sage-accounting',
-        resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/user').toString(),
-        {
-          headers: { authorization: `Bearer ${accessToken}` },
-        },
-      );
-      const id = (body as { id?: unknown } | null)?.id;
-      return typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : null;
-    } catch (err) {
-      log.warn({ err }, 'could not read the Sage user of a grant');
-      return null;
-    }
-  }
-
-  return {
+  return mappingFailures({
     async mintConsent(p: {
       workflowId: string;
       provider: Provider;
@@ -49,7 +29,7 @@ export function createConnectionActivities(deps: ActivityDeps) {
     }): Promise<{ nonce: string; expiresAt: number; url: string }> {
       const minted = mintState(config, p.workflowId, p.ttlMs);
       // PKCE: only the challenge leaves this activity (in the URL); the verifier is re-derived at the exchange.
-      const url = oauthFor(p.provider).authorizationUrl(config, {
+      const url = providerFor(p.provider).oauth.authorizationUrl(config, {
         state: minted.state,
         ...(p.country ? { country: p.country } : {}),
         ...(pkceEnabled(config, p.provider) ? { codeChallenge: challengeForState(config, minted.state) } : {}),
@@ -77,17 +57,16 @@ export function createConnectionActivities(deps: ActivityDeps) {
           p.candidate && doc.consentCandidate
             ? openCandidate(ring, p.workflowId, doc.consentCandidate)
             : openTokens(ring, doc);
-        if (p.provider === 'sage-accounting') {
-          const r = await listSageAccountingBusinesses(sageHttp(), config, accessToken);
-          return {
-            ok: true,
-            available: r.businesses,
-            leadBusinessId: r.leadBusinessId,
-            sageUserId: await sageAccountingUserId(accessToken),
-          };
-        }
-        const sites: Partition[] = await listSage200Sites(sageHttp(), config, accessToken, p.edition);
-        return { ok: true, available: sites, leadBusinessId: null };
+        const listing = await providerFor(p.provider).listPartitions(sageHttp(), config, accessToken, {
+          ...(p.edition ? { edition: p.edition } : {}),
+          warn: (err, msg) => log.warn({ err }, msg),
+        });
+        return {
+          ok: true,
+          available: listing.partitions,
+          leadBusinessId: listing.leadBusinessId,
+          ...(listing.sageUserId !== undefined ? { sageUserId: listing.sageUserId } : {}),
+        };
       } catch (err) {
         log.warn({ err, workflowId: p.workflowId }, 'connection test failed');
         return { ok: false, available: [], leadBusinessId: null, error: (err as Error).message };
@@ -114,5 +93,5 @@ export function createConnectionActivities(deps: ActivityDeps) {
         { upsert: true },
       );
     },
-  };
+  });
 }

@@ -3,8 +3,7 @@
  * `tokens/consent-store.ts`), and, for a re-consent, promote the staged grant or revoke and drop it.
  */
 import { activityInfo, heartbeat } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { SageOAuthError, toActivityFailure } from '../errors.js';
+import { mappingFailures, SageOAuthError } from '../errors.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, type TokenSet } from '../providers/oauth.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
@@ -23,22 +22,13 @@ import { pkceEnabled, PkceStateError, verifierForState } from '../tokens/pkce.js
 import { metaOf, type TokenMeta } from '../tokens/store.js';
 import { consentStateForCode } from './consent-state.js';
 import type { ActivityDeps } from './deps.js';
-import { mirrorTokenTimes, OAUTH_FAILURE_TYPE } from './tokens.js';
+import { mirrorTokenTimes } from './tokens.js';
 
 /** What the workflow learns from an exchange: non-secret times, the exchange id (a hash), and whether it was staged. */
 export interface ExchangeResult extends TokenMeta {
   exchangeId: string;
   /** True: a re-consent stored beside the current tokens (`version` is the one it would get); promote or discard it. */
   staged?: boolean;
-}
-
-function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: OAUTH_FAILURE_TYPE,
-    message: err.message,
-    nonRetryable: err.definitive,
-    details: [{ error: err.error, reason, description: err.description ?? null }],
-  });
 }
 
 const candidateMeta = (c: ConsentCandidate, currentVersion: number): TokenMeta => ({
@@ -65,13 +55,7 @@ export function createConsentActivities(deps: ActivityDeps) {
     code: string;
   }): Promise<string | undefined> {
     if (!pkceEnabled(config, p.provider)) return undefined;
-    const fail = (message: string) =>
-      ApplicationFailure.create({
-        type: OAUTH_FAILURE_TYPE,
-        nonRetryable: true,
-        message,
-        details: [{ error: 'pkce_state', reason: 'authorization_failed', description: null }],
-      });
+    const fail = (message: string) => SageOAuthError.local('pkce_state', 'authorization_failed', message);
     const { workflowExecution } = activityInfo();
     if (!workflowExecution) throw fail('the code exchange runs outside a workflow: cannot derive the PKCE verifier');
     const state = await consentStateForCode(deps.client, workflowExecution, p.code);
@@ -85,7 +69,7 @@ export function createConsentActivities(deps: ActivityDeps) {
     }
   }
 
-  return {
+  return mappingFailures({
     /**
      * Exchanges a single-use code. `stage`: a re-consent, stored beside the current tokens until promoted. A retry that
      * finds its own exchange (by the code's hash) in the store returns it without calling Sage.
@@ -120,9 +104,9 @@ export function createConsentActivities(deps: ActivityDeps) {
           ...(verifier ? { codeVerifier: verifier } : {}),
         });
       } catch (err) {
-        if (err instanceof SageOAuthError)
-          throw oauthFailure(err, err.error === 'invalid_grant' ? 'authorization_code_invalid' : err.reason);
-        throw toActivityFailure(err);
+        if (err instanceof SageOAuthError && err.error === 'invalid_grant')
+          throw err.withReason('authorization_code_invalid');
+        throw err;
       } finally {
         clearInterval(beat);
       }
@@ -151,13 +135,7 @@ export function createConsentActivities(deps: ActivityDeps) {
     /** The re-consent passed its partitions check: its tokens become the next current version. Idempotent. */
     async promoteConsentCandidate(p: { workflowId: string; exchangeId: string }): Promise<TokenMeta> {
       const doc = await promoteConsentCandidate(mongo, ring, { id: p.workflowId, exchangeId: p.exchangeId });
-      if (!doc)
-        throw ApplicationFailure.create({
-          type: OAUTH_FAILURE_TYPE,
-          nonRetryable: true,
-          message: 'the staged re-consent is gone',
-          details: [{ error: 'tokens_missing', reason: 'tokens_missing' }],
-        });
+      if (!doc) throw SageOAuthError.local('tokens_missing', 'tokens_missing', 'the staged re-consent is gone');
       await mirrorTokenTimes(deps, doc);
       log.info({ workflowId: p.workflowId, version: doc.version }, 're-consent promoted to the current tokens');
       return metaOf(doc);
@@ -177,12 +155,12 @@ export function createConsentActivities(deps: ActivityDeps) {
       try {
         await oauthFor(p.provider).revoke(config, refreshToken ?? accessToken);
       } catch (err) {
-        if (!(err instanceof SageOAuthError && err.error === 'invalid_grant')) throw toActivityFailure(err);
+        if (!(err instanceof SageOAuthError && err.error === 'invalid_grant')) throw err;
         outcome = 'already_invalid';
       }
       await dropConsentCandidate(mongo, { id: p.workflowId, exchangeId: p.exchangeId });
       log.info({ workflowId: p.workflowId, outcome }, 'refused re-consent revoked at Sage and dropped');
       return outcome;
     },
-  };
+  });
 }

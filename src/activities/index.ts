@@ -10,7 +10,11 @@ import { createTokenActivities } from './tokens.js';
 
 export type { ActivityDeps } from './deps.js';
 
-/** Builds every activity with its dependencies injected (temporalio/samples-typescript `activities-dependency-injection`). */
+/**
+ * Builds every activity with its dependencies injected (temporalio/samples-typescript `activities-dependency-injection`).
+ * Each factory wraps its activities in `mappingFailures` (src/errors.ts), so every activity throws through
+ * `toActivityFailure`: the one place that turns our typed errors into Temporal failures.
+ */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),

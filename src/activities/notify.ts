@@ -4,12 +4,12 @@
  * A URL the webhook policy refuses (http in production, a non-public address: src/tokens/notify.ts) fails at once,
  * non-retryable (`WebhookRefused`): waiting 24 hours cannot make it allowed.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { COLLECTIONS } from '../lib/mongo.js';
 import { postWebhook, webhookPolicy, WebhookRefusedError } from '../tokens/notify.js';
 import type { CustomersChangedEvent } from '../sync/announce.js';
 import type { NotificationEvent } from '../workflows/tenant-connection/machine.js';
 import type { ActivityDeps } from './deps.js';
+import { mappingFailures } from '../errors.js';
 
 interface NotificationDoc {
   _id: string;
@@ -26,7 +26,7 @@ export function createNotifyActivities(deps: ActivityDeps) {
   const { config, mongo, log } = deps;
   const coll = () => mongo.collection<NotificationDoc>(COLLECTIONS.notifications);
   const policy = webhookPolicy(config);
-  return {
+  return mappingFailures({
     async deliverNotification(p: {
       event: NotificationEvent | CustomersChangedEvent;
       url?: string;
@@ -55,11 +55,10 @@ export function createNotifyActivities(deps: ActivityDeps) {
         await coll()
           .updateOne({ _id: p.event.id }, { $set: { lastError: (err as Error).message, updatedAt: new Date() } })
           .catch(() => {});
-        if (err instanceof WebhookRefusedError) {
+        // Mapped at the activity boundary (`toActivityFailure`): a refused URL is not retried.
+        if (err instanceof WebhookRefusedError)
           log.error({ eventId: p.event.id, err }, 'webhook URL refused; not retrying');
-          throw ApplicationFailure.nonRetryable(err.message, 'WebhookRefused');
-        }
-        log.warn({ eventId: p.event.id, err }, 'webhook delivery failed; will retry');
+        else log.warn({ eventId: p.event.id, err }, 'webhook delivery failed; will retry');
         throw err;
       }
       await coll().updateOne(
@@ -68,5 +67,5 @@ export function createNotifyActivities(deps: ActivityDeps) {
       );
       return 'delivered';
     },
-  };
+  });
 }

@@ -21,6 +21,7 @@ import {
   type Provider,
 } from '../messages.js';
 import type { ActivityDeps } from './deps.js';
+import { mappingFailures } from '../errors.js';
 
 export interface ScheduleTarget {
   tenantId: string;
@@ -69,7 +70,7 @@ export function createScheduleActivities(deps: ActivityDeps) {
     };
   }
 
-  return {
+  return mappingFailures({
     /** Creates the schedule, or updates interval and action of an existing one; `paused` sets its paused state. */
     async ensureSyncSchedule(
       p: ScheduleTarget & { intervalMinutes: number; paused?: boolean },
@@ -153,5 +154,5 @@ export function createScheduleActivities(deps: ActivityDeps) {
         throw err;
       }
     },
-  };
+  });
 }

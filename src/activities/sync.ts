@@ -4,7 +4,6 @@
  */
 import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import { toActivityFailure } from '../errors.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 import {
   countSyncAccessDenied,
@@ -22,16 +21,17 @@ import {
   type Provider,
 } from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
-import { customerSourceFor, pageSizeFor } from '../providers/index.js';
-import { DEFAULT_EDITION } from '../providers/sage200/api.js';
+import { customerSourceFor, pageSizeFor, providerFor } from '../providers/index.js';
 import { readHorizon } from '../sync/change-seq.js';
-import { syncStateId } from '../sync/documents.js';
-import { markRunFailed, syncPartition, SYNC_STATE_COLLECTION, type Checkpoint } from '../sync/partition-sync.js';
+import { syncStateId } from '../connection/ids.js';
+import { markRunFailed, syncPartition, type Checkpoint } from '../sync/partition-sync.js';
 import { decideMode } from '../sync/plan.js';
 import type { SyncMode, SyncStateDoc } from '../sync/runs.js';
 import type { TokenSource } from '../sync/tokens.js';
 import { acquireAccessToken } from '../tokens/access.js';
 import type { ActivityDeps } from './deps.js';
+import type { AccessReason } from '../connection/reasons.js';
+import { mappingFailures } from '../errors.js';
 
 export interface SyncTargetInput {
   tenantId: string;
@@ -109,7 +109,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     }
   }
 
-  return {
+  return mappingFailures({
     /** Which partitions to sync and in which mode (contract §7: first sync full; full on request or when due). */
     async planCustomerSync(input: SyncTargetInput & { mode?: SyncMode }): Promise<SyncPlan> {
       const conn = await readConnection(input);
@@ -121,7 +121,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
       if (conn.state !== 'connected')
         return { ...base, skipped: conn.reason ?? conn.state ?? 'not_connected', partitions: [] };
       const now = new Date();
-      const states = mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
+      const states = mongo.db.collection<SyncStateDoc>(COLLECTIONS.syncState);
       const partitions: PartitionPlan[] = [];
       for (const partition of conn.partitions ?? []) {
         const state = await states.findOne({
@@ -136,8 +136,9 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         });
         partitions.push({ partition, ...decided });
       }
-      const edition =
-        input.provider === 'sage-200' ? (conn.sage200?.edition ?? conn.edition ?? DEFAULT_EDITION) : undefined;
+      // Sage 200 only (the product with editions): the connection's edition, else the registry's default.
+      const defaultEdition = providerFor(input.provider).defaultEdition;
+      const edition = defaultEdition ? (conn.sage200?.edition ?? conn.edition ?? defaultEdition) : undefined;
       return { ...base, skipped: null, partitions, ...(edition ? { edition } : {}) };
     },
 
@@ -201,8 +202,6 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
           );
         // For readers without a webhook: `status.lastSync[partition].changeHorizon` (read after this partition closed).
         return { ...result.summary, changeHorizon: await readHorizon(mongo.db, input) };
-      } catch (err) {
-        throw toActivityFailure(err);
       } finally {
         clearInterval(beat);
       }
@@ -215,7 +214,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         mode: SyncMode;
         syncWorkflowId: string;
         error: string;
-        reason?: string;
+        reason?: AccessReason;
       },
     ): Promise<void> {
       countSyncRun(input.provider, input.mode, 'failed');
@@ -244,5 +243,5 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
           { $unset: { fullSyncRequested: '' } },
         );
     },
-  };
+  });
 }

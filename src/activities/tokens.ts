@@ -17,8 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { activityInfo, Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { SageApiError, SageNetworkError, SageOAuthError, toActivityFailure } from '../errors.js';
+import { mappingFailures, RefreshLeaseHeldError, SageApiError, SageNetworkError, SageOAuthError } from '../errors.js';
 import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
@@ -59,8 +58,6 @@ export function mayHaveReachedSage(err: unknown): boolean {
   return true;
 }
 
-export const OAUTH_FAILURE_TYPE = 'SageOAuthError';
-
 /** Sage answers that arrived but are not stored yet, by `workflowId#fromVersion`, for later attempts in this process. */
 const outbox = new Map<string, { tokens: TokenSet; previous: PreviousRefresh }>();
 
@@ -70,15 +67,6 @@ export interface RefreshResult {
   token: TokenMeta;
   /** True when this attempt wrote the token times into `connections` (the workflow then need not mirror them). */
   mirrored?: boolean;
-}
-
-function oauthFailure(err: SageOAuthError, reason: string): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: OAUTH_FAILURE_TYPE,
-    message: err.message,
-    nonRetryable: err.definitive,
-    details: [{ error: err.error, reason, description: err.description ?? null }],
-  });
 }
 
 /**
@@ -141,13 +129,7 @@ export function createTokenActivities(deps: ActivityDeps) {
   /** Reads the token document; a store that cannot be read is a transient failure (the attempt is retried). */
   async function readDoc(workflowId: string): Promise<TokenDoc> {
     const doc = await readTokenDoc(mongo, workflowId, { withLease: true });
-    if (!doc)
-      throw ApplicationFailure.create({
-        type: OAUTH_FAILURE_TYPE,
-        nonRetryable: true,
-        message: 'no stored tokens',
-        details: [{ error: 'tokens_missing', reason: 'tokens_missing' }],
-      });
+    if (!doc) throw SageOAuthError.local('tokens_missing', 'tokens_missing', 'no stored tokens');
     return doc;
   }
 
@@ -183,7 +165,7 @@ export function createTokenActivities(deps: ActivityDeps) {
         }
         if (signal.aborted) throw signal.reason;
         if (Date.now() > attemptDeadline())
-          throw ApplicationFailure.retryable('refresh lease still held by another attempt', 'RefreshLeaseHeld');
+          throw new RefreshLeaseHeldError('refresh lease still held by another attempt');
         await sleep(Math.min(1_000, Math.max(50, state.endsAt.getTime() - Date.now())));
         continue;
       }
@@ -228,12 +210,7 @@ export function createTokenActivities(deps: ActivityDeps) {
       const { refreshToken } = openTokens(ring, doc);
       if (!refreshToken) {
         await releaseRefreshLease(mongo, { id: p.workflowId, lease, mayHaveReachedSage: false }).catch(() => {});
-        throw ApplicationFailure.create({
-          type: OAUTH_FAILURE_TYPE,
-          nonRetryable: true,
-          message: 'no refresh token stored',
-          details: [{ error: 'invalid_grant', reason: 'refresh_token_invalid' }],
-        });
+        throw SageOAuthError.local('invalid_grant', 'refresh_token_invalid', 'no refresh token stored');
       }
       crashPoint(config, 'refresh:before-sage');
       let tokens: TokenSet;
@@ -261,9 +238,9 @@ export function createTokenActivities(deps: ActivityDeps) {
             { workflowId: p.workflowId, fromVersion: p.fromVersion, error: err.error, lost },
             'refresh rejected by Sage',
           );
-          throw oauthFailure(err, lost ? 'refresh_response_lost' : err.reason);
+          throw lost ? err.withReason('refresh_response_lost') : err;
         }
-        throw toActivityFailure(err);
+        throw err;
       }
       entry = {
         tokens,
@@ -285,7 +262,7 @@ export function createTokenActivities(deps: ActivityDeps) {
     return { calledSage: true, token: metaOf(doc), mirrored };
   }
 
-  return {
+  return mappingFailures({
     async refreshAccessToken(p: {
       workflowId: string;
       provider: Provider;
@@ -306,11 +283,10 @@ export function createTokenActivities(deps: ActivityDeps) {
         countTokenRefresh(p.provider, result.calledSage ? 'refreshed' : 'already_current');
         return result;
       } catch (err) {
-        const definitive = err instanceof ApplicationFailure && err.type === OAUTH_FAILURE_TYPE && err.nonRetryable;
+        const definitive = err instanceof SageOAuthError && err.definitive;
         countTokenRefresh(p.provider, definitive ? 'rejected' : 'failed_transient');
         // A definitive rejection is what moves the connection to reauthorization_required.
-        if (definitive)
-          countReauthorization(p.provider, (err.details?.[0] as { reason?: string } | undefined)?.reason ?? 'unknown');
+        if (definitive) countReauthorization(p.provider, err.reason);
         throw err;
       } finally {
         clearInterval(timer);
@@ -331,7 +307,7 @@ export function createTokenActivities(deps: ActivityDeps) {
         return 'revoked';
       } catch (err) {
         if (err instanceof SageOAuthError && err.error === 'invalid_grant') return 'already_invalid';
-        throw toActivityFailure(err);
+        throw err;
       }
     },
 
@@ -339,5 +315,5 @@ export function createTokenActivities(deps: ActivityDeps) {
       await deleteTokenDoc(mongo, p.workflowId);
       outbox.forEach((_v, k) => k.startsWith(`${p.workflowId}#`) && outbox.delete(k));
     },
-  };
+  });
 }

@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Provider } from '../messages.js';
+import { ACCESS_REASONS, boundedReason, REAUTHORIZATION_METRIC_REASONS, type AccessReason } from '../connection/reasons.js';
 
 export const registry = new Registry();
 
@@ -100,23 +101,9 @@ export function countTokenRefresh(provider: Provider, outcome: string): void {
   tokenRefreshes.inc({ provider, outcome });
 }
 
-/**
- * The reasons a reauthorization can be counted under. Reasons are derived from Sage's `error` strings, which Sage (or
- * anyone answering in its place) chooses: only this bounded set becomes a label value, anything else is `other`.
- */
-export const REAUTHORIZATION_REASONS = new Set([
-  'refresh_token_invalid',
-  'refresh_response_lost',
-  'refresh_token_expired',
-  'client_invalid',
-  'client_unauthorized',
-  'consent_denied',
-  'tokens_missing',
-  'unknown',
-]);
-
+/** `reason` is a label: only the bounded set of `REAUTHORIZATION_METRIC_REASONS` (src/connection/reasons.ts), else `other`. */
 export function countReauthorization(provider: Provider, reason: string): void {
-  reauthorizations.inc({ provider, reason: REAUTHORIZATION_REASONS.has(reason) ? reason : 'other' });
+  reauthorizations.inc({ provider, reason: boundedReason(REAUTHORIZATION_METRIC_REASONS, reason) });
 }
 
 export function countSyncRecords(provider: Provider, n: { fetched?: number; upserted?: number; quarantined?: number }): void {
@@ -133,8 +120,9 @@ export const syncAccessDenied = new Counter({
   registers: [registry],
 });
 
-export function countSyncAccessDenied(provider: Provider, reason: string): void {
-  syncAccessDenied.inc({ provider, reason });
+/** `reason` is a label: one of `ACCESS_REASONS` (src/connection/reasons.ts), else `other`. */
+export function countSyncAccessDenied(provider: Provider, reason: AccessReason): void {
+  syncAccessDenied.inc({ provider, reason: boundedReason(ACCESS_REASONS, reason) });
 }
 
 export function countSyncRun(provider: Provider, mode: string, status: string): void {

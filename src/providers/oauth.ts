@@ -10,8 +10,7 @@ import type { Config } from '../config.js';
 import { SageApiError, SageNetworkError, SageOAuthError } from '../errors.js';
 import type { Provider } from '../messages.js';
 import { parseRetryAfter } from './http.js';
-import { sageAccountingOAuth } from './sage-accounting/oauth.js';
-import { sage200OAuth } from './sage200/oauth.js';
+import { providerFor } from './registry.js';
 
 /** What a token endpoint gave us. Secrets: never log, never put in workflow state. */
 export interface TokenSet {
@@ -43,8 +42,9 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** The OAuth client of a provider (from the provider registry). */
 export function oauthFor(provider: Provider): ProviderOAuth {
-  return provider === 'sage-accounting' ? sageAccountingOAuth : sage200OAuth;
+  return providerFor(provider).oauth;
 }
 
 /** Token responses are validated: a 200 without `access_token` is a Sage fault, not a token. */
@@ -162,14 +162,17 @@ export function addPkceChallenge(url: URL, codeChallenge: string | undefined): v
   url.searchParams.set('code_challenge_method', 'S256');
 }
 
-/** Client credentials for a provider, or a clear error when they are not configured. */
-export function clientCredentials(config: Config, provider: Provider): { clientId: string; clientSecret: string } {
-  const [clientId, clientSecret] =
-    provider === 'sage-accounting'
-      ? [config.SAGE_ACCOUNTING_CLIENT_ID, config.SAGE_ACCOUNTING_CLIENT_SECRET]
-      : [config.SAGE200_CLIENT_ID, config.SAGE200_CLIENT_SECRET];
+/**
+ * A provider's client credentials (`prefix`: its environment prefix, e.g. `SAGE200`), or a clear error when they are
+ * not configured. Each provider's OAuth module passes its own.
+ */
+export function clientCredentials(
+  provider: Provider,
+  prefix: string,
+  clientId: string | undefined,
+  clientSecret: string | undefined,
+): { clientId: string; clientSecret: string } {
   if (!clientId || !clientSecret) {
-    const prefix = provider === 'sage-accounting' ? 'SAGE_ACCOUNTING' : 'SAGE200';
     throw new SageOAuthError(
       provider,
       0,

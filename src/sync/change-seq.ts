@@ -25,8 +25,14 @@
  */
 import { MongoServerError, type Db } from 'mongodb';
 import { COLLECTIONS } from '../lib/mongo.js';
-import type { Provider } from '../messages.js';
-import type { PartitionKey } from './documents.js';
+import {
+  changeAnnouncedId,
+  changeSeqBlockId,
+  connectionKey,
+  reservationId,
+  type ConnectionKey,
+  type PartitionKey,
+} from '../connection/ids.js';
 
 export const CHANGE_SEQ = COLLECTIONS.changeSeq;
 export const CHANGE_SEQ_BLOCKS = COLLECTIONS.changeSeqBlocks;
@@ -34,10 +40,7 @@ export const CHANGE_RESERVATIONS = COLLECTIONS.changeReservations;
 /** Numbers per block (fixed: the block number alone says which numbers it owns). A full sync pays one insert per this many changes. */
 export const BLOCK_SIZE = 1000;
 
-export interface ConnectionKey {
-  tenantId: string;
-  provider: Provider;
-}
+export type { ConnectionKey };
 
 interface HintDoc {
   _id: string;
@@ -65,8 +68,7 @@ export interface ReservationDoc {
   openedAt: Date;
 }
 
-export const connectionKey = (k: ConnectionKey) => `${k.provider}:${k.tenantId}`;
-export const reservationId = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}`;
+export { connectionKey, reservationId };
 
 /** Pure: the highest sequence a reader can trust, given the counter (read first) and the open floors (read after). */
 export function horizonOf(counter: number, floors: readonly number[]): number {
@@ -84,13 +86,11 @@ const hints = (db: Db) => db.collection<HintDoc>(CHANGE_SEQ);
 const announcedDocs = (db: Db) => db.collection<AnnouncedDoc>(CHANGE_SEQ);
 const blocks = (db: Db) => db.collection<BlockDoc>(CHANGE_SEQ_BLOCKS);
 const reservations = (db: Db) => db.collection<ReservationDoc>(CHANGE_RESERVATIONS);
-const blockId = (k: ConnectionKey, n: number) => `${connectionKey(k)}#${n}`;
-const announcedId = (k: ConnectionKey) => `${connectionKey(k)}#announced`;
 
 /** The highest block that exists (0: none): from the hint, probing upwards by `_id` (blocks 1..K exist, no holes). */
 async function highestBlock(db: Db, k: ConnectionKey): Promise<number> {
   let n = (await hints(db).findOne({ _id: connectionKey(k) }))?.k ?? 0;
-  while (await blocks(db).findOne({ _id: blockId(k, n + 1) }, { projection: { _id: 1 } })) n++;
+  while (await blocks(db).findOne({ _id: changeSeqBlockId(k, n + 1) }, { projection: { _id: 1 } })) n++;
   return n;
 }
 
@@ -100,7 +100,7 @@ export async function readCounter(db: Db, k: ConnectionKey): Promise<number> {
 }
 
 export async function readAnnounced(db: Db, k: ConnectionKey): Promise<number> {
-  return (await announcedDocs(db).findOne({ _id: announcedId(k) }))?.announced ?? 0;
+  return (await announcedDocs(db).findOne({ _id: changeAnnouncedId(k) }))?.announced ?? 0;
 }
 
 export async function readFloors(db: Db, k: ConnectionKey): Promise<number[]> {
@@ -121,7 +121,7 @@ export async function allocateBlock(db: Db, k: ConnectionKey): Promise<number> {
   let n = (await highestBlock(db, k)) + 1;
   for (;;) {
     try {
-      await blocks(db).insertOne({ _id: blockId(k, n), at: new Date() });
+      await blocks(db).insertOne({ _id: changeSeqBlockId(k, n), at: new Date() });
       break;
     } catch (err) {
       if (err instanceof MongoServerError && err.code === 11000) {
@@ -218,5 +218,5 @@ export async function closeRunReservations(
 /** Records `toSeq` as announced (only ever moves forward). */
 export async function markAnnounced(db: Db, k: ConnectionKey, toSeq: number): Promise<void> {
   // One writer at a time (the run's announce step; runs of a connection do not overlap), so a plain $max is enough.
-  await announcedDocs(db).updateOne({ _id: announcedId(k) }, { $max: { announced: toSeq } }, { upsert: true });
+  await announcedDocs(db).updateOne({ _id: changeAnnouncedId(k) }, { $max: { announced: toSeq } }, { upsert: true });
 }

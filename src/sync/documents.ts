@@ -1,25 +1,16 @@
 /**
- * The MongoDB documents of contract §4 and their deterministic `_id`s. Every write is a point operation on these ids.
+ * The MongoDB documents of contract §4. Their deterministic `_id`s are built in `src/connection/ids.ts` (re-exported
+ * here for the sync code); every write is a point operation on these ids.
  */
-import type { Provider } from '../messages.js';
+import { customerId, quarantineId as quarantineIdOfHash, type PartitionKey } from '../connection/ids.js';
 import type { NormalizedCustomer } from '../providers/types.js';
 import { payloadHash } from './hash.js';
 
-export interface PartitionKey {
-  tenantId: string;
-  provider: Provider;
-  partitionId: string;
-}
+export { customerId, customerIdPrefix, syncRunId, syncStateId, type PartitionKey } from '../connection/ids.js';
 
-export const customerId = (k: PartitionKey, externalId: string) =>
-  `${k.provider}:${k.tenantId}:${k.partitionId}:${externalId}`;
-/** Prefix shared by every customer `_id` of a partition (for `_id` range scans, the indexed path on FerretDB). */
-export const customerIdPrefix = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}:`;
-export const syncRunId = (syncWorkflowId: string, partitionId: string) => `${syncWorkflowId}:${partitionId}`;
-export const syncStateId = (k: PartitionKey) => `${k.provider}:${k.tenantId}:${k.partitionId}`;
-/** A rejected record without a usable id is still keyed per partition; the payload hash keeps entries distinct. */
+/** The `quarantine` `_id` of a rejected payload (`src/connection/ids.ts`, with the payload's hash). */
 export const quarantineId = (k: PartitionKey, externalId: string | null, raw: unknown) =>
-  `${customerId(k, externalId ?? '?')}:${payloadHash(raw)}`;
+  quarantineIdOfHash(k, externalId, payloadHash(raw));
 
 export interface CustomerDoc extends PartitionKey, NormalizedCustomer {
   _id: string;

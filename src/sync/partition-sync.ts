@@ -6,6 +6,7 @@
  * (the activity heartbeat), so a killed worker resumes at the page after the last checkpoint. Writes are idempotent by
  * `_id` and content hash, so the one page that may be re-read after a crash changes nothing twice.
  */
+import type { AccessReason } from '../connection/reasons.js';
 import { accessProblem, SageAccessDeniedError, SageApiError } from '../errors.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { PartitionSyncSummary } from '../messages.js';
@@ -33,6 +34,7 @@ import {
   buildCustomerDoc,
   customerId,
   customerIdPrefix,
+  syncRunId,
   syncStateId,
   type CustomerDoc,
   type PartitionKey,
@@ -68,8 +70,6 @@ import { ReadAhead } from './read-ahead.js';
 import { renewingTokenSource, type AccessToken, type TokenSource } from './tokens.js';
 import { advanceWatermark, incrementalSince, maxWatermark } from './watermark.js';
 
-export const SYNC_STATE_COLLECTION = 'sync_state';
-export const SYNC_SEEN_COLLECTION = 'sync_seen';
 /** Up to this many unseen customers are confirmed one by one before being flagged deleted; more are flagged as is. */
 export const VERIFY_UNSEEN_LIMIT = 100;
 
@@ -126,12 +126,12 @@ export async function syncPartition(deps: PartitionSyncDeps, input: PartitionSyn
   const now = deps.now ?? (() => new Date());
   const { target, mode } = input;
   const key: PartitionKey = { tenantId: target.tenantId, provider: target.provider, partitionId: target.partition.id };
-  const runKey = `${input.syncWorkflowId}:${target.partition.id}`;
+  const runKey = syncRunId(input.syncWorkflowId, target.partition.id);
   const customers = deps.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
   const quarantine = deps.mongo.collection<QuarantineDoc>(COLLECTIONS.quarantine);
   const runs = deps.mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
-  const stateColl = deps.mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
-  const seenColl = deps.mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION);
+  const stateColl = deps.mongo.db.collection<SyncStateDoc>(COLLECTIONS.syncState);
+  const seenColl = deps.mongo.db.collection<SeenPageDoc>(COLLECTIONS.syncSeen);
   const colls: SyncCollections = { customers, hashes: deps.mongo.db.collection<HashDoc>(CUSTOMER_HASHES) };
   const intents = deps.mongo.db.collection<WriteIntentDoc>(SYNC_WRITE_INTENTS);
   const prefix = customerIdPrefix(key);
@@ -445,15 +445,15 @@ export async function markRunFailed(
   error: string,
   now = new Date(),
   /** Why Sage refused the partition (`subscription_inactive`, …), or null for any other failure. */
-  reason: string | null = null,
+  reason: AccessReason | null = null,
 ): Promise<RunCounts> {
   const runs = mongo.collection<SyncRunDoc>(COLLECTIONS.syncRuns);
-  const runKey = `${fields.syncWorkflowId}:${fields.partitionId}`;
+  const runKey = syncRunId(fields.syncWorkflowId, fields.partitionId);
   const doc = await runs.findOne({ _id: runKey });
   const counts = doc?.checkpoint?.counts ?? zeroCounts();
   // The failed run's seen-id pages are of no further use (the next full run starts over).
   if (fields.mode === 'full')
-    await clearSeen(mongo.db.collection<SeenPageDoc>(SYNC_SEEN_COLLECTION), runKey, counts.pages);
+    await clearSeen(mongo.db.collection<SeenPageDoc>(COLLECTIONS.syncSeen), runKey, counts.pages);
   await runs.updateOne(
     { _id: runKey },
     {

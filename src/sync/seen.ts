@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Collection } from 'mongodb';
+import { seenPageId } from '../connection/ids.js';
 import { COLLECTIONS } from '../lib/mongo.js';
 
 export interface SeenPageDoc {
@@ -13,8 +14,6 @@ export interface SeenPageDoc {
   at: Date;
 }
 
-const pageId = (runKey: string, page: number) => `${runKey}:${page}`;
-
 export async function recordSeen(
   coll: Collection<SeenPageDoc>,
   runKey: string,
@@ -22,13 +21,13 @@ export async function recordSeen(
   ids: string[],
   now: Date,
 ): Promise<void> {
-  await coll.updateOne({ _id: pageId(runKey, page) }, { $set: { ids, at: now } }, { upsert: true });
+  await coll.updateOne({ _id: seenPageId(runKey, page) }, { $set: { ids, at: now } }, { upsert: true });
 }
 
 export async function loadSeen(coll: Collection<SeenPageDoc>, runKey: string, pages: number): Promise<Set<string>> {
   const seen = new Set<string>();
   for (let start = 1; start <= pages; start += 500) {
-    const ids = Array.from({ length: Math.min(500, pages - start + 1) }, (_, i) => pageId(runKey, start + i));
+    const ids = Array.from({ length: Math.min(500, pages - start + 1) }, (_, i) => seenPageId(runKey, start + i));
     for (const doc of await coll.find({ _id: { $in: ids } }).toArray()) for (const id of doc.ids) seen.add(id);
   }
   return seen;
@@ -36,7 +35,7 @@ export async function loadSeen(coll: Collection<SeenPageDoc>, runKey: string, pa
 
 export async function clearSeen(coll: Collection<SeenPageDoc>, runKey: string, pages: number): Promise<void> {
   for (let start = 1; start <= pages + 1; start += 500) {
-    const ids = Array.from({ length: Math.min(500, pages + 1 - start + 1) }, (_, i) => pageId(runKey, start + i));
+    const ids = Array.from({ length: Math.min(500, pages + 1 - start + 1) }, (_, i) => seenPageId(runKey, start + i));
     await coll.deleteMany({ _id: { $in: ids } });
   }
 }

@@ -14,9 +14,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { isGrpcServiceError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Config } from '../config.js';
-import { ReauthorizationRequiredError } from '../errors.js';
+import { ErrorTypes, readFailureDetails, ReauthorizationRequiredError, TokenUnavailableError } from '../errors.js';
 import type { Mongo } from '../lib/mongo.js';
-import { connectionWorkflowId, ErrorTypes, getAccessTokenUpdate, type Provider } from '../messages.js';
+import { connectionWorkflowId, getAccessTokenUpdate, type Provider } from '../messages.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { Semaphore } from '../providers/http.js';
 import { COLLECTIONS } from '../lib/mongo.js';
@@ -44,14 +44,7 @@ async function limited<T>(workflowId: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
-/** Rejections that mean "ask again in a moment" (the workflow is continuing as new, or too many updates are in flight). */
-export const RETRY_LATER_ERROR_TYPE = 'RetryLater';
-/** The token could not be refreshed for a transient reason and the current one is (nearly) expired. */
-export const TOKEN_UNAVAILABLE_ERROR_TYPE = 'TokenUnavailable';
-
-export class TokenUnavailableError extends Error {
-  override name = TOKEN_UNAVAILABLE_ERROR_TYPE;
-}
+export { TokenUnavailableError };
 
 export interface AccessTokenResult {
   accessToken: string;
@@ -116,7 +109,7 @@ export async function readValidToken(
 
 function isRetryLater(err: unknown): boolean {
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
-    return err.cause.type === RETRY_LATER_ERROR_TYPE;
+    return err.cause.type === ErrorTypes.RetryLater;
   // The server allows 10 updates in flight per workflow; beyond that it answers RESOURCE_EXHAUSTED (the client has
   // already retried a few times by then). A run that just continued-as-new answers NOT_FOUND for a moment.
   // "workflow update was aborted" (UNAVAILABLE) happens when the run closes or its task is retried under load.
@@ -150,11 +143,10 @@ export async function acquireAccessToken(
         throw new ReauthorizationRequiredError('connection_not_found', `no connection workflow ${workflowId}`);
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
         if (err.cause.type === ErrorTypes.ReauthorizationRequired) {
-          const reason =
-            typeof err.cause.details?.[0] === 'string' ? (err.cause.details[0] as string) : 'reauthorization_required';
+          const reason = readFailureDetails(err.cause.details).reason ?? 'reauthorization_required';
           throw new ReauthorizationRequiredError(reason, err.cause.message);
         }
-        if (err.cause.type === TOKEN_UNAVAILABLE_ERROR_TYPE) throw new TokenUnavailableError(err.cause.message);
+        if (err.cause.type === ErrorTypes.TokenUnavailable) throw new TokenUnavailableError(err.cause.message);
       }
       if (isRetryLater(err) && Date.now() < deadline) {
         // Jittered backoff so a crowd of callers does not come back in lockstep.

@@ -14,6 +14,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import dns, { type LookupAddress, type LookupOptions } from 'node:dns';
 import net from 'node:net';
 import got, { HTTPError } from 'got';
+import { WebhookDeliveryError, WebhookRefusedError } from '../errors.js';
 
 export const SIGNATURE_HEADER = 'x-sage-sync-signature';
 export const EVENT_ID_HEADER = 'x-sage-sync-event-id';
@@ -31,14 +32,8 @@ export function verifySignature(secret: string, body: string, header: string | u
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
-export class WebhookDeliveryError extends Error {
-  override name = 'WebhookDeliveryError';
-}
-
-/** The URL itself is not allowed (scheme, non-public address): retrying cannot help. */
-export class WebhookRefusedError extends Error {
-  override name = 'WebhookRefusedError';
-}
+/** The webhook errors live with every other error type (`src/errors.ts`). */
+export { WebhookDeliveryError, WebhookRefusedError };
 
 export interface WebhookPolicy {
   /** `http:` URLs (development and tests only). */

@@ -11,6 +11,7 @@ import { createHash, createHmac } from 'node:crypto';
 import type { Config } from '../config.js';
 import { deriveKey } from '../lib/crypto.js';
 import type { Provider } from '../messages.js';
+import { providerFor } from '../providers/registry.js';
 import { stateKey } from './oauth-state.js';
 
 type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
@@ -20,7 +21,7 @@ export function pkceEnabled(
   config: Pick<Config, 'SAGE_ACCOUNTING_PKCE' | 'SAGE200_PKCE'>,
   provider: Provider,
 ): boolean {
-  return (provider === 'sage-accounting' ? config.SAGE_ACCOUNTING_PKCE : config.SAGE200_PKCE) === 'S256';
+  return providerFor(provider).pkce(config);
 }
 
 /** The verifier for one consent state, from the master key that MACs it. */

@@ -24,6 +24,7 @@
  */
 import { Binary, MongoServerError, type Collection } from 'mongodb';
 import { z } from 'zod';
+import { leaseClaimId, versionClaimId } from '../connection/ids.js';
 import { open, seal, type KeyRing } from '../lib/crypto.js';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
@@ -132,9 +133,7 @@ export function claimsCollection(mongo: Mongo): Collection<TokenClaim> {
 }
 
 export const genOf = (doc: { claimGen?: string | undefined }): string => doc.claimGen ?? 'g0';
-export const versionClaimId = (id: string, gen: string, version: number) => `${id}#${gen}#v${version}`;
-export const leaseClaimId = (id: string, gen: string, fromVersion: number, n: number) =>
-  `${id}#${gen}#v${fromVersion}#lease${n}`;
+export { leaseClaimId, versionClaimId };
 export const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 
 /**

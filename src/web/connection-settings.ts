@@ -12,8 +12,9 @@ import type { z } from 'zod';
 import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
 import { TenantConnectionInput } from '../messages.js';
 
-export const SAGE200_EDITIONS = ['sage200extra', 'sage200'] as const;
-export type Sage200Edition = (typeof SAGE200_EDITIONS)[number];
+import { SAGE200_EDITIONS, type Sage200Edition } from '../providers/sage200/editions.js';
+
+export { SAGE200_EDITIONS, type Sage200Edition };
 
 /** The user-facing settings of a start input, without tenant/provider and without internal fields (`__carried`, …). */
 const Settings = TenantConnectionInput.pick({

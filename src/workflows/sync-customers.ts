@@ -20,20 +20,21 @@ import type { CustomersChangedEvent, PartitionChangeCounts } from '../sync/annou
 import {
   connectionWorkflowId,
   describeZodError,
-  ErrorTypes,
   SyncCustomersInput,
   syncReportSignal,
   type PartitionSyncSummary,
 } from '../messages.js';
+import { isAccessReason, type AccessReason } from '../connection/reasons.js';
+import { ErrorTypes, readFailureDetails } from '../error-types.js';
 import { deliverCustomersChanged } from './notify-changes.js';
 
 /** Error types after which retrying the same partition run cannot help. */
 const NON_RETRYABLE = [
   ErrorTypes.ReauthorizationRequired,
   ErrorTypes.InvalidInput,
-  'PartitionMismatch',
-  'SageProtocolError',
-  'SageAccessDenied',
+  ErrorTypes.PartitionMismatch,
+  ErrorTypes.SageProtocol,
+  ErrorTypes.SageAccessDenied,
 ];
 
 const {
@@ -59,11 +60,11 @@ function failureType(err: unknown): string | undefined {
 }
 
 /** The access-problem code a partition failure carries (`SageAccessDenied` details), if any. */
-function failureReason(err: unknown): string | undefined {
+function failureReason(err: unknown): AccessReason | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (!(cause instanceof ApplicationFailure) || cause.type !== 'SageAccessDenied') return undefined;
-  const d = cause.details?.[0] as { reason?: unknown } | undefined;
-  return typeof d?.reason === 'string' ? d.reason : undefined;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== ErrorTypes.SageAccessDenied) return undefined;
+  const reason = readFailureDetails(cause.details).reason;
+  return reason !== undefined && isAccessReason(reason) ? reason : undefined;
 }
 
 function failureMessage(err: unknown): string {
@@ -201,7 +202,7 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
     // Visible as a failed run in the UI; the schedule's next run starts over from each partition's last watermark.
     throw ApplicationFailure.nonRetryable(
       `customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`.slice(0, 2000),
-      'SyncFailed',
+      ErrorTypes.SyncFailed,
       partitions,
     );
   }

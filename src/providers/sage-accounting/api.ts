@@ -3,11 +3,10 @@
  * Every request sends `X-Business` explicitly; every answer must name the same business in its `X-Business` header,
  * because without (or despite) it Sage silently answers for the user's lead business.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { SageHttp } from '../http.js';
 import type { RequestContext } from '../types.js';
-import { SageApiError } from '../../errors.js';
+import { PartitionMismatchError, SageApiError, SageProtocolError } from '../../errors.js';
 
 /** The list envelope. Sage's own pages disagree on `$itemsPerPage` vs `$items_per_page`; both are accepted. */
 export const SageListEnvelope = z
@@ -23,8 +22,6 @@ export const SageListEnvelope = z
   .passthrough();
 export type SageListEnvelope = z.infer<typeof SageListEnvelope>;
 
-export const PARTITION_MISMATCH = 'PartitionMismatch';
-
 export function businessHeaders(businessId: string): Record<string, string> {
   return { 'X-Business': businessId };
 }
@@ -37,8 +34,7 @@ export function resolveApiUrl(apiBase: string, pathOrUrl: string): URL {
   const base = new URL(apiBase.endsWith('/') ? apiBase : `${apiBase}/`);
   if (/^https?:\/\//i.test(pathOrUrl)) {
     const abs = new URL(pathOrUrl);
-    if (abs.origin !== base.origin)
-      throw ApplicationFailure.nonRetryable(`$next points to another origin (${abs.origin})`, 'SageProtocolError');
+    if (abs.origin !== base.origin) throw new SageProtocolError(`$next points to another origin (${abs.origin})`);
     return abs;
   }
   let rel = pathOrUrl.replace(/^\/+/, '');
@@ -62,9 +58,8 @@ function checkBusiness(headers: Record<string, string | string[] | undefined>, b
   const echoedId = Array.isArray(echoed) ? echoed[0] : echoed;
   if (echoedId !== undefined && echoedId !== businessId) {
     // Sage answered for another business (the lead one): writing these rows under our partition would corrupt it.
-    throw ApplicationFailure.nonRetryable(
+    throw new PartitionMismatchError(
       `Sage answered for business ${echoedId} instead of ${businessId}; refusing to mix partitions`,
-      PARTITION_MISMATCH,
     );
   }
 }

@@ -9,9 +9,9 @@
  * `$page` and `$total` against the plan, so a listing that changed size while paging is never read past its end.
  * Incremental: `updated_or_created_since` (inclusive). Deletions: `deleted_since` (exclusive).
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { InvalidInputError, SageProtocolError } from '../../errors.js';
 import type { SageHttp } from '../http.js';
 import type {
   Cursor,
@@ -42,7 +42,7 @@ type ListCursor = z.infer<typeof ListCursor>;
 
 function parseCursor(cursor: Cursor): ListCursor {
   const parsed = ListCursor.safeParse(cursor);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable('bad Sage Accounting cursor', 'InvalidInput');
+  if (!parsed.success) throw new InvalidInputError('bad Sage Accounting cursor');
   return parsed.data;
 }
 
@@ -72,10 +72,7 @@ async function fetchList(http: SageHttp, apiBase: string, ctx: RequestContext, c
   let nextCursor: Cursor | null = null;
   if (envelope.$next) {
     if (maxPages !== undefined && pages >= maxPages + 5) {
-      throw ApplicationFailure.nonRetryable(
-        `Sage kept returning $next after ${pages} pages (total ${envelope.$total})`,
-        'SageProtocolError',
-      );
+      throw new SageProtocolError(`Sage kept returning $next after ${pages} pages (total ${envelope.$total})`);
     }
     nextCursor = {
       next: envelope.$next,

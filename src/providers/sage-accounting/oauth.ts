@@ -9,10 +9,18 @@ import { addPkceChallenge, clientCredentials, postForm, toTokenSet, type Provide
 /** Used only when a response lacks `refresh_token_expires_in` (Sage documents 31 days). */
 export const SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC = 31 * 24 * 3600;
 
+const credentials = (config: Config) =>
+  clientCredentials(
+    'sage-accounting',
+    'SAGE_ACCOUNTING',
+    config.SAGE_ACCOUNTING_CLIENT_ID,
+    config.SAGE_ACCOUNTING_CLIENT_SECRET,
+  );
+
 export const sageAccountingOAuth: ProviderOAuth = {
   provider: 'sage-accounting',
   authorizationUrl(config: Config, p) {
-    const { clientId } = clientCredentials(config, 'sage-accounting');
+    const { clientId } = credentials(config);
     const url = new URL(config.SAGE_ACCOUNTING_AUTH_URL);
     url.searchParams.set('client_id', clientId);
     url.searchParams.set('response_type', 'code');
@@ -24,7 +32,7 @@ export const sageAccountingOAuth: ProviderOAuth = {
     return url.toString();
   },
   async exchangeCode(config, p) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
+    const { clientId, clientSecret } = credentials(config);
     const body = await postForm('sage-accounting', config.SAGE_ACCOUNTING_TOKEN_URL, {
       client_id: clientId,
       client_secret: clientSecret,
@@ -37,7 +45,7 @@ export const sageAccountingOAuth: ProviderOAuth = {
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async refresh(config, refreshToken, opts = {}) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
+    const { clientId, clientSecret } = credentials(config);
     const body = await postForm(
       'sage-accounting',
       config.SAGE_ACCOUNTING_TOKEN_URL,
@@ -53,7 +61,7 @@ export const sageAccountingOAuth: ProviderOAuth = {
     return toTokenSet('sage-accounting', body, SAGE_ACCOUNTING_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async revoke(config, refreshToken) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-accounting');
+    const { clientId, clientSecret } = credentials(config);
     await postForm('sage-accounting', config.SAGE_ACCOUNTING_REVOKE_URL, {
       client_id: clientId,
       client_secret: clientSecret,

@@ -49,3 +49,18 @@ export async function listSageAccountingBusinesses(
   }
   return { businesses, leadBusinessId };
 }
+
+/** `GET /user` (Sage Accounting core API): the id of the user the token belongs to; null when the answer has none. */
+export async function sageAccountingUserId(
+  http: SageHttp,
+  config: Pick<Config, 'SAGE_ACCOUNTING_API_URL'>,
+  accessToken: string,
+): Promise<string | null> {
+  const { body } = await http.getJson<unknown>(
+    'sage-accounting',
+    resolveApiUrl(config.SAGE_ACCOUNTING_API_URL, '/user').toString(),
+    { headers: { authorization: `Bearer ${accessToken}` } },
+  );
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : null;
+}

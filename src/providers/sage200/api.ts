@@ -7,8 +7,17 @@ import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { RequestContext, SyncTarget } from '../types.js';
 import { SageApiError } from '../../errors.js';
+import { SAGE200_DEFAULT_EDITION } from './editions.js';
 
-export const DEFAULT_EDITION = 'sage200extra';
+/** The edition a connection without one uses (the catalogue of editions: `editions.ts`). */
+export const DEFAULT_EDITION = SAGE200_DEFAULT_EDITION;
+/** Azure API Management's subscription key header (contract §2 `SAGE200_SUBSCRIPTION_KEY`); sent when configured. */
+export const SUBSCRIPTION_KEY_HEADER = 'ocp-apim-subscription-key';
+
+/** The subscription-key header of every Sage 200 call (API and Sage ID token endpoints), or none without a key. */
+export function subscriptionKeyHeaders(subscriptionKey: string | undefined): Record<string, string> {
+  return subscriptionKey ? { [SUBSCRIPTION_KEY_HEADER]: subscriptionKey } : {};
+}
 
 export function sage200Base(config: Pick<Config, 'SAGE200_API_URL'>, edition: string | undefined): string {
   return `${config.SAGE200_API_URL.replace(/\/+$/, '')}/${edition ?? DEFAULT_EDITION}/accounts/v1`;
@@ -18,8 +27,7 @@ export function sage200Base(config: Pick<Config, 'SAGE200_API_URL'>, edition: st
 export function sage200Headers(target: SyncTarget, subscriptionKey: string | undefined): Record<string, string> {
   const headers: Record<string, string> = { 'X-Company': target.partition.id };
   if (target.partition.siteId) headers['X-Site'] = target.partition.siteId;
-  if (subscriptionKey) headers['ocp-apim-subscription-key'] = subscriptionKey;
-  return headers;
+  return { ...headers, ...subscriptionKeyHeaders(subscriptionKey) };
 }
 
 const ListBody = z.union([

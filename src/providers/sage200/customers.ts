@@ -8,7 +8,6 @@
  * make a full reconciliation flag a live customer as deleted. The listing ends when a page has fewer than `$top` rows.
  * No deletion feed exists for Sage 200: deletions come from full reconciliation only.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
@@ -16,8 +15,9 @@ import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext
 import { serverDate } from '../sage-accounting/api.js';
 import { DEFAULT_EDITION, getList, getOne, sage200Base, sage200Headers } from './api.js';
 import { listSage200Sites } from './partitions.js';
-import { SageAccessDeniedError, SageApiError } from '../../errors.js';
+import { InvalidInputError, SageAccessDeniedError, SageApiError, SageProtocolError } from '../../errors.js';
 import { parseSage200DateTime } from '../schema-helpers.js';
+import { otherSage200Edition } from './editions.js';
 import { mapSage200Customer, SAGE200_EXPAND } from './mapping.js';
 
 /** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
@@ -46,9 +46,8 @@ export function advanceKeyset(cursor: KeysetCursor, records: unknown[]): KeysetC
     if (ts === null || ts === from) {
       skip++; // a tie (or an undatable row, which Sage still counted in this position)
     } else if (from !== null && ts < from) {
-      throw ApplicationFailure.nonRetryable(
+      throw new SageProtocolError(
         `Sage 200 returned rows out of order (${ts} after ${from}); $orderby not honoured, refusing to page on`,
-        'SageProtocolError',
       );
     } else {
       from = ts;
@@ -83,7 +82,7 @@ export function createSage200Source(
 
     async fetchPage(ctx: RequestContext, cursor: Cursor, opts: FetchOptions): Promise<CustomerPage> {
       const parsed = KeysetCursor.safeParse(cursor);
-      if (!parsed.success) throw ApplicationFailure.nonRetryable('bad Sage 200 cursor', 'InvalidInput');
+      if (!parsed.success) throw new InvalidInputError('bad Sage 200 cursor');
       const top = Math.min(SAGE200_MAX_PAGE, Math.max(1, opts.pageSize));
       const url = buildCustomersUrl(sage200Base(config, ctx.edition), parsed.data, top);
       const { items, headers } = await getList(http, ctx, url, key);
@@ -110,7 +109,7 @@ export function createSage200Source(
         if (!(err instanceof SageApiError) || err.status !== 401) throw err;
       }
       if (listed === null) {
-        const other = edition === 'sage200' ? 'sage200extra' : 'sage200';
+        const other = otherSage200Edition(edition);
         return new SageAccessDeniedError(
           'sage-200',
           'edition_mismatch',

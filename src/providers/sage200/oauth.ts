@@ -6,18 +6,19 @@
  */
 import type { Config } from '../../config.js';
 import { addPkceChallenge, clientCredentials, postForm, toTokenSet, type ProviderOAuth } from '../oauth.js';
+import { subscriptionKeyHeaders } from './api.js';
 
 export const SAGE200_DEFAULT_REFRESH_LIFETIME_SEC = 90 * 24 * 3600;
 export const SAGE200_SCOPE = 'openid profile email offline_access';
 
-function subscriptionHeader(config: Config): Record<string, string> {
-  return config.SAGE200_SUBSCRIPTION_KEY ? { 'ocp-apim-subscription-key': config.SAGE200_SUBSCRIPTION_KEY } : {};
-}
+const subscriptionHeader = (config: Config) => subscriptionKeyHeaders(config.SAGE200_SUBSCRIPTION_KEY);
+const credentials = (config: Config) =>
+  clientCredentials('sage-200', 'SAGE200', config.SAGE200_CLIENT_ID, config.SAGE200_CLIENT_SECRET);
 
 export const sage200OAuth: ProviderOAuth = {
   provider: 'sage-200',
   authorizationUrl(config: Config, p) {
-    const { clientId } = clientCredentials(config, 'sage-200');
+    const { clientId } = credentials(config);
     const url = new URL(config.SAGE200_AUTH_URL);
     url.searchParams.set('audience', config.SAGE200_AUDIENCE);
     url.searchParams.set('client_id', clientId);
@@ -29,7 +30,7 @@ export const sage200OAuth: ProviderOAuth = {
     return url.toString();
   },
   async exchangeCode(config, p) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-200');
+    const { clientId, clientSecret } = credentials(config);
     const body = await postForm(
       'sage-200',
       config.SAGE200_TOKEN_URL,
@@ -46,7 +47,7 @@ export const sage200OAuth: ProviderOAuth = {
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async refresh(config, refreshToken, opts = {}) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-200');
+    const { clientId, clientSecret } = credentials(config);
     const body = await postForm(
       'sage-200',
       config.SAGE200_TOKEN_URL,
@@ -57,7 +58,7 @@ export const sage200OAuth: ProviderOAuth = {
     return toTokenSet('sage-200', body, SAGE200_DEFAULT_REFRESH_LIFETIME_SEC);
   },
   async revoke(config, refreshToken) {
-    const { clientId, clientSecret } = clientCredentials(config, 'sage-200');
+    const { clientId, clientSecret } = credentials(config);
     await postForm(
       'sage-200',
       config.SAGE200_REVOKE_URL,

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Partition } from '../../messages.js';
 import type { SageHttp } from '../http.js';
-import { DEFAULT_EDITION, sage200Base } from './api.js';
+import { DEFAULT_EDITION, sage200Base, subscriptionKeyHeaders } from './api.js';
+import { otherSage200Edition } from './editions.js';
 import { SageApiError } from '../../errors.js';
 
 const Site = z
@@ -33,8 +34,10 @@ export async function listSage200Sites(
   accessToken: string,
   edition: string | undefined,
 ): Promise<Partition[]> {
-  const headers: Record<string, string> = { authorization: `Bearer ${accessToken}` };
-  if (config.SAGE200_SUBSCRIPTION_KEY) headers['ocp-apim-subscription-key'] = config.SAGE200_SUBSCRIPTION_KEY;
+  const headers = {
+    authorization: `Bearer ${accessToken}`,
+    ...subscriptionKeyHeaders(config.SAGE200_SUBSCRIPTION_KEY),
+  };
   const url = `${sage200Base(config, edition)}/sites`;
   let body: unknown;
   try {
@@ -48,7 +51,7 @@ export async function listSage200Sites(
         'sage-200',
         401,
         err.path,
-        `${err.detail ? `${err.detail} ` : ''}(/sites refused under edition ${ed}: with a fresh token this means the tenant's sites are on the other edition, ${ed === 'sage200' ? 'sage200extra' : 'sage200'})`,
+        `${err.detail ? `${err.detail} ` : ''}(/sites refused under edition ${ed}: with a fresh token this means the tenant's sites are on the other edition, ${otherSage200Edition(ed)})`,
         err.retryAfterMs,
       );
     }

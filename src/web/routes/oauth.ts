@@ -29,9 +29,10 @@ import {
   TenantIdSearchAttribute,
   type ConnectionStatus,
 } from '../../messages.js';
+import { CONNECTION_REASONS, isConnectionReason } from '../../connection/reasons.js';
+import { ErrorTypes, readFailureDetails } from '../../error-types.js';
 import { COLLECTIONS } from '../../lib/mongo.js';
 import { verifyState } from '../../tokens/oauth-state.js';
-import { REASONS } from '../../workflows/tenant-connection/machine.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { SAGE200_EDITIONS, recordedEdition, settingsForRestart } from '../connection-settings.js';
 import { CONNECT_RATE_LIMIT, CSRF_FIELD, sameOriginGuard } from '../security.js';
@@ -80,8 +81,7 @@ function page(reply: FastifyReply, status: number, title: string, body: SafeHtml
     .send(doc.value);
 }
 
-const reasonText = (r: string | null) =>
-  r ? `${r}${r in REASONS ? `: ${REASONS[r as keyof typeof REASONS]}` : ''}` : '';
+const reasonText = (r: string | null) => (r ? `${r}${isConnectionReason(r) ? `: ${CONNECTION_REASONS[r]}` : ''}` : '');
 
 /**
  * States whose callback this server already handled (a small collection keyed by the state's nonce). Entries are
@@ -264,8 +264,8 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
           return page(reply, 400, 'Unknown connection', html`<p>Nothing was changed.</p>`);
         if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
           // [workflow engineer, issue 12 item 7 — minimal edit] a refused re-consent: 403 naming the reason (contract §5).
-          if (err.cause.type === 'ReconsentRefused') {
-            const reason = (err.cause.details?.[0] as { reason?: string } | undefined)?.reason ?? null;
+          if (err.cause.type === ErrorTypes.ReconsentRefused) {
+            const reason = readFailureDetails(err.cause.details).reason ?? null;
             return page(
               reply,
               403,
@@ -273,7 +273,7 @@ export function oauthRoutes(deps: WebDeps): FastifyPluginAsync {
               html`<p>Reason: <code>${reasonText(reason)}</code></p><p>${err.cause.message}.</p>`,
             );
           }
-          const retry = err.cause.type === 'RetryLater';
+          const retry = err.cause.type === ErrorTypes.RetryLater;
           return page(
             reply,
             retry ? 409 : 400,

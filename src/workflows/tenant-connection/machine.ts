@@ -43,33 +43,7 @@ export const RETRY_MAX_MS = 30 * 60_000;
 /** Consecutive transient failures after which an expiring refresh token is flagged `refresh_token_expiring`. */
 export const WARN_AFTER_FAILURES = 3;
 
-/** Machine reason codes (status.reason and the connections document); listed in the README. */
-export const REASONS = {
-  refresh_token_invalid: 'Sage rejected the refresh token (invalid_grant): revoked, expired or already used',
-  refresh_token_expired: 'the refresh token lapsed before a refresh succeeded',
-  refresh_token_expiring: 'refreshing keeps failing and the refresh token expires soon (still connected)',
-  refresh_response_lost:
-    'a refresh reached Sage but its answer was lost (crash in flight) and Sage rejects the old token',
-  client_invalid: 'Sage rejected the client id/secret (invalid_client)',
-  client_unauthorized: 'the client is not allowed this grant (unauthorized_client / unsupported_grant_type)',
-  consent_denied: 'the user declined consent at Sage (access_denied)',
-  consent_failed: 'Sage redirected back with another error',
-  authorization_code_invalid: 'the code exchange failed (used or expired code, redirect URI or country mismatch)',
-  authorization_failed: 'the code exchange failed for a transient reason; try again',
-  tokens_missing: 'no stored tokens for this connection',
-  token_refresh_failing: 'refreshes fail transiently (network, 5xx, 429); still connected, retrying',
-  no_partitions: 'the user reaches no business/site (connection not available)',
-  partition_not_found: 'a selected business/site is not reachable with this consent',
-  connection_test_failed: 'listing businesses/sites failed; will retry on the next check',
-  lead_business_changed: 'the Sage Accounting lead business changed since the last check',
-  awaiting_consent: 'waiting for the first consent',
-  reconsent_no_partitions:
-    "a re-consent was refused: the new grant reaches none of the connection's businesses/sites (it was revoked at Sage; the previous grant is kept)",
-  reconsent_unverified:
-    'a re-consent was refused: what the new grant reaches could not be checked (it was revoked at Sage; try again)',
-  disconnected: 'disconnected on request',
-} as const;
-export type Reason = keyof typeof REASONS | `oauth_${string}`;
+// Machine reason codes (`reason` below): the one typed catalogue is `src/connection/reasons.ts`.
 
 // ---------------------------------------------------------------------------------------------------------------------
 // State

@@ -21,7 +21,6 @@ import {
   describeZodError,
   disconnectSignal,
   DisconnectInput,
-  ErrorTypes,
   GetAccessTokenInput,
   getAccessTokenUpdate,
   SageProviderSearchAttribute,
@@ -33,12 +32,11 @@ import {
   TenantIdSearchAttribute,
   type ConnectionStatus,
 } from '../../messages.js';
+import { ErrorTypes, readFailureDetails } from '../../error-types.js';
 import * as M from './machine.js';
 
 /** Error types of this workflow's update rejections (besides InvalidInput / ReauthorizationRequired). */
-export const RETRY_LATER = 'RetryLater';
-export const TOKEN_UNAVAILABLE = 'TokenUnavailable';
-export const INVALID_STATE = 'InvalidState';
+const { RetryLater: RETRY_LATER, TokenUnavailable: TOKEN_UNAVAILABLE, InvalidState: INVALID_STATE } = ErrorTypes;
 
 /** Continue as new past this many history events (the server suggests it near 10 k as well). */
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
@@ -95,7 +93,7 @@ const reauthFailure = (workflowId: string, reason: string) =>
     type: ErrorTypes.ReauthorizationRequired,
     message: `connection ${workflowId} is not connected (${reason}); the tenant must authorize again`,
     nonRetryable: true,
-    details: [reason],
+    details: [{ reason }],
   });
 
 function failureDetails(err: unknown): {
@@ -106,11 +104,10 @@ function failureDetails(err: unknown): {
 } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) {
-    const d = cause.details?.[0] as { reason?: string } | undefined;
     return {
       type: cause.type ?? null,
       nonRetryable: cause.nonRetryable === true,
-      reason: d?.reason ?? null,
+      reason: readFailureDetails(cause.details).reason ?? null,
       message: cause.message,
     };
   }
@@ -186,7 +183,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       if (r.mirrored === true) written = M.tokenTimesWritten(written, s, r.token.version);
     } catch (err) {
       const f = failureDetails(err);
-      const definitive = f.type === 'SageOAuthError' && f.nonRetryable;
+      const definitive = f.type === ErrorTypes.SageOAuth && f.nonRetryable;
       wf.log.warn('token refresh failed', { definitive, reason: f.reason, message: f.message });
       apply(
         M.refreshFailed(s, { definitive, reason: f.reason ?? 'refresh_token_invalid', message: f.message }, Date.now()),
