@@ -12,7 +12,6 @@ import {
   type ScheduleDescription,
   type ScheduleOptionsAction,
 } from '@temporalio/client';
-import { COLLECTIONS } from '../lib/mongo.js';
 import {
   connectionWorkflowId,
   SageProviderSearchAttribute,
@@ -127,20 +126,12 @@ export function createScheduleActivities(deps: ActivityDeps) {
       }
     },
     /**
-     * Runs the sync now (`syncNow` signal). For `full`, the flag is recorded on the connections document first; the sync
-     * workflow reads and clears it. The trigger overrides the schedule's Skip with BUFFER_ONE: a sync already running is
-     * not doubled, and the request runs once right after it.
+     * Runs the sync now (`syncNow` signal). A `full` request is kept by the connection workflow itself (its machine
+     * state, answered by the `syncPlan` query the run plans from), not here: `mode` only says what was asked. The
+     * trigger overrides the schedule's Skip with BUFFER_ONE: a sync already running is not doubled, and the request
+     * runs once right after it.
      */
     async triggerSync(p: ScheduleTarget & { mode: 'incremental' | 'full' }): Promise<boolean> {
-      if (p.mode === 'full') {
-        await deps.mongo
-          .collection(COLLECTIONS.connections)
-          .updateOne(
-            { _id: connectionWorkflowId(p.provider, p.tenantId) } as never,
-            { $set: { fullSyncRequested: true, updatedAt: new Date() } },
-            { upsert: true },
-          );
-      }
       try {
         const handle = handleFor(p);
         const wait = waitBeforeTrigger(await handle.describe(), Date.now());

@@ -15,9 +15,11 @@ import {
 } from '../lib/metrics.js';
 import {
   connectionWorkflowId,
-  statusQuery,
+  SyncPlanAnswerSchema,
+  syncPlanQuery,
   type ConnectionState,
   type Partition,
+  type SyncPlanAnswer,
   type PartitionSyncSummary,
   type Provider,
 } from '../messages.js';
@@ -50,6 +52,11 @@ export interface SyncPlan {
   partitions: PartitionPlan[];
   edition?: string;
   fullSyncRequested: boolean;
+  /**
+   * The connection's pending full-sync request this run honours (`syncPlan.fullSyncRequest.id`): each partition's
+   * `syncReport` carries it, and the connection clears the request once every partition ran full with it.
+   */
+  fullSyncRequestId?: string;
   heartbeatTimeoutSeconds: number;
 }
 
@@ -93,18 +100,19 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         ),
     }));
 
-  async function readConnection(t: SyncTargetInput): Promise<ConnectionDoc | null> {
-    const id = connectionWorkflowId(t.provider, t.tenantId);
-    const doc = await mongo.collection<ConnectionDoc>(COLLECTIONS.connections).findOne({ _id: id });
-    if (doc?.state === 'connected' && doc.partitions) return doc;
-    // The mirror may lag behind the workflow (the schedule's immediate first run can plan before the consent's mirror
-    // write lands, and would be skipped as `awaiting_consent` until the next interval): whenever it does not say
-    // connected, the workflow itself answers.
+  /**
+   * The connection workflow answers what to plan from (`syncPlan`): it owns state, partitions, edition and the full-sync
+   * request. The `connections` document is only a copy for readers: it can lag (the schedule's first run used to plan
+   * before the consent's mirror write landed) and lose a concurrent partial write on FerretDB.
+   */
+  async function readConnection(t: SyncTargetInput): Promise<SyncPlanAnswer | null> {
     try {
-      const status = await deps.client.workflow.getHandle(id).query(statusQuery);
-      return { ...doc, _id: id, state: status.state, reason: status.reason, partitions: status.partitions };
+      const answer = await deps.client.workflow
+        .getHandle(connectionWorkflowId(t.provider, t.tenantId))
+        .query(syncPlanQuery);
+      return SyncPlanAnswerSchema.parse(answer);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return doc;
+      if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
@@ -113,17 +121,18 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     /** Which partitions to sync and in which mode (contract §7: first sync full; full on request or when due). */
     async planCustomerSync(input: SyncTargetInput & { mode?: SyncMode }): Promise<SyncPlan> {
       const conn = await readConnection(input);
+      const request = conn?.fullSyncRequest ?? null;
       const base = {
-        fullSyncRequested: conn?.fullSyncRequested === true,
+        fullSyncRequested: request !== null,
+        ...(request ? { fullSyncRequestId: request.id } : {}),
         heartbeatTimeoutSeconds: config.SYNC_HEARTBEAT_TIMEOUT_SECONDS,
       };
       if (!conn) return { ...base, skipped: 'connection_not_found', partitions: [] };
-      if (conn.state !== 'connected')
-        return { ...base, skipped: conn.reason ?? conn.state ?? 'not_connected', partitions: [] };
+      if (conn.state !== 'connected') return { ...base, skipped: conn.reason ?? conn.state, partitions: [] };
       const now = new Date();
       const states = mongo.db.collection<SyncStateDoc>(SYNC_STATE_COLLECTION);
       const partitions: PartitionPlan[] = [];
-      for (const partition of conn.partitions ?? []) {
+      for (const partition of conn.partitions) {
         const state = await states.findOne({
           _id: syncStateId({ tenantId: input.tenantId, provider: input.provider, partitionId: partition.id }),
         });
@@ -136,8 +145,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         });
         partitions.push({ partition, ...decided });
       }
-      const edition =
-        input.provider === 'sage-200' ? (conn.sage200?.edition ?? conn.edition ?? DEFAULT_EDITION) : undefined;
+      const edition = input.provider === 'sage-200' ? (conn.edition ?? DEFAULT_EDITION) : undefined;
       return { ...base, skipped: null, partitions, ...(edition ? { edition } : {}) };
     },
 
@@ -235,14 +243,11 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
       );
     },
 
-    /** Clears `fullSyncRequested` after every partition finished a full run successfully. */
-    async clearFullSyncRequest(input: SyncTargetInput): Promise<void> {
-      await mongo
-        .collection<ConnectionDoc>(COLLECTIONS.connections)
-        .updateOne(
-          { _id: connectionWorkflowId(input.provider, input.tenantId), fullSyncRequested: true },
-          { $unset: { fullSyncRequested: '' } },
-        );
-    },
+    /**
+     * Kept only for sync runs started before the full-sync request moved into the connection workflow (they replay
+     * a call to it): nothing writes the old `connections.fullSyncRequested` flag any more and nothing reads it, so
+     * there is nothing to clear. The connection clears its request from the runs' `syncReport`s.
+     */
+    async clearFullSyncRequest(_input: SyncTargetInput): Promise<void> {},
   };
 }
