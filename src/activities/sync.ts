@@ -5,7 +5,7 @@
 import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { toActivityFailure } from '../errors.js';
-import { COLLECTIONS } from '../lib/mongo.js';
+import { writeLastSyncAt } from '../lib/connection-doc.js';
 import {
   countSyncAccessDenied,
   countSyncRecords,
@@ -17,7 +17,6 @@ import {
   connectionWorkflowId,
   SyncPlanAnswerSchema,
   syncPlanQuery,
-  type ConnectionState,
   type Partition,
   type SyncPlanAnswer,
   type PartitionSyncSummary,
@@ -65,18 +64,6 @@ export interface SyncPartitionInput extends SyncTargetInput {
   edition?: string;
   mode: SyncMode;
   syncWorkflowId: string;
-}
-
-interface ConnectionDoc {
-  _id: string;
-  state?: ConnectionState;
-  reason?: string | null;
-  partitions?: Partition[];
-  fullSyncRequested?: boolean;
-  edition?: string;
-  sage200?: { edition?: string };
-  lastSyncAt?: Date | null;
-  updatedAt?: Date;
 }
 
 export interface SyncActivityOptions {
@@ -199,14 +186,12 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         countSyncRun(input.provider, input.mode, 'succeeded');
         recordSyncSucceeded(input.provider, input.tenantId);
         // `connections.lastSyncAt` (contract §4) is written here, from the partition's own finishedAt (the value its
-        // syncReport carries), so the connection workflow need not run a mirror activity after every report. `$max`:
-        // partitions finish in any order, and the workflow's own mirror writes it the same way.
-        await mongo
-          .collection<ConnectionDoc>(COLLECTIONS.connections)
-          .updateOne(
-            { _id: connectionWorkflowId(input.provider, input.tenantId), state: { $ne: 'disconnected' } },
-            { $max: { lastSyncAt: new Date(result.summary.finishedAt) }, $set: { updatedAt: new Date() } },
-          );
+        // syncReport carries), so the connection workflow need not run a mirror activity after every report.
+        await writeLastSyncAt(
+          mongo,
+          connectionWorkflowId(input.provider, input.tenantId),
+          new Date(result.summary.finishedAt),
+        );
         // For readers without a webhook: `status.lastSync[partition].changeHorizon` (read after this partition closed).
         return { ...result.summary, changeHorizon: await readHorizon(mongo.db, input) };
       } catch (err) {
