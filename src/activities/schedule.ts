@@ -1,8 +1,9 @@
 /**
  * The per-connection sync Schedule (contract §3): id `sage-sync:{provider}:{tenantId}`, starting `syncCustomers
  * {tenantId, provider}` every `intervalMinutes` with overlap policy Skip. Called by the connection workflow: created
- * (or brought up to date) when the connection becomes connected, paused while reauthorization is required, resumed on
- * re-consent, deleted on disconnect. Every function is idempotent, so activity retries are harmless.
+ * (or brought up to date) when the connection becomes connected, paused while reauthorization is required, unpaused
+ * on re-consent (`ensureSyncSchedule` with `paused: false`), deleted on disconnect. Every function is idempotent, so
+ * activity retries are harmless.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -101,15 +102,6 @@ export function createScheduleActivities(deps: ActivityDeps) {
     async pauseSyncSchedule(p: ScheduleTarget & { reason: string }): Promise<boolean> {
       try {
         await handleFor(p).pause(`reauthorization required: ${p.reason}`);
-        return true;
-      } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return false;
-        throw err;
-      }
-    },
-    async resumeSyncSchedule(p: ScheduleTarget): Promise<boolean> {
-      try {
-        await handleFor(p).unpause('connection recovered');
         return true;
       } catch (err) {
         if (err instanceof ScheduleNotFoundError) return false;

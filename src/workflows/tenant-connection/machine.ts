@@ -170,7 +170,6 @@ export type Command =
   | { type: 'mirror' }
   | { type: 'ensureSchedule'; paused: boolean }
   | { type: 'pauseSchedule'; reason: string }
-  | { type: 'resumeSchedule' }
   | { type: 'notify'; eventType: NotificationEvent['type'] }
   | { type: 'triggerSync'; mode: 'incremental' | 'full' };
 

@@ -241,9 +241,6 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       case 'pauseSchedule':
         await quickActs.pauseSyncSchedule({ ...target(), reason: c.reason });
         return;
-      case 'resumeSchedule':
-        await quickActs.resumeSyncSchedule(target());
-        return;
       case 'triggerSync':
         await quickActs.triggerSync({ ...target(), mode: c.mode });
         return;
