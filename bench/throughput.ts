@@ -14,8 +14,6 @@ import got from 'got';
 import type { Collection } from 'mongodb';
 import { createSyncActivities } from '../src/activities/sync.js';
 import { createActivities } from '../src/activities/index.js';
-import { COLLECTIONS } from '../src/lib/mongo.js';
-import { connectionWorkflowId } from '../src/messages.js';
 import { createSageHttp } from '../src/providers/http.js';
 import { CONTACT_ATTRIBUTES } from '../src/providers/sage-accounting/mapping.js';
 import { storableRaw } from '../src/sync/documents.js';
@@ -23,6 +21,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { fmt, type Figure } from './lib/report.js';
 import type { SimProcess } from './lib/processes.js';
 import { benchStack, serviceEnv, uniqueName } from './lib/stack.js';
+import { startStandInConnection } from '../test/helpers/stand-in-connection.js';
 
 const SECTION = 'full sync';
 
@@ -154,18 +153,15 @@ export async function throughputSection(opts: {
 
     // --- ours: the syncCustomers workflow on a real worker
     const tenantId = uniqueName('tp');
-    // The plan activity reads the connection from the `connections` mirror; the token for this run is a plain one from
-    // the simulator (the token workflow's own cost is measured in the token sections).
+    // The plan activity asks the connection workflow (`syncPlan`): a stand-in one, connected with this partition; the
+    // token for this run is a plain one from the simulator (the token workflow's own cost is measured in the token
+    // sections).
     const connect = (tenant: string) =>
-      stack.mongo.collection(COLLECTIONS.connections).insertOne({
-        _id: connectionWorkflowId('sage-accounting', tenant),
+      startStandInConnection(stack.client, stack.config.TEMPORAL_TASK_QUEUE, {
         tenantId: tenant,
         provider: 'sage-accounting',
-        state: 'connected',
-        reason: null,
         partitions: [{ id: p.partitionId, name: 'bench' }],
-        updatedAt: new Date(),
-      } as never);
+      });
     await connect(tenantId);
     const deps = {
       config: stack.config,

@@ -111,7 +111,12 @@ export const PartitionSyncSummarySchema = z
   // Unknown keys are stripped, not refused: a sync that reports more counts later still updates lastSync.
   .strip();
 export const SyncReportInput = z
-  .object({ partitionId: z.string().min(1).max(256), summary: PartitionSyncSummarySchema })
+  .object({
+    partitionId: z.string().min(1).max(256),
+    summary: PartitionSyncSummarySchema,
+    /** The full-sync request (`syncPlan.fullSyncRequest.id`) the run was planned with, if any. */
+    fullSyncRequestId: z.string().min(1).max(256).optional(),
+  })
   .strict();
 export type SyncReportInput = z.infer<typeof SyncReportInput>;
 
@@ -154,6 +159,27 @@ export interface ConnectionStatus {
   lastReconsent?: ReconsentRecord | null;
 }
 
+/** A `syncNow { mode: "full" }` the connection has not yet seen honoured by a full run of every partition. */
+export const FullSyncRequestSchema = z
+  .object({ id: z.string().min(1).max(256), requestedAt: z.string().max(64) })
+  .strict();
+export type FullSyncRequest = z.infer<typeof FullSyncRequestSchema>;
+
+/**
+ * Result of the internal `syncPlan` query: what a sync run needs from its connection to plan (the connection workflow
+ * is the one source of it; the `connections` document is only a copy for readers). `edition`: Sage 200 only.
+ */
+export const SyncPlanAnswerSchema = z
+  .object({
+    state: z.enum(CONNECTION_STATES),
+    reason: z.string().max(256).nullable(),
+    partitions: z.array(z.object({ id: z.string().min(1), name: z.string(), siteId: z.string().optional() }).strict()),
+    edition: z.enum(['sage200', 'sage200extra']).optional(),
+    fullSyncRequest: FullSyncRequestSchema.nullable(),
+  })
+  .strict();
+export type SyncPlanAnswer = z.infer<typeof SyncPlanAnswerSchema>;
+
 export const CompleteAuthorizationInput = z
   .object({ code: z.string().min(1), state: z.string().min(1), country: z.string().optional() })
   .strict();
@@ -183,6 +209,8 @@ export const completeAuthorizationUpdate = defineUpdate<ConnectionStatus, [Compl
 export const getAccessTokenUpdate = defineUpdate<AccessTokenLease, [GetAccessTokenInput]>('getAccessToken');
 export const syncNowSignal = defineSignal<[SyncNowInput]>('syncNow');
 export const disconnectSignal = defineSignal<[DisconnectInput]>('disconnect');
+/** Internal (sync activity → workflow): what a sync run plans from (state, partitions, edition, full-sync request). */
+export const syncPlanQuery = defineQuery<SyncPlanAnswer>('syncPlan');
 /** Internal: a finished sync run reports its per-partition summary to the connection so `status.lastSync` is current. */
 export const syncReportSignal = defineSignal<[SyncReportInput]>('syncReport');
 

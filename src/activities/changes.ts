@@ -3,7 +3,7 @@
  * connection's own webhook URL. Delivery itself is the shared `deliverNotification` activity (src/activities/notify.ts).
  */
 import { decodeFromPayloadsAtIndex, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { COLLECTIONS } from '../lib/mongo.js';
+import { connectionsCollection } from '../lib/connection-doc.js';
 import { connectionWorkflowId, type Provider } from '../messages.js';
 import { announceRun, type Announcement, type PartitionChangeCounts } from '../sync/announce.js';
 import { dataConverter } from '../temporal/data-converter.js';
@@ -42,9 +42,7 @@ export function createChangeActivities(deps: ActivityDeps) {
      */
     async connectionWebhookUrl(p: { tenantId: string; provider: Provider }): Promise<string | undefined> {
       const workflowId = connectionWorkflowId(p.provider, p.tenantId);
-      const mirror = await mongo
-        .collection<{ _id: string; notifyWebhookUrl?: string }>(COLLECTIONS.connections)
-        .findOne({ _id: workflowId });
+      const mirror = await connectionsCollection(mongo).findOne({ _id: workflowId });
       if (mirror?.notifyWebhookUrl) return mirror.notifyWebhookUrl;
       try {
         const res = await client.workflowService.getWorkflowExecutionHistory({

@@ -2,7 +2,7 @@
  * Connection activities: mint a consent URL (random state from the OS, never from the workflow's seeded PRNG), test the
  * connection (list businesses / sites with the stored token), and mirror the workflow's status into `connections`.
  */
-import { COLLECTIONS } from '../lib/mongo.js';
+import { writeConnectionMirror } from '../lib/connection-doc.js';
 import type { Provider } from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
 import { providerFor } from '../providers/registry.js';
@@ -73,25 +73,9 @@ export function createConnectionActivities(deps: ActivityDeps) {
       }
     },
 
-    /** Point upsert of the dashboard mirror (contract §4); leaves fields owned by others (e.g. fullSyncRequested) alone. */
+    /** Point upsert of the dashboard mirror (contract §4); leaves the field the partition sync owns (lastSyncAt) alone. */
     async mirrorConnection(m: ConnectionMirror): Promise<void> {
-      const date = (v: string | null) => (v ? new Date(v) : null);
-      const { _id, lastSyncAt: _lastSyncAt, ...rest } = m;
-      await mongo.collection(COLLECTIONS.connections).updateOne(
-        { _id } as never,
-        {
-          $set: {
-            ...rest,
-            accessTokenExpiresAt: date(m.accessTokenExpiresAt),
-            refreshTokenExpiresAt: date(m.refreshTokenExpiresAt),
-            lastRefreshAt: date(m.lastRefreshAt),
-            updatedAt: new Date(),
-          },
-          // The partition sync writes lastSyncAt itself, possibly before its report reaches the workflow: never back.
-          $max: { lastSyncAt: date(m.lastSyncAt) },
-        },
-        { upsert: true },
-      );
+      await writeConnectionMirror(mongo, m);
     },
   });
 }

@@ -1,8 +1,9 @@
 /**
  * The per-connection sync Schedule (contract §3): id `sage-sync:{provider}:{tenantId}`, starting `syncCustomers
  * {tenantId, provider}` every `intervalMinutes` with overlap policy Skip. Called by the connection workflow: created
- * (or brought up to date) when the connection becomes connected, paused while reauthorization is required, resumed on
- * re-consent, deleted on disconnect. Every function is idempotent, so activity retries are harmless.
+ * (or brought up to date) when the connection becomes connected, paused while reauthorization is required, unpaused
+ * on re-consent (`ensureSyncSchedule` with `paused: false`), deleted on disconnect. Every function is idempotent, so
+ * activity retries are harmless.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -12,7 +13,6 @@ import {
   type ScheduleDescription,
   type ScheduleOptionsAction,
 } from '@temporalio/client';
-import { COLLECTIONS } from '../lib/mongo.js';
 import {
   connectionWorkflowId,
   SageProviderSearchAttribute,
@@ -109,15 +109,6 @@ export function createScheduleActivities(deps: ActivityDeps) {
         throw err;
       }
     },
-    async resumeSyncSchedule(p: ScheduleTarget): Promise<boolean> {
-      try {
-        await handleFor(p).unpause('connection recovered');
-        return true;
-      } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return false;
-        throw err;
-      }
-    },
     async deleteSyncSchedule(p: ScheduleTarget): Promise<boolean> {
       try {
         await handleFor(p).delete();
@@ -128,20 +119,12 @@ export function createScheduleActivities(deps: ActivityDeps) {
       }
     },
     /**
-     * Runs the sync now (`syncNow` signal). For `full`, the flag is recorded on the connections document first; the sync
-     * workflow reads and clears it. The trigger overrides the schedule's Skip with BUFFER_ONE: a sync already running is
-     * not doubled, and the request runs once right after it.
+     * Runs the sync now (`syncNow` signal). A `full` request is kept by the connection workflow itself (its machine
+     * state, answered by the `syncPlan` query the run plans from), not here: `mode` only says what was asked. The
+     * trigger overrides the schedule's Skip with BUFFER_ONE: a sync already running is not doubled, and the request
+     * runs once right after it.
      */
     async triggerSync(p: ScheduleTarget & { mode: 'incremental' | 'full' }): Promise<boolean> {
-      if (p.mode === 'full') {
-        await deps.mongo
-          .collection(COLLECTIONS.connections)
-          .updateOne(
-            { _id: connectionWorkflowId(p.provider, p.tenantId) } as never,
-            { $set: { fullSyncRequested: true, updatedAt: new Date() } },
-            { upsert: true },
-          );
-      }
       try {
         const handle = handleFor(p);
         const wait = waitBeforeTrigger(await handle.describe(), Date.now());

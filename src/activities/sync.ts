@@ -5,6 +5,7 @@
 import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { COLLECTIONS } from '../lib/mongo.js';
+import { writeLastSyncAt } from '../lib/connection-doc.js';
 import {
   countSyncAccessDenied,
   countSyncRecords,
@@ -14,9 +15,10 @@ import {
 } from '../lib/metrics.js';
 import {
   connectionWorkflowId,
-  statusQuery,
-  type ConnectionState,
+  SyncPlanAnswerSchema,
+  syncPlanQuery,
   type Partition,
+  type SyncPlanAnswer,
   type PartitionSyncSummary,
   type Provider,
 } from '../messages.js';
@@ -50,6 +52,11 @@ export interface SyncPlan {
   partitions: PartitionPlan[];
   edition?: string;
   fullSyncRequested: boolean;
+  /**
+   * The connection's pending full-sync request this run honours (`syncPlan.fullSyncRequest.id`): each partition's
+   * `syncReport` carries it, and the connection clears the request once every partition ran full with it.
+   */
+  fullSyncRequestId?: string;
   heartbeatTimeoutSeconds: number;
 }
 
@@ -58,18 +65,6 @@ export interface SyncPartitionInput extends SyncTargetInput {
   edition?: string;
   mode: SyncMode;
   syncWorkflowId: string;
-}
-
-interface ConnectionDoc {
-  _id: string;
-  state?: ConnectionState;
-  reason?: string | null;
-  partitions?: Partition[];
-  fullSyncRequested?: boolean;
-  edition?: string;
-  sage200?: { edition?: string };
-  lastSyncAt?: Date | null;
-  updatedAt?: Date;
 }
 
 export interface SyncActivityOptions {
@@ -93,18 +88,19 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         ),
     }));
 
-  async function readConnection(t: SyncTargetInput): Promise<ConnectionDoc | null> {
-    const id = connectionWorkflowId(t.provider, t.tenantId);
-    const doc = await mongo.collection<ConnectionDoc>(COLLECTIONS.connections).findOne({ _id: id });
-    if (doc?.state === 'connected' && doc.partitions) return doc;
-    // The mirror may lag behind the workflow (the schedule's immediate first run can plan before the consent's mirror
-    // write lands, and would be skipped as `awaiting_consent` until the next interval): whenever it does not say
-    // connected, the workflow itself answers.
+  /**
+   * The connection workflow answers what to plan from (`syncPlan`): it owns state, partitions, edition and the full-sync
+   * request. The `connections` document is only a copy for readers: it can lag (the schedule's first run used to plan
+   * before the consent's mirror write landed) and lose a concurrent partial write on FerretDB.
+   */
+  async function readConnection(t: SyncTargetInput): Promise<SyncPlanAnswer | null> {
     try {
-      const status = await deps.client.workflow.getHandle(id).query(statusQuery);
-      return { ...doc, _id: id, state: status.state, reason: status.reason, partitions: status.partitions };
+      const answer = await deps.client.workflow
+        .getHandle(connectionWorkflowId(t.provider, t.tenantId))
+        .query(syncPlanQuery);
+      return SyncPlanAnswerSchema.parse(answer);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return doc;
+      if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
@@ -113,17 +109,18 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
     /** Which partitions to sync and in which mode (contract §7: first sync full; full on request or when due). */
     async planCustomerSync(input: SyncTargetInput & { mode?: SyncMode }): Promise<SyncPlan> {
       const conn = await readConnection(input);
+      const request = conn?.fullSyncRequest ?? null;
       const base = {
-        fullSyncRequested: conn?.fullSyncRequested === true,
+        fullSyncRequested: request !== null,
+        ...(request ? { fullSyncRequestId: request.id } : {}),
         heartbeatTimeoutSeconds: config.SYNC_HEARTBEAT_TIMEOUT_SECONDS,
       };
       if (!conn) return { ...base, skipped: 'connection_not_found', partitions: [] };
-      if (conn.state !== 'connected')
-        return { ...base, skipped: conn.reason ?? conn.state ?? 'not_connected', partitions: [] };
+      if (conn.state !== 'connected') return { ...base, skipped: conn.reason ?? conn.state, partitions: [] };
       const now = new Date();
       const states = mongo.db.collection<SyncStateDoc>(COLLECTIONS.syncState);
       const partitions: PartitionPlan[] = [];
-      for (const partition of conn.partitions ?? []) {
+      for (const partition of conn.partitions) {
         const state = await states.findOne({
           _id: syncStateId({ tenantId: input.tenantId, provider: input.provider, partitionId: partition.id }),
         });
@@ -138,7 +135,7 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
       }
       // Sage 200 only (the product with editions): the connection's edition, else the registry's default.
       const defaultEdition = providerFor(input.provider).defaultEdition;
-      const edition = defaultEdition ? (conn.sage200?.edition ?? conn.edition ?? defaultEdition) : undefined;
+      const edition = defaultEdition ? (conn.edition ?? defaultEdition) : undefined;
       return { ...base, skipped: null, partitions, ...(edition ? { edition } : {}) };
     },
 
@@ -192,14 +189,12 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
         countSyncRun(input.provider, input.mode, 'succeeded');
         recordSyncSucceeded(input.provider, input.tenantId);
         // `connections.lastSyncAt` (contract §4) is written here, from the partition's own finishedAt (the value its
-        // syncReport carries), so the connection workflow need not run a mirror activity after every report. `$max`:
-        // partitions finish in any order, and the workflow's own mirror writes it the same way.
-        await mongo
-          .collection<ConnectionDoc>(COLLECTIONS.connections)
-          .updateOne(
-            { _id: connectionWorkflowId(input.provider, input.tenantId), state: { $ne: 'disconnected' } },
-            { $max: { lastSyncAt: new Date(result.summary.finishedAt) }, $set: { updatedAt: new Date() } },
-          );
+        // syncReport carries), so the connection workflow need not run a mirror activity after every report.
+        await writeLastSyncAt(
+          mongo,
+          connectionWorkflowId(input.provider, input.tenantId),
+          new Date(result.summary.finishedAt),
+        );
         // For readers without a webhook: `status.lastSync[partition].changeHorizon` (read after this partition closed).
         return { ...result.summary, changeHorizon: await readHorizon(mongo.db, input) };
       } finally {
@@ -234,14 +229,11 @@ export function createSyncActivities(deps: ActivityDeps, opts: SyncActivityOptio
       );
     },
 
-    /** Clears `fullSyncRequested` after every partition finished a full run successfully. */
-    async clearFullSyncRequest(input: SyncTargetInput): Promise<void> {
-      await mongo
-        .collection<ConnectionDoc>(COLLECTIONS.connections)
-        .updateOne(
-          { _id: connectionWorkflowId(input.provider, input.tenantId), fullSyncRequested: true },
-          { $unset: { fullSyncRequested: '' } },
-        );
-    },
+    /**
+     * Kept only for sync runs started before the full-sync request moved into the connection workflow (they replay
+     * a call to it): nothing writes the old `connections.fullSyncRequested` flag any more and nothing reads it, so
+     * there is nothing to clear. The connection clears its request from the runs' `syncReport`s.
+     */
+    async clearFullSyncRequest(_input: SyncTargetInput): Promise<void> {},
   });
 }

@@ -18,8 +18,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { activityInfo, Context } from '@temporalio/activity';
 import { mappingFailures, RefreshLeaseHeldError, SageApiError, SageNetworkError, SageOAuthError } from '../errors.js';
+import { writeTokenTimes } from '../lib/connection-doc.js';
 import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
-import { COLLECTIONS } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, REFRESH_CALL_TIMEOUT_MS, type TokenSet } from '../providers/oauth.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
@@ -75,20 +75,7 @@ export interface RefreshResult {
  */
 export async function mirrorTokenTimes(deps: Pick<ActivityDeps, 'mongo' | 'log'>, doc: TokenDoc): Promise<boolean> {
   try {
-    await deps.mongo.collection(COLLECTIONS.connections).updateOne(
-      { _id: doc._id } as never,
-      {
-        $set: {
-          tenantId: doc.tenantId,
-          provider: doc.provider,
-          accessTokenExpiresAt: doc.accessTokenExpiresAt,
-          refreshTokenExpiresAt: doc.refreshTokenExpiresAt,
-          lastRefreshAt: doc.obtainedAt,
-          updatedAt: new Date(),
-        },
-      },
-      { upsert: true },
-    );
+    await writeTokenTimes(deps.mongo, doc);
     return true;
   } catch (err) {
     deps.log.warn({ err, workflowId: doc._id }, 'could not mirror token times into connections');

@@ -1,6 +1,6 @@
 /** Resolves `<tenant> [--provider]` to one connection, the way every per-tenant command needs it. */
-import { getConnection, type ConnectionOverview, type ConnectionDoc } from '../lib/connection-overview.js';
-import { COLLECTIONS } from '../lib/mongo.js';
+import { connectionsCollection } from '../lib/connection-doc.js';
+import { getConnection, type ConnectionOverview } from '../lib/connection-overview.js';
 import { PROVIDERS, Provider, TenantId } from '../messages.js';
 import type { CliContext } from './context.js';
 import { CliExit, EXIT } from './exit-codes.js';
@@ -34,8 +34,7 @@ export async function resolveConnection(
   let candidates: Provider[];
   if (chosen) candidates = [chosen];
   else {
-    const docs = await deps.mongo
-      .collection<ConnectionDoc>(COLLECTIONS.connections)
+    const docs = await connectionsCollection(deps.mongo)
       .find({ tenantId }, { projection: { provider: 1 } })
       .toArray();
     candidates = docs.length ? [...new Set(docs.map((d) => d.provider))] : [...PROVIDERS];

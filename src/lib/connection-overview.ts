@@ -15,7 +15,10 @@ import {
   type PartitionSyncSummary,
   type Provider,
 } from '../messages.js';
+import { connectionsCollection, type ConnectionDoc } from './connection-doc.js';
 import { COLLECTIONS, type Mongo } from './mongo.js';
+
+export type { ConnectionDoc } from './connection-doc.js';
 
 export interface ConnectionOverview {
   workflowId: string;
@@ -39,20 +42,6 @@ export interface ConnectionOverview {
   customers: number | null;
 }
 
-export interface ConnectionDoc {
-  _id: string;
-  tenantId: string;
-  provider: Provider;
-  state: string;
-  reason?: string | null;
-  partitions?: Partition[];
-  accessTokenExpiresAt?: Date | string | null;
-  refreshTokenExpiresAt?: Date | string | null;
-  lastRefreshAt?: Date | string | null;
-  lastSyncAt?: Date | string | null;
-  updatedAt?: Date | string | null;
-  authorizationUrl?: string | null;
-}
 
 interface SyncRunDoc {
   _id: string;
@@ -141,7 +130,7 @@ export async function overviewFrom(deps: OverviewDeps, doc: ConnectionDoc | null
     provider,
     state: status?.state ?? doc?.state ?? 'unknown',
     reason: status ? status.reason : (doc?.reason ?? null),
-    authorizationUrl: status?.authorizationUrl ?? doc?.authorizationUrl ?? null,
+    authorizationUrl: status?.authorizationUrl ?? null,
     tokenVersion: status?.tokenVersion ?? null,
     accessTokenExpiresAt: status?.accessTokenExpiresAt ?? iso(doc?.accessTokenExpiresAt),
     refreshTokenExpiresAt: status?.refreshTokenExpiresAt ?? iso(doc?.refreshTokenExpiresAt),
@@ -158,8 +147,7 @@ export async function overviewFrom(deps: OverviewDeps, doc: ConnectionDoc | null
 
 /** Every connection in the `connections` collection, newest first, each overlaid with its live status. */
 export async function listConnections(deps: OverviewDeps, opts: { live?: boolean; countCustomers?: boolean; limit?: number } = {}): Promise<ConnectionOverview[]> {
-  const docs = await deps.mongo
-    .collection<ConnectionDoc>(COLLECTIONS.connections)
+  const docs = await connectionsCollection(deps.mongo)
     .find({})
     .limit(opts.limit ?? 500)
     .toArray();
@@ -177,7 +165,7 @@ export async function listConnections(deps: OverviewDeps, opts: { live?: boolean
 export async function getConnection(deps: OverviewDeps, provider: Provider, tenantId: string, opts: { countCustomers?: boolean } = {}): Promise<ConnectionOverview | null> {
   const id = connectionWorkflowId(provider, tenantId);
   const [doc, status] = await Promise.all([
-    deps.mongo.collection<ConnectionDoc>(COLLECTIONS.connections).findOne({ _id: id }),
+    connectionsCollection(deps.mongo).findOne({ _id: id }),
     queryStatus(deps.client, id),
   ]);
   return overviewFrom(deps, doc, status, opts);

@@ -19,7 +19,7 @@ import type { Mongo } from '../lib/mongo.js';
 import { connectionWorkflowId, getAccessTokenUpdate, type Provider } from '../messages.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
 import { Semaphore } from '../providers/http.js';
-import { COLLECTIONS } from '../lib/mongo.js';
+import { connectionsCollection } from '../lib/connection-doc.js';
 import { decideReadPath } from './read-path.js';
 import { openTokens, readTokenDoc, type TokenDoc } from './store.js';
 
@@ -73,9 +73,7 @@ function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSna
   if (!p) {
     p = Promise.all([
       readTokenDoc(deps.mongo, workflowId),
-      deps.mongo
-        .collection<{ _id: string; state?: string }>(COLLECTIONS.connections)
-        .findOne({ _id: workflowId }, { projection: { state: 1 } }),
+      connectionsCollection(deps.mongo).findOne({ _id: workflowId }, { projection: { state: 1 } }),
     ])
       .then(([doc, connection]): StoreSnapshot => ({ doc, connection }))
       .finally(() => inFlightReads.delete(key));

@@ -9,7 +9,8 @@
 import type { Client } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { z } from 'zod';
-import { COLLECTIONS, type Mongo } from '../lib/mongo.js';
+import { connectionsCollection } from '../lib/connection-doc.js';
+import type { Mongo } from '../lib/mongo.js';
 import { TenantConnectionInput } from '../messages.js';
 
 import { SAGE200_EDITIONS, type Sage200Edition } from '../providers/sage200/editions.js';
@@ -56,9 +57,7 @@ export async function lastRunSettings(client: Client, workflowId: string): Promi
 /** The Sage 200 edition the `connections` document records for this connection, if any. */
 export async function recordedEdition(mongo: Mongo, workflowId: string): Promise<Sage200Edition | null> {
   try {
-    const doc = await mongo
-      .collection<{ _id: string; sage200?: { edition?: string } }>(COLLECTIONS.connections)
-      .findOne({ _id: workflowId }, { projection: { sage200: 1 } });
+    const doc = await connectionsCollection(mongo).findOne({ _id: workflowId }, { projection: { sage200: 1 } });
     const edition = doc?.sage200?.edition;
     return (SAGE200_EDITIONS as readonly string[]).includes(edition ?? '') ? (edition as Sage200Edition) : null;
   } catch {

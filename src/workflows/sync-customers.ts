@@ -28,6 +28,9 @@ import { isAccessReason, type AccessReason } from '../connection/reasons.js';
 import { ErrorTypes, readFailureDetails } from '../error-types.js';
 import { deliverCustomersChanged } from './notify-changes.js';
 
+/** Marks the full-sync request kept by the connection workflow (no `clearFullSyncRequest` activity any more). */
+const FULL_SYNC_REQUEST_IN_CONNECTION_PATCH = 'full-sync-request-in-connection';
+
 /** Error types after which retrying the same partition run cannot help. */
 const NON_RETRYABLE = [
   ErrorTypes.ReauthorizationRequired,
@@ -182,7 +185,11 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
         };
       }
       try {
-        await connection.signal(syncReportSignal, { partitionId: p.partition.id, summary });
+        await connection.signal(syncReportSignal, {
+          partitionId: p.partition.id,
+          summary,
+          ...(plan.fullSyncRequestId ? { fullSyncRequestId: plan.fullSyncRequestId } : {}),
+        });
       } catch (err) {
         // The connection may have ended (disconnect) while we synced; the summary is still in sync_runs.
         log.warn('syncReport not delivered', { error: failureMessage(err) });
@@ -195,7 +202,13 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
   if (patched('customers-changed-webhook')) await announceChanges(input, syncWorkflowId, results);
   const partitions = Object.fromEntries(results);
   const statuses = results.map(([, s]) => s.status);
-  if (plan.fullSyncRequested && results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full'))
+  // The full-sync request lives in the connection workflow, which clears it from the reports above. Runs started
+  // before that replay their call to the (now empty) activity that cleared the old `connections` flag.
+  if (
+    !patched(FULL_SYNC_REQUEST_IN_CONNECTION_PATCH) &&
+    plan.fullSyncRequested &&
+    results.every(([, s]) => s.status === 'succeeded' && s.mode === 'full')
+  )
     await clearFullSyncRequest(input);
   if (statuses.includes('failed')) {
     const failed = results.filter(([, s]) => s.status === 'failed').map(([id, s]) => `${id}: ${s.error}`);

@@ -5,6 +5,9 @@
  *
  * `tokenMode: 'grants'` mints tokens straight from the simulator (`/__admin/grants`) behind a test token source, for
  * tests that exercise paging and writes only; the connection-workflow path is covered in `sync-connection.test.ts`.
+ * A sync plans from its connection workflow (`syncPlan` query), so `runSync` first starts a stand-in `tenantConnection`
+ * for the tenant: the real workflow, started from a carried state that says connected with the user's partitions
+ * (no tokens: the test token source provides them). Tests that connect the tenant for real do not call `runSync`.
  */
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities/index.js';
@@ -18,6 +21,7 @@ import type { TokenSource } from '../../src/sync/tokens.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import { syncCustomers, type SyncCustomersResult } from '../../src/workflows/index.js';
 import { testStack, uniqueName, type TestStack } from './env.js';
+import { startStandInConnection } from './stand-in-connection.js';
 
 export interface SimUserInfo {
   userId: string;
@@ -88,6 +92,22 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
     activities: { ...createActivities(deps), ...createSyncActivities(deps, { tokenSourceFor, http }) },
   });
 
+  /** Stand-in connection workflows started so far (workflow ids), terminated on close. */
+  const standIns = new Set<string>();
+  async function ensureConnection(tenantId: string, provider: Provider): Promise<void> {
+    if (standIns.has(connectionWorkflowId(provider, tenantId))) return;
+    const u = users.get(`${provider}:${tenantId}`);
+    if (!u) throw new Error(`no simulated user for ${tenantId}`);
+    standIns.add(
+      await startStandInConnection(stack.client, stack.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        provider,
+        partitions: u.partitions,
+        ...(u.edition ? { edition: u.edition } : {}),
+      }),
+    );
+  }
+
   return {
     sim,
     stack,
@@ -112,7 +132,7 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
         ...('edition' in u && u.edition ? { edition: u.edition } : {}),
       };
       users.set(`${provider}:${tenantId}`, info);
-      // The connection's mirror document, as the connection workflow writes it once connected.
+      // The connection's mirror document, as the connection workflow writes it once connected (for readers of it).
       await stack.mongo.collection(COLLECTIONS.connections).updateOne(
         { _id: connectionWorkflowId(provider, tenantId) } as never,
         {
@@ -130,6 +150,7 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
       return { ...info, tenantId };
     },
     async runSync(tenantId, provider, mode) {
+      await ensureConnection(tenantId, provider);
       const workflowId = uniqueName(`sync-${provider}-${tenantId}`);
       const result = await stack.client.workflow.execute(syncCustomers, {
         workflowId,
@@ -198,6 +219,14 @@ export async function syncHarness(env: Record<string, string> = {}): Promise<Syn
       return diffs.slice(0, 20);
     },
     async close() {
+      await Promise.all(
+        [...standIns].map((id) =>
+          stack.client.workflow
+            .getHandle(id)
+            .terminate('test over')
+            .catch(() => {}),
+        ),
+      );
       await stack.close();
       await sim.close();
     },

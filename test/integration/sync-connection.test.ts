@@ -13,7 +13,9 @@ import {
   completeAuthorizationUpdate,
   connectionWorkflowId,
   disconnectSignal,
+  statusQuery,
   syncNowSignal,
+  syncPlanQuery,
   syncScheduleId,
 } from '../../src/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
@@ -118,6 +120,10 @@ test('schedule created on connect; syncNow full syncs every business through the
     return m && m.fullSyncRequested === undefined ? m : null;
   });
   assert.equal(mirror.fullSyncRequested, undefined, 'the full-sync request is cleared once done');
+  // Issue 16: the request lives in the connection workflow, which the sync plans from.
+  await waitUntil('syncPlan: full-sync request cleared', async () =>
+    (await conn.query(syncPlanQuery)).fullSyncRequest === null ? true : null,
+  );
 
   // Issue 14: a sync run costs the connection workflow its syncReport signals and nothing more: no mirror activity
   // after each report (the partition sync writes connections.lastSyncAt itself) and no cancelled-and-re-armed timer.
@@ -223,4 +229,101 @@ test('a sync planned while the connections mirror still says awaiting_consent as
   const plan = await acts.planCustomerSync({ tenantId, provider });
   assert.ok(!plan.skipped, `planned, not skipped (${plan.skipped})`);
   assert.deepEqual(plan.partitions.map((p) => p.partition.id).sort(), status.partitions.map((p) => p.id).sort());
+});
+
+test('syncNow full is honoured even when a partition sync rewrites the connections document meanwhile (the plan asks the workflow), and clears after the full run', async () => {
+  const provider = 'sage-accounting' as const;
+  const tenantId = uniqueName('fullrace').replace(/_/g, '-');
+  const user = sim.admin.createUser({ provider, partitions: 2, customersPerPartition: 5 });
+  const status = await connectTenant(
+    { client: stack.client, taskQueue: stack.config.TEMPORAL_TASK_QUEUE, simAdminUrl: `${sim.url}/__admin` },
+    { tenantId, provider, userId: user.id },
+  );
+  const id = connectionWorkflowId(provider, tenantId);
+  const conn = stack.client.workflow.getHandle(id);
+  await waitForStatus(
+    stack.client,
+    id,
+    (s) => status.partitions.every((p) => s.lastSync[p.id]?.status === 'succeeded'),
+    90_000,
+  );
+  const runsOf = () =>
+    stack.mongo
+      .collection<{ _id: string; status: string; mode: string; startedAt: Date }>(COLLECTIONS.syncRuns)
+      .find({ tenantId })
+      .sort({ startedAt: 1 })
+      .toArray();
+  assert.equal((await runsOf()).length, 2, 'the first (full) run');
+
+  // A run in progress: its Sage calls are held, so the partition syncs are running when the full request arrives.
+  const [hold] = sim.admin.addFaults({ provider, scope: 'api', kind: 'hold', latencyMs: 60_000 }).rules;
+  const triggered = async () => {
+    const events = (await conn.fetchHistory()).events ?? [];
+    const scheduled = new Set(
+      events
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'triggerSync')
+        .map((e) => String(e.eventId)),
+    );
+    return events.filter(
+      (e) =>
+        e.activityTaskCompletedEventAttributes &&
+        scheduled.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)),
+    ).length;
+  };
+  try {
+    await conn.signal(syncNowSignal, { mode: 'incremental' });
+    await waitUntil('the incremental run is held at Sage', async () =>
+      (sim.admin.faults().rules.find((r) => r.id === hold!.id)?.hits ?? 0) >= 1 ? true : null,
+    );
+    // What a partition sync's write-back of the document looks like on FerretDB when it read the document before the
+    // full-sync request was recorded: the whole document, as it was, written back after the request.
+    const before = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+    assert.ok(before);
+    await conn.signal(syncNowSignal, { mode: 'full' });
+    await waitUntil('both syncNow triggers done', async () => ((await triggered()) >= 2 ? true : null));
+    await stack.mongo
+      .collection(COLLECTIONS.connections)
+      .replaceOne({ _id: id } as never, { ...before, updatedAt: new Date() });
+  } finally {
+    sim.admin.clearFaults(hold!.id);
+  }
+
+  // The held run finishes, then the buffered run of the full request starts: it must plan full for every partition.
+  const runs = await waitUntil('three runs of two partitions', async () => {
+    const all = await runsOf();
+    return all.length === 6 && all.every((r) => r.status === 'succeeded') ? all : null;
+  });
+  const [held, requested] = [runs.slice(2, 4), runs.slice(4, 6)];
+  assert.deepEqual(
+    held.map((r) => r.mode),
+    ['incremental', 'incremental'],
+    'the run in progress stayed incremental',
+  );
+  assert.deepEqual(
+    requested.map((r) => r.mode),
+    ['full', 'full'],
+    'the run after syncNow {mode: full} is full for every partition, whatever the connections document says',
+  );
+  // The request clears once both partitions reported the full run planned with it, and only then.
+  const plan = await waitUntil('full-sync request cleared', async () => {
+    const p = await conn.query(syncPlanQuery);
+    return p.fullSyncRequest === null ? p : null;
+  });
+  assert.equal(plan.state, 'connected');
+  const s = await conn.query(statusQuery);
+  for (const p of status.partitions) assert.equal(s.lastSync[p.id]?.mode, 'full');
+  const doc = await stack.mongo.collection(COLLECTIONS.connections).findOne({ _id: id } as never);
+  assert.equal(doc?.fullSyncRequested, undefined, 'no full-sync flag in the connections document');
+  // And the next run is incremental again: the request was honoured once, not kept.
+  const next = await stack.client.workflow.execute(syncCustomers, {
+    workflowId: uniqueName('sync-after-full'),
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId, provider }],
+  });
+  assert.deepEqual(
+    Object.values(next.partitions).map((p) => p.mode),
+    ['incremental', 'incremental'],
+  );
+  await conn.signal(disconnectSignal, { revoke: false });
+  await conn.result();
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { connectionWorkflowId, type PartitionSyncSummary } from '../../src/messages.js';
+import { connectionWorkflowId, SyncReportInput, type PartitionSyncSummary } from '../../src/messages.js';
 import * as M from '../../src/workflows/tenant-connection/machine.js';
 import { succeededSummary } from '../helpers/summaries.js';
 
@@ -635,3 +635,157 @@ describe('issue 14: history economy (timer and connections mirror)', () => {
 function summary(finishedAt: string): PartitionSyncSummary {
   return succeededSummary({ finishedAt, mode: 'incremental' });
 }
+
+describe('issue 16: the full-sync request lives in the connection (syncNow full → syncPlan → syncReport)', () => {
+  const report = (
+    status: 'succeeded' | 'failed',
+    mode: 'incremental' | 'full',
+    finishedAt = '2026-01-01T01:00:00.000Z',
+  ): PartitionSyncSummary => ({
+    finishedAt,
+    status,
+    mode,
+    fetched: 1,
+    upserted: 1,
+    modified: 0,
+    deleted: 0,
+    quarantined: 0,
+  });
+  function twoPartitions(): M.MachineState {
+    return M.connectionTested(
+      connected(),
+      {
+        ok: true,
+        available: [
+          { id: 'b1', name: 'One' },
+          { id: 'b2', name: 'Two' },
+        ],
+        leadBusinessId: 'b1',
+      },
+      T0,
+    ).state;
+  }
+
+  test('syncNow full records a request (and still triggers the schedule); incremental records none', () => {
+    const s = twoPartitions();
+    const inc = M.syncRequested(s, 'incremental', T0 + 5);
+    assert.deepEqual(inc.commands, [{ type: 'triggerSync', mode: 'incremental' }]);
+    assert.equal(inc.state.fullSyncRequest, null);
+    assert.equal(M.toSyncPlan(inc.state).fullSyncRequest, null);
+    const full = M.syncRequested(s, 'full', T0 + 5);
+    assert.deepEqual(full.commands, [{ type: 'triggerSync', mode: 'full' }], 'the same command as before');
+    const plan = M.toSyncPlan(full.state);
+    assert.ok(plan.fullSyncRequest, 'syncPlan answers the request');
+    assert.equal(plan.fullSyncRequest.requestedAt, new Date(T0 + 5).toISOString());
+    assert.deepEqual(plan, {
+      state: 'connected',
+      reason: null,
+      partitions: [
+        { id: 'b1', name: 'One' },
+        { id: 'b2', name: 'Two' },
+      ],
+      fullSyncRequest: plan.fullSyncRequest,
+    });
+    const again = M.syncRequested(full.state, 'full', T0 + 6).state;
+    assert.notEqual(again.fullSyncRequest?.id, plan.fullSyncRequest.id, 'each request has its own id');
+    // Not connected: nothing is triggered, so nothing is recorded either (as before).
+    assert.equal(M.syncRequested(base(), 'full', T0).state.fullSyncRequest, null);
+    // The mirror for readers is unchanged by the request (it is no Mongo flag any more).
+    assert.deepEqual(M.toMirror(full.state), M.toMirror(s));
+  });
+
+  test("an in-flight run's reports do not clear it; every partition's succeeded full run of the request does", () => {
+    let s = M.syncRequested(twoPartitions(), 'full', T0 + 5).state;
+    const id = s.fullSyncRequest!.id;
+    // A full run planned before the request (no id, or an older request's id) finishes: the request stays.
+    s = M.syncReported(s, 'b1', report('succeeded', 'full')).state;
+    s = M.syncReported(s, 'b2', report('succeeded', 'full')).state;
+    s = M.syncReported(s, 'b1', report('succeeded', 'full'), 'some-older-request').state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest?.id, id, 'a run planned without this request does not clear it');
+    assert.equal(s.lastSync.b1?.status, 'succeeded', 'its reports still update lastSync');
+    // The run planned with the request: one partition done is not enough.
+    s = M.syncReported(s, 'b1', report('succeeded', 'full'), id).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest?.id, id, 'b2 has not reported yet');
+    s = M.syncReported(s, 'b2', report('succeeded', 'full'), id).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest, null, 'cleared once every partition ran full with it');
+    assert.equal(s.fullSyncRequest, null);
+  });
+
+  test('a failed (or incremental) partition keeps it; a newer request replaces the one a run is honouring', () => {
+    let s = M.syncRequested(twoPartitions(), 'full', T0 + 5).state;
+    const id = s.fullSyncRequest!.id;
+    s = M.syncReported(s, 'b1', report('succeeded', 'full'), id).state;
+    s = M.syncReported(s, 'b2', report('failed', 'full'), id).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest?.id, id, 'a failed partition keeps the request');
+    s = M.syncReported(s, 'b2', report('succeeded', 'incremental'), id).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest?.id, id, 'an incremental run does not honour it');
+    s = M.syncReported(s, 'unknown', report('succeeded', 'full'), id).state;
+    assert.equal(
+      M.toSyncPlan(s).fullSyncRequest?.id,
+      id,
+      'a partition the connection does not have counts for nothing',
+    );
+    // A new syncNow full while that run is in flight: the in-flight run finishing does not clear the newer request.
+    s = M.syncRequested(s, 'full', T0 + 9).state;
+    const newer = s.fullSyncRequest!.id;
+    assert.deepEqual(s.fullSyncRequest?.done, [], 'a newer request starts over');
+    s = M.syncReported(s, 'b2', report('succeeded', 'full'), id).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest?.id, newer);
+    s = M.syncReported(s, 'b1', report('succeeded', 'full'), newer).state;
+    s = M.syncReported(s, 'b2', report('succeeded', 'full'), newer).state;
+    assert.equal(M.toSyncPlan(s).fullSyncRequest, null);
+  });
+
+  test('the request is carried across continue-as-new (validated), and older carried states parse without it', () => {
+    const s = M.syncRequested(twoPartitions(), 'full', T0 + 5).state;
+    const done = M.syncReported(s, 'b1', report('succeeded', 'full'), s.fullSyncRequest!.id).state;
+    const r = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-accounting', __carried: done },
+      WF,
+      connectionWorkflowId,
+    );
+    assert.ok(r.ok);
+    const next = M.startingState(r.value, WF, 'run-1');
+    assert.deepEqual(next.fullSyncRequest, done.fullSyncRequest);
+    assert.equal(next.fullSyncSeq, 1);
+    // A state carried by a run from before the request existed: no request, count from 0.
+    const { fullSyncRequest: _r, fullSyncSeq: _q, ...old } = connected();
+    const o = M.parseInput({ tenantId: 'acme', provider: 'sage-accounting', __carried: old }, WF, connectionWorkflowId);
+    assert.ok(o.ok);
+    assert.equal(o.value.__carried?.fullSyncRequest, null);
+    assert.equal(o.value.__carried?.fullSyncSeq, 0);
+    // Bounded like the rest of the carried state.
+    const bad = M.parseInput(
+      {
+        tenantId: 'acme',
+        provider: 'sage-accounting',
+        __carried: { ...done, fullSyncRequest: { ...done.fullSyncRequest, id: 'x'.repeat(10_000) } },
+      },
+      WF,
+      connectionWorkflowId,
+    );
+    assert.equal(bad.ok, false);
+    // The syncReport signal carries the id (bounded), and a report without one still parses.
+    const summary = report('succeeded', 'full');
+    assert.equal(SyncReportInput.safeParse({ partitionId: 'b1', summary, fullSyncRequestId: 'r' }).success, true);
+    assert.equal(
+      SyncReportInput.safeParse({ partitionId: 'b1', summary, fullSyncRequestId: 'x'.repeat(1_000) }).success,
+      false,
+    );
+  });
+
+  test('Sage 200: syncPlan answers the edition (default sage200extra, as the mirror did)', () => {
+    const wf = 'sage-connection:sage-200:acme';
+    const p = M.parseInput(
+      { tenantId: 'acme', provider: 'sage-200', sage200: { edition: 'sage200' } },
+      wf,
+      connectionWorkflowId,
+    );
+    assert.ok(p.ok);
+    assert.equal(M.toSyncPlan(M.initialState(p.value, wf)).edition, 'sage200');
+    const d = M.parseInput({ tenantId: 'acme', provider: 'sage-200' }, wf, connectionWorkflowId);
+    assert.ok(d.ok);
+    assert.equal(M.toSyncPlan(M.initialState(d.value, wf)).edition, 'sage200extra');
+    assert.equal('edition' in M.toSyncPlan(base()), false, 'Sage Accounting has none');
+  });
+});

@@ -4,6 +4,7 @@
  * The horizon is read BEFORE the customers (src/sync/change-seq.ts), so a change this run misses is above it and shows
  * up next time; nothing at or below it can still be committed. Needs MongoDB only.
  */
+import { connectionsCollection } from '../../lib/connection-doc.js';
 import { COLLECTIONS } from '../../lib/mongo.js';
 import { PROVIDERS, type Provider } from '../../messages.js';
 import { readHorizon } from '../../sync/change-seq.js';
@@ -28,8 +29,7 @@ export function parseSince(since: string | undefined): number {
 async function chooseProvider(ctx: CliContext, tenantId: string, provider: Provider | undefined): Promise<Provider> {
   if (provider) return provider;
   const mongo = await ctx.mongo();
-  const docs = await mongo
-    .collection<{ provider: Provider }>(COLLECTIONS.connections)
+  const docs = await connectionsCollection(mongo)
     .find({ tenantId }, { projection: { provider: 1 } })
     .toArray();
   const found = [...new Set(docs.map((d) => d.provider))].filter((p) => (PROVIDERS as readonly string[]).includes(p));

@@ -6,20 +6,11 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { connectionsByState, enableProcessMetrics, registry, syncLag } from '../../lib/metrics.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { connectionsCollection } from '../../lib/connection-doc.js';
 import type { WebDeps } from '../server.js';
 
-interface ConnectionDoc {
-  _id: string;
-  tenantId?: string;
-  provider?: string;
-  state?: string;
-  lastSyncAt?: Date | string | null;
-}
-
 export async function refreshConnectionGauges(deps: Pick<WebDeps, 'mongo'>, now = Date.now()): Promise<void> {
-  const docs = await deps.mongo
-    .collection<ConnectionDoc>(COLLECTIONS.connections)
+  const docs = await connectionsCollection(deps.mongo)
     .find({}, { projection: { tenantId: 1, provider: 1, state: 1, lastSyncAt: 1 } })
     .limit(10_000)
     .toArray();

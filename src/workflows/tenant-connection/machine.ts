@@ -19,6 +19,7 @@ import {
   type PartitionSyncSummary,
   type Provider,
   type ReconsentRecord,
+  type SyncPlanAnswer,
 } from '../../messages.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -122,6 +123,20 @@ export interface MachineState {
   sageUserId: string | null;
   /** The last re-consent of a connection that already had partitions: accepted or refused, same user or not. */
   lastReconsent: ReconsentRecord | null;
+  /**
+   * A `syncNow { mode: "full" }` not yet honoured: the sync plans every partition full while it is set (`syncPlan`
+   * query) and it clears once every partition reported a succeeded full run planned with this `id`. `done`: the
+   * partitions that did. A newer request replaces it (so a run already in flight cannot clear the newer one).
+   */
+  fullSyncRequest: PendingFullSync | null;
+  /** Full-sync requests so far in this chain: makes each request id unique. */
+  fullSyncSeq: number;
+}
+
+export interface PendingFullSync {
+  id: string;
+  requestedAt: string;
+  done: string[];
 }
 
 export type Command =
@@ -129,7 +144,6 @@ export type Command =
   | { type: 'mirror' }
   | { type: 'ensureSchedule'; paused: boolean }
   | { type: 'pauseSchedule'; reason: string }
-  | { type: 'resumeSchedule' }
   | { type: 'notify'; eventType: NotificationEvent['type'] }
   | { type: 'triggerSync'; mode: 'incremental' | 'full' };
 
@@ -245,6 +259,12 @@ export const MachineStateSchema = z
     pendingNotifications: z.array(NotificationEventSchema).max(MAX_PENDING_NOTIFICATIONS),
     sageUserId: IdText.nullable().default(null),
     lastReconsent: ReconsentRecordSchema.nullable().default(null),
+    fullSyncRequest: z
+      .object({ id: IdText, requestedAt: z.string().max(64), done: z.array(IdText).max(MAX_PARTITIONS) })
+      .strict()
+      .nullable()
+      .default(null),
+    fullSyncSeq: z.number().int().min(0).default(0),
   })
   .strict();
 
@@ -331,6 +351,8 @@ export function initialState(
     pendingNotifications: [],
     sageUserId: null,
     lastReconsent: null,
+    fullSyncRequest: null,
+    fullSyncSeq: 0,
   };
 }
 
@@ -714,15 +736,53 @@ export function refreshFailed(s: MachineState, f: RefreshFailure, now: number): 
   return reason !== s.reason ? withCommands(next, { type: 'mirror' }) : withCommands(next);
 }
 
-/** A sync run's per-partition summary (validated by the signal handler). Unknown partitions are ignored: bounded state. */
-export function syncReported(s: MachineState, partitionId: string, summary: PartitionSyncSummary): Transition {
+/**
+ * A sync run's per-partition summary (validated by the signal handler). Unknown partitions are ignored: bounded state.
+ * `fullSyncRequestId`: the full-sync request the run was planned with; a succeeded full run of that request counts
+ * towards clearing it (a run planned before the request, or with an older one, does not).
+ */
+export function syncReported(
+  s: MachineState,
+  partitionId: string,
+  summary: PartitionSyncSummary,
+  fullSyncRequestId?: string,
+): Transition {
   if (!s.partitions.some((p) => p.id === partitionId)) return withCommands(s);
   const lastSyncAt = !s.lastSyncAt || summary.finishedAt > s.lastSyncAt ? summary.finishedAt : s.lastSyncAt;
-  return withCommands({ ...s, lastSync: { ...s.lastSync, [partitionId]: summary }, lastSyncAt }, { type: 'mirror' });
+  return withCommands(
+    {
+      ...s,
+      lastSync: { ...s.lastSync, [partitionId]: summary },
+      lastSyncAt,
+      fullSyncRequest: fullSyncProgress(s, partitionId, summary, fullSyncRequestId),
+    },
+    { type: 'mirror' },
+  );
 }
 
-export function syncRequested(s: MachineState, mode: 'incremental' | 'full'): Transition {
-  return s.state === 'connected' ? withCommands(s, { type: 'triggerSync', mode }) : withCommands(s);
+function fullSyncProgress(
+  s: MachineState,
+  partitionId: string,
+  summary: PartitionSyncSummary,
+  requestId: string | undefined,
+): PendingFullSync | null {
+  const r = s.fullSyncRequest;
+  if (!r || requestId !== r.id || summary.status !== 'succeeded' || summary.mode !== 'full') return r;
+  const done = r.done.includes(partitionId) ? r.done : [...r.done, partitionId];
+  return s.partitions.every((p) => done.includes(p.id)) ? null : { ...r, done };
+}
+
+/** `syncNow`: triggers the schedule; a full one is also recorded until every partition has run full (see above). */
+export function syncRequested(s: MachineState, mode: 'incremental' | 'full', now: number): Transition {
+  if (s.state !== 'connected') return withCommands(s);
+  if (mode === 'incremental') return withCommands(s, { type: 'triggerSync', mode });
+  const seq = s.fullSyncSeq + 1;
+  const fullSyncRequest = {
+    id: `${s.eventIdPrefix}:full-sync:${seq}`,
+    requestedAt: new Date(now).toISOString(),
+    done: [],
+  };
+  return withCommands({ ...s, fullSyncSeq: seq, fullSyncRequest }, { type: 'triggerSync', mode });
 }
 
 /** Sage redirected back with `?error=` for one of our states. */
@@ -842,6 +902,18 @@ export function toStatus(s: MachineState, now: number): ConnectionStatus {
     nextWakeAt: wake ? iso(Math.max(wake.at, now)) : null,
     sageUserId: s.sageUserId,
     lastReconsent: s.lastReconsent,
+  };
+}
+
+/** The `syncPlan` query answer: what a sync run plans from (contract §7 modes are decided by the sync activity). */
+export function toSyncPlan(s: MachineState): SyncPlanAnswer {
+  const r = s.fullSyncRequest;
+  return {
+    state: s.state,
+    reason: s.reason,
+    partitions: s.partitions,
+    ...(s.provider === 'sage-200' ? { edition: s.settings.sage200?.edition ?? 'sage200extra' } : {}),
+    fullSyncRequest: r ? { id: r.id, requestedAt: r.requestedAt } : null,
   };
 }
 

@@ -26,6 +26,7 @@ import {
   SageProviderSearchAttribute,
   statusQuery,
   syncNowSignal,
+  syncPlanQuery,
   SyncNowInput,
   SyncReportInput,
   syncReportSignal,
@@ -237,9 +238,6 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       case 'pauseSchedule':
         await quickActs.pauseSyncSchedule({ ...target(), reason: c.reason });
         return;
-      case 'resumeSchedule':
-        await quickActs.resumeSyncSchedule(target());
-        return;
       case 'triggerSync':
         await quickActs.triggerSync({ ...target(), mode: c.mode });
         return;
@@ -288,6 +286,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
 
   // --- handlers -----------------------------------------------------------------------------------------------------
   wf.setHandler(statusQuery, () => M.toStatus(s, Date.now()));
+  wf.setHandler(syncPlanQuery, () => M.toSyncPlan(s));
 
   wf.setHandler(
     getAccessTokenUpdate,
@@ -461,13 +460,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   wf.setHandler(syncNowSignal, (req) => {
     const r = SyncNowInput.safeParse(req ?? {});
     if (!r.success) return wf.log.warn('ignoring invalid syncNow', { error: describeZodError(r.error) });
-    apply(M.syncRequested(s, r.data.mode ?? 'incremental'));
+    apply(M.syncRequested(s, r.data.mode ?? 'incremental', Date.now()));
   });
   wf.setHandler(syncReportSignal, (req) => {
     // A signal is input like any other: validated and bounded (unknown partitions are not added to carried state).
     const r = SyncReportInput.safeParse(req);
     if (!r.success) return wf.log.warn('ignoring invalid syncReport', { error: describeZodError(r.error) });
-    apply(M.syncReported(s, r.data.partitionId, r.data.summary));
+    apply(M.syncReported(s, r.data.partitionId, r.data.summary, r.data.fullSyncRequestId));
     written = M.syncTimeWritten(written, s, r.data.partitionId, r.data.summary);
   });
   wf.setHandler(authorizationDeniedSignal, (req) => {
