@@ -3,7 +3,7 @@ import type { SyncMode } from './runs.js';
 
 export interface ModeInputs {
   requested?: SyncMode;
-  /** Set on the `connections` document by `syncNow { mode: "full" }` (schedules cannot pass arguments to a trigger). */
+  /** The connection workflow's open full-sync request (`syncNow { mode: "full" }`, answered by its `syncPlan` query). */
   fullSyncRequested: boolean;
   lastFullSyncAt: Date | null;
   now: Date;
