@@ -7,6 +7,7 @@
  * This module is the one writer: the three writes below are the only code that changes the collection, each a point
  * operation on `_id`, and `ConnectionDoc` is the one declaration of the document that every reader imports.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionState, Partition, Provider, ReconsentRecord } from '../messages.js';
 import type { ConnectionMirror } from '../workflows/tenant-connection/machine.js';
 import { COLLECTIONS, type Mongo } from './mongo.js';
@@ -97,8 +98,21 @@ export async function writeTokenTimes(
  * disconnected connection's document, never creates one.
  */
 export async function writeLastSyncAt(mongo: Pick<Mongo, 'collection'>, workflowId: string, at: Date): Promise<void> {
-  await connectionsCollection(mongo).updateOne(
-    { _id: workflowId, state: { $ne: 'disconnected' } },
-    { $max: { lastSyncAt: at }, $set: { updatedAt: new Date() } },
-  );
+  const write = () =>
+    connectionsCollection(mongo).updateOne(
+      { _id: workflowId, state: { $ne: 'disconnected' } },
+      { $max: { lastSyncAt: at }, $set: { updatedAt: new Date() } },
+    );
+  await write();
+  // FerretDB applies an update to the document it read, without a lock between read and write: two partitions
+  // finishing together (or the workflow's mirror) can write back an older lastSyncAt over ours (seen in CI: the
+  // second run's newest finishedAt never reached the document). Read back after each racing writer's update has
+  // had time to land, and write again while the document is behind us; `$max` keeps every retry harmless.
+  for (const delayMs of [50, 250]) {
+    await sleep(delayMs);
+    const doc = await connectionsCollection(mongo).findOne({ _id: workflowId }, { projection: { lastSyncAt: 1, state: 1 } });
+    if (!doc || doc.state === 'disconnected') return;
+    if (doc.lastSyncAt instanceof Date && doc.lastSyncAt.getTime() >= at.getTime()) continue;
+    await write();
+  }
 }
