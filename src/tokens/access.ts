@@ -64,7 +64,13 @@ export interface AccessTokenResult {
 interface StoreSnapshot {
   doc: TokenDoc | null;
   connection: { state?: string | null } | null;
-  opened?: { accessToken: string };
+  /**
+   * The read path's answer per `minValidSeconds`, decided once for everyone who joined this read: their continuations
+   * all run in the same microtask burst right after the read resolves, so they would decide the same thing at the same
+   * `now` anyway, and 1,000 callers deciding one by one (input check, policy, ISO dates) cost ~10 µs each — most of the
+   * storm's latency. Dropped with the snapshot: a later caller starts a new read and decides afresh.
+   */
+  answers: Map<string, AccessTokenResult | null>;
 }
 const inFlightReads = new Map<string, Promise<StoreSnapshot>>();
 function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSnapshot> {
@@ -75,7 +81,7 @@ function readStore(deps: { mongo: Mongo }, workflowId: string): Promise<StoreSna
       readTokenDoc(deps.mongo, workflowId),
       connectionsCollection(deps.mongo).findOne({ _id: workflowId }, { projection: { state: 1 } }),
     ])
-      .then(([doc, connection]): StoreSnapshot => ({ doc, connection }))
+      .then(([doc, connection]): StoreSnapshot => ({ doc, connection, answers: new Map() }))
       .finally(() => inFlightReads.delete(key));
     inFlightReads.set(key, p);
   }
@@ -99,10 +105,18 @@ export async function readValidToken(
   const workflowId = connectionWorkflowId(conn.provider, conn.tenantId);
   if (opts.rejectedTokenVersion !== undefined) return null;
   const snap = await readStore(deps, workflowId);
-  const d = decideReadPath(snap.doc, snap.connection, Date.now(), opts, { workflowId, ...conn });
-  if (d.use !== 'store' || !snap.doc) return null;
-  snap.opened ??= { accessToken: openTokens(keyRingFromConfig(deps.config), snap.doc).accessToken };
-  return resultOf(snap.doc, snap.opened.accessToken, 'store');
+  const key = String(opts.minValidSeconds);
+  let answer = snap.answers.get(key);
+  if (answer === undefined) {
+    const d = decideReadPath(snap.doc, snap.connection, Date.now(), opts, { workflowId, ...conn });
+    answer =
+      d.use === 'store' && snap.doc
+        ? resultOf(snap.doc, openTokens(keyRingFromConfig(deps.config), snap.doc).accessToken, 'store')
+        : null;
+    snap.answers.set(key, answer);
+  }
+  // A copy each: a caller that edits its result must not edit another caller's.
+  return answer && { ...answer };
 }
 
 function isRetryLater(err: unknown): boolean {

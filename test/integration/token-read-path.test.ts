@@ -67,11 +67,36 @@ test('500 concurrent callers of a valid token: served from the store, 0 Temporal
   assert.equal(counters('sage-accounting').refreshes - refreshesBefore, 0, 'no refresh at Sage');
   assert.deepEqual(new Set(results.map((r) => r.tokenVersion)), new Set([1]));
   assert.deepEqual(new Set(results.map((r) => r.servedBy)), new Set(['store']));
+  assert.notEqual(results[0], results[1], 'each caller gets its own result object (one answer, decided once, copied)');
   // The token is the real one and works at Sage.
   const api = await fetch(`${h.sim.url}/sage-accounting/v3.1/businesses`, {
     headers: { authorization: `Bearer ${results[0]!.accessToken}` },
   });
   assert.equal(api.status, 200);
+});
+
+test('one storm, two kinds of caller: the shared answer is per request — invalid input still gets InvalidInput, not the stored token', async () => {
+  const tenantId = await connect('readmix');
+  // All 200 join the same in-flight store read; the read path decides once per minValidSeconds, so a caller whose
+  // input the workflow's validator refuses (1.5 is not an integer) must not inherit the valid callers' answer.
+  const calls = Array.from({ length: 200 }, (_, i) =>
+    acquireAccessToken(deps(), { tenantId, provider: 'sage-accounting' }, { minValidSeconds: i % 2 ? 1.5 : 60 }).then(
+      (r) => ({ ok: true as const, servedBy: r.servedBy }),
+      (err: Error) => ({
+        ok: false as const,
+        message: String(err.cause instanceof Error ? err.cause.message : err.message),
+      }),
+    ),
+  );
+  const results = await Promise.all(calls);
+  const valid = results.filter((_, i) => i % 2 === 0);
+  const invalid = results.filter((_, i) => i % 2 === 1);
+  assert.deepEqual(new Set(valid.map((r) => (r.ok ? r.servedBy : r.message))), new Set(['store']));
+  assert.equal(invalid.filter((r) => r.ok).length, 0, 'no invalid caller got a token');
+  assert.ok(
+    invalid.every((r) => !r.ok && /minValidSeconds|integer|invalid/i.test(r.message)),
+    JSON.stringify(invalid[0]),
+  );
 });
 
 test('a rejected version still goes to the workflow: 50 callers → exactly 1 refresh, 0 reused; then reads come from the store again', async () => {
