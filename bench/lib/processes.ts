@@ -124,10 +124,25 @@ export async function startSimulatorProcess(env: Record<string, string> = {}): P
  * Starts the production worker entry with `env` (`src/worker.ts` under tsx, or the compiled `lib/worker.js` that
  * `npm run build` writes); resolves once it polls its task queue.
  */
-export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 120_000, entry = 'src/worker.ts'): Promise<Child> {
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+  entry = 'src/worker.ts',
+  onLine?: (line: string) => void,
+): Promise<Child> {
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
-  const child = spawnTs(entry, { ...env, LOG_LEVEL: 'info' }, { label: 'worker', onLine: (l) => l.includes('worker started') && ready() });
+  const child = spawnTs(
+    entry,
+    { ...env, LOG_LEVEL: 'info' },
+    {
+      label: 'worker',
+      onLine: (l) => {
+        if (l.includes('worker started')) ready();
+        onLine?.(l);
+      },
+    },
+  );
   const outcome = await Promise.race([
     isReady.then(() => 'ready' as const),
     child.exited.then(() => 'exited' as const),
