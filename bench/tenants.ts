@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { parseConfig } from '../src/config.js';
 import { workerTuning } from '../src/worker.js';
-import { connectionWorkflowId } from '../src/messages.js';
+import { connectionWorkflowId, syncScheduleId } from '../src/messages.js';
 import { connectTenant } from '../test/helpers/consent.js';
 import { fmt, percentile, type Figure } from './lib/report.js';
 import { procStats, REPO_ROOT, spawnTs, startWorkerProcess, type SimProcess } from './lib/processes.js';
@@ -137,6 +137,8 @@ export async function tenantsSection(opts: {
     };
     let connected = 0;
     let failed = 0;
+    let retried = 0;
+    const connectedIds: string[] = [];
     let stoppedBy: 'time' | 'failures' | null = null;
     const failures: string[] = [];
     const connectDeadline = started + opts.connectBudgetMs;
@@ -159,31 +161,40 @@ export async function tenantsSection(opts: {
           stoppedBy = 'time';
           return;
         }
-        createdIds.push(tenantId);
-        try {
-          const u = (await sim.admin
-            .post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } })
-            .json()) as { id: string };
-          await connectTenant(target, {
-            tenantId,
-            provider: P,
-            userId: u.id,
-            input: { sync: { intervalMinutes: opts.intervalMinutes } },
-          });
-          connected++;
-        } catch (err) {
-          // One slow or failed consent must not throw away the section: count it, keep going, stop only when many fail.
-          failed++;
-          if (failures.length < 3) failures.push(`${tenantId}: ${(err as Error).message.slice(0, 200)}`);
-          if (allowed > 2) {
-            allowed = Math.max(2, Math.floor(allowed / 2));
-            log(
-              `tenants: connecting ${tenantId} failed (${(err as Error).message.slice(0, 200)}); now ${allowed} at a time`,
-            );
-          }
-          if (failed >= maxFailures && !stoppedBy) {
-            stoppedBy = 'failures';
-            log(`tenants: stopping after ${failed} failed connections; worker output: ${worker.tail().slice(-1500)}`);
+        // A consent that fails under load (e.g. "Failed to query Workflow" from a busy dev server) is retried once as a
+        // new tenant, so the section measures the tenant count it asked for; the failed one stays (and is cleaned up).
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const id = attempt === 0 ? tenantId : `${tenantId}-r${attempt}`;
+          createdIds.push(id);
+          try {
+            const u = (await sim.admin
+              .post('users', { json: { provider: P, partitions: 1, customersPerPartition: 10 } })
+              .json()) as { id: string };
+            await connectTenant(target, {
+              tenantId: id,
+              provider: P,
+              userId: u.id,
+              input: { sync: { intervalMinutes: opts.intervalMinutes } },
+            });
+            connected++;
+            connectedIds.push(id);
+            if (attempt > 0) retried++;
+            break;
+          } catch (err) {
+            // One slow or failed consent must not throw away the section: count it, keep going, stop only when many fail.
+            failed++;
+            if (failures.length < 3) failures.push(`${id}: ${(err as Error).message.slice(0, 200)}`);
+            if (allowed > 2) {
+              allowed = Math.max(2, Math.floor(allowed / 2));
+              log(
+                `tenants: connecting ${id} failed (${(err as Error).message.slice(0, 200)}); now ${allowed} at a time`,
+              );
+            }
+            if (failed >= maxFailures && !stoppedBy) {
+              stoppedBy = 'failures';
+              log(`tenants: stopping after ${failed} failed connections; worker output: ${worker.tail().slice(-1500)}`);
+            }
+            if (stoppedBy) break;
           }
         }
         if (Date.now() - lastLog > 15_000) {
@@ -227,15 +238,20 @@ export async function tenantsSection(opts: {
     let failedRuns = 0;
     let describeFailed = 0;
     // A sample of tenants is enough for the distribution, and describing hundreds of schedules is slow on the dev server.
-    const sample = ids.slice(0, Math.min(connected, 100));
+    const sample = connectedIds.slice(0, 100);
+    let missedCatchup = 0;
+    let skippedOverlap = 0;
     await pool(sample, 8, async (tenantId) => {
       const sched = await stack.client.schedule
-        .getHandle(`sage-sync:${P}:${tenantId}`)
+        .getHandle(syncScheduleId(P, tenantId))
         .describe()
         .catch(() => {
           describeFailed++;
           return null;
         });
+      // Since creation, not only in the window: a run the server dropped is as much a miss as a late one.
+      missedCatchup += sched?.info.numActionsMissedCatchupWindow ?? 0;
+      skippedOverlap += sched?.info.numActionsSkippedOverlap ?? 0;
       for (const a of sched?.info.recentActions ?? []) {
         if (a.scheduledAt.getTime() < observeStart) continue;
         runs++;
@@ -273,7 +289,7 @@ export async function tenantsSection(opts: {
           : '—',
         target: '≤ 60 s',
         met: beyond.length && connected >= 1000 ? beyondP99 <= 60_000 : null,
-        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated${describeFailed ? `, ${describeFailed} schedules could not be described` : ''}; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (up to ${width} at a time, ${allowed} at the end) took ${connectSecs.toFixed(0)} s (${perTenantMs.toFixed(0)} ms per tenant; worker RSS while connecting up to ${connectRss.length ? fmt.mb(Math.max(...connectRss)) : '?'})${connected < tenants ? ` — ${fmt.int(tenants)} asked, ${fmt.int(connected)} connected, ${failed} failed${stoppedBy === 'time' ? ', stopped at the connect time limit' : stoppedBy === 'failures' ? ', stopped after too many failures' : ''}${failures.length ? ` (first: ${failures.join('; ')})` : ''}; figures are for ${fmt.int(connected)} tenants and are judged only at ≥ 1,000; at this rate ${fmt.int(tenants)} would need ≈${Math.round((perTenantMs * tenants) / 60_000)} min of connecting (connect budget was ${Math.round(opts.connectBudgetMs / 60_000)} min; BENCH_BUDGET_MIN raises it)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
+        note: `sample of ${sample.length} tenants: ${runs} scheduled runs observed in ${Math.round(observedSecs)} s (≈${expected} expected), ${beyond.length} finished, ${failedRuns} failed/terminated, since creation ${missedCatchup} action(s) missed the 1-minute catch-up window and ${skippedOverlap} were skipped as overlapping (schedules fire at a per-tenant offset in the interval)${describeFailed ? `, ${describeFailed} schedules could not be described` : ''}; each run = plan activity + one partition sync (10 customers, incremental after the first) + token read + syncReport signal. ${fmt.int(connected)} tenants every ${opts.intervalMinutes} min = ${fmt.int(perHour)} runs/h, the run rate of ${fmt.int(perHour)} hourly tenants (live connection workflows: ${fmt.int(connected)}). Connecting them through consent (up to ${width} at a time, ${allowed} at the end) took ${connectSecs.toFixed(0)} s (${perTenantMs.toFixed(0)} ms per tenant; ${failed} consent(s) failed under load, ${retried} of them retried as a new tenant and connected; worker RSS while connecting up to ${connectRss.length ? fmt.mb(Math.max(...connectRss)) : '?'})${connected < tenants ? ` — ${fmt.int(tenants)} asked, ${fmt.int(connected)} connected, ${failed} failed${stoppedBy === 'time' ? ', stopped at the connect time limit' : stoppedBy === 'failures' ? ', stopped after too many failures' : ''}${failures.length ? ` (first: ${failures.join('; ')})` : ''}; figures are for ${fmt.int(connected)} tenants and are judged only at ≥ 1,000; at this rate ${fmt.int(tenants)} would need ≈${Math.round((perTenantMs * tenants) / 60_000)} min of connecting (connect budget was ${Math.round(opts.connectBudgetMs / 60_000)} min; BENCH_BUDGET_MIN raises it)` : ''}. Worker: ${production ? 'NODE_ENV=production with the prebuilt workflow bundle' : 'development (bundles workflows in-process at start-up)'}, ${tuning}`,
       },
       {
         section,
@@ -293,7 +309,7 @@ export async function tenantsSection(opts: {
     await pool(createdIds, 8, async (tenantId) => {
       if (Date.now() > cleanupDeadline) return;
       await stack.client.schedule
-        .getHandle(`sage-sync:${P}:${tenantId}`)
+        .getHandle(syncScheduleId(P, tenantId))
         .delete()
         .catch(() => {});
       await stack.client.workflow

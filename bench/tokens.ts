@@ -208,10 +208,25 @@ async function readStormFigures(
   const refreshesBefore = await refreshesOfUser(sim, userId);
   const eventsBefore = await totalEvents(stack.client, wfId);
   tally.clear();
-  log(`read storm: ${readers} concurrent acquireAccessToken of a valid token`);
-  const t = performance.now();
-  const results = await Promise.all(Array.from({ length: readers }, () => call()));
-  const wall = performance.now() - t;
+  log(`read storm: ${readers} concurrent acquireAccessToken of a valid token (3 storms, 1 s apart)`);
+  // Three storms, the median one reported: the storm lasts ~30 ms, so one GC pause or one tick of the other tenants
+  // running in this window (a 1-minute sync, a reader) moves a single storm's p99 by several times.
+  const storms: { results: Awaited<ReturnType<typeof call>>[]; wall: number; p99: number }[] = [];
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await sleep(1_000);
+    const t = performance.now();
+    const results = await Promise.all(Array.from({ length: readers }, () => call()));
+    const wall = performance.now() - t;
+    storms.push({
+      results,
+      wall,
+      p99: percentile(
+        results.map((r) => r.ms),
+        99,
+      ),
+    });
+  }
+  const { results, wall } = [...storms].sort((a, b) => a.p99 - b.p99)[1]!;
   const updates = tally.get('attempts') ?? 0;
   const refreshes = (await refreshesOfUser(sim, userId)) - refreshesBefore;
   await sleep(2_000);
@@ -224,12 +239,12 @@ async function readStormFigures(
     {
       section: 'read storm',
       name: `${fmt.int(readers)} concurrent callers, valid token: p99 vs one uncontended call`,
-      ours: `p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)} (${fmt.int(fromStore)} of ${fmt.int(readers)} served from the store)`,
+      ours: `p50 ${fmt.ms(p50)}, p99 ${fmt.ms(p99)} (${fmt.int(fromStore)} of ${fmt.int(readers)} served from the store; ${fmt.int(storms.flatMap((x) => x.results).filter((r) => r.servedBy === 'store').length)} of ${fmt.int(3 * readers)} over the 3 storms)`,
       reference: `uncontended ${fmt.ms(soloP50)} (median of 50 sequential calls)`,
       ratio: `p99 ${fmt.ratio(p99 / soloP50)}`,
       target: '≤ 3×',
       met: p99 / soloP50 <= 3,
-      note: `a call = acquireAccessToken({ minValidSeconds: 60 }) from one process: the read path reads the token document and the connection mirror (two point reads in parallel) and decrypts; concurrent callers of one connection share the read that is in flight (coalescing, nothing cached after it answers); all ${fmt.int(readers)} finished in ${fmt.ms(wall)}; updates sent to Temporal: ${updates}; history events added to the connection: ${events}; refreshes at Sage: ${refreshes}`,
+      note: `a call = acquireAccessToken({ minValidSeconds: 60 }) from one process: the read path reads the token document and the connection mirror (two point reads in parallel) and decrypts; concurrent callers of one connection share the read that is in flight (coalescing, nothing cached after it answers); the median of 3 storms by p99 (p99s ${storms.map((x) => fmt.ms(x.p99)).join(' / ')}): all ${fmt.int(readers)} finished in ${fmt.ms(wall)}; over the 3 storms, updates sent to Temporal: ${updates}; history events added to the connection: ${events}; refreshes at Sage: ${refreshes}`,
     },
   ];
 }

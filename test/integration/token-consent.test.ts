@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { scheduleOffsetSeconds } from '../../src/activities/schedule.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { connectionWorkflowId, disconnectSignal, statusQuery, syncScheduleId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
@@ -46,6 +47,14 @@ test('Sage Accounting consent: /connect → Sage → callback; connected with pa
   assert.equal(desc.state.paused, false);
   assert.equal(desc.action.type, 'startWorkflow');
   assert.equal(desc.action.type === 'startWorkflow' && desc.action.workflowType, 'syncCustomers');
+  // Each tenant fires at its own second of the interval, not all at `epoch + n × every`.
+  const interval = desc.spec.intervals?.[0];
+  assert.ok(interval, 'an interval spec');
+  const every = Number(interval.every) / 1000;
+  assert.equal(
+    Number(interval.offset ?? 0) / 1000,
+    scheduleOffsetSeconds(syncScheduleId('sage-accounting', tenantId), every / 60),
+  );
 
   const tok = await h.stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: id } as never);
   assert.equal(tok?.version, 1);
