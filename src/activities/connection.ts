@@ -11,7 +11,7 @@ import { mintState } from '../tokens/oauth-state.js';
 import { challengeForState, pkceEnabled } from '../tokens/pkce.js';
 import { openCandidate, readConsentDoc } from '../tokens/consent-store.js';
 import { openTokens } from '../tokens/store.js';
-import type { ConnectionMirror, ConnectionTestResult } from '../workflows/tenant-connection/machine.js';
+import type { ConnectionMirror, ConnectionTestResult } from '../connection/machine.js';
 import type { ActivityDeps } from './deps.js';
 import { mappingFailures } from '../errors.js';
 

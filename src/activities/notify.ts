@@ -7,7 +7,7 @@
 import { COLLECTIONS } from '../lib/mongo.js';
 import { postWebhook, webhookPolicy, WebhookRefusedError } from '../tokens/notify.js';
 import type { CustomersChangedEvent } from '../sync/announce.js';
-import type { NotificationEvent } from '../workflows/tenant-connection/machine.js';
+import type { NotificationEvent } from '../connection/machine.js';
 import type { ActivityDeps } from './deps.js';
 import { mappingFailures } from '../errors.js';
 

@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionState, Partition, Provider, ReconsentRecord } from '../messages.js';
-import type { ConnectionMirror } from '../workflows/tenant-connection/machine.js';
+import type { ConnectionMirror } from '../connection/machine.js';
 import { COLLECTIONS, type Mongo } from './mongo.js';
 
 /**

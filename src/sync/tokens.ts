@@ -3,7 +3,7 @@
  * a store read while the token is good, the workflow when a refresh is due); tests may plug in another source.
  * A 401 from Sage asks once for a fresh token with `rejectedTokenVersion`.
  */
-import { refreshMarginSeconds } from '../workflows/tenant-connection/machine.js';
+import { refreshMarginSeconds } from '../connection/machine.js';
 
 export interface AccessToken {
   accessToken: string;

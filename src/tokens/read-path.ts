@@ -17,7 +17,7 @@
  * - inside the refresh margin, or shorter than `minValidSeconds`: the workflow refreshes (once, for all callers).
  */
 import { GetAccessTokenInput, type Provider } from '../messages.js';
-import { decideAccess, type MachineState } from '../workflows/tenant-connection/machine.js';
+import { decideAccess, type MachineState } from '../connection/machine.js';
 import type { TokenDoc } from './store.js';
 
 export type ReadPathDecision = { use: 'store' } | { use: 'workflow'; why: string };

@@ -7,7 +7,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { connectionWorkflowId, type Partition, type Provider, type TenantConnectionInput } from '../../src/messages.js';
-import * as M from '../../src/workflows/tenant-connection/machine.js';
+import * as M from '../../src/connection/machine.js';
 
 export async function startStandInConnection(
   client: Client,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mintState, verifyState } from '../../src/tokens/oauth-state.js';
 import { signBody, verifySignature } from '../../src/tokens/notify.js';
-import { nonceOfState } from '../../src/workflows/tenant-connection/machine.js';
+import { nonceOfState } from '../../src/connection/machine.js';
 import { testConfig } from '../helpers/env.js';
 
 const config = testConfig();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { connectionWorkflowId, SyncReportInput, type PartitionSyncSummary } from '../../src/messages.js';
-import * as M from '../../src/workflows/tenant-connection/machine.js';
+import * as M from '../../src/connection/machine.js';
 import { succeededSummary } from '../helpers/summaries.js';
 
 const WF = 'sage-connection:sage-accounting:acme';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { renewingTokenSource, type AccessToken } from '../../src/sync/tokens.js';
 import { decideReadPath, type TokenDocTimes } from '../../src/tokens/read-path.js';
-import * as M from '../../src/workflows/tenant-connection/machine.js';
+import * as M from '../../src/connection/machine.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const conn = {

@@ -1,8 +1,8 @@
 /**
  * `tenantConnection`: the one durable owner of a tenant's Sage tokens (contract §3). A thin Temporal shell around the
- * pure decision logic in `machine.ts`: handlers feed events in, the main loop carries commands out as activities, and a
- * single durable timer wakes the workflow at its next deadline (keep-alive refresh, consent-URL renewal). No polling:
- * an idle connected tenant records a handful of events per refresh-token life, not per day.
+ * pure decision logic in `src/connection/machine.ts`: handlers feed events in, the main loop carries commands out as
+ * activities, and a single durable timer wakes the workflow at its next deadline (keep-alive refresh, consent-URL
+ * renewal). No polling: an idle connected tenant records a handful of events per refresh-token life, not per day.
  *
  * Concurrency: any number of `getAccessToken` callers share ONE in-flight refresh (a promise held by the workflow).
  * Temporal allows 10 updates in flight and 2,000 per run, so the run continues as new well before that, draining
@@ -34,7 +34,7 @@ import {
   type ConnectionStatus,
 } from '../../messages.js';
 import { ErrorTypes, readFailureDetails } from '../../error-types.js';
-import * as M from './machine.js';
+import * as M from '../../connection/machine.js';
 
 /** Error types of this workflow's update rejections (besides InvalidInput / ReauthorizationRequired). */
 const { RetryLater: RETRY_LATER, TokenUnavailable: TOKEN_UNAVAILABLE, InvalidState: INVALID_STATE } = ErrorTypes;

@@ -1,8 +1,10 @@
 /**
  * The decision logic of a tenant connection, as pure functions: state + event → state + commands. No Temporal calls,
  * no I/O, no clocks (time comes in as `now`, epoch ms), so every rule here is unit-tested directly
- * (test/unit/token-machine.test.ts). The workflow (`workflow.ts`) is a thin shell that feeds events in and carries the
- * commands out as activities, timers and search-attribute upserts.
+ * (test/unit/token-machine.test.ts). The workflow (`src/workflows/tenant-connection/workflow.ts`) is a thin shell that
+ * feeds events in and carries the commands out as activities, timers and search-attribute upserts. Lives outside
+ * src/workflows so activities, tokens, sync, lib and web import it without reaching into workflow code; sandbox-safe
+ * (zod and messages only): the workflow bundle imports it.
  *
  * The state never holds a secret: tokens live encrypted in the token store; here we keep versions and expiry times.
  */
@@ -20,7 +22,7 @@ import {
   type Provider,
   type ReconsentRecord,
   type SyncPlanAnswer,
-} from '../../messages.js';
+} from '../messages.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Tunables (why each value is what it is)
@@ -44,7 +46,7 @@ export const RETRY_MAX_MS = 30 * 60_000;
 /** Consecutive transient failures after which an expiring refresh token is flagged `refresh_token_expiring`. */
 export const WARN_AFTER_FAILURES = 3;
 
-// Machine reason codes (`reason` below): the one typed catalogue is `src/connection/reasons.ts`.
+// Machine reason codes (`reason` below): the one typed catalogue is `reasons.ts` beside this file.
 
 // ---------------------------------------------------------------------------------------------------------------------
 // State
