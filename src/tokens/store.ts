@@ -22,6 +22,7 @@
  * its claim and the head write, or a head write lost to a concurrent one on FerretDB, costs nothing. `gen` (`claimGen`)
  * is drawn when the document is first inserted, so a connection deleted and consented again never meets old claims.
  */
+import type { TokenInfo } from '../connection/machine.js';
 import { Binary, MongoServerError, type Collection } from 'mongodb';
 import { z } from 'zod';
 import { leaseClaimId, versionClaimId } from '../connection/ids.js';
@@ -93,14 +94,7 @@ export function leaseState(doc: Pick<TokenDoc, 'pendingRefresh'>, fromVersion: n
 }
 
 /** Non-secret facts about the current tokens: this is all the workflow keeps. Dates as epoch ms. */
-export interface TokenMeta {
-  version: number;
-  accessTokenExpiresAt: number;
-  accessTokenLifetimeSec: number;
-  refreshTokenExpiresAt: number | null;
-  refreshTokenLifetimeSec: number | null;
-  obtainedAt: number;
-}
+export type TokenMeta = TokenInfo;
 
 export interface PlainTokens {
   accessToken: string;
