@@ -14,13 +14,16 @@ import type { CustomersChangedEvent } from '../../src/sync/announce.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { startChangeReader } from '../helpers/change-reader.js';
-import { faultSuiteStack } from '../helpers/fault-stack.js';
+import { faultSuiteStack, KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS } from '../helpers/fault-stack.js';
 
 const suite = faultSuiteStack({ webhook: true });
 
 test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor across the crash misses no change', async (t) => {
   const { sim, stack, hook } = suite;
-  const env = suite.workerEnv({ SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3' });
+  const env = suite.workerEnv({
+    SAGE200_PAGE_SIZE: '20',
+    SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
+  });
   const first = suite.spawnWorker(env);
   await first.ready;
 

@@ -8,13 +8,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
-import { faultSuiteStack } from '../helpers/fault-stack.js';
+import { faultSuiteStack, KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS } from '../helpers/fault-stack.js';
 
 const suite = faultSuiteStack();
 
 test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-read), nothing lost or duplicated', async (t) => {
   const { sim, stack } = suite;
-  const env = suite.workerEnv({ SAGE200_PAGE_SIZE: '20', SYNC_HEARTBEAT_TIMEOUT_SECONDS: '3' });
+  const env = suite.workerEnv({
+    SAGE200_PAGE_SIZE: '20',
+    SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
+  });
   const first = suite.spawnWorker(env);
   await first.ready;
 

@@ -266,3 +266,10 @@ export function faultSuiteStack(opts: FaultSuiteOptions = {}): FaultSuite {
   };
   return suite;
 }
+
+/**
+ * `SYNC_HEARTBEAT_TIMEOUT_SECONDS` for tests that SIGKILL a worker mid-sync: short, so the retry starts soon after the
+ * kill, but well above the worker's 2-s heartbeat cap (worker.ts). At 3 s a live attempt on a freshly started, loaded
+ * worker was timed out and ran beside its own retry (both reading pages; CI saw 12 pages re-read for a window of 5).
+ */
+export const KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS = '8';
