@@ -4,7 +4,6 @@ import { createConsentActivities } from './consent.js';
 import type { ActivityDeps } from './deps.js';
 import { createNotifyActivities } from './notify.js';
 import { createScheduleActivities } from './schedule.js';
-import { createSmokeActivities } from './smoke.js';
 import { createSyncActivities } from './sync.js';
 import { createTokenActivities } from './tokens.js';
 
@@ -17,7 +16,6 @@ export type { ActivityDeps } from './deps.js';
  */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createSmokeActivities(deps),
     ...createScheduleActivities(deps),
     ...createTokenActivities(deps),
     ...createConsentActivities(deps),
