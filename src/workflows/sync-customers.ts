@@ -5,8 +5,6 @@
  * (`syncReport`) so `status.lastSync` is current. Reauthorization ends the run as skipped, not failed-and-retrying.
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
@@ -25,7 +23,9 @@ import {
   type PartitionSyncSummary,
 } from '../messages.js';
 import { isAccessReason, type AccessReason } from '../connection/reasons.js';
-import { ErrorTypes, readFailureDetails } from '../error-types.js';
+import type { FailureInfo } from '../connection/decisions.js';
+import { ErrorTypes } from '../error-types.js';
+import { failureInfo, invalidInput, syncFailed } from './failures.js';
 import { deliverCustomersChanged } from './notify-changes.js';
 
 /** Marks the full-sync request kept by the connection workflow (no `clearFullSyncRequest` activity any more). */
@@ -57,22 +57,9 @@ export interface SyncCustomersResult {
   partitions: Record<string, PartitionSyncSummary>;
 }
 
-function failureType(err: unknown): string | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-}
-
 /** The access-problem code a partition failure carries (`SageAccessDenied` details), if any. */
-function failureReason(err: unknown): AccessReason | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (!(cause instanceof ApplicationFailure) || cause.type !== ErrorTypes.SageAccessDenied) return undefined;
-  const reason = readFailureDetails(cause.details).reason;
-  return reason !== undefined && isAccessReason(reason) ? reason : undefined;
-}
-
-function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
-  return cause instanceof Error ? cause.message : String(cause);
+function accessReasonOf(f: FailureInfo): AccessReason | undefined {
+  return f.type === ErrorTypes.SageAccessDenied && f.reason !== null && isAccessReason(f.reason) ? f.reason : undefined;
 }
 
 /**
@@ -114,17 +101,13 @@ async function announceChanges(
     });
   } catch (err) {
     // Already started (same event id): it is being delivered.
-    log.warn('customers.changed delivery not started', { eventId: event.id, error: failureMessage(err) });
+    log.warn('customers.changed delivery not started', { eventId: event.id, error: failureInfo(err).message });
   }
 }
 
 export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncCustomersResult> {
   const parsed = SyncCustomersInput.safeParse(rawInput);
-  if (!parsed.success)
-    throw ApplicationFailure.nonRetryable(
-      `invalid syncCustomers input: ${describeZodError(parsed.error)}`,
-      ErrorTypes.InvalidInput,
-    );
+  if (!parsed.success) throw invalidInput(`invalid syncCustomers input: ${describeZodError(parsed.error)}`);
   const input = parsed.data;
   const syncWorkflowId = workflowInfo().workflowId;
 
@@ -160,9 +143,10 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
           ...(plan.edition ? { edition: plan.edition } : {}),
         });
       } catch (err) {
-        const reauth = failureType(err) === ErrorTypes.ReauthorizationRequired;
-        const error = failureMessage(err);
-        const reason = failureReason(err);
+        const failure = failureInfo(err);
+        const reauth = failure.type === ErrorTypes.ReauthorizationRequired;
+        const error = failure.message;
+        const reason = accessReasonOf(failure);
         await recordPartitionSyncFailure({
           ...input,
           partitionId: p.partition.id,
@@ -192,7 +176,7 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
         });
       } catch (err) {
         // The connection may have ended (disconnect) while we synced; the summary is still in sync_runs.
-        log.warn('syncReport not delivered', { error: failureMessage(err) });
+        log.warn('syncReport not delivered', { error: failureInfo(err).message });
       }
       return [p.partition.id, summary];
     }),
@@ -213,11 +197,7 @@ export async function syncCustomers(rawInput: SyncCustomersInput): Promise<SyncC
   if (statuses.includes('failed')) {
     const failed = results.filter(([, s]) => s.status === 'failed').map(([id, s]) => `${id}: ${s.error}`);
     // Visible as a failed run in the UI; the schedule's next run starts over from each partition's last watermark.
-    throw ApplicationFailure.nonRetryable(
-      `customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`.slice(0, 2000),
-      ErrorTypes.SyncFailed,
-      partitions,
-    );
+    throw syncFailed(`customer sync failed for ${failed.length} partition(s): ${failed.join('; ')}`, partitions);
   }
   const status = statuses.length > 0 && statuses.every((s) => s === 'skipped') ? 'skipped' : 'succeeded';
   return { status, partitions };

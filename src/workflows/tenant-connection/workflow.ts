@@ -9,7 +9,6 @@
  * handlers first and carrying the whole state.
  */
 import * as wf from '@temporalio/workflow';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import {
   authorizationDeniedSignal,
@@ -33,11 +32,17 @@ import {
   TenantIdSearchAttribute,
   type ConnectionStatus,
 } from '../../messages.js';
-import { ErrorTypes, readFailureDetails } from '../../error-types.js';
+import * as D from '../../connection/decisions.js';
+import { reduce, type MachineEvent } from '../../connection/events.js';
 import * as M from '../../connection/machine.js';
-
-/** Error types of this workflow's update rejections (besides InvalidInput / ReauthorizationRequired). */
-const { RetryLater: RETRY_LATER, TokenUnavailable: TOKEN_UNAVAILABLE, InvalidState: INVALID_STATE } = ErrorTypes;
+import {
+  failureInfo,
+  invalidInput,
+  reauthorizationRequired,
+  reconsentRefused,
+  refusalFailure,
+  tokenUnavailable,
+} from '../failures.js';
 
 /** Continue as new past this many history events (the server suggests it near 10 k as well). */
 const DEFAULT_MAX_HISTORY_EVENTS = 8_000;
@@ -89,41 +94,10 @@ const notifyActs = wf.proxyActivities<Activities>({
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '30m' },
 });
 
-const reauthFailure = (workflowId: string, reason: string) =>
-  ApplicationFailure.create({
-    type: ErrorTypes.ReauthorizationRequired,
-    message: `connection ${workflowId} is not connected (${reason}); the tenant must authorize again`,
-    nonRetryable: true,
-    details: [{ reason }],
-  });
-
-function failureDetails(err: unknown): {
-  type: string | null;
-  nonRetryable: boolean;
-  reason: string | null;
-  message: string;
-} {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) {
-    return {
-      type: cause.type ?? null,
-      nonRetryable: cause.nonRetryable === true,
-      reason: readFailureDetails(cause.details).reason ?? null,
-      message: cause.message,
-    };
-  }
-  return {
-    type: null,
-    nonRetryable: false,
-    reason: null,
-    message: cause instanceof Error ? cause.message : String(cause),
-  };
-}
-
 export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<ConnectionStatus> {
   const { workflowId } = wf.workflowInfo();
   const parsed = M.parseInput(rawInput, workflowId, connectionWorkflowId);
-  if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.message, ErrorTypes.InvalidInput);
+  if (!parsed.ok) throw invalidInput(parsed.message);
   const input = parsed.value;
   const maxHistoryEvents = input.__maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
 
@@ -144,6 +118,8 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   let timer = null as { at: number; scope: wf.CancellationScope } | null;
 
   const target = () => ({ tenantId: s.tenantId, provider: s.provider });
+  /** What update admission depends on besides the machine state (Temporal mechanics of this shell). */
+  const flags = (): D.ShellFlags => ({ disconnecting: disconnectRequest !== null, draining });
 
   function publishSearchAttributes(): void {
     if (publishedState === s.state) return;
@@ -160,7 +136,9 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     wf.setCurrentDetails(M.currentDetails(s, Date.now()));
   }
 
-  function apply(t: M.Transition): void {
+  /** The only way the state changes: the machine reduces an event; its commands queue for the main loop. */
+  function apply(e: MachineEvent): void {
+    const t = reduce(s, e, Date.now());
     s = t.state;
     commands.push(...t.commands);
     publishSearchAttributes();
@@ -180,15 +158,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     if (from === undefined) return;
     try {
       const r = await refreshActs.refreshAccessToken({ workflowId, provider: s.provider, fromVersion: from });
-      apply(M.refreshSucceeded(s, r.token, Date.now(), { calledSage: r.calledSage }));
+      apply({ type: 'refreshSucceeded', token: r.token, calledSage: r.calledSage });
       if (r.mirrored === true) written = M.tokenTimesWritten(written, s, r.token.version);
     } catch (err) {
-      const f = failureDetails(err);
-      const definitive = f.type === ErrorTypes.SageOAuth && f.nonRetryable;
-      wf.log.warn('token refresh failed', { definitive, reason: f.reason, message: f.message });
-      apply(
-        M.refreshFailed(s, { definitive, reason: f.reason ?? 'refresh_token_invalid', message: f.message }, Date.now()),
-      );
+      const failure = failureInfo(err);
+      const { definitive, reason } = D.classifyRefreshFailure(failure);
+      wf.log.warn('token refresh failed', { definitive, reason, message: failure.message });
+      apply({ type: 'refreshFailed', failure });
     }
   }
   function refreshOnce(): Promise<void> {
@@ -203,13 +179,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     notifyActs
       .deliverNotification({ event, ...(s.settings.notifyWebhookUrl ? { url: s.settings.notifyWebhookUrl } : {}) })
       .then(
-        () => (s = M.notificationSettled(s, event.id)),
+        () => apply({ type: 'notificationSettled', eventId: event.id }),
         (err) => {
           wf.log.error('webhook notification given up after retries', {
             eventId: event.id,
-            message: failureDetails(err).message,
+            message: failureInfo(err).message,
           });
-          s = M.notificationSettled(s, event.id);
+          apply({ type: 'notificationSettled', eventId: event.id });
         },
       );
   }
@@ -224,8 +200,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           country: s.country,
           ttlMs: c.ttlMs,
         });
-        s = M.consentIssued(s, consent, Date.now());
-        showDetails();
+        apply({ type: 'consentIssued', consent });
         return;
       }
       case 'ensureSchedule':
@@ -242,9 +217,8 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         await quickActs.triggerSync({ ...target(), mode: c.mode });
         return;
       case 'notify': {
-        const q = M.notificationQueued(s, c.eventType, Date.now());
-        s = q.state;
-        startDelivery(q.event);
+        apply({ type: 'notificationQueued', eventType: c.eventType });
+        startDelivery(s.pendingNotifications.at(-1)!); // the event just queued is the newest
         return;
       }
       case 'mirror':
@@ -263,8 +237,9 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
             await runCommand(c);
           } catch (err) {
             // Side effects are retried by their activity policy; one that still fails is visible, not fatal.
-            s = { ...s, lastError: `${c.type} failed: ${failureDetails(err).message}` };
-            wf.log.error('connection command failed', { command: c.type, message: failureDetails(err).message });
+            const { message } = failureInfo(err);
+            apply({ type: 'commandFailed', command: c.type, message });
+            wf.log.error('connection command failed', { command: c.type, message });
           }
         }
         // Mirror after every batch that changed anything visible (also covers consent URLs and schedule errors).
@@ -275,7 +250,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
           await quickActs.mirrorConnection(m);
           if (economy) written = m;
         } catch (err) {
-          wf.log.error('mirroring the connection failed', { message: failureDetails(err).message });
+          wf.log.error('mirroring the connection failed', { message: failureInfo(err).message });
         }
       }
     } finally {
@@ -292,49 +267,20 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     getAccessTokenUpdate,
     async (req) => {
       updatesThisRun++;
-      let refreshed = false;
-      for (;;) {
-        const now = Date.now();
-        if (
-          refreshed &&
-          req.rejectedTokenVersion !== undefined &&
-          s.token?.version === req.rejectedTokenVersion &&
-          s.state === 'connected'
-        ) {
-          throw ApplicationFailure.create({
-            type: TOKEN_UNAVAILABLE,
-            nonRetryable: true,
-            message: `refresh failed: ${s.lastError ?? 'unknown error'}`,
-          });
-        }
-        const d = M.decideAccess(
-          s,
-          now,
-          refreshed ? { ...(req.minValidSeconds !== undefined ? { minValidSeconds: req.minValidSeconds } : {}) } : req,
-        );
-        if (d.kind === 'lease') return d.lease;
-        if (d.kind === 'reject') throw reauthFailure(workflowId, d.reason);
-        if (refreshed) {
-          const fallback = M.fallbackLease(s, now);
-          if (fallback) return fallback;
-          throw ApplicationFailure.create({
-            type: TOKEN_UNAVAILABLE,
-            nonRetryable: true,
-            message: `refresh failed: ${s.lastError ?? 'unknown error'}`,
-          });
-        }
+      for (let refreshed = false; ; refreshed = true) {
+        const a = D.answerTokenRequest(s, Date.now(), req, refreshed);
+        if (a.kind === 'lease') return a.lease;
+        if (a.kind === 'reject') throw reauthorizationRequired(workflowId, a.reason);
+        if (a.kind === 'unavailable') throw tokenUnavailable(a.message);
         await refreshOnce();
-        refreshed = true;
       }
     },
     {
       validator: (req) => {
         const r = GetAccessTokenInput.safeParse(req);
-        if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
-        if (s.state !== 'connected') throw reauthFailure(workflowId, s.reason ?? s.state);
-        if (disconnectRequest) throw reauthFailure(workflowId, 'disconnected');
-        if (draining)
-          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        if (!r.success) throw invalidInput(describeZodError(r.error));
+        const refusal = D.admitTokenRequest(s, flags());
+        if (refusal) throw refusalFailure(workflowId, refusal);
       },
     },
   );
@@ -343,8 +289,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     completeAuthorizationUpdate,
     async (req) => {
       updatesThisRun++;
-      s = M.consentConsumed(s, req.state); // single-use, whatever happens next
-      showDetails();
+      apply({ type: 'consentConsumed', state: req.state }); // single-use, whatever happens next
       authorizing = true;
       try {
         // Re-consent of a connection with partitions: the new tokens are staged beside the current ones, tested with
@@ -361,18 +306,13 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
             ...(check ? { stage: true } : {}),
           });
         } catch (err) {
-          const f = failureDetails(err);
           if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
-          apply(M.consentFailed(s, { reason: f.reason ?? 'authorization_failed', message: f.message }));
+          apply({ type: 'codeExchangeFailed', failure: failureInfo(err) });
           await wf.condition(() => commandsSettled() || disconnectRequest !== null);
           return M.toStatus(s, Date.now());
         }
         const staged = exchanged.staged === true;
-        const testArgs = {
-          workflowId,
-          provider: s.provider,
-          ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}),
-        };
+        const testArgs = D.connectionTestArgs(s, workflowId);
         const test = await quickActs.testConnection(staged ? { ...testArgs, candidate: true } : testArgs);
         // A disconnect that arrived meanwhile wins: its cleanup deletes the tokens just stored.
         if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
@@ -389,29 +329,25 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
               });
             } catch (err) {
               // Still refused: the current grant is untouched; the staged one stays unused (the next consent replaces it).
-              wf.log.error('revoking a refused re-consent failed', { message: failureDetails(err).message });
+              wf.log.error('revoking a refused re-consent failed', { message: failureInfo(err).message });
             }
-            apply(M.reconsentRefused(s, { test, verdict, now: Date.now() }));
+            apply({ type: 'reconsentRefused', test, verdict });
             await wf.condition(() => commandsSettled() || disconnectRequest !== null);
-            throw ApplicationFailure.create({
-              type: ErrorTypes.ReconsentRefused,
-              nonRetryable: true,
-              message: M.reconsentRefusalMessage(verdict, s.lastReconsent?.userChanged ?? false),
-              details: [{ reason: verdict.reason, unreachablePartitions: verdict.unreachable }],
+            throw reconsentRefused(M.reconsentRefusalMessage(verdict, s.lastReconsent?.userChanged ?? false), {
+              reason: verdict.reason,
+              unreachablePartitions: verdict.unreachable,
             });
           }
           token = await quickActs.promoteConsentCandidate({ workflowId, exchangeId: exchanged.exchangeId });
           reconsent = verdict;
         }
-        apply(
-          M.consentCompleted(s, {
-            token,
-            country: req.country ?? null,
-            test,
-            now: Date.now(),
-            ...(reconsent ? { reconsent } : {}),
-          }),
-        );
+        apply({
+          type: 'consentCompleted',
+          token,
+          country: req.country ?? null,
+          test,
+          ...(reconsent ? { reconsent } : {}),
+        });
         // Answer once the schedule exists and the mirror is written, so callers observe a settled connection.
         await wf.condition(() => commandsSettled() || disconnectRequest !== null);
         return M.toStatus(s, Date.now());
@@ -422,13 +358,9 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
     {
       validator: (req) => {
         const r = CompleteAuthorizationInput.safeParse(req);
-        if (!r.success) throw ApplicationFailure.nonRetryable(describeZodError(r.error), ErrorTypes.InvalidInput);
-        const why = M.checkConsentState(s, req.state, Date.now());
-        if (why) throw ApplicationFailure.nonRetryable(why, INVALID_STATE);
-        if (authorizing)
-          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'another authorization is being completed' });
-        if (draining)
-          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        if (!r.success) throw invalidInput(describeZodError(r.error));
+        const refusal = D.admitConsentCompletion(s, req.state, Date.now(), { ...flags(), authorizing });
+        if (refusal) throw refusalFailure(workflowId, refusal);
       },
     },
   );
@@ -440,19 +372,16 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
       const consent = await quickActs.mintConsent({
         workflowId,
         provider: s.provider,
-        country: req.country ?? s.country,
+        country: D.consentCountry(s, req.country),
         ttlMs: M.LINK_CONSENT_TTL_MS,
       });
-      s = M.consentIssued(s, consent, Date.now());
-      showDetails();
+      apply({ type: 'consentIssued', consent });
       return { authorizationUrl: consent.url, expiresAt: new Date(consent.expiresAt).toISOString() };
     },
     {
       validator: (_req) => {
-        if (s.state === 'disconnected' || disconnectRequest)
-          throw ApplicationFailure.nonRetryable('the connection is disconnected', INVALID_STATE);
-        if (draining)
-          throw ApplicationFailure.create({ type: RETRY_LATER, message: 'connection is continuing as new; retry' });
+        const refusal = D.admitConsentLink(s, flags());
+        if (refusal) throw refusalFailure(workflowId, refusal);
       },
     },
   );
@@ -460,60 +389,57 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
   wf.setHandler(syncNowSignal, (req) => {
     const r = SyncNowInput.safeParse(req ?? {});
     if (!r.success) return wf.log.warn('ignoring invalid syncNow', { error: describeZodError(r.error) });
-    apply(M.syncRequested(s, r.data.mode ?? 'incremental', Date.now()));
+    apply({ type: 'syncRequested', ...(r.data.mode ? { mode: r.data.mode } : {}) });
   });
   wf.setHandler(syncReportSignal, (req) => {
     // A signal is input like any other: validated and bounded (unknown partitions are not added to carried state).
     const r = SyncReportInput.safeParse(req);
     if (!r.success) return wf.log.warn('ignoring invalid syncReport', { error: describeZodError(r.error) });
-    apply(M.syncReported(s, r.data.partitionId, r.data.summary, r.data.fullSyncRequestId));
+    const { partitionId, summary, fullSyncRequestId } = r.data;
+    apply({ type: 'syncReported', partitionId, summary, ...(fullSyncRequestId ? { fullSyncRequestId } : {}) });
     written = M.syncTimeWritten(written, s, r.data.partitionId, r.data.summary);
   });
   wf.setHandler(authorizationDeniedSignal, (req) => {
     if (!req || typeof req.state !== 'string' || typeof req.error !== 'string') return;
-    apply(M.consentDenied(s, req, Date.now()));
+    apply({ type: 'consentDenied', ...req });
   });
   wf.setHandler(disconnectSignal, (req) => {
     const r = DisconnectInput.safeParse(req ?? {});
-    disconnectRequest = { revoke: r.success ? (r.data.revoke ?? true) : true };
+    disconnectRequest = D.disconnectRequested(r.success, r.success ? r.data.revoke : undefined);
   });
 
   // --- main loop ------------------------------------------------------------------------------------------------------
   async function onWake(action: M.WakeAction): Promise<void> {
-    if (action === 'renewConsent') {
-      commands.push({ type: 'issueConsent', ttlMs: M.STATUS_CONSENT_TTL_MS });
+    const next = D.wakeAction(action);
+    if (!next.refresh) {
+      commands.push(...next.commands);
       return;
     }
     // Keep-alive: refresh so the refresh token does not lapse, then re-check what the consent reaches.
     const before = s.token?.version;
     await refreshOnce();
-    if (s.state === 'connected' && s.token?.version !== before) {
-      const test = await quickActs.testConnection({
-        workflowId,
-        provider: s.provider,
-        ...(s.settings.sage200 ? { edition: s.settings.sage200.edition } : {}),
-      });
-      apply(M.connectionTested(s, test, Date.now()));
+    if (D.keepAliveTestDue(s, before)) {
+      const test = await quickActs.testConnection(D.connectionTestArgs(s, workflowId));
+      apply({ type: 'connectionTested', test });
     }
   }
 
   async function disconnect(req: { revoke: boolean }): Promise<ConnectionStatus> {
     cancelTimer();
     commands.splice(0); // whatever was pending (mirror, schedule) is superseded by the cleanup below
-    apply({ state: M.disconnected(s), commands: [] });
+    apply({ type: 'disconnected' });
     await wf.condition(wf.allHandlersFinished);
-    let lastError: string | null = null;
+    let revokeError: string | null = null;
     if (req.revoke) {
       try {
         await revokeActs.revokeTokens({ workflowId, provider: s.provider });
       } catch (err) {
-        lastError = `revoke at Sage failed: ${failureDetails(err).message}`;
+        revokeError = failureInfo(err).message;
       }
     }
     await quickActs.deleteTokens({ workflowId });
     await quickActs.deleteSyncSchedule(target());
-    s = { ...s, lastError };
-    showDetails();
+    apply({ type: 'cleanupFinished', revokeError });
     await quickActs.mirrorConnection(M.toMirror(s));
     return M.toStatus(s, Date.now());
   }
