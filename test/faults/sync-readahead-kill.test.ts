@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
-import type { CustomerDoc } from '../../src/sync/documents.js';
+import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
 import { startChangeReader } from '../helpers/change-reader.js';
 import { uniqueName } from '../helpers/env.js';
@@ -86,7 +86,7 @@ async function scenario(t: { diagnostic(msg: string): void }, opts: { twoWorkers
 
   const { workflowId, handle } = await suite.startSync('sync-rakill', { tenantId, provider, mode: 'full' });
   const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
-  const runId = `${workflowId}:${partitionId}`;
+  const runId = syncRunId(workflowId, partitionId);
 
   // Aim: at least 3 pages checkpointed and ≥ 2 pages being answered at Sage (fetched ahead of the write point).
   let inFlightAtKill = 0;
