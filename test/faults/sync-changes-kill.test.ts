@@ -14,25 +14,15 @@ import type { CustomersChangedEvent } from '../../src/sync/announce.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { startChangeReader } from '../helpers/change-reader.js';
-import { faultSuiteStack, KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS } from '../helpers/fault-stack.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 
 const suite = faultSuiteStack({ webhook: true });
 
 test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor across the crash misses no change', async (t) => {
   const { sim, stack, hook } = suite;
-  const env = suite.workerEnv({
-    SAGE200_PAGE_SIZE: '20',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
-  });
-  const first = suite.spawnWorker(env);
-  await first.ready;
-
-  const provider = 'sage-200' as const;
-  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+  const { env, first, provider, tenantId, userId, partitionIds } = await suite.startKillTest({
     prefix: 'chkill',
     partitions: 2,
-    customersPerPartition: 0,
-    timeoutMs: 90_000,
   });
   const conn = { tenantId, provider };
   const [pa, pb] = partitionIds as [string, string];

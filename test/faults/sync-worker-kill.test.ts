@@ -8,28 +8,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
-import { faultSuiteStack, KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS } from '../helpers/fault-stack.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 import { withFaults } from '../helpers/faults.js';
 
 const suite = faultSuiteStack();
 
 test('SIGKILL mid-sync: the retry resumes from the checkpoint (≤ 2 pages re-read), nothing lost or duplicated', async (t) => {
   const { sim, stack } = suite;
-  const env = suite.workerEnv({
-    SAGE200_PAGE_SIZE: '20',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
-  });
-  const first = suite.spawnWorker(env);
-  await first.ready;
-
-  const provider = 'sage-200' as const;
-  // The schedule's first (full) run starts right after consent: let it finish on the still-empty partition, then give
-  // Sage 400 new customers for the measured run to fetch and write.
-  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+  // Sage 200. The schedule's first (full) run starts right after consent: let it finish on the still-empty partition,
+  // then give Sage 400 new customers for the measured run to fetch and write.
+  const { env, first, provider, tenantId, userId, partitionIds } = await suite.startKillTest({
     prefix: 'kill',
     partitions: 1,
-    customersPerPartition: 0,
-    timeoutMs: 90_000,
   });
   const partitionId = partitionIds[0]!;
   sim.admin.mutate({ provider, partitionId, userId, create: 400 });
