@@ -12,12 +12,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectionWorkflowId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { readTokenDoc } from '../../src/tokens/store.js';
-import { uniqueName } from '../helpers/env.js';
 import type { FaultWorker } from '../helpers/fault-worker.js';
-import { assertOneRotationStoredAndWorking, heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
+import {
+  assertOneRotationStoredAndWorking,
+  consentedTenant,
+  heldRefreshWorker,
+  startFaultWorkers,
+} from '../helpers/refresh-faults.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -40,16 +43,10 @@ after(async () => {
 let lastSeen: unknown;
 
 test('a refresh attempt stalled past its heartbeat timeout with its Sage call in flight: attempt 2 waits on the lease, 0 reused tokens', async () => {
-  const tenantId = uniqueName('lease-stall');
-  const res = await h.consent(tenantId, P);
-  assert.equal(res.status, 200, res.body);
-  const id = connectionWorkflowId(P, tenantId);
-  const handle = h.stack.client.workflow.getHandle(id);
-  const before = h.sim.admin.counters().byProvider[P];
+  const { tenantId, id, handle, before, deps } = await consentedTenant(h, 'lease-stall');
 
   // Sage receives the refresh and sits on it until the hold is removed.
   const [hold] = h.sim.admin.addFaults({ provider: P, scope: 'token', kind: 'hold' }).rules;
-  const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
   const forced = acquireAccessToken(deps, { tenantId, provider: P }, { rejectedTokenVersion: 1, deadlineMs: 240_000 });
   forced.catch(() => {});
   const attempt1 = await heldRefreshWorker(h, handle, hold!.id, workers);

@@ -12,13 +12,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectionWorkflowId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { readTokenDoc } from '../../src/tokens/store.js';
-import { uniqueName } from '../helpers/env.js';
 import { size } from '../helpers/faults.js';
 import type { FaultWorker } from '../helpers/fault-worker.js';
-import { assertOneRotationStoredAndWorking, heldRefreshWorker, startFaultWorkers } from '../helpers/refresh-faults.js';
+import {
+  assertOneRotationStoredAndWorking,
+  consentedTenant,
+  heldRefreshWorker,
+  startFaultWorkers,
+} from '../helpers/refresh-faults.js';
 import { separateMongo, type SeparateInfra } from '../helpers/separate-infra.js';
 import { tokenHarness, type TokenHarness } from '../helpers/token-harness.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -42,13 +45,7 @@ after(async () => {
 });
 
 test(`MongoDB-wire server down for ${OUTAGE_MS / 1000} s right after Sage answered a refresh, the worker holding the answer killed: 0 reused, the new version stored`, async () => {
-  const tenantId = uniqueName('refresh-outage');
-  const res = await h.consent(tenantId, P);
-  assert.equal(res.status, 200, res.body);
-  const id = connectionWorkflowId(P, tenantId);
-  const handle = h.stack.client.workflow.getHandle(id);
-  const before = h.sim.admin.counters().byProvider[P];
-  const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
+  const { tenantId, id, handle, before, deps } = await consentedTenant(h, 'refresh-outage');
 
   // Sage holds the refresh until MongoDB is down, then answers: the answer arrives with nowhere to store it.
   const [hold] = h.sim.admin.addFaults({ provider: P, scope: 'token', kind: 'hold' }).rules;

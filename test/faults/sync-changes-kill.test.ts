@@ -14,25 +14,15 @@ import type { CustomersChangedEvent } from '../../src/sync/announce.js';
 import { readCounter, readHorizon } from '../../src/sync/change-seq.js';
 import { syncRunId, type CustomerDoc } from '../../src/sync/documents.js';
 import { startChangeReader } from '../helpers/change-reader.js';
-import { faultSuiteStack, KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS } from '../helpers/fault-stack.js';
+import { faultSuiteStack } from '../helpers/fault-stack.js';
 
 const suite = faultSuiteStack({ webhook: true });
 
 test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor across the crash misses no change', async (t) => {
   const { sim, stack, hook } = suite;
-  const env = suite.workerEnv({
-    SAGE200_PAGE_SIZE: '20',
-    SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
-  });
-  const first = suite.spawnWorker(env);
-  await first.ready;
-
-  const provider = 'sage-200' as const;
-  const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+  const { env, first, provider, tenantId, userId, partitionIds } = await suite.startKillTest({
     prefix: 'chkill',
     partitions: 2,
-    customersPerPartition: 0,
-    timeoutMs: 90_000,
   });
   const conn = { tenantId, provider };
   const [pa, pb] = partitionIds as [string, string];
@@ -40,67 +30,71 @@ test('SIGKILL mid-run: no changeSeq reused, and a reader that kept its cursor ac
   sim.admin.mutate({ provider, partitionId: pa, userId, create: 300 });
   sim.admin.mutate({ provider, partitionId: pb, userId, create: 40 });
   sim.admin.addFaults({ provider, scope: 'api', pathIncludes: '/customers', kind: 'latency', latencyMs: 150 });
+  try {
+    // The reader: polls (cursor, horizon] and advances its cursor to the horizon, as the README tells readers to.
+    const customers = stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
+    const reader = await startChangeReader(stack.mongo, conn);
+    const { seen, horizons } = reader;
 
-  // The reader: polls (cursor, horizon] and advances its cursor to the horizon, as the README tells readers to.
-  const customers = stack.mongo.collection<CustomerDoc>(COLLECTIONS.customers);
-  const reader = await startChangeReader(stack.mongo, conn);
-  const { seen, horizons } = reader;
+    const { workflowId, handle } = await suite.startSync('sync-chkill', { tenantId, provider });
+    const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
+    const pagesAtKill = await suite.pagesWritten(workflowId, pa, 4);
+    assert.ok(pagesAtKill >= 4, 'the sync got going');
+    const horizonAtKill = await readHorizon(stack.mongo.db, conn);
+    first.kill('SIGKILL');
+    await first.exited;
+    const counterAtKill = await readCounter(stack.mongo.db, conn);
 
-  const { workflowId, handle } = await suite.startSync('sync-chkill', { tenantId, provider });
-  const runs = stack.mongo.collection(COLLECTIONS.syncRuns);
-  const pagesAtKill = await suite.pagesWritten(workflowId, pa, 4);
-  assert.ok(pagesAtKill >= 4, 'the sync got going');
-  const horizonAtKill = await readHorizon(stack.mongo.db, conn);
-  first.kill('SIGKILL');
-  await first.exited;
-  const counterAtKill = await readCounter(stack.mongo.db, conn);
+    const second = suite.spawnWorker(env);
+    await second.ready;
+    const result = await handle.result();
+    assert.equal(result.status, 'succeeded');
+    const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
+    assert.ok((run?.attempt as number) >= 2, 'partition A was retried on the new worker');
+    sim.admin.clearFaults();
+    await reader.stop();
 
-  const second = suite.spawnWorker(env);
-  await second.ready;
-  const result = await handle.result();
-  assert.equal(result.status, 'succeeded');
-  const run = await runs.findOne({ _id: syncRunId(workflowId, pa) } as never);
-  assert.ok((run?.attempt as number) >= 2, 'partition A was retried on the new worker');
-  sim.admin.clearFaults();
-  await reader.stop();
+    const docs = await customers.find({ tenantId, provider }).toArray();
+    assert.equal(docs.length, 340);
+    const seqs = docs.map((d) => d.changeSeq!);
+    assert.equal(new Set(seqs).size, seqs.length, 'no changeSeq used twice');
+    assert.ok(horizonAtKill < counterAtKill, 'the reader horizon was held back while A was being written');
+    const retried = docs.filter((d) => d.partitionId === pa && d.changeSeq! > counterAtKill).length;
+    t.diagnostic(
+      `killed after ${pagesAtKill} pages of A; horizon at kill ${horizonAtKill}, counter ${counterAtKill}; ${retried} of A's customers stamped by the retry`,
+    );
+    assert.ok(
+      retried > 0 && retried < 300,
+      'the retry stamped the rest with fresh numbers above every number handed out before the crash',
+    );
 
-  const docs = await customers.find({ tenantId, provider }).toArray();
-  assert.equal(docs.length, 340);
-  const seqs = docs.map((d) => d.changeSeq!);
-  assert.equal(new Set(seqs).size, seqs.length, 'no changeSeq used twice');
-  assert.ok(horizonAtKill < counterAtKill, 'the reader horizon was held back while A was being written');
-  const retried = docs.filter((d) => d.partitionId === pa && d.changeSeq! > counterAtKill).length;
-  t.diagnostic(
-    `killed after ${pagesAtKill} pages of A; horizon at kill ${horizonAtKill}, counter ${counterAtKill}; ${retried} of A's customers stamped by the retry`,
-  );
-  assert.ok(
-    retried > 0 && retried < 300,
-    'the retry stamped the rest with fresh numbers above every number handed out before the crash',
-  );
+    // The reader kept its cursor across the crash and still has every customer, with its final number.
+    const missing = docs.filter((d) => seen.get(d._id) !== d.changeSeq).map((d) => d._id);
+    assert.deepEqual(missing.slice(0, 5), [], `${missing.length} changes missed by the polling reader`);
+    assert.ok(
+      horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!),
+      'the horizon never went backwards',
+    );
 
-  // The reader kept its cursor across the crash and still has every customer, with its final number.
-  const missing = docs.filter((d) => seen.get(d._id) !== d.changeSeq).map((d) => d._id);
-  assert.deepEqual(missing.slice(0, 5), [], `${missing.length} changes missed by the polling reader`);
-  assert.ok(
-    horizons.every((x, i) => i === 0 || x >= horizons[i - 1]!),
-    'the horizon never went backwards',
-  );
+    // The run's event covers the same changes (counts may miss the page that was in flight; its range does not).
+    let event: CustomersChangedEvent | undefined;
+    for (const deadline = Date.now() + 60_000; !event && Date.now() < deadline; await sleep(100)) {
+      event = hook.received
+        .map((r) => JSON.parse(r.body) as CustomersChangedEvent)
+        .find((e) => e.type === 'customers.changed' && e.runId === workflowId);
+    }
+    assert.ok(event, 'customers.changed for the run');
+    assert.ok(
+      seqs.every((s) => s <= event.toSeq),
+      'toSeq covers every change',
+    );
+    const inRange = docs.filter((d) => d.changeSeq! >= event.fromSeq);
+    assert.equal(inRange.length, 340, 'every customer of this run is in (fromSeq - 1, toSeq]');
+    assert.equal(event.partitions[pb]!.created, 40);
 
-  // The run's event covers the same changes (counts may miss the page that was in flight; its range does not).
-  let event: CustomersChangedEvent | undefined;
-  for (const deadline = Date.now() + 60_000; !event && Date.now() < deadline; await sleep(100)) {
-    event = hook.received
-      .map((r) => JSON.parse(r.body) as CustomersChangedEvent)
-      .find((e) => e.type === 'customers.changed' && e.runId === workflowId);
+    await suite.disconnect(provider, tenantId);
+  } finally {
+    // The latency rule is cleared above, right after the retry; this clears it only if the test failed before that.
+    sim.admin.clearFaults();
   }
-  assert.ok(event, 'customers.changed for the run');
-  assert.ok(
-    seqs.every((s) => s <= event.toSeq),
-    'toSeq covers every change',
-  );
-  const inRange = docs.filter((d) => d.changeSeq! >= event.fromSeq);
-  assert.equal(inRange.length, 340, 'every customer of this run is in (fromSeq - 1, toSeq]');
-  assert.equal(event.partitions[pb]!.created, 40);
-
-  await suite.disconnect(provider, tenantId);
 });

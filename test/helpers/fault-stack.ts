@@ -56,6 +56,19 @@ export interface FaultSuite {
     provider: Provider,
     opts: { prefix: string; partitions: number; customersPerPartition: number; timeoutMs: number },
   ): Promise<{ tenantId: string; userId: string; partitionIds: string[] }>;
+  /**
+   * How the Sage 200 SIGKILL tests start: the child-worker environment for a kill (pages of 20, heartbeat timeout
+   * `KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS`), a first child worker on it (ready), then `connectSynced` with
+   * `partitions` empty partitions (90 s). Returns the environment for the worker started after the kill.
+   */
+  startKillTest(opts: { prefix: string; partitions: number }): Promise<{
+    env: Record<string, string>;
+    first: SpawnedWorker;
+    provider: 'sage-200';
+    tenantId: string;
+    userId: string;
+    partitionIds: string[];
+  }>;
   /** Disconnects the tenant (without revoking at Sage); errors are ignored (the file is ending anyway). */
   disconnect(provider: Provider, tenantId: string): Promise<void>;
   /** Starts `syncCustomers` with `args` under a fresh workflow id from `prefix`. */
@@ -188,6 +201,22 @@ export function faultSuiteStack(opts: FaultSuiteOptions = {}): FaultSuite {
         o.timeoutMs,
       );
       return { tenantId, userId: user.id, partitionIds };
+    },
+    async startKillTest(o) {
+      const env = suite.workerEnv({
+        SAGE200_PAGE_SIZE: '20',
+        SYNC_HEARTBEAT_TIMEOUT_SECONDS: KILL_TEST_HEARTBEAT_TIMEOUT_SECONDS,
+      });
+      const first = suite.spawnWorker(env);
+      await first.ready;
+      const provider = 'sage-200' as const;
+      const { tenantId, userId, partitionIds } = await suite.connectSynced(provider, {
+        prefix: o.prefix,
+        partitions: o.partitions,
+        customersPerPartition: 0,
+        timeoutMs: 90_000,
+      });
+      return { env, first, provider, tenantId, userId, partitionIds };
     },
     async disconnect(provider, tenantId) {
       await suite.stack.client.workflow

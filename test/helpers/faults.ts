@@ -1,15 +1,34 @@
 /**
- * Shared bits of the fault suite: how big each fault run is (short form in `npm test`, full with FAULTS=full), and the
- * comparison of what we stored against the simulator's ground truth.
+ * Shared bits of the fault suite: how big each fault run is (short form in `npm test`, full with FAULTS=full), the
+ * comparison of what we stored against the simulator's ground truth, and simulator fault rules scoped to a block.
  */
 import assert from 'node:assert/strict';
 import type { Mongo } from '../../src/lib/mongo.js';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
 import type { Provider } from '../../src/messages.js';
+import type { SimulatorAdmin } from '../../src/simulator/admin.js';
+import type { FaultRuleInput } from '../../src/simulator/faults.js';
 
 export const FULL = process.env.FAULTS === 'full';
 /** `short` in `npm test`, `full` in `npm run test:faults`. */
 export const size = (short: number, full: number) => (FULL ? full : short);
+
+/**
+ * Runs `fn` with the simulator's fault rules `faults` in place, and clears them however `fn` ends (all rules, as
+ * `clearFaults()` does: a rule left by a failed test must not slow or break the next one).
+ */
+export async function withFaults<T>(
+  admin: Pick<SimulatorAdmin, 'addFaults' | 'clearFaults'>,
+  faults: FaultRuleInput | FaultRuleInput[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  admin.addFaults(faults);
+  try {
+    return await fn();
+  } finally {
+    admin.clearFaults();
+  }
+}
 
 export interface TruthCustomer {
   id: string;

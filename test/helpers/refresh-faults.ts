@@ -1,13 +1,14 @@
 /**
  * What the refresh fault tests (test/faults/refresh-*.test.ts) share: two or more fault workers (child processes on the
- * prebuilt bundle) on a token harness without an in-process worker, and the wait for a forced refresh to be held at Sage
- * with its activity showing which of those workers runs it.
+ * prebuilt bundle) on a token harness without an in-process worker, a consented tenant to force a refresh on, and the
+ * wait for a forced refresh to be held at Sage with its activity showing which of those workers runs it.
  */
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import { connectionWorkflowId } from '../../src/messages.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { readTokenDoc } from '../../src/tokens/store.js';
+import { uniqueName } from './env.js';
 import { ensureBundle, startFaultWorker, type FaultWorker } from './fault-worker.js';
 import { workerEnvFor } from './spawn-worker.js';
 import type { TokenHarness } from './token-harness.js';
@@ -31,6 +32,23 @@ export async function startFaultWorkers(
 }
 
 type RefreshCounters = { refreshes: number; reusedRefreshTokens: number };
+
+/**
+ * A Sage Accounting tenant (id from `prefix`) connected through the harness's consent flow (the callback must answer
+ * 200), with what the refresh tests use next: its connection workflow id and handle, Sage's refresh counters of the
+ * provider before the test's forced refresh, and the deps of `acquireAccessToken`.
+ */
+export async function consentedTenant(h: TokenHarness, prefix: string) {
+  const P = 'sage-accounting' as const;
+  const tenantId = uniqueName(prefix);
+  const res = await h.consent(tenantId, P);
+  assert.equal(res.status, 200, res.body);
+  const id = connectionWorkflowId(P, tenantId);
+  const handle = h.stack.client.workflow.getHandle(id);
+  const before = h.sim.admin.counters().byProvider[P];
+  const deps = { client: h.stack.client, mongo: h.stack.mongo, config: h.stack.config };
+  return { tenantId, id, handle, before, deps };
+}
 
 /**
  * After one forced refresh of a Sage Accounting connection at version 1 (counters of its provider `before` it): Sage

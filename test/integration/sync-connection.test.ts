@@ -21,7 +21,7 @@ import {
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
 import type { CustomerDoc } from '../../src/sync/documents.js';
 import { syncCustomers } from '../../src/workflows/index.js';
-import { connectTenant, waitForStatus } from '../helpers/consent.js';
+import { callbackArgs, connectTenant, followConsent, waitForStatus } from '../helpers/consent.js';
 import { testStack, uniqueName, type TestStack } from '../helpers/env.js';
 import { waitUntil } from '../helpers/wait.js';
 import { createActivities } from '../../src/activities/index.js';
@@ -176,16 +176,8 @@ test('schedule created on connect; syncNow full syncs every business through the
 
   // Re-consent: the simulator approves, the workflow takes the new code, the schedule runs again.
   await got.post(`${sim.url}/__admin/next-consent`, { json: { provider, userId: user.id } });
-  const back = new URL(String((await got(reauth.authorizationUrl!, { followRedirect: false })).headers.location));
-  const again = await conn.executeUpdate(completeAuthorizationUpdate, {
-    args: [
-      {
-        code: back.searchParams.get('code')!,
-        state: back.searchParams.get('state')!,
-        ...(back.searchParams.get('country') ? { country: back.searchParams.get('country')! } : {}),
-      },
-    ],
-  });
+  const back = await followConsent(reauth.authorizationUrl!);
+  const again = await conn.executeUpdate(completeAuthorizationUpdate, { args: [callbackArgs(back)] });
   assert.equal(again.state, 'connected');
   await waitUntil('schedule resumed', async () => !(await schedule.describe()).state.paused);
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { COLLECTIONS } from '../../src/lib/mongo.js';
+import { syncRunId } from '../../src/sync/documents.js';
 import { syncHarness, type SimUserInfo, type SyncHarness } from '../helpers/sync-harness.js';
 
 let h: SyncHarness;
@@ -42,7 +43,7 @@ for (const provider of ['sage-accounting', 'sage-200'] as const) {
         .toArray();
       assert.equal(runs.length, 3);
       for (const r of runs) {
-        assert.equal(r._id, `${res.workflowId}:${r.partitionId}`);
+        assert.equal(r._id, syncRunId(res.workflowId, r.partitionId));
         assert.equal(r.status, 'succeeded');
         assert.equal(r.mode, 'full');
         assert.ok(r.pages >= 4, `several pages (${r.pages})`);

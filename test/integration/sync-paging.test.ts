@@ -11,6 +11,7 @@ import { customerSourceFor } from '../../src/providers/index.js';
 import { syncPartition, type Checkpoint } from '../../src/sync/partition-sync.js';
 import type { AccessToken, TokenSource } from '../../src/sync/tokens.js';
 import { uniqueName } from '../helpers/env.js';
+import { withFaults } from '../helpers/faults.js';
 import { syncHarness, type SimUserInfo, type SyncHarness } from '../helpers/sync-harness.js';
 
 const LIMIT = 4;
@@ -28,14 +29,17 @@ after(async () => h?.close());
 function withLatency<T>(provider: 'sage-accounting' | 'sage-200', latencyMs: number, fn: () => Promise<T>): Promise<T> {
   h.sim.admin.clearFaults();
   h.sim.admin.resetCounters();
-  h.sim.admin.addFaults({
-    provider,
-    scope: 'api',
-    pathIncludes: provider === 'sage-accounting' ? '/contacts' : '/customers',
-    kind: 'latency',
-    latencyMs,
-  });
-  return fn().finally(() => h.sim.admin.clearFaults());
+  return withFaults(
+    h.sim.admin,
+    {
+      provider,
+      scope: 'api',
+      pathIncludes: provider === 'sage-accounting' ? '/contacts' : '/customers',
+      kind: 'latency',
+      latencyMs,
+    },
+    fn,
+  );
 }
 
 /** A token source minting simulator grants; counts the forced refreshes (calls with `rejectedTokenVersion`). */

@@ -11,26 +11,16 @@ import { customerSourceFor } from '../../src/providers/index.js';
 import type { CustomerSource } from '../../src/providers/types.js';
 import { CUSTOMER_HASHES } from '../../src/sync/bulk-writer.js';
 import { syncPartition } from '../../src/sync/partition-sync.js';
-import type { FaultRuleInput } from '../../src/simulator/faults.js';
 import type { QuarantineDoc } from '../../src/sync/quarantine.js';
 import { syncHarness, type SyncHarness } from '../helpers/sync-harness.js';
 import { uniqueName } from '../helpers/env.js';
+import { withFaults } from '../helpers/faults.js';
 
 let h: SyncHarness;
 before(async () => {
   h = await syncHarness({ SAGE_ACCOUNTING_PAGE_SIZE: '25', SAGE200_PAGE_SIZE: '20' });
 });
 after(async () => h?.close());
-
-/** Runs `fn` with the simulator's fault rules `faults` in place, and clears them however `fn` ends. */
-async function withFaults<T>(faults: FaultRuleInput | FaultRuleInput[], fn: () => Promise<T>): Promise<T> {
-  h.sim.admin.addFaults(faults);
-  try {
-    return await fn();
-  } finally {
-    h.sim.admin.clearFaults();
-  }
-}
 
 /** The real Sage Accounting source over HTTP and a token source minting a fresh grant of `userId` per call. */
 function directSourceAndTokens(userId: string) {
@@ -54,6 +44,7 @@ test('429 storm WITH Retry-After longer than the in-process retries: the activit
   const t = await h.createTenant('sage-accounting', { partitions: 2, customersPerPartition: 50 });
   // 6 in a row: got retries 4 times honouring Retry-After, then the activity fails and is retried (nextRetryDelay).
   await withFaults(
+    h.sim.admin,
     {
       provider: 'sage-accounting',
       scope: 'api',
@@ -76,6 +67,7 @@ test('429 storm WITH Retry-After longer than the in-process retries: the activit
 test('429 storm WITHOUT Retry-After and 503s: exponential backoff; result equals truth', async () => {
   const t = await h.createTenant('sage-200', { partitions: 2, customersPerPartition: 50 });
   await withFaults(
+    h.sim.admin,
     [
       {
         provider: 'sage-200',
@@ -115,6 +107,7 @@ test('a 401 mid-run (access token expired early) asks for a newer token once and
   const grantsMinted = () => h.sim.admin.grants('sage-accounting', t.userId).grants.length;
   const grantsBefore = grantsMinted();
   await withFaults(
+    h.sim.admin,
     {
       provider: 'sage-accounting',
       scope: 'api',
@@ -243,6 +236,7 @@ test('Sage Accounting quirk: offset paging skips a record when an earlier one is
 test('a definitive Sage error (400) fails the partition at once: sync_runs says failed with the error, the run fails as SyncFailed', async () => {
   const t = await h.createTenant('sage-200', { partitions: 1, customersPerPartition: 30 });
   await withFaults(
+    h.sim.admin,
     { provider: 'sage-200', scope: 'api', pathIncludes: '/customers', kind: 'status', status: 400, count: 1 },
     () =>
       assert.rejects(

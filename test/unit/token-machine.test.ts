@@ -38,6 +38,18 @@ function connected(now = T0, life = 300): M.MachineState {
   }).state;
 }
 
+/** The connection test's answer for a user reaching two businesses, One (b1) and Two (b2); `lead` is the lead one. */
+function twoBusinesses(lead: string): M.ConnectionTestResult {
+  return {
+    ok: true,
+    available: [
+      { id: 'b1', name: 'One' },
+      { id: 'b2', name: 'Two' },
+    ],
+    leadBusinessId: lead,
+  };
+}
+
 describe('input', () => {
   test('bad input names the field', () => {
     const r = M.parseInput({ tenantId: 'bad id!', provider: 'sage-accounting' }, WF, connectionWorkflowId);
@@ -241,36 +253,14 @@ describe('connection test', () => {
   test('selection ∩ reachable; missing selection reported; lead business drift detected', () => {
     let s = base();
     s = { ...s, state: 'connected', settings: { ...s.settings, businessIds: ['b1', 'b9'] } };
-    let t = M.connectionTested(
-      s,
-      {
-        ok: true,
-        available: [
-          { id: 'b1', name: 'One' },
-          { id: 'b2', name: 'Two' },
-        ],
-        leadBusinessId: 'b1',
-      },
-      T0,
-    );
+    let t = M.connectionTested(s, twoBusinesses('b1'), T0);
     assert.deepEqual(
       t.state.partitions.map((p) => p.id),
       ['b1'],
     );
     assert.equal(t.state.connection?.reason, 'partition_not_found');
     s = { ...t.state, settings: { ...t.state.settings, businessIds: undefined } as M.Settings };
-    t = M.connectionTested(
-      s,
-      {
-        ok: true,
-        available: [
-          { id: 'b1', name: 'One' },
-          { id: 'b2', name: 'Two' },
-        ],
-        leadBusinessId: 'b2',
-      },
-      T0 + 1,
-    );
+    t = M.connectionTested(s, twoBusinesses('b2'), T0 + 1);
     assert.equal(t.state.connection?.reason, 'lead_business_changed');
     assert.equal(t.state.partitions.length, 2);
   });
@@ -652,18 +642,7 @@ describe('issue 16: the full-sync request lives in the connection (syncNow full 
     quarantined: 0,
   });
   function twoPartitions(): M.MachineState {
-    return M.connectionTested(
-      connected(),
-      {
-        ok: true,
-        available: [
-          { id: 'b1', name: 'One' },
-          { id: 'b2', name: 'Two' },
-        ],
-        leadBusinessId: 'b1',
-      },
-      T0,
-    ).state;
+    return M.connectionTested(connected(), twoBusinesses('b1'), T0).state;
   }
 
   test('syncNow full records a request (and still triggers the schedule); incremental records none', () => {
