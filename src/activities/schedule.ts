@@ -62,6 +62,19 @@ export function scheduleOffsetSeconds(scheduleId: string, intervalMinutes: numbe
   return createHash('sha256').update(scheduleId).digest().readUInt32BE(0) % span;
 }
 
+/** The longest the first regular run waits after creation (the immediate first sync covers the time before it). */
+export const FIRST_REGULAR_RUN_MAX_DELAY_MS = 5 * 60_000;
+
+/**
+ * When a new schedule's regular runs begin (`spec.startAt`): half an interval after creation, at most 5 minutes. The
+ * per-tenant offset can put the first regular action seconds after the immediate first sync (CI saw an hourly tenant
+ * created at 18:40:12 whose offset was 40:14: a second run two seconds after the first, whose failure report then
+ * replaced the first run's summary); no regular run starts before this.
+ */
+export function firstRegularRunAt(now: number, intervalMinutes: number): Date {
+  return new Date(now + Math.min((intervalMinutes * 60_000) / 2, FIRST_REGULAR_RUN_MAX_DELAY_MS));
+}
+
 export const syncRunWorkflowId = (provider: Provider, tenantId: string) => `sage-sync-run:${provider}:${tenantId}`;
 
 export function createScheduleActivities(deps: ActivityDeps) {
@@ -94,7 +107,7 @@ export function createScheduleActivities(deps: ActivityDeps) {
       try {
         await client.schedule.create({
           scheduleId: syncScheduleId(p.provider, p.tenantId),
-          spec,
+          spec: { ...spec, startAt: firstRegularRunAt(Date.now(), p.intervalMinutes) },
           action: action(p),
           policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
           // The first (full) sync runs right after consent instead of one interval later.
@@ -107,7 +120,7 @@ export function createScheduleActivities(deps: ActivityDeps) {
       const handle = handleFor(p);
       await handle.update((prev) => ({
         ...prev,
-        spec,
+        spec: { ...spec, ...(prev.spec.startAt ? { startAt: prev.spec.startAt } : {}) },
         action: action(p),
         policies: { ...prev.policies, overlap: ScheduleOverlapPolicy.SKIP },
         state: { ...prev.state, paused: p.paused ?? false, note },

@@ -55,6 +55,8 @@ test('Sage Accounting consent: /connect → Sage → callback; connected with pa
     Number(interval.offset ?? 0) / 1000,
     scheduleOffsetSeconds(syncScheduleId('sage-accounting', tenantId), every / 60),
   );
+  // ...and its regular runs begin minutes after the immediate first one (an hourly tenant: 5 minutes).
+  assert.ok(desc.spec.startAt && desc.spec.startAt.getTime() > Date.now() + 4 * 60_000, 'spec.startAt minutes ahead');
 
   const tok = await h.stack.mongo.collection(COLLECTIONS.tokens).findOne({ _id: id } as never);
   assert.equal(tok?.version, 1);
