@@ -18,7 +18,7 @@ import { ErrorTypes, readFailureDetails, ReauthorizationRequiredError, TokenUnav
 import type { Mongo } from '../lib/mongo.js';
 import { connectionWorkflowId, getAccessTokenUpdate, type Provider } from '../messages.js';
 import { keyRingFromConfig } from '../temporal/data-converter.js';
-import { Semaphore } from '../providers/http.js';
+import { Semaphore } from '../lib/semaphore.js';
 import { connectionsCollection } from '../lib/connection-doc.js';
 import { decideReadPath } from './read-path.js';
 import { openTokens, readTokenDoc, type TokenDoc } from './store.js';
