@@ -17,7 +17,7 @@ import type { Config } from '../config.js';
 import { ErrorTypes, readFailureDetails, ReauthorizationRequiredError, TokenUnavailableError } from '../errors.js';
 import type { Mongo } from '../lib/mongo.js';
 import { connectionWorkflowId, getAccessTokenUpdate, type Provider } from '../messages.js';
-import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { keyRingFromConfig } from '../lib/crypto.js';
 import { Semaphore } from '../lib/semaphore.js';
 import { connectionsCollection } from '../lib/connection-doc.js';
 import { decideReadPath } from './read-path.js';
