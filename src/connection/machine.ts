@@ -4,7 +4,7 @@
  * (test/unit/token-machine.test.ts). The workflow (`src/workflows/tenant-connection/workflow.ts`) is a thin shell that
  * feeds events in and carries the commands out as activities, timers and search-attribute upserts. Lives outside
  * src/workflows so activities, tokens, sync, lib and web import it without reaching into workflow code; sandbox-safe
- * (zod and messages only): the workflow bundle imports it.
+ * (zod, messages and the import-free Sage 200 editions only): the workflow bundle imports it.
  *
  * The state never holds a secret: tokens live encrypted in the token store; here we keep versions and expiry times.
  */
@@ -23,6 +23,7 @@ import {
   type ReconsentRecord,
   type SyncPlanAnswer,
 } from '../messages.js';
+import { SAGE200_DEFAULT_EDITION, type Sage200Edition } from '../providers/sage200/editions.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Tunables (why each value is what it is)
@@ -89,7 +90,7 @@ export interface NotificationEvent {
 export interface Settings {
   intervalMinutes: number;
   businessIds?: string[];
-  sage200?: { edition: 'sage200' | 'sage200extra'; sites?: { siteId?: string; companyId?: string }[] };
+  sage200?: { edition: Sage200Edition; sites?: { siteId?: string; companyId?: string }[] };
   notifyWebhookUrl?: string;
 }
 
@@ -914,7 +915,7 @@ export function toSyncPlan(s: MachineState): SyncPlanAnswer {
     state: s.state,
     reason: s.reason,
     partitions: s.partitions,
-    ...(s.provider === 'sage-200' ? { edition: s.settings.sage200?.edition ?? 'sage200extra' } : {}),
+    ...(s.provider === 'sage-200' ? { edition: s.settings.sage200?.edition ?? SAGE200_DEFAULT_EDITION } : {}),
     fullSyncRequest: r ? { id: r.id, requestedAt: r.requestedAt } : null,
   };
 }
@@ -949,7 +950,9 @@ export function toMirror(s: MachineState) {
     sageUserId: s.sageUserId,
     lastReconsent: s.lastReconsent,
     // The sync reads the Sage 200 edition from here: without it a Standard (`sage200`) tenant would call the wrong base URL.
-    ...(s.provider === 'sage-200' ? { sage200: { edition: s.settings.sage200?.edition ?? 'sage200extra' } } : {}),
+    ...(s.provider === 'sage-200'
+      ? { sage200: { edition: s.settings.sage200?.edition ?? SAGE200_DEFAULT_EDITION } }
+      : {}),
   };
 }
 export type ConnectionMirror = ReturnType<typeof toMirror>;
