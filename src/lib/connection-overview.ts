@@ -23,7 +23,6 @@ export type { ConnectionDoc } from './connection-doc.js';
 type StatusFields =
   | 'tenantId'
   | 'provider'
-  | 'reason'
   | 'authorizationUrl'
   | 'tokenVersion'
   | 'accessTokenExpiresAt'
@@ -36,6 +35,8 @@ export interface ConnectionOverview extends Pick<ConnectionStatus, StatusFields>
   workflowId: string;
   /** The status query's state, else the mirror's, else 'unknown'. */
   state: ConnectionState | string;
+  /** The status query's `Reason`, else the mirror's (a string read from MongoDB). */
+  reason: string | null;
   /** Null when the workflow did not answer. */
   refreshCount: number | null;
   lastSyncAt: string | null;

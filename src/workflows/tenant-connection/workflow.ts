@@ -35,6 +35,7 @@ import {
 } from '../../messages.js';
 import { ErrorTypes, readFailureDetails } from '../../error-types.js';
 import * as M from '../../connection/machine.js';
+import type { Reason } from '../../connection/reasons.js';
 
 /** Error types of this workflow's update rejections (besides InvalidInput / ReauthorizationRequired). */
 const { RetryLater: RETRY_LATER, TokenUnavailable: TOKEN_UNAVAILABLE, InvalidState: INVALID_STATE } = ErrorTypes;
@@ -100,7 +101,7 @@ const reauthFailure = (workflowId: string, reason: string) =>
 function failureDetails(err: unknown): {
   type: string | null;
   nonRetryable: boolean;
-  reason: string | null;
+  reason: Reason | null;
   message: string;
 } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -108,7 +109,8 @@ function failureDetails(err: unknown): {
     return {
       type: cause.type ?? null,
       nonRetryable: cause.nonRetryable === true,
-      reason: readFailureDetails(cause.details).reason ?? null,
+      // Our activities' failure details carry the machine's reason codes; read off the wire, so typed, not checked.
+      reason: (readFailureDetails(cause.details).reason as Reason | undefined) ?? null,
       message: cause.message,
     };
   }
