@@ -7,6 +7,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SAGE200_DEFAULT_EDITION, SAGE200_EDITIONS } from './providers/sage200/editions.js';
+import type { Reason } from './connection/reasons.js';
 
 export const PROVIDERS = ['sage-accounting', 'sage-200'] as const;
 export const Provider = z.enum(PROVIDERS);
@@ -127,7 +128,7 @@ export type SyncReportInput = z.infer<typeof SyncReportInput>;
 export interface ReconsentRecord {
   at: string;
   outcome: 'accepted' | 'refused';
-  reason: string | null;
+  reason: Reason | null;
   previousSageUserId: string | null;
   sageUserId: string | null;
   userChanged: boolean;
@@ -139,7 +140,7 @@ export interface ConnectionStatus {
   tenantId: string;
   provider: Provider;
   state: ConnectionState;
-  reason: string | null;
+  reason: Reason | null;
   authorizationUrl: string | null;
   tokenVersion: number | null;
   accessTokenExpiresAt: string | null;
@@ -150,7 +151,7 @@ export interface ConnectionStatus {
   lastSync: Record<string, PartitionSyncSummary>;
   lastError?: string | null;
   /** Result of the last connection test (partitions listed right after consent and on later checks). */
-  connection?: { available: boolean; reason: string | null; checkedAt: string; leadBusinessId?: string | null } | null;
+  connection?: { available: boolean; reason: Reason | null; checkedAt: string; leadBusinessId?: string | null } | null;
   /** When the workflow next wakes on its own (keep-alive refresh, consent URL renewal); null when it only waits. */
   nextWakeAt?: string | null;
   /** The Sage user who granted the current consent, when Sage names it (Sage Accounting). */

@@ -6,7 +6,7 @@ import { writeConnectionMirror } from '../lib/connection-doc.js';
 import type { Provider } from '../messages.js';
 import { createSageHttp, type SageHttp } from '../providers/http.js';
 import { providerFor } from '../providers/registry.js';
-import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { keyRingFromConfig } from '../lib/crypto.js';
 import { mintState } from '../tokens/oauth-state.js';
 import { challengeForState, pkceEnabled } from '../tokens/pkce.js';
 import { openCandidate, readConsentDoc } from '../tokens/consent-store.js';

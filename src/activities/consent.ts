@@ -6,7 +6,7 @@ import { activityInfo, heartbeat } from '@temporalio/activity';
 import { mappingFailures, SageOAuthError } from '../errors.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, type TokenSet } from '../providers/oauth.js';
-import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { keyRingFromConfig } from '../lib/crypto.js';
 import {
   consentExchangeId,
   dropConsentCandidate,

@@ -22,7 +22,7 @@ import { writeTokenTimes } from '../lib/connection-doc.js';
 import { countReauthorization, countTokenRefresh } from '../lib/metrics.js';
 import type { Provider } from '../messages.js';
 import { oauthFor, REFRESH_CALL_TIMEOUT_MS, type TokenSet } from '../providers/oauth.js';
-import { keyRingFromConfig } from '../temporal/data-converter.js';
+import { keyRingFromConfig } from '../lib/crypto.js';
 import { crashPoint } from '../tokens/crash-points.js';
 import {
   acquireRefreshLease,

@@ -6,12 +6,14 @@
 import { ErrorTypes } from '../error-types.js';
 import type { AccessTokenLease, GetAccessTokenInput } from '../messages.js';
 import * as M from './machine.js';
+import type { Reason } from './reasons.js';
 
 /** What the shell reads off a failed activity (an `ApplicationFailure` from `src/errors.ts`, or anything else). */
 export interface FailureInfo {
   type: string | null;
   nonRetryable: boolean;
-  reason: string | null;
+  /** Our activities' failure details carry the machine's reason codes (read off the wire: typed, not checked). */
+  reason: Reason | null;
   message: string;
 }
 

@@ -4,7 +4,7 @@
  * (test/unit/token-machine.test.ts). The workflow (`src/workflows/tenant-connection/workflow.ts`) is a thin shell that
  * feeds events in and carries the commands out as activities, timers and search-attribute upserts. Lives outside
  * src/workflows so activities, tokens, sync, lib and web import it without reaching into workflow code; sandbox-safe
- * (zod and messages only): the workflow bundle imports it.
+ * (zod, messages and the import-free Sage 200 editions only): the workflow bundle imports it.
  *
  * The state never holds a secret: tokens live encrypted in the token store; here we keep versions and expiry times.
  */
@@ -23,6 +23,8 @@ import {
   type ReconsentRecord,
   type SyncPlanAnswer,
 } from '../messages.js';
+import { SAGE200_DEFAULT_EDITION, type Sage200Edition } from '../providers/sage200/editions.js';
+import type { Reason } from './reasons.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Tunables (why each value is what it is)
@@ -69,7 +71,7 @@ export interface Consent {
 
 export interface ConnectionTest {
   available: boolean;
-  reason: string | null;
+  reason: Reason | null;
   checkedAt: number;
   leadBusinessId: string | null;
 }
@@ -82,14 +84,14 @@ export interface NotificationEvent {
   provider: Provider;
   workflowId: string;
   state: ConnectionState;
-  reason: string | null;
+  reason: Reason | null;
   authorizationUrl: string | null;
 }
 
 export interface Settings {
   intervalMinutes: number;
   businessIds?: string[];
-  sage200?: { edition: 'sage200' | 'sage200extra'; sites?: { siteId?: string; companyId?: string }[] };
+  sage200?: { edition: Sage200Edition; sites?: { siteId?: string; companyId?: string }[] };
   notifyWebhookUrl?: string;
 }
 
@@ -99,7 +101,7 @@ export interface MachineState {
   provider: Provider;
   settings: Settings;
   state: ConnectionState;
-  reason: string | null;
+  reason: Reason | null;
   lastError: string | null;
   consents: Consent[];
   country: string | null;
@@ -145,7 +147,7 @@ export type Command =
   | { type: 'issueConsent'; ttlMs: number }
   | { type: 'mirror' }
   | { type: 'ensureSchedule'; paused: boolean }
-  | { type: 'pauseSchedule'; reason: string }
+  | { type: 'pauseSchedule'; reason: Reason }
   | { type: 'notify'; eventType: NotificationEvent['type'] }
   | { type: 'triggerSync'; mode: 'incremental' | 'full' };
 
@@ -315,7 +317,17 @@ export function startingState(
   const eventIdPrefix = `${workflowId}:${firstExecutionRunId}`;
   if (!input.__carried) return initialState(input, workflowId, eventIdPrefix);
   // A state carried by a run older than eventIdPrefix: same chain, so the same prefix (its seq keeps counting).
-  return { ...input.__carried, eventIdPrefix: input.__carried.eventIdPrefix ?? eventIdPrefix };
+  const carried = input.__carried;
+  return {
+    ...carried,
+    eventIdPrefix: carried.eventIdPrefix ?? eventIdPrefix,
+    // The schema reads reason codes as plain strings, so states carried by older runs still parse; they are the codes
+    // this machine wrote (typed `Reason` here, values untouched).
+    reason: carried.reason as Reason | null,
+    connection: carried.connection as ConnectionTest | null,
+    pendingNotifications: carried.pendingNotifications as NotificationEvent[],
+    lastReconsent: carried.lastReconsent as ReconsentRecord | null,
+  };
 }
 
 export function initialState(
@@ -382,7 +394,9 @@ export function keepAliveAt(t: TokenInfo): number | null {
 }
 
 export type AccessDecision =
-  { kind: 'lease'; lease: AccessTokenLease } | { kind: 'refresh' } | { kind: 'reject'; reason: string };
+  | { kind: 'lease'; lease: AccessTokenLease }
+  | { kind: 'refresh' }
+  | { kind: 'reject'; reason: Reason | ConnectionState };
 
 const leaseOf = (t: TokenInfo): AccessTokenLease => ({
   tokenVersion: t.version,
@@ -660,7 +674,7 @@ export function consentCompleted(
 }
 
 /** The code exchange failed: the state stays as it was, with Sage's reason visible, and a fresh consent URL. */
-export function consentFailed(s: MachineState, p: { reason: string; message: string }): Transition {
+export function consentFailed(s: MachineState, p: { reason: Reason; message: string }): Transition {
   if (s.state === 'connected') return withCommands({ ...s, lastError: p.message });
   return withCommands(
     { ...s, reason: p.reason, lastError: p.message },
@@ -687,12 +701,12 @@ export function refreshSucceeded(s: MachineState, t: TokenInfo, now: number, p: 
 export interface RefreshFailure {
   /** invalid_grant / invalid_client / unauthorized_client (after the store showed no lost race). */
   definitive: boolean;
-  reason: string;
+  reason: Reason;
   message: string;
 }
 
 /** Moves to reauthorization_required: fresh consent URL, schedule paused, notification, mirror. */
-export function requireReauthorization(s: MachineState, reason: string, message: string | null): Transition {
+export function requireReauthorization(s: MachineState, reason: Reason, message: string | null): Transition {
   if (s.state === 'reauthorization_required' || s.state === 'disconnected')
     return withCommands({ ...s, lastError: message ?? s.lastError });
   const next: MachineState = {
@@ -914,7 +928,7 @@ export function toSyncPlan(s: MachineState): SyncPlanAnswer {
     state: s.state,
     reason: s.reason,
     partitions: s.partitions,
-    ...(s.provider === 'sage-200' ? { edition: s.settings.sage200?.edition ?? 'sage200extra' } : {}),
+    ...(s.provider === 'sage-200' ? { edition: s.settings.sage200?.edition ?? SAGE200_DEFAULT_EDITION } : {}),
     fullSyncRequest: r ? { id: r.id, requestedAt: r.requestedAt } : null,
   };
 }
@@ -949,7 +963,9 @@ export function toMirror(s: MachineState) {
     sageUserId: s.sageUserId,
     lastReconsent: s.lastReconsent,
     // The sync reads the Sage 200 edition from here: without it a Standard (`sage200`) tenant would call the wrong base URL.
-    ...(s.provider === 'sage-200' ? { sage200: { edition: s.settings.sage200?.edition ?? 'sage200extra' } } : {}),
+    ...(s.provider === 'sage-200'
+      ? { sage200: { edition: s.settings.sage200?.edition ?? SAGE200_DEFAULT_EDITION } }
+      : {}),
   };
 }
 export type ConnectionMirror = ReturnType<typeof toMirror>;

@@ -11,7 +11,6 @@ import {
   statusQuery,
   type ConnectionState,
   type ConnectionStatus,
-  type Partition,
   type PartitionSyncSummary,
   type Provider,
 } from '../messages.js';
@@ -20,20 +19,26 @@ import { COLLECTIONS, type Mongo } from './mongo.js';
 
 export type { ConnectionDoc } from './connection-doc.js';
 
-export interface ConnectionOverview {
+/** The fields the overview shares with the `status` query, declared there. */
+type StatusFields =
+  | 'tenantId'
+  | 'provider'
+  | 'authorizationUrl'
+  | 'tokenVersion'
+  | 'accessTokenExpiresAt'
+  | 'refreshTokenExpiresAt'
+  | 'lastRefreshAt'
+  | 'partitions'
+  | 'lastSync';
+
+export interface ConnectionOverview extends Pick<ConnectionStatus, StatusFields> {
   workflowId: string;
-  tenantId: string;
-  provider: Provider;
+  /** The status query's state, else the mirror's, else 'unknown'. */
   state: ConnectionState | string;
+  /** The status query's `Reason`, else the mirror's (a string read from MongoDB). */
   reason: string | null;
-  authorizationUrl: string | null;
-  tokenVersion: number | null;
-  accessTokenExpiresAt: string | null;
-  refreshTokenExpiresAt: string | null;
-  lastRefreshAt: string | null;
+  /** Null when the workflow did not answer. */
   refreshCount: number | null;
-  partitions: Partition[];
-  lastSync: Record<string, PartitionSyncSummary>;
   lastSyncAt: string | null;
   updatedAt: string | null;
   /** Where state/tokens came from: the live workflow, or only the MongoDB mirror (workflow closed, no worker, timeout). */

@@ -4,6 +4,7 @@
  * 16-byte tag. The key id travels beside it so keys can rotate without losing old data.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type { Config } from '../config.js';
 
 export interface KeyRing {
   current: { id: string; key: Buffer };
@@ -38,6 +39,18 @@ export function deriveKey(master: Buffer, purpose: KeyPurpose): Buffer {
 export function derivedKeyRing(purpose: KeyPurpose, current: { id: string; key: Buffer }, old: { id: string; key: Buffer }[] = []): KeyRing {
   const derived = (k: { id: string; key: Buffer }) => ({ id: `${k.id}.${KEY_PURPOSES[purpose].suffix}`, key: deriveKey(k.key, purpose) });
   return keyRing(derived(current), [...old.flatMap((k) => [k, derived(k)]), current]);
+}
+
+export type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
+
+/** The token store's keys (sealed tokens at rest, and refresh answers carried in heartbeat details). */
+export function keyRingFromConfig(config: KeyConfig): KeyRing {
+  return derivedKeyRing('tokenStore', config.encryptionKey, config.oldEncryptionKeys);
+}
+
+/** The payload codec's keys (worker, clients, replayer, codec server): separate from the token store's. */
+export function codecKeyRingFromConfig(config: KeyConfig): KeyRing {
+  return derivedKeyRing('payloadCodec', config.encryptionKey, config.oldEncryptionKeys);
 }
 
 export class DecryptionError extends Error {

@@ -2,8 +2,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DataConverter } from '@temporalio/common';
-import type { Config } from '../config.js';
-import { derivedKeyRing, type KeyRing } from '../lib/crypto.js';
+import { codecKeyRingFromConfig, type KeyConfig } from '../lib/crypto.js';
 import { EncryptionCodec } from './codec.js';
 
 /** `failure-converter.cts` from source (tsx), `failure-converter.cjs` once compiled; also given to the workflow bundler. */
@@ -13,18 +12,6 @@ export const FAILURE_CONVERTER_PATH = fileURLToPath(
     import.meta.url,
   ),
 );
-
-type KeyConfig = Pick<Config, 'encryptionKey' | 'oldEncryptionKeys'>;
-
-/** The token store's keys (sealed tokens at rest, and refresh answers carried in heartbeat details). */
-export function keyRingFromConfig(config: KeyConfig): KeyRing {
-  return derivedKeyRing('tokenStore', config.encryptionKey, config.oldEncryptionKeys);
-}
-
-/** The payload codec's keys (worker, clients, replayer, codec server): separate from the token store's. */
-export function codecKeyRingFromConfig(config: KeyConfig): KeyRing {
-  return derivedKeyRing('payloadCodec', config.encryptionKey, config.oldEncryptionKeys);
-}
 
 export function dataConverter(config: KeyConfig): DataConverter {
   return {

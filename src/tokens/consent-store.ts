@@ -13,7 +13,6 @@
  * Each new version is claimed by a unique insert (`store.ts`): concurrent consents never both believe they wrote it.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Binary } from 'mongodb';
 import type { KeyRing } from '../lib/crypto.js';
 import type { Mongo } from '../lib/mongo.js';
 import type { Provider } from '../messages.js';
@@ -41,15 +40,17 @@ export function consentExchangeId(workflowId: string, code: string): string {
 }
 
 /** A staged re-consent: sealed tokens and their absolute expiry times, not yet the current version. */
-export interface ConsentCandidate {
+export interface ConsentCandidate extends Pick<
+  TokenDoc,
+  | 'keyId'
+  | 'sealed'
+  | 'accessTokenExpiresAt'
+  | 'accessTokenLifetimeSec'
+  | 'refreshTokenExpiresAt'
+  | 'refreshTokenLifetimeSec'
+  | 'obtainedAt'
+> {
   exchangeId: string;
-  keyId: string;
-  sealed: Binary;
-  accessTokenExpiresAt: Date;
-  accessTokenLifetimeSec: number;
-  refreshTokenExpiresAt: Date | null;
-  refreshTokenLifetimeSec: number | null;
-  obtainedAt: Date;
 }
 
 export type ConsentTokenDoc = TokenDoc & {

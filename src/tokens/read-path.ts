@@ -18,7 +18,7 @@
  */
 import { GetAccessTokenInput, type Provider } from '../messages.js';
 import { decideAccess, type MachineState } from '../connection/machine.js';
-import type { TokenDoc } from './store.js';
+import { metaOf, type TokenDoc } from './store.js';
 
 export type ReadPathDecision = { use: 'store' } | { use: 'workflow'; why: string };
 
@@ -57,14 +57,7 @@ export function decideReadPath(
     provider: conn.provider,
     state: 'connected',
     reason: null,
-    token: {
-      version: doc.version,
-      accessTokenExpiresAt: doc.accessTokenExpiresAt.getTime(),
-      accessTokenLifetimeSec: doc.accessTokenLifetimeSec,
-      refreshTokenExpiresAt: doc.refreshTokenExpiresAt?.getTime() ?? null,
-      refreshTokenLifetimeSec: doc.refreshTokenLifetimeSec,
-      obtainedAt: doc.obtainedAt.getTime(),
-    },
+    token: metaOf(doc),
   } as unknown as MachineState;
   const d = decideAccess(state, now, req.minValidSeconds !== undefined ? { minValidSeconds: req.minValidSeconds } : {});
   return d.kind === 'lease' ? { use: 'store' } : { use: 'workflow', why: 'refresh_due' };

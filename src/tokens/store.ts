@@ -231,7 +231,8 @@ export function openTokens(ring: KeyRing, doc: Pick<TokenDoc, '_id' | 'version' 
   return { accessToken: p.a, refreshToken: p.r };
 }
 
-export function metaOf(doc: TokenDoc): TokenMeta {
+/** A token document's version and times as the machine's `TokenInfo` (epoch ms). */
+export function metaOf(doc: Pick<TokenDoc, keyof TokenMeta>): TokenMeta {
   return {
     version: doc.version,
     accessTokenExpiresAt: doc.accessTokenExpiresAt.getTime(),

@@ -4,6 +4,7 @@
  */
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { FailureInfo, Refusal } from '../connection/decisions.js';
+import type { Reason } from '../connection/reasons.js';
 import { ErrorTypes, readFailureDetails, type FailureDetails } from '../error-types.js';
 
 /** Reads what a caught failure says (an activity's typed failure, or anything else thrown). */
@@ -13,7 +14,7 @@ export function failureInfo(err: unknown): FailureInfo {
     return {
       type: cause.type ?? null,
       nonRetryable: cause.nonRetryable === true,
-      reason: readFailureDetails(cause.details).reason ?? null,
+      reason: (readFailureDetails(cause.details).reason as Reason | undefined) ?? null,
       message: cause.message,
     };
   }

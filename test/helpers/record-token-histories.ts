@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { connectionWorkflowId, disconnectSignal, syncReportSignal } from '../../src/messages.js';
-import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { keyRingFromConfig } from '../../src/lib/crypto.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { tenantConnection } from '../../src/workflows/index.js';

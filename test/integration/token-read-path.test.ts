@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ReauthorizationRequiredError } from '../../src/errors.js';
 import { connectionWorkflowId, type ConnectionStatus, type Provider } from '../../src/messages.js';
-import { keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { keyRingFromConfig } from '../../src/lib/crypto.js';
 import { acquireAccessToken } from '../../src/tokens/access.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';
 import { uniqueName } from '../helpers/env.js';

@@ -17,7 +17,7 @@ import {
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { FaultRuleInput } from '../../src/simulator/faults.js';
 import { EncryptionCodec } from '../../src/temporal/codec.js';
-import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
+import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/lib/crypto.js';
 import { acquireAccessToken, TokenUnavailableError } from '../../src/tokens/access.js';
 import { verifySignature } from '../../src/tokens/notify.js';
 import { openTokens, readTokenDoc } from '../../src/tokens/store.js';

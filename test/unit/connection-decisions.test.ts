@@ -65,10 +65,9 @@ describe('refresh failures are classified by the machine', () => {
     assert.equal(D.classifyRefreshFailure(failure({ type: ErrorTypes.SageOAuth })).definitive, false);
     assert.equal(D.classifyRefreshFailure(failure({ type: ErrorTypes.SageApi, nonRetryable: true })).definitive, false);
     assert.equal(
-      D.classifyRefreshFailure(
-        failure({ type: ErrorTypes.SageOAuth, nonRetryable: true, reason: 'refresh_token_used' }),
-      ).reason,
-      'refresh_token_used',
+      D.classifyRefreshFailure(failure({ type: ErrorTypes.SageOAuth, nonRetryable: true, reason: 'client_invalid' }))
+        .reason,
+      'client_invalid',
     );
   });
   test('reduce(refreshFailed): definitive → reauthorization_required; transient → still connected, retry scheduled', () => {

@@ -6,9 +6,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { keyIdFor, parseConfig } from '../../src/config.js';
-import { DecryptionError, keyRing, open, seal } from '../../src/lib/crypto.js';
+import {
+  codecKeyRingFromConfig,
+  DecryptionError,
+  keyRing,
+  keyRingFromConfig,
+  open,
+  seal,
+} from '../../src/lib/crypto.js';
 import { EncryptionCodec } from '../../src/temporal/codec.js';
-import { codecKeyRingFromConfig, keyRingFromConfig } from '../../src/temporal/data-converter.js';
 import { openTokens, sealTokens } from '../../src/tokens/store.js';
 
 const RAW = Buffer.alloc(32, 9);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { connectionWorkflowId, SyncReportInput, type PartitionSyncSummary } from '../../src/messages.js';
 import * as M from '../../src/connection/machine.js';
+import type { Reason } from '../../src/connection/reasons.js';
 import { succeededSummary } from '../helpers/summaries.js';
 
 const WF = 'sage-connection:sage-accounting:acme';
@@ -152,7 +153,7 @@ describe('failures are classified', () => {
   });
   test('transient failures keep the connection connected with the error visible, and back off', () => {
     const s = connected();
-    const t = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'HTTP 503' }, T0 + 1000);
+    const t = M.refreshFailed(s, { definitive: false, reason: 'x' as Reason, message: 'HTTP 503' }, T0 + 1000);
     assert.equal(t.state.state, 'connected');
     assert.equal(t.state.lastError, 'HTTP 503');
     assert.equal(t.state.reason, 'token_refresh_failing');
@@ -163,7 +164,7 @@ describe('failures are classified', () => {
   });
   test('transient failures past refresh-token expiry → refresh_token_expired', () => {
     const s = connected();
-    const t = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, T0 + 32 * 86400_000);
+    const t = M.refreshFailed(s, { definitive: false, reason: 'x' as Reason, message: 'down' }, T0 + 32 * 86400_000);
     assert.equal(t.state.state, 'reauthorization_required');
     assert.equal(t.state.reason, 'refresh_token_expired');
   });
@@ -171,7 +172,7 @@ describe('failures are classified', () => {
     let s = connected();
     const ka = M.keepAliveAt(s.token!)!;
     for (let i = 0; i < M.WARN_AFTER_FAILURES; i++)
-      s = M.refreshFailed(s, { definitive: false, reason: 'x', message: 'down' }, ka + i * 1000).state;
+      s = M.refreshFailed(s, { definitive: false, reason: 'x' as Reason, message: 'down' }, ka + i * 1000).state;
     assert.equal(s.reason, 'refresh_token_expiring');
     assert.equal(s.state, 'connected');
     const ok = M.refreshSucceeded(s, token(2, ka + 10_000), ka + 10_000, { calledSage: true });

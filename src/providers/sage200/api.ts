@@ -9,8 +9,6 @@ import type { RequestContext, SyncTarget } from '../types.js';
 import { SageApiError } from '../../errors.js';
 import { SAGE200_DEFAULT_EDITION } from './editions.js';
 
-/** The edition a connection without one uses (the catalogue of editions: `editions.ts`). */
-export const DEFAULT_EDITION = SAGE200_DEFAULT_EDITION;
 /** Azure API Management's subscription key header (contract §2 `SAGE200_SUBSCRIPTION_KEY`); sent when configured. */
 export const SUBSCRIPTION_KEY_HEADER = 'ocp-apim-subscription-key';
 
@@ -20,7 +18,7 @@ export function subscriptionKeyHeaders(subscriptionKey: string | undefined): Rec
 }
 
 export function sage200Base(config: Pick<Config, 'SAGE200_API_URL'>, edition: string | undefined): string {
-  return `${config.SAGE200_API_URL.replace(/\/+$/, '')}/${edition ?? DEFAULT_EDITION}/accounts/v1`;
+  return `${config.SAGE200_API_URL.replace(/\/+$/, '')}/${edition ?? SAGE200_DEFAULT_EDITION}/accounts/v1`;
 }
 
 /** `X-Company` + `X-Site` pin the database; the subscription key is optional (whether Sage still enforces it is unknown). */

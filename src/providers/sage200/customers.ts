@@ -13,11 +13,11 @@ import type { Config } from '../../config.js';
 import type { SageHttp } from '../http.js';
 import type { Cursor, CustomerPage, CustomerSource, FetchOptions, RequestContext, SyncTarget } from '../types.js';
 import { serverDate } from '../sage-accounting/api.js';
-import { DEFAULT_EDITION, getList, getOne, sage200Base, sage200Headers } from './api.js';
+import { getList, getOne, sage200Base, sage200Headers } from './api.js';
 import { listSage200Sites } from './partitions.js';
 import { InvalidInputError, SageAccessDeniedError, SageApiError, SageProtocolError } from '../../errors.js';
 import { parseSage200DateTime } from '../schema-helpers.js';
-import { otherSage200Edition } from './editions.js';
+import { otherSage200Edition, SAGE200_DEFAULT_EDITION } from './editions.js';
 import { mapSage200Customer, SAGE200_EXPAND } from './mapping.js';
 
 /** Sage 200 allows up to 5000; big pages can time out on Sage's side. */
@@ -100,7 +100,7 @@ export function createSage200Source(
       // With a token that was just refreshed, a 401 means access, not the token. `/sites` tells which: if even it is
       // refused under this edition, the tenant's sites live on the other edition (Standard `sage200` vs
       // Professional `sage200extra`); if it answers without this company, the user lost the site.
-      const edition = ctx.edition ?? DEFAULT_EDITION;
+      const edition = ctx.edition ?? SAGE200_DEFAULT_EDITION;
       let listed: boolean | null = null;
       try {
         const sites = await listSage200Sites(http, config, ctx.accessToken, ctx.edition);

@@ -7,8 +7,8 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Partition } from '../../messages.js';
 import type { SageHttp } from '../http.js';
-import { DEFAULT_EDITION, sage200Base, subscriptionKeyHeaders } from './api.js';
-import { otherSage200Edition } from './editions.js';
+import { sage200Base, subscriptionKeyHeaders } from './api.js';
+import { otherSage200Edition, SAGE200_DEFAULT_EDITION } from './editions.js';
 import { SageApiError } from '../../errors.js';
 
 const Site = z
@@ -46,7 +46,7 @@ export async function listSage200Sites(
     // `/sites` needs no site or company, so a 401 here with a token Sage ID just issued means this edition does not know
     // the user: say so, instead of leaving a bare 401 that reads like a token problem.
     if (err instanceof SageApiError && err.status === 401 && !/subscription key/i.test(err.detail)) {
-      const ed = edition ?? DEFAULT_EDITION;
+      const ed = edition ?? SAGE200_DEFAULT_EDITION;
       throw new SageApiError(
         'sage-200',
         401,

@@ -8,7 +8,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { EncryptionCodec } from '../../temporal/codec.js';
-import { codecKeyRingFromConfig } from '../../temporal/data-converter.js';
+import { codecKeyRingFromConfig } from '../../lib/crypto.js';
 import { originOf } from '../security.js';
 import type { WebDeps } from '../server.js';
 
