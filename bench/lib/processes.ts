@@ -12,7 +12,6 @@ import { freePort } from '../../test/helpers/ports.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-
 export interface Child {
   proc: ChildProcess;
   pid: number;
@@ -24,7 +23,11 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
-export function spawnTs(entry: string, env: Record<string, string | undefined>, opts: { label: string; onLine?: (line: string) => void } = { label: 'child' }): Child {
+export function spawnTs(
+  entry: string,
+  env: Record<string, string | undefined>,
+  opts: { label: string; onLine?: (line: string) => void } = { label: 'child' },
+): Child {
   // A compiled entry (lib/*.js) runs on plain Node, as in production: no tsx loader in the process (its transpile cache
   // and source maps are ~50 MB of RSS that production never carries).
   const args = entry.endsWith('.js') ? [entry] : ['--import', 'tsx', entry];
@@ -93,9 +96,18 @@ export interface SimProcess {
 /** Starts `src/simulator/main.ts` on a free port and waits until its admin API answers. */
 export async function startSimulatorProcess(env: Record<string, string> = {}): Promise<SimProcess> {
   const port = await freePort();
-  const child = spawnTs('src/simulator/main.ts', { SIM_PORT: String(port), LOG_LEVEL: 'warn', ...env }, { label: 'simulator' });
+  const child = spawnTs(
+    'src/simulator/main.ts',
+    { SIM_PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    { label: 'simulator' },
+  );
   const url = `http://127.0.0.1:${port}`;
-  const admin = got.extend({ prefixUrl: `${url}/__admin`, responseType: 'json', timeout: { request: 120_000 }, retry: { limit: 0 } });
+  const admin = got.extend({
+    prefixUrl: `${url}/__admin`,
+    responseType: 'json',
+    timeout: { request: 120_000 },
+    retry: { limit: 0 },
+  });
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {

@@ -23,12 +23,21 @@ export interface Figure {
 }
 
 export function notMeasured(section: string, name: string, why: string, target?: string): Figure {
-  return { section, name, ours: null, reference: null, ...(target ? { target } : {}), met: null, note: `not measured: ${why}` };
+  return {
+    section,
+    name,
+    ours: null,
+    reference: null,
+    ...(target ? { target } : {}),
+    met: null,
+    note: `not measured: ${why}`,
+  };
 }
 
 export const fmt = {
   int: (n: number) => Math.round(n).toLocaleString('en-US'),
-  num: (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }),
+  num: (n: number, digits = 1) =>
+    n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }),
   ms: (n: number) => `${n < 10 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US')} ms`,
   ratio: (n: number) => `${n >= 100 ? Math.round(n) : n.toFixed(2)}×`,
   mb: (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`,
@@ -43,7 +52,11 @@ export function percentile(values: number[], p: number): number {
 
 function versionOf(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim().split('\n')[0] ?? '?';
+    return (
+      execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 })
+        .trim()
+        .split('\n')[0] ?? '?'
+    );
   } catch {
     return 'unknown';
   }
@@ -51,7 +64,11 @@ function versionOf(cmd: string, args: string[]): string {
 
 function pkgVersion(name: string): string {
   try {
-    return (JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
+        version: string;
+      }
+    ).version;
   } catch {
     return 'unknown';
   }
@@ -93,19 +110,30 @@ export { versionOf };
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function markdownTable(figures: Figure[]): string {
-  const head = '| section | figure | ours | reference (same run) | ratio | target | met |\n|---|---|---|---|---|---|---|';
-  const rows = figures.map((f) =>
-    `| ${esc(f.section)} | ${esc(f.name)} | ${esc(f.ours ?? '—')} | ${esc(f.reference ?? '—')} | ${esc(f.ratio ?? '')} | ${esc(f.target ?? '')} | ${
-      f.met === true ? 'yes' : f.met === false ? '**no**' : ''
-    } |`,
+  const head =
+    '| section | figure | ours | reference (same run) | ratio | target | met |\n|---|---|---|---|---|---|---|';
+  const rows = figures.map(
+    (f) =>
+      `| ${esc(f.section)} | ${esc(f.name)} | ${esc(f.ours ?? '—')} | ${esc(f.reference ?? '—')} | ${esc(f.ratio ?? '')} | ${esc(f.target ?? '')} | ${
+        f.met === true ? 'yes' : f.met === false ? '**no**' : ''
+      } |`,
   );
   return [head, ...rows].join('\n');
 }
 
 export function textTable(figures: Figure[]): string {
   const cols = ['section', 'figure', 'ours', 'reference', 'ratio', 'target', 'met'];
-  const rows = figures.map((f) => [f.section, f.name, f.ours ?? '—', f.reference ?? '—', f.ratio ?? '', f.target ?? '', f.met === true ? 'yes' : f.met === false ? 'NO' : '']);
+  const rows = figures.map((f) => [
+    f.section,
+    f.name,
+    f.ours ?? '—',
+    f.reference ?? '—',
+    f.ratio ?? '',
+    f.target ?? '',
+    f.met === true ? 'yes' : f.met === false ? 'NO' : '',
+  ]);
   const widths = cols.map((c, i) => Math.min(48, Math.max(c.length, ...rows.map((r) => r[i]!.length))));
-  const line = (r: string[]) => r.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ');
+  const line = (r: string[]) =>
+    r.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ');
   return [line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

@@ -110,7 +110,10 @@ export async function writeLastSyncAt(mongo: Pick<Mongo, 'collection'>, workflow
   // had time to land, and write again while the document is behind us; `$max` keeps every retry harmless.
   for (const delayMs of [50, 250]) {
     await sleep(delayMs);
-    const doc = await connectionsCollection(mongo).findOne({ _id: workflowId }, { projection: { lastSyncAt: 1, state: 1 } });
+    const doc = await connectionsCollection(mongo).findOne(
+      { _id: workflowId },
+      { projection: { lastSyncAt: 1, state: 1 } },
+    );
     if (!doc || doc.state === 'disconnected') return;
     if (doc.lastSyncAt instanceof Date && doc.lastSyncAt.getTime() >= at.getTime()) continue;
     await write();

@@ -47,7 +47,6 @@ export interface ConnectionOverview extends Pick<ConnectionStatus, StatusFields>
   customers: number | null;
 }
 
-
 interface SyncRunDoc {
   _id: string;
   partitionId: string;
@@ -76,16 +75,26 @@ const iso = (v: Date | string | null | undefined): string | null => {
 };
 
 /** Asks the workflow for its status; null when it does not exist or does not answer within `timeoutMs`. */
-export async function queryStatus(client: Client, workflowId: string, timeoutMs = 3_000): Promise<ConnectionStatus | null> {
+export async function queryStatus(
+  client: Client,
+  workflowId: string,
+  timeoutMs = 3_000,
+): Promise<ConnectionStatus | null> {
   try {
-    return await client.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).query(statusQuery));
+    return await client.withDeadline(Date.now() + timeoutMs, () =>
+      client.workflow.getHandle(workflowId).query(statusQuery),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return null;
     return null; // deadline exceeded (no worker), query failed: fall back to the MongoDB mirror
   }
 }
 
-async function lastRunsByPartition(mongo: Mongo, tenantId: string, provider: Provider): Promise<Record<string, PartitionSyncSummary>> {
+async function lastRunsByPartition(
+  mongo: Mongo,
+  tenantId: string,
+  provider: Provider,
+): Promise<Record<string, PartitionSyncSummary>> {
   // Small per-connection scan (FerretDB indexes only `_id`); a connection has few runs per hour and we cap the read.
   const runs = await mongo
     .collection<SyncRunDoc>(COLLECTIONS.syncRuns)
@@ -113,13 +122,20 @@ async function lastRunsByPartition(mongo: Mongo, tenantId: string, provider: Pro
 
 async function countCustomers(mongo: Mongo, tenantId: string, provider: Provider): Promise<number | null> {
   try {
-    return await mongo.collection(COLLECTIONS.customers).countDocuments({ tenantId, provider, deleted: { $ne: true } }, { maxTimeMS: 3_000 });
+    return await mongo
+      .collection(COLLECTIONS.customers)
+      .countDocuments({ tenantId, provider, deleted: { $ne: true } }, { maxTimeMS: 3_000 });
   } catch {
     return null;
   }
 }
 
-export async function overviewFrom(deps: OverviewDeps, doc: ConnectionDoc | null, status: ConnectionStatus | null, opts: { countCustomers?: boolean } = {}): Promise<ConnectionOverview | null> {
+export async function overviewFrom(
+  deps: OverviewDeps,
+  doc: ConnectionDoc | null,
+  status: ConnectionStatus | null,
+  opts: { countCustomers?: boolean } = {},
+): Promise<ConnectionOverview | null> {
   const base = status ?? doc;
   if (!base) return null;
   const tenantId = base.tenantId;
@@ -128,7 +144,13 @@ export async function overviewFrom(deps: OverviewDeps, doc: ConnectionDoc | null
     status && Object.keys(status.lastSync ?? {}).length > 0
       ? status.lastSync
       : await lastRunsByPartition(deps.mongo, tenantId, provider).catch(() => ({}));
-  const lastSyncAt = iso(doc?.lastSyncAt) ?? Object.values(lastSync).map((s) => s.finishedAt).sort().at(-1) ?? null;
+  const lastSyncAt =
+    iso(doc?.lastSyncAt) ??
+    Object.values(lastSync)
+      .map((s) => s.finishedAt)
+      .sort()
+      .at(-1) ??
+    null;
   return {
     workflowId: connectionWorkflowId(provider, tenantId),
     tenantId,
@@ -151,7 +173,10 @@ export async function overviewFrom(deps: OverviewDeps, doc: ConnectionDoc | null
 }
 
 /** Every connection in the `connections` collection, newest first, each overlaid with its live status. */
-export async function listConnections(deps: OverviewDeps, opts: { live?: boolean; countCustomers?: boolean; limit?: number } = {}): Promise<ConnectionOverview[]> {
+export async function listConnections(
+  deps: OverviewDeps,
+  opts: { live?: boolean; countCustomers?: boolean; limit?: number } = {},
+): Promise<ConnectionOverview[]> {
   const docs = await connectionsCollection(deps.mongo)
     .find({})
     .limit(opts.limit ?? 500)
@@ -159,7 +184,8 @@ export async function listConnections(deps: OverviewDeps, opts: { live?: boolean
   docs.sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.provider.localeCompare(b.provider));
   const out = await Promise.all(
     docs.map(async (doc) => {
-      const status = opts.live === false || doc.state === 'disconnected' ? null : await queryStatus(deps.client, doc._id);
+      const status =
+        opts.live === false || doc.state === 'disconnected' ? null : await queryStatus(deps.client, doc._id);
       return overviewFrom(deps, doc, status, opts);
     }),
   );
@@ -167,7 +193,12 @@ export async function listConnections(deps: OverviewDeps, opts: { live?: boolean
 }
 
 /** One connection by tenant and provider: the document and/or the workflow; null when neither exists. */
-export async function getConnection(deps: OverviewDeps, provider: Provider, tenantId: string, opts: { countCustomers?: boolean } = {}): Promise<ConnectionOverview | null> {
+export async function getConnection(
+  deps: OverviewDeps,
+  provider: Provider,
+  tenantId: string,
+  opts: { countCustomers?: boolean } = {},
+): Promise<ConnectionOverview | null> {
   const id = connectionWorkflowId(provider, tenantId);
   const [doc, status] = await Promise.all([
     connectionsCollection(deps.mongo).findOne({ _id: id }),

@@ -36,8 +36,15 @@ export function deriveKey(master: Buffer, purpose: KeyPurpose): Buffer {
  * with that, with the keys derived from older master keys, and with the raw master keys themselves under their own
  * ids, because everything sealed before keys were derived (stored tokens, saved histories) used the raw key.
  */
-export function derivedKeyRing(purpose: KeyPurpose, current: { id: string; key: Buffer }, old: { id: string; key: Buffer }[] = []): KeyRing {
-  const derived = (k: { id: string; key: Buffer }) => ({ id: `${k.id}.${KEY_PURPOSES[purpose].suffix}`, key: deriveKey(k.key, purpose) });
+export function derivedKeyRing(
+  purpose: KeyPurpose,
+  current: { id: string; key: Buffer },
+  old: { id: string; key: Buffer }[] = [],
+): KeyRing {
+  const derived = (k: { id: string; key: Buffer }) => ({
+    id: `${k.id}.${KEY_PURPOSES[purpose].suffix}`,
+    key: deriveKey(k.key, purpose),
+  });
   return keyRing(derived(current), [...old.flatMap((k) => [k, derived(k)]), current]);
 }
 
@@ -67,7 +74,8 @@ export function seal(ring: KeyRing, plaintext: Buffer, aad?: Buffer): { keyId: s
 
 export function open(ring: KeyRing, keyId: string, data: Buffer, aad?: Buffer): Buffer {
   const key = ring.byId.get(keyId);
-  if (!key) throw new DecryptionError(`no key with id ${keyId} is configured (set TOKEN_ENCRYPTION_OLD_KEYS while rotating)`);
+  if (!key)
+    throw new DecryptionError(`no key with id ${keyId} is configured (set TOKEN_ENCRYPTION_OLD_KEYS while rotating)`);
   if (data.length < 28) throw new DecryptionError('sealed value too short');
   const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12));
   if (aad) decipher.setAAD(aad);

@@ -17,9 +17,27 @@ export const REDACTED = '[REDACTED]';
 /** Keys (compared lower-case, `-` and `_` ignored) whose values are always secret. */
 const SECRET_KEYS = new Set(
   [
-    'access_token', 'refresh_token', 'id_token', 'token', 'tokens', 'client_secret', 'secret', 'password', 'authorization',
-    'proxy-authorization', 'cookie', 'set-cookie', 'code_verifier', 'ocp-apim-subscription-key', 'subscription_key', 'api_key',
-    'x-api-key', 'token_encryption_key', 'encryption_key', 'key_material', 'assertion',
+    'access_token',
+    'refresh_token',
+    'id_token',
+    'token',
+    'tokens',
+    'client_secret',
+    'secret',
+    'password',
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'code_verifier',
+    'ocp-apim-subscription-key',
+    'subscription_key',
+    'api_key',
+    'x-api-key',
+    'token_encryption_key',
+    'encryption_key',
+    'key_material',
+    'assertion',
   ].map((k) => k.replace(/[-_]/g, '')),
 );
 /** Keys that are secret unless the value looks like an enum code. */
@@ -31,8 +49,23 @@ const ENUM_LIKE = /^(?:[a-z]+(?:_[a-z]+)*|[A-Z]+(?:_[A-Z0-9]+)*|E[A-Z0-9_]+|\d{1
  * usually spelled; `formatters.log` covers every spelling and depth for log objects.
  */
 const BINDING_PATHS = [
-  'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'id_token', 'idToken', 'token', 'tokens', 'client_secret',
-  'clientSecret', 'secret', 'password', 'authorization', 'Authorization', 'cookie', 'code_verifier', 'subscriptionKey',
+  'access_token',
+  'accessToken',
+  'refresh_token',
+  'refreshToken',
+  'id_token',
+  'idToken',
+  'token',
+  'tokens',
+  'client_secret',
+  'clientSecret',
+  'secret',
+  'password',
+  'authorization',
+  'Authorization',
+  'cookie',
+  'code_verifier',
+  'subscriptionKey',
 ].flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 const normaliseKey = (k: string) => k.toLowerCase().replace(/[-_]/g, '');
@@ -56,7 +89,8 @@ export function redactText(text: string): string {
     .replace(/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED)
     .replace(
       /\b(access_token|refresh_token|id_token|client_secret|code|token|code_verifier|state|password|subscription[-_]key|ocp-apim-subscription-key)(\\?["']?\s*[=:]\s*\\?["']?)([^"'\\&\s,}]+)/gi,
-      (m, key: string, sep: string, value: string) => (/^(state|code)$/i.test(key) && ENUM_LIKE.test(value) ? m : `${key}${sep}${REDACTED}`),
+      (m, key: string, sep: string, value: string) =>
+        /^(state|code)$/i.test(key) && ENUM_LIKE.test(value) ? m : `${key}${sep}${REDACTED}`,
     );
 }
 
@@ -73,7 +107,8 @@ export function scrub(value: unknown, depth = 0, seen: WeakSet<object> = new Wea
   if (value instanceof Error) return scrub(stdSerializers.err(value), depth, seen);
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1, seen));
-  const source = typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
+  const source =
+    typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
   if (source === null || typeof source !== 'object') return scrub(source, depth + 1, seen);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(source as Record<string, unknown>)) {
@@ -107,7 +142,10 @@ export function createLogger(opts: { level?: string; name?: string; destination?
           const msgIndex = hasObject ? 1 : 0;
           // Interpolate printf arguments ourselves so a secret passed as `%s` is scrubbed in the final text.
           if (typeof a[msgIndex] === 'string') {
-            const text = a.length > msgIndex + 1 ? format(...(a.slice(msgIndex) as [string, ...unknown[]])) : (a[msgIndex] as string);
+            const text =
+              a.length > msgIndex + 1
+                ? format(...(a.slice(msgIndex) as [string, ...unknown[]]))
+                : (a[msgIndex] as string);
             a.splice(msgIndex, a.length - msgIndex, redactText(text));
           } else if (hasObject) {
             // pino would copy an error's raw message into `msg`; give it the scrubbed one instead.

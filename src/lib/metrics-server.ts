@@ -26,10 +26,20 @@ export function sdkMetricsBindAddress(port: number): string {
   return `127.0.0.1:${port + 1}`;
 }
 
-export async function startWorkerMetricsServer(opts: { port: number; host?: string; sdkMetricsUrl?: string; operatorToken?: string }): Promise<Server> {
+export async function startWorkerMetricsServer(opts: {
+  port: number;
+  host?: string;
+  sdkMetricsUrl?: string;
+  operatorToken?: string;
+}): Promise<Server> {
   const server = createServer((req, res) => {
     if (opts.operatorToken !== undefined && !presentsOperatorToken(req, opts.operatorToken)) {
-      res.writeHead(401, { 'www-authenticate': `Basic realm="${OPERATOR_REALM}", charset="UTF-8"`, 'content-type': 'text/plain' }).end('unauthorized: send Authorization: Bearer <OPERATOR_TOKEN>\n');
+      res
+        .writeHead(401, {
+          'www-authenticate': `Basic realm="${OPERATOR_REALM}", charset="UTF-8"`,
+          'content-type': 'text/plain',
+        })
+        .end('unauthorized: send Authorization: Bearer <OPERATOR_TOKEN>\n');
       return;
     }
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {

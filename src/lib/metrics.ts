@@ -9,7 +9,12 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Provider } from '../messages.js';
-import { ACCESS_REASONS, boundedReason, REAUTHORIZATION_METRIC_REASONS, type AccessReason } from '../connection/reasons.js';
+import {
+  ACCESS_REASONS,
+  boundedReason,
+  REAUTHORIZATION_METRIC_REASONS,
+  type AccessReason,
+} from '../connection/reasons.js';
 
 export const registry = new Registry();
 
@@ -106,7 +111,10 @@ export function countReauthorization(provider: Provider, reason: string): void {
   reauthorizations.inc({ provider, reason: boundedReason(REAUTHORIZATION_METRIC_REASONS, reason) });
 }
 
-export function countSyncRecords(provider: Provider, n: { fetched?: number; upserted?: number; quarantined?: number }): void {
+export function countSyncRecords(
+  provider: Provider,
+  n: { fetched?: number; upserted?: number; quarantined?: number },
+): void {
   if (n.fetched) recordsFetched.inc({ provider }, n.fetched);
   if (n.upserted) recordsUpserted.inc({ provider }, n.upserted);
   if (n.quarantined) recordsQuarantined.inc({ provider }, n.quarantined);
@@ -148,7 +156,12 @@ export function normaliseSagePath(path: string): string {
  * Matches `SageHttpOptions.onResponse` (src/providers/http.ts): pass it there and every Sage call is timed and its
  * 429s counted.
  */
-export function observeSageResponse(info: { provider: Provider; path: string; status: number; durationMs: number }): void {
+export function observeSageResponse(info: {
+  provider: Provider;
+  path: string;
+  status: number;
+  durationMs: number;
+}): void {
   if (info.status === 429) rateLimited.inc({ provider: info.provider });
   sageRequestDuration.observe(
     { provider: info.provider, operation: normaliseSagePath(info.path), status: `${Math.floor(info.status / 100)}xx` },

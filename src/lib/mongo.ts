@@ -62,7 +62,11 @@ export async function connectMongo(uri: string, dbName: string, opts: { appName?
  */
 export async function ensureIndexes(mongo: Mongo, log: (msg: string) => void = () => {}): Promise<void> {
   const specs: [string, Document, { unique?: boolean; name: string }][] = [
-    [COLLECTIONS.customers, { tenantId: 1, provider: 1, partitionId: 1, externalId: 1 }, { unique: true, name: 'customer_key' }],
+    [
+      COLLECTIONS.customers,
+      { tenantId: 1, provider: 1, partitionId: 1, externalId: 1 },
+      { unique: true, name: 'customer_key' },
+    ],
     // Downstream readers of changes (contract §4): `changeSeq` in (cursor, horizon], in order. On FerretDB only `_id` is
     // indexed, so there this query scans; README "Reading changes" gives the faster `_id`-prefix read per partition.
     [COLLECTIONS.customers, { tenantId: 1, provider: 1, changeSeq: 1 }, { name: 'customer_changes' }],
