@@ -1,5 +1,7 @@
 /** Pieces both providers' OAuth endpoints share: reading client credentials, redirecting with parameters, error pages. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { SimProvider } from './data.js';
+import type { Grant, SimulatorState, TokenRecord } from './state.js';
 
 export type Params = Record<string, string | undefined>;
 
@@ -72,4 +74,67 @@ export function isFormEncoded(request: FastifyRequest): boolean {
 
 export function acceptsJson(request: FastifyRequest): boolean {
   return (request.headers.accept ?? '').toLowerCase().includes('application/json');
+}
+
+/**
+ * The answers both providers' OAuth endpoints give in the same way, counted at the simulator. What differs (messages,
+ * the status of `invalid_grant`: Sage Accounting 400, Sage ID/Auth0 403) stays in each provider's file.
+ */
+export function oauthReplies(state: SimulatorState, provider: SimProvider, opts: { invalidGrantStatus: 400 | 403 }) {
+  return {
+    /** A missing or malformed parameter (`invalid_request`, 400). */
+    invalidRequest(reply: FastifyReply, description: string): FastifyReply {
+      state.counters.inc('invalidRequests', provider);
+      return oauthError(reply, 400, 'invalid_request', description);
+    },
+    invalidGrant(reply: FastifyReply, description: string): FastifyReply {
+      state.counters.inc('invalidGrants', provider);
+      return oauthError(reply, opts.invalidGrantStatus, 'invalid_grant', description);
+    },
+    /** A token response is never cached (RFC 6749 §5.1). */
+    sendTokens(reply: FastifyReply, body: object): FastifyReply {
+      return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(body);
+    },
+    /** Authorize errors after the redirect URI checked out go back to it, with the caller's `state`. */
+    redirectError(reply: FastifyReply, redirectUri: string, stateParam: string | undefined) {
+      return (error: string, description: string) => {
+        state.counters.inc('authorizeErrors', provider);
+        return reply.redirect(
+          redirectUrl(redirectUri, { error, error_description: description, state: stateParam }),
+          302,
+        );
+      };
+    },
+    /** The planned consent was a denial: back to the client with Sage's error. */
+    consentDenied(
+      reply: FastifyReply,
+      redirectUri: string,
+      deny: { error: string; description: string },
+      stateParam?: string,
+    ) {
+      state.counters.inc('consentDenials', provider);
+      return reply.redirect(
+        redirectUrl(redirectUri, { error: deny.error, error_description: deny.description, state: stateParam }),
+        302,
+      );
+    },
+    /** The refresh token's record and grant when it is one of this provider's refresh tokens (live or not). */
+    refreshGrant(token: string): { rec: TokenRecord; g: Grant } | null {
+      const rec = state.tokens.get(token);
+      const g = rec ? state.grants.get(rec.grantId) : undefined;
+      return rec && rec.kind === 'refresh' && g && g.provider === provider ? { rec, g } : null;
+    },
+    /**
+     * Revocation (RFC 7009): only the grant's current refresh token revokes it; access tokens cannot be revoked and a
+     * stale refresh token is already invalid. The caller answers success either way, so a client cannot probe tokens.
+     */
+    revokeIfCurrentRefresh(token: string): void {
+      const rec = state.tokens.get(token);
+      const g = rec ? state.grants.get(rec.grantId) : undefined;
+      if (rec && g && g.provider === provider && rec.kind === 'refresh' && g.currentRefresh === token) {
+        state.revokeGrant(g, 'revoked_by_client');
+        state.counters.inc('revokes', provider);
+      }
+    },
+  };
 }

@@ -12,6 +12,7 @@ import {
   flat,
   isFormEncoded,
   oauthError,
+  oauthReplies,
   redirectUrl,
   type Params,
 } from '../oauth-common.js';
@@ -22,6 +23,7 @@ const PROVIDER = 'sage-accounting' as const;
 const SCOPES = ['full_access', 'readonly'];
 
 export function sageAccountingOAuth(state: SimulatorState) {
+  const r = oauthReplies(state, PROVIDER, { invalidGrantStatus: 400 });
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/oauth2/auth/central', authorize);
     // Sage's older URL without `/central` behaves the same.
@@ -45,10 +47,7 @@ export function sageAccountingOAuth(state: SimulatorState) {
         'The redirect_uri does not match a callback URL registered for this application (callback URLs are case-sensitive).',
       );
     }
-    const back = (error: string, description: string) => {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return reply.redirect(redirectUrl(a.redirectUri, { error, error_description: description, state: q.state }), 302);
-    };
+    const back = r.redirectError(reply, a.redirectUri, q.state);
     if (q.response_type !== 'code') return back('unsupported_response_type', 'response_type must be code');
     // Sage calls `state` recommended; the simulator requires it because a client without it is open to CSRF.
     if (!q.state) return back('invalid_request', 'state is required');
@@ -57,17 +56,7 @@ export function sageAccountingOAuth(state: SimulatorState) {
     const pkce = pkceMethodValid(q.code_challenge, q.code_challenge_method);
     if (!pkce.ok) return back('invalid_request', pkce.reason);
     const consent = state.takeConsent(PROVIDER);
-    if (consent.deny) {
-      state.counters.inc('consentDenials', PROVIDER);
-      return reply.redirect(
-        redirectUrl(a.redirectUri, {
-          error: consent.deny.error,
-          error_description: consent.deny.description,
-          state: q.state,
-        }),
-        302,
-      );
-    }
+    if (consent.deny) return r.consentDenied(reply, a.redirectUri, consent.deny, q.state);
     const user = consent.user!;
     // The country picked must be the business's country, or the flow fails.
     if (q.country && q.country.toUpperCase() !== user.country) {
@@ -97,13 +86,11 @@ export function sageAccountingOAuth(state: SimulatorState) {
   /** Form encoding and client credentials, as Sage requires. Returns the body, or undefined after replying. */
   function checkRequest(request: FastifyRequest, reply: FastifyReply, requireAcceptJson: boolean): Params | undefined {
     if (!isFormEncoded(request)) {
-      state.counters.inc('invalidRequests', PROVIDER);
-      oauthError(reply, 400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded');
+      r.invalidRequest(reply, 'Content-Type must be application/x-www-form-urlencoded');
       return undefined;
     }
     if (requireAcceptJson && !acceptsJson(request)) {
-      state.counters.inc('invalidRequests', PROVIDER);
-      oauthError(reply, 400, 'invalid_request', 'The Accept header must be application/json');
+      r.invalidRequest(reply, 'The Accept header must be application/json');
       return undefined;
     }
     const body = flat(request.body);
@@ -122,23 +109,19 @@ export function sageAccountingOAuth(state: SimulatorState) {
     return body;
   }
 
+  // Declarations, not consts: the factory returns the plugin above before any statement below it would run.
   function invalidGrant(reply: FastifyReply, description: string) {
-    state.counters.inc('invalidGrants', PROVIDER);
-    return oauthError(reply, 400, 'invalid_grant', description);
+    return r.invalidGrant(reply, description);
   }
-
   function tokenResponse(reply: FastifyReply, g: Grant) {
-    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(accountingTokenBody(state, g));
+    return r.sendTokens(reply, accountingTokenBody(state, g));
   }
 
   async function token(request: FastifyRequest, reply: FastifyReply) {
     const body = checkRequest(request, reply, true);
     if (!body) return reply;
     if (body.grant_type === 'authorization_code') {
-      if (!body.code) {
-        state.counters.inc('invalidRequests', PROVIDER);
-        return oauthError(reply, 400, 'invalid_request', 'code is required');
-      }
+      if (!body.code) return r.invalidRequest(reply, 'code is required');
       const code = state.codes.get(body.code);
       if (!code || code.provider !== PROVIDER) return invalidGrant(reply, 'The authorization code is invalid.');
       if (code.usedAt !== null) return invalidGrant(reply, 'The authorization code has already been used.');
@@ -153,14 +136,10 @@ export function sageAccountingOAuth(state: SimulatorState) {
       return tokenResponse(reply, state.createGrant(PROVIDER, code.userId, code.scope, null, true));
     }
     if (body.grant_type === 'refresh_token') {
-      if (!body.refresh_token) {
-        state.counters.inc('invalidRequests', PROVIDER);
-        return oauthError(reply, 400, 'invalid_request', 'refresh_token is required');
-      }
-      const rec = state.tokens.get(body.refresh_token);
-      const g = rec ? state.grants.get(rec.grantId) : undefined;
-      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER)
-        return invalidGrant(reply, 'The refresh token is invalid.');
+      if (!body.refresh_token) return r.invalidRequest(reply, 'refresh_token is required');
+      const found = r.refreshGrant(body.refresh_token);
+      if (!found) return invalidGrant(reply, 'The refresh token is invalid.');
+      const { rec, g } = found;
       if (g.revokedAt !== null) return invalidGrant(reply, 'The refresh token has been revoked.');
       if (rec.killed === 'rotated') {
         state.counters.inc('reusedRefreshTokens', PROVIDER);
@@ -178,18 +157,8 @@ export function sageAccountingOAuth(state: SimulatorState) {
   async function revoke(request: FastifyRequest, reply: FastifyReply) {
     const body = checkRequest(request, reply, false);
     if (!body) return reply;
-    if (!body.token) {
-      state.counters.inc('invalidRequests', PROVIDER);
-      return oauthError(reply, 400, 'invalid_request', 'token is required');
-    }
-    const rec = state.tokens.get(body.token);
-    const g = rec ? state.grants.get(rec.grantId) : undefined;
-    // Only the grant's current refresh token revokes it; access tokens cannot be revoked and a stale refresh token is
-    // already invalid. Either way the answer is the same success (RFC 7009), so a client cannot probe tokens.
-    if (rec && g && g.provider === PROVIDER && rec.kind === 'refresh' && g.currentRefresh === body.token) {
-      state.revokeGrant(g, 'revoked_by_client');
-      state.counters.inc('revokes', PROVIDER);
-    }
+    if (!body.token) return r.invalidRequest(reply, 'token is required');
+    r.revokeIfCurrentRefresh(body.token);
     return reply.send({ success: 'ok' });
   }
 }

@@ -12,6 +12,7 @@ import {
   flat,
   isFormEncoded,
   oauthError,
+  oauthReplies,
   redirectUrl,
   type Params,
 } from '../oauth-common.js';
@@ -21,6 +22,7 @@ import type { Grant, SimulatorState } from '../state.js';
 const PROVIDER = 'sage-200' as const;
 
 export function sage200OAuth(state: SimulatorState) {
+  const r = oauthReplies(state, PROVIDER, { invalidGrantStatus: 403 });
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/authorize', authorize);
     app.post('/oauth/token', token);
@@ -42,10 +44,7 @@ export function sage200OAuth(state: SimulatorState) {
         'The provided redirect_uri is not in the list of allowed callback URLs.',
       );
     }
-    const back = (error: string, description: string) => {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return reply.redirect(redirectUrl(a.redirectUri, { error, error_description: description, state: q.state }), 302);
-    };
+    const back = r.redirectError(reply, a.redirectUri, q.state);
     if (q.response_type !== 'code')
       return back('unsupported_response_type', `Unsupported response type: ${q.response_type ?? '(none)'}`);
     if (!q.state) return back('invalid_request', 'state is required');
@@ -56,17 +55,7 @@ export function sage200OAuth(state: SimulatorState) {
     if (!pkce.ok) return back('invalid_request', pkce.reason);
     const scope = (q.scope ?? '').split(' ').filter(Boolean);
     const consent = state.takeConsent(PROVIDER);
-    if (consent.deny) {
-      state.counters.inc('consentDenials', PROVIDER);
-      return reply.redirect(
-        redirectUrl(a.redirectUri, {
-          error: consent.deny.error,
-          error_description: consent.deny.description,
-          state: q.state,
-        }),
-        302,
-      );
-    }
+    if (consent.deny) return r.consentDenied(reply, a.redirectUri, consent.deny, q.state);
     const code = state.issueCode({
       provider: PROVIDER,
       clientId: a.clientId,
@@ -85,13 +74,7 @@ export function sage200OAuth(state: SimulatorState) {
   function readBody(request: FastifyRequest, reply: FastifyReply): Params | undefined {
     const ct = (request.headers['content-type'] ?? '').toLowerCase();
     if (!isFormEncoded(request) && !ct.startsWith('application/json')) {
-      state.counters.inc('invalidRequests', PROVIDER);
-      oauthError(
-        reply,
-        400,
-        'invalid_request',
-        'Content-Type must be application/x-www-form-urlencoded or application/json',
-      );
+      r.invalidRequest(reply, 'Content-Type must be application/x-www-form-urlencoded or application/json');
       return undefined;
     }
     const body = flat(request.body);
@@ -105,23 +88,19 @@ export function sage200OAuth(state: SimulatorState) {
     return body;
   }
 
+  // Declarations, not consts: the factory returns the plugin above before any statement below it would run.
   function invalidGrant(reply: FastifyReply, description: string) {
-    state.counters.inc('invalidGrants', PROVIDER);
-    return oauthError(reply, 403, 'invalid_grant', description);
+    return r.invalidGrant(reply, description);
   }
-
   function tokenResponse(reply: FastifyReply, g: Grant) {
-    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(sage200TokenBody(state, g));
+    return r.sendTokens(reply, sage200TokenBody(state, g));
   }
 
   async function token(request: FastifyRequest, reply: FastifyReply) {
     const body = readBody(request, reply);
     if (!body) return reply;
     if (body.grant_type === 'authorization_code') {
-      if (!body.code) {
-        state.counters.inc('invalidRequests', PROVIDER);
-        return oauthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
-      }
+      if (!body.code) return r.invalidRequest(reply, 'Missing required parameter: code');
       const code = state.codes.get(body.code);
       if (!code || code.provider !== PROVIDER || code.usedAt !== null || state.now() >= code.expiresAt)
         return invalidGrant(reply, 'Invalid authorization code');
@@ -138,14 +117,10 @@ export function sage200OAuth(state: SimulatorState) {
       return tokenResponse(reply, state.createGrant(PROVIDER, code.userId, code.scope, code.audience, code.offline));
     }
     if (body.grant_type === 'refresh_token') {
-      if (!body.refresh_token) {
-        state.counters.inc('invalidRequests', PROVIDER);
-        return oauthError(reply, 400, 'invalid_request', 'Missing required parameter: refresh_token');
-      }
-      const rec = state.tokens.get(body.refresh_token);
-      const g = rec ? state.grants.get(rec.grantId) : undefined;
-      if (!rec || rec.kind !== 'refresh' || !g || g.provider !== PROVIDER)
-        return invalidGrant(reply, 'Unknown or invalid refresh token.');
+      if (!body.refresh_token) return r.invalidRequest(reply, 'Missing required parameter: refresh_token');
+      const found = r.refreshGrant(body.refresh_token);
+      if (!found) return invalidGrant(reply, 'Unknown or invalid refresh token.');
+      const { rec, g } = found;
       if (rec.killed === 'rotated') {
         state.counters.inc('reusedRefreshTokens', PROVIDER);
         // Auth0 reuse detection: a rotated-away token coming back means it leaked; the whole family dies.
@@ -165,16 +140,8 @@ export function sage200OAuth(state: SimulatorState) {
   async function revoke(request: FastifyRequest, reply: FastifyReply) {
     const body = readBody(request, reply);
     if (!body) return reply;
-    if (!body.token) {
-      state.counters.inc('invalidRequests', PROVIDER);
-      return oauthError(reply, 400, 'invalid_request', 'Missing required parameter: token');
-    }
-    const rec = state.tokens.get(body.token);
-    const g = rec ? state.grants.get(rec.grantId) : undefined;
-    if (rec && g && g.provider === PROVIDER && rec.kind === 'refresh' && g.currentRefresh === body.token) {
-      state.revokeGrant(g, 'revoked_by_client');
-      state.counters.inc('revokes', PROVIDER);
-    }
+    if (!body.token) return r.invalidRequest(reply, 'Missing required parameter: token');
+    r.revokeIfCurrentRefresh(body.token);
     // Auth0 answers 200 with an empty body, also for tokens it does not know.
     return reply.code(200).send();
   }
