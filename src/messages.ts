@@ -175,7 +175,7 @@ export const SyncPlanAnswerSchema = z
     state: z.enum(CONNECTION_STATES),
     reason: z.string().max(256).nullable(),
     partitions: z.array(z.object({ id: z.string().min(1), name: z.string(), siteId: z.string().optional() }).strict()),
-    edition: z.enum(['sage200', 'sage200extra']).optional(),
+    edition: z.enum(SAGE200_EDITIONS).optional(),
     fullSyncRequest: FullSyncRequestSchema.nullable(),
   })
   .strict();

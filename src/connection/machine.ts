@@ -23,7 +23,7 @@ import {
   type ReconsentRecord,
   type SyncPlanAnswer,
 } from '../messages.js';
-import { SAGE200_DEFAULT_EDITION, type Sage200Edition } from '../providers/sage200/editions.js';
+import { SAGE200_DEFAULT_EDITION, SAGE200_EDITIONS, type Sage200Edition } from '../providers/sage200/editions.js';
 import type { Reason } from './reasons.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ export const MachineStateSchema = z
         businessIds: z.array(IdText).max(MAX_PARTITIONS).optional(),
         sage200: z
           .object({
-            edition: z.enum(['sage200', 'sage200extra']),
+            edition: z.enum(SAGE200_EDITIONS),
             sites: z
               .array(z.object({ siteId: IdText.optional(), companyId: IdText.optional() }).strict())
               .max(MAX_PARTITIONS)
