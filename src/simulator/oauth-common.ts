@@ -95,6 +95,11 @@ export function oauthReplies(state: SimulatorState, provider: SimProvider, opts:
     sendTokens(reply: FastifyReply, body: object): FastifyReply {
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(body);
     },
+    /** A bad client id or redirect URI at authorize: an error page, never a redirect (RFC 6749 §4.1.2.1). */
+    refusePage(reply: FastifyReply, title: string, detail: string): FastifyReply {
+      state.counters.inc('authorizeErrors', provider);
+      return errorPage(reply, title, detail);
+    },
     /** Authorize errors after the redirect URI checked out go back to it, with the caller's `state`. */
     redirectError(reply: FastifyReply, redirectUri: string, stateParam: string | undefined) {
       return (error: string, description: string) => {

@@ -24,14 +24,16 @@ before(async () => {
 after(async () => {
   await stack?.close();
 });
-
-test('a new schedule whose offset falls seconds after its creation takes only the immediate first run, not a second', async () => {
-  const acts = createActivities({
+const activities = () =>
+  createActivities({
     config: stack.config,
     mongo: stack.mongo,
     client: stack.client,
     log: createLogger({ level: 'silent' }),
   });
+
+test('a new schedule whose offset falls seconds after its creation takes only the immediate first run, not a second', async () => {
+  const acts = activities();
   // A tenant whose one-minute schedule would fire 4 s after creation (interval specs fire at epoch + n × 60 s + offset).
   const wanted = (Math.floor(Date.now() / 1000) + 4) % 60;
   const base = uniqueName('soon').replace(/_/g, '-');
@@ -57,12 +59,7 @@ test('a new schedule whose offset falls seconds after its creation takes only th
 });
 
 test('a syncNow in the same second as the schedule creation runs under its own workflow id', async () => {
-  const acts = createActivities({
-    config: stack.config,
-    mongo: stack.mongo,
-    client: stack.client,
-    log: createLogger({ level: 'silent' }),
-  });
+  const acts = activities();
   // No connection workflow: each run plans, finds none and ends as skipped within a second — fast enough to collide.
   const target = { provider: 'sage-accounting' as const, tenantId: uniqueName('trig').replace(/_/g, '-') };
   const handle = stack.client.schedule.getHandle(syncScheduleId(target.provider, target.tenantId));

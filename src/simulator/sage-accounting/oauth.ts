@@ -8,7 +8,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   acceptsJson,
   clientCredentials,
-  errorPage,
   flat,
   isFormEncoded,
   oauthError,
@@ -36,12 +35,10 @@ export function sageAccountingOAuth(state: SimulatorState) {
     const q = flat(request.query);
     const a = state.apps.sageAccounting;
     if (q.client_id !== a.clientId) {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(reply, 'Invalid client', 'The client_id is not registered with Sage Accounting.');
+      return r.refusePage(reply, 'Invalid client', 'The client_id is not registered with Sage Accounting.');
     }
     if (q.redirect_uri !== a.redirectUri) {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(
+      return r.refusePage(
         reply,
         'Invalid callback URL',
         'The redirect_uri does not match a callback URL registered for this application (callback URLs are case-sensitive).',

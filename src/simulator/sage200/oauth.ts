@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   clientCredentials,
-  errorPage,
   flat,
   isFormEncoded,
   oauthError,
@@ -33,12 +32,10 @@ export function sage200OAuth(state: SimulatorState) {
     const q = flat(request.query);
     const a = state.apps.sage200;
     if (q.client_id !== a.clientId) {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(reply, 'Unknown client', 'The client_id is not registered with Sage ID.');
+      return r.refusePage(reply, 'Unknown client', 'The client_id is not registered with Sage ID.');
     }
     if (q.redirect_uri !== a.redirectUri) {
-      state.counters.inc('authorizeErrors', PROVIDER);
-      return errorPage(
+      return r.refusePage(
         reply,
         'Callback URL mismatch',
         'The provided redirect_uri is not in the list of allowed callback URLs.',
