@@ -241,6 +241,9 @@ export async function tenantsSection(opts: {
     const sample = connectedIds.slice(0, 100);
     let missedCatchup = 0;
     let skippedOverlap = 0;
+    /** Seconds of the window in which each sampled schedule could fire (its regular runs begin at `spec.startAt`). */
+    let firingSecs = 0;
+    const observeEnd = observeStart + observedSecs * 1000;
     await pool(sample, 8, async (tenantId) => {
       const sched = await stack.client.schedule
         .getHandle(syncScheduleId(P, tenantId))
@@ -250,6 +253,8 @@ export async function tenantsSection(opts: {
           return null;
         });
       // Since creation, not only in the window: a run the server dropped is as much a miss as a late one.
+      const from = Math.max(observeStart, sched?.spec.startAt?.getTime() ?? 0);
+      firingSecs += Math.max(0, observeEnd - from) / 1000;
       missedCatchup += sched?.info.numActionsMissedCatchupWindow ?? 0;
       skippedOverlap += sched?.info.numActionsSkippedOverlap ?? 0;
       for (const a of sched?.info.recentActions ?? []) {
@@ -264,7 +269,7 @@ export async function tenantsSection(opts: {
         if (d && d.status.name !== 'COMPLETED' && d.status.name !== 'RUNNING') failedRuns++;
       }
     });
-    const expected = Math.round((observedSecs / 60 / opts.intervalMinutes) * sample.length);
+    const expected = Math.round(firingSecs / 60 / opts.intervalMinutes);
     let tuning = 'worker defaults';
     try {
       tuning = Object.entries(workerTuning(parseConfig({ ...process.env, ...env })))
