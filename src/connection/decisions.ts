@@ -69,6 +69,13 @@ export function admitConsentLink(s: M.MachineState, f: ShellFlags): Refusal | nu
   return null;
 }
 
+/**
+ * A disconnect that arrived while a consent was being completed wins: the completion answers with the current status
+ * and changes nothing (the disconnect's cleanup deletes the tokens just stored).
+ */
+export const supersededByDisconnect = (s: M.MachineState, f: Pick<ShellFlags, 'disconnecting'>): boolean =>
+  f.disconnecting || s.state === 'disconnected';
+
 export type TokenAnswer =
   | { kind: 'lease'; lease: AccessTokenLease }
   | { kind: 'refresh' }

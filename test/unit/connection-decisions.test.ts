@@ -107,6 +107,11 @@ describe('update admission', () => {
     assert.equal(D.admitConsentCompletion(s, 'a.n1.b.c', T0, { ...idle, authorizing: true })?.kind, 'retryLater');
     assert.equal(D.admitConsentCompletion(s, 'a.n1.b.c', T0 + 61_000, idle)?.kind, 'invalidState', 'expired');
   });
+  test('a consent completion is superseded by a disconnect that arrived meanwhile, or one already done', () => {
+    assert.equal(D.supersededByDisconnect(connected(), idle), false);
+    assert.equal(D.supersededByDisconnect(connected(), { ...idle, disconnecting: true }), true);
+    assert.equal(D.supersededByDisconnect(reduce(connected(), { type: 'disconnected' }, T0).state, idle), true);
+  });
   test('beginAuthorization: refused once disconnected or disconnecting', () => {
     assert.equal(D.admitConsentLink(base(), idle), null);
     assert.equal(D.admitConsentLink(base(), { ...idle, disconnecting: true })?.kind, 'invalidState');

@@ -306,7 +306,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
             ...(check ? { stage: true } : {}),
           });
         } catch (err) {
-          if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
+          if (D.supersededByDisconnect(s, flags())) return M.toStatus(s, Date.now());
           apply({ type: 'codeExchangeFailed', failure: failureInfo(err) });
           await wf.condition(() => commandsSettled() || disconnectRequest !== null);
           return M.toStatus(s, Date.now());
@@ -315,7 +315,7 @@ export async function tenantConnection(rawInput: M.WorkflowArgs): Promise<Connec
         const testArgs = D.connectionTestArgs(s, workflowId);
         const test = await quickActs.testConnection(staged ? { ...testArgs, candidate: true } : testArgs);
         // A disconnect that arrived meanwhile wins: its cleanup deletes the tokens just stored.
-        if (disconnectRequest || s.state === 'disconnected') return M.toStatus(s, Date.now());
+        if (D.supersededByDisconnect(s, flags())) return M.toStatus(s, Date.now());
         let token: M.TokenInfo = exchanged;
         let reconsent: Extract<M.ReconsentVerdict, { accept: true }> | undefined;
         if (staged) {
